@@ -1,0 +1,49 @@
+# jobbox: `make demo` and `make check` do all set-up on a fresh machine (as root).
+SWIFT      ?= swift
+PREFIX     ?= /usr/local
+RELEASE_DIR = .build-release
+TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
+VENV        = .venv-htcondor
+
+.PHONY: all deps build check check-v2 demo release install man lint-man bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Every test: unit tests on fixtures, kernel tests as root, HTCondor's parser on every ad.
+check: build
+	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
+	@$(MAKE) --no-print-directory lint-man
+
+demo: build
+	@bash examples/demo.sh
+
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(RELEASE_DIR)
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/jobbox/examples
+	for t in $(TOOLS); do install -m 0755 $(RELEASE_DIR)/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	cp -R examples/. $(DESTDIR)$(PREFIX)/share/jobbox/examples/
+
+# The man pages are written by hand in mdoc; this checks they render and lint clean.
+man: lint-man
+lint-man:
+	@for page in man/*.[15]; do \
+	    mandoc -T lint -W error "$$page" || exit 1; \
+	    man -l "$$page" >/dev/null 2>&1 || { echo "$$page does not render"; exit 1; }; \
+	done; echo "man pages: render and lint clean"
+
+bench: deps
+	@bash bench/run
+
+clean:
+	rm -rf .build $(RELEASE_DIR)

@@ -1,0 +1,48 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// The five per-job tools; each is a thin executable over `Common`.
+let tools = ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"]
+
+let package = Package(
+    name: "jobbox",
+    products: tools.map { .executable(name: $0, targets: [$0]) },
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Everything Swift cannot reach in glibc, and every line that runs between fork and exec.
+        .target(name: "CLinux"),
+        // libiptc (legacy iptables), libmnl and libnftnl, found through pkg-config.
+        .systemLibrary(
+            name: "CNetfilter",
+            pkgConfig: "libip4tc libmnl libnftnl",
+            providers: [.apt(["libiptc-dev", "libmnl-dev", "libnftnl-dev"])]
+        ),
+        .target(
+            name: "Common",
+            dependencies: [
+                "CLinux",
+                "CNetfilter",
+                .product(name: "SystemPackage", package: "swift-system"),
+                // Shared by every tool's command line: exit codes, job ids and sizes as arguments.
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "CommonTests",
+            dependencies: ["Common", "CLinux"],
+            exclude: ["Fixtures"]
+        ),
+    ] + tools.map { tool in
+        .executableTarget(
+            name: tool,
+            dependencies: [
+                "Common",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        )
+    },
+    swiftLanguageModes: [.v6]
+)

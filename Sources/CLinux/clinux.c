@@ -1,0 +1,177 @@
+/* See clinux.h. This file must stay free of anything that allocates after fork. */
+#define _GNU_SOURCE
+#include "clinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <limits.h>
+#include <stdlib.h>
+
+int jb_wifexited(int status) { return WIFEXITED(status); }
+int jb_wexitstatus(int status) { return WEXITSTATUS(status); }
+int jb_wifsignaled(int status) { return WIFSIGNALED(status); }
+int jb_wtermsig(int status) { return WTERMSIG(status); }
+
+int jb_shell_status(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return 125;
+}
+
+int jb_unshare(int flags) { return unshare(flags); }
+int jb_setns(int fd, int nstype) { return setns(fd, nstype); }
+int jb_pivot_root(const char *new_root, const char *put_old) {
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+int jb_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int jb_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+int jb_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
+int jb_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+int jb_set_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+
+long jb_statfs_type(const char *path) {
+    struct statfs buf;
+    if (statfs(path, &buf) != 0) return -1;
+    return (long)buf.f_type;
+}
+
+int jb_cgroup_fs_kind(const char *path) {
+    long type = jb_statfs_type(path);
+    if (type == -1) return -1;
+    if (type == JB_CGROUP2_SUPER_MAGIC) return 2;
+    if (type == JB_CGROUP_SUPER_MAGIC) return 1;
+    return 0;
+}
+
+/* execvpe without its ENOEXEC fallback to /bin/sh surprises: a script without #! fails as it should. */
+int jb_exec(const char *file, char *const argv[], char *const envp[]) {
+    char *const *env = envp ? envp : environ;
+    if (file == NULL || file[0] == '\0') return ENOENT;
+    if (strchr(file, '/') != NULL) {
+        execve(file, argv, env);
+        return errno;
+    }
+    const char *path = getenv("PATH");
+    if (path == NULL || path[0] == '\0') path = "/usr/local/bin:/usr/bin:/bin";
+    size_t file_len = strlen(file);
+    int saved = ENOENT;
+    char buf[PATH_MAX];
+    for (const char *p = path;; ) {
+        const char *end = strchrnul(p, ':');
+        size_t dir_len = (size_t)(end - p);
+        if (dir_len + 1 + file_len + 1 <= sizeof buf) {
+            if (dir_len == 0) {
+                memcpy(buf, file, file_len + 1);
+            } else {
+                memcpy(buf, p, dir_len);
+                buf[dir_len] = '/';
+                memcpy(buf + dir_len + 1, file, file_len + 1);
+            }
+            execve(buf, argv, env);
+            switch (errno) {
+            case EACCES: saved = EACCES; break;
+            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: break;
+            default: return errno;
+            }
+        }
+        if (*end == '\0') break;
+        p = end + 1;
+    }
+    return saved;
+}
+
+static void child_fail(int fd, int err) {
+    ssize_t ignored = write(fd, &err, sizeof err);
+    (void)ignored;
+    _exit(125);
+}
+
+pid_t jb_spawn(const char *file, char *const argv[], char *const envp[], const struct jb_spawn_options *opts,
+               int *exec_error_fd) {
+    int err_pipe[2];
+    if (pipe2(err_pipe, O_CLOEXEC) != 0) return -1;
+    sigset_t all, old;
+    sigfillset(&all);
+    /* Block every signal across fork so no handler of the parent runs in the child before it resets them. */
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(err_pipe[0]);
+        for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (opts) {
+            for (int i = 0; i < 4; i++)
+                if (opts->close_fds[i] >= 0) close(opts->close_fds[i]);
+            if (opts->death_signal > 0 && prctl(PR_SET_PDEATHSIG, opts->death_signal, 0, 0, 0) != 0)
+                child_fail(err_pipe[1], errno);
+            if (opts->unshare_flags && unshare(opts->unshare_flags) != 0) child_fail(err_pipe[1], errno);
+            if (opts->ready_fd >= 0) {
+                char byte = 1;
+                if (write(opts->ready_fd, &byte, 1) != 1) child_fail(err_pipe[1], errno);
+                close(opts->ready_fd);
+            }
+            if (opts->go_fd >= 0) {
+                char byte;
+                ssize_t n;
+                do n = read(opts->go_fd, &byte, 1); while (n < 0 && errno == EINTR);
+                if (n != 1) _exit(125);
+                close(opts->go_fd);
+            }
+        }
+        child_fail(err_pipe[1], jb_exec(file, argv, envp));
+    }
+    int fork_errno = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(err_pipe[1]);
+    if (pid < 0) {
+        close(err_pipe[0]);
+        errno = fork_errno;
+        return -1;
+    }
+    *exec_error_fd = err_pipe[0];
+    return pid;
+}
+
+int jb_exec_result(int fd) {
+    int err = 0;
+    ssize_t n;
+    do n = read(fd, &err, sizeof err); while (n < 0 && errno == EINTR);
+    close(fd);
+    return n == (ssize_t)sizeof err ? err : 0;
+}
+
+static volatile sig_atomic_t forward_target;
+static const int forwarded_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+
+static void forward_handler(int sig) {
+    pid_t target = (pid_t)forward_target;
+    int saved = errno;
+    if (target > 0) kill(target, sig);
+    errno = saved;
+}
+
+int jb_forward_signals(pid_t pid) {
+    forward_target = pid;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = pid > 0 ? forward_handler : SIG_DFL;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++)
+        if (sigaction(forwarded_signals[i], &action, NULL) != 0) return -1;
+    return 0;
+}
+
+pid_t jb_wait_pid(pid_t pid, int *status, int options) {
+    pid_t r;
+    do r = waitpid(pid, status, options); while (r < 0 && errno == EINTR);
+    return r;
+}

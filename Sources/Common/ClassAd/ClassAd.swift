@@ -1,0 +1,85 @@
+/// A value in a long-form ClassAd as jobbox writes or reads it.
+public enum ClassAdValue: Sendable, Equatable {
+    /// A 64-bit integer, written in plain decimal.
+    case integer(Int64)
+    /// A real, written with a `.` (or an exponent) so HTCondor reads it back as a real.
+    case real(Double)
+    /// A string, written in double quotes with `"` escaped.
+    case string(String)
+    /// `true` or `false`.
+    case boolean(Bool)
+    /// An expression jobbox does not interpret (read side only; never written).
+    case expression(String)
+}
+
+/// An ordered list of `Name = value` attributes: one ClassAd in HTCondor's long form.
+public struct ClassAd: Sendable, Equatable {
+    /// The attributes in insertion order. Names are unique ignoring case.
+    public private(set) var attributes: [(name: String, value: ClassAdValue)] = []
+
+    /// An empty ad.
+    public init() {}
+
+    /// Sets `name` to `value`, replacing an attribute of the same name (ignoring case) in place.
+    public mutating func set(_ name: String, _ value: ClassAdValue) {
+        if let index = attributes.firstIndex(where: { $0.name.lowercased() == name.lowercased() }) {
+            attributes[index] = (name, value)
+        } else {
+            attributes.append((name, value))
+        }
+    }
+
+    /// Sets an integer attribute.
+    public mutating func set(_ name: String, _ value: some BinaryInteger) { set(name, .integer(Int64(clamping: value))) }
+    /// Sets a real attribute.
+    public mutating func set(_ name: String, _ value: Double) { set(name, .real(value)) }
+    /// Sets a string attribute.
+    public mutating func set(_ name: String, _ value: String) { set(name, .string(value)) }
+    /// Sets a boolean attribute.
+    public mutating func set(_ name: String, _ value: Bool) { set(name, .boolean(value)) }
+
+    /// The value of `name` (case-insensitive), or nil.
+    public subscript(name: String) -> ClassAdValue? {
+        let lower = name.lowercased()
+        return attributes.first { $0.name.lowercased() == lower }?.value
+    }
+
+    /// The value of `name` as an integer (a real is truncated, as HTCondor's `LookupInteger` does).
+    public func integer(_ name: String) -> Int64? {
+        switch self[name] {
+        case .integer(let value): return value
+        case .real(let value) where value.isFinite && abs(value) < 9.2e18: return Int64(value)
+        case .boolean(let value): return value ? 1 : 0
+        default: return nil
+        }
+    }
+
+    /// The value of `name` as a real (an integer converts).
+    public func real(_ name: String) -> Double? {
+        switch self[name] {
+        case .integer(let value): return Double(value)
+        case .real(let value): return value
+        default: return nil
+        }
+    }
+
+    /// The value of `name` as a string.
+    public func string(_ name: String) -> String? {
+        if case .string(let value) = self[name] { return value }
+        return nil
+    }
+
+    /// The value of `name` as a boolean.
+    public func boolean(_ name: String) -> Bool? {
+        switch self[name] {
+        case .boolean(let value): return value
+        case .integer(let value): return value != 0
+        default: return nil
+        }
+    }
+
+    public static func == (lhs: ClassAd, rhs: ClassAd) -> Bool {
+        lhs.attributes.count == rhs.attributes.count
+            && zip(lhs.attributes, rhs.attributes).allSatisfy { $0.name == $1.name && $0.value == $1.value }
+    }
+}

@@ -1,0 +1,66 @@
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// Where a tool's one-line messages go: stderr, and for errors also `$_CONDOR_WRAPPER_ERROR_FILE`.
+///
+/// HTCondor reads that file when the wrapper exits and requeues the job with its text as the reason, so an error
+/// line is appended there as well as printed.
+public struct Diagnostics: Sendable {
+    /// The tool's name, the first word of every line.
+    public let tool: String
+    /// The wrapper error file, if the batch system asked for one.
+    public let wrapperErrorFile: String?
+
+    /// Creates diagnostics for `tool`, reading the error file's path from the environment.
+    public init(tool: String, environment: Environment = .current) {
+        self.tool = tool
+        let path = environment["_CONDOR_WRAPPER_ERROR_FILE"]
+        self.wrapperErrorFile = (path?.isEmpty ?? true) ? nil : path
+    }
+
+    /// Prints `tool: message` on stderr and appends it to the wrapper error file.
+    public func error(_ message: String) {
+        let line = "\(tool): \(JobboxError.oneLine(message))\n"
+        writeAll(.standardError, line)
+        guard let file = wrapperErrorFile else { return }
+        // The file is the batch system's: append, never truncate, so an earlier step's reason survives.
+        if let fd = try? FileDescriptor.open(file, .writeOnly, options: [.append, .create, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead]) {
+            writeAll(fd, line)
+            try? fd.close()
+        }
+    }
+
+    /// Prints `tool: warning: message` on stderr.
+    public func warning(_ message: String) {
+        writeAll(.standardError, "\(tool): warning: \(JobboxError.oneLine(message))\n")
+    }
+
+    /// Prints `tool: message` on stderr (progress and verbose output).
+    public func note(_ message: String) {
+        writeAll(.standardError, "\(tool): \(message)\n")
+    }
+}
+
+/// Writes all of `text` to `fd`, retrying short writes and EINTR; errors are dropped (stderr may be closed).
+public func writeAll(_ fd: FileDescriptor, _ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { buffer in
+            try? fd.write(UnsafeRawBufferPointer(rebasing: buffer[offset...]), retryOnInterrupt: true)
+        }
+        guard let count = written, count > 0 else { return }
+        offset += count
+    }
+    bytes.removeAll()
+}
+
+/// Writes `text` to stdout.
+public func printOut(_ text: String) {
+    writeAll(.standardOutput, text)
+}

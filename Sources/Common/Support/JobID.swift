@@ -1,0 +1,79 @@
+/// A job's identity: 1 to 64 characters of `[A-Za-z0-9_.@-]`, not starting with `.`.
+///
+/// Validated before any side effect, so it can name cgroups, state files and chains without path traversal.
+public struct JobID: Sendable, Hashable, CustomStringConvertible {
+    /// The id as given (`1234.0`).
+    public let rawValue: String
+
+    /// Validates `text`.
+    public init(_ text: String) throws(JobboxError) {
+        if let problem = JobID.problem(with: text) {
+            throw JobboxError.invalid("invalid job id", "'\(text)'", problem)
+        }
+        rawValue = text
+    }
+
+    static func problem(with text: String) -> String? {
+        if text.isEmpty { return "it is empty" }
+        if text.utf8.count > 64 { return "it is longer than 64 characters" }
+        let allowed = text.unicodeScalars.allSatisfy { scalar in
+            switch scalar {
+            case "A"..."Z", "a"..."z", "0"..."9", "_", ".", "@", "-": return true
+            default: return false
+            }
+        }
+        if !allowed { return "only letters, digits and _ . @ - are allowed" }
+        return text.hasPrefix(".") ? "it starts with '.'" : nil
+    }
+
+    /// The job's cgroup directory name: `job_<id with . replaced by _>`, as in `job_1234_5`.
+    public var cgroupName: String {
+        "job_" + String(rawValue.map { $0 == "." ? "_" : $0 })
+    }
+
+    /// A stable name of at most `maxLength` bytes for kernel objects with short names (interfaces: 15,
+    /// iptables chains: 28): `prefix` + the id when it fits (with `.` as `_`), else `prefix` + a hash of the id.
+    public func shortName(prefix: String, maxLength: Int) -> String {
+        let plain = prefix + String(rawValue.map { $0 == "." || $0 == "@" ? "_" : $0 })
+        if plain.utf8.count <= maxLength { return plain }
+        let hash = String(JobID.fnv1a(rawValue), radix: 16)
+        let width = max(0, maxLength - prefix.utf8.count)
+        return prefix + String(hash.prefix(width))
+    }
+
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return hash
+    }
+
+    /// The id as given.
+    public var description: String { rawValue }
+
+    /// The job's id from `--job`, else `$_CONDOR_JOB_AD` (`ClusterId.ProcId`), else `$SLURM_JOB_ID` (with
+    /// `.$SLURM_STEP_ID` when set); an error when none gives one.
+    public static func resolve(option: String?, environment: Environment) throws(JobboxError) -> JobID {
+        if let option { return try JobID(option) }
+        if let adPath = environment["_CONDOR_JOB_AD"], !adPath.isEmpty {
+            let text: String
+            do {
+                text = try SmallFile.read(adPath)
+            } catch {
+                throw JobboxError.system("cannot read job ad", adPath, error)
+            }
+            let ad = ClassAdReader.parse(text)
+            guard let cluster = ad.integer("ClusterId"), let proc = ad.integer("ProcId") else {
+                throw JobboxError.invalid("cannot derive job id from", adPath, "it has no integer ClusterId and ProcId")
+            }
+            return try JobID("\(cluster).\(proc)")
+        }
+        if let slurm = environment["SLURM_JOB_ID"], !slurm.isEmpty {
+            if let step = environment["SLURM_STEP_ID"], !step.isEmpty { return try JobID("\(slurm).\(step)") }
+            return try JobID(slurm)
+        }
+        throw JobboxError.invalid("no job id", nil, "pass --job ID, or run under HTCondor ($_CONDOR_JOB_AD) or Slurm ($SLURM_JOB_ID)")
+    }
+}

@@ -1,0 +1,225 @@
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// Where `BASE_CGROUP` lives in each hierarchy.
+public enum CgroupParent: Sendable, Equatable, CustomStringConvertible {
+    /// The root of each hierarchy (`/`).
+    case root
+    /// The caller's own cgroup in each hierarchy (`self`): HTCondor's v2 layout, and where tests must work.
+    case current
+    /// A fixed cgroup path, the same in every hierarchy.
+    case path(String)
+
+    /// Parses `/`, `self` or an absolute cgroup path without `..`; nil otherwise.
+    public init?(parsing text: String) {
+        if text == "/" {
+            self = .root
+        } else if text == "self" {
+            self = .current
+        } else if text.hasPrefix("/"), CgroupParent.isSafeRelative(String(text.dropFirst()).trimmingTrailingSlashes()) {
+            self = .path(text.trimmingTrailingSlashes())
+        } else {
+            return nil
+        }
+    }
+
+    /// Whether `path` is a relative cgroup path of one or more plain components (no `..`, `.`, or empty parts).
+    static func isSafeRelative(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return !parts.isEmpty && parts.allSatisfy { $0 != "." && $0 != ".." && !$0.isEmpty && !$0.contains("\n") }
+    }
+
+    public var description: String {
+        switch self {
+        case .root: return "/"
+        case .current: return "self"
+        case .path(let path): return path
+        }
+    }
+}
+
+/// Which firewall back end netacct programs.
+public enum NetworkBackendChoice: String, Sendable, CaseIterable {
+    /// nftables when the host's `iptables` is the nft flavour or legacy tables are absent, else legacy.
+    case auto
+    /// Legacy iptables through libiptc.
+    case iptables
+    /// nftables through netlink.
+    case nftables
+}
+
+/// A chroot a job may ask for by name (`NAMED_CHROOT = SL7=/chroot/sl7`).
+public struct NamedChroot: Sendable, Equatable {
+    /// The name jobs use.
+    public let name: String
+    /// The directory (often a symlink chroot-tool switches).
+    public let path: String
+}
+
+/// The settings of `/etc/jobbox/jobbox.conf`; every knob has a built-in default, so no file is needed.
+public struct JobboxConfig: Sendable {
+    /// The file read when neither `--config` nor `JOBBOX_CONFIG` names one.
+    public static let defaultPath = "/etc/jobbox/jobbox.conf"
+    /// The knobs jobbox knows; any other is warned about.
+    public static let knownKnobs: Set<String> = [
+        "BASE_CGROUP", "CGROUP_PARENT", "MOUNT_UNDER_SCRATCH", "MOUNT_PRIVATE_DEV_SHM", "NAMED_CHROOT", "CHROOT_DIR", "STATE_DIR",
+        "NETWORK_INTERNAL", "NETWORK_JOB_SUBNET", "NETWORK_BACKEND",
+    ]
+
+    /// `BASE_CGROUP`: the cgroup (relative to the parent) that holds every job's cgroup.
+    public var baseCgroup = "jobbox"
+    /// `CGROUP_PARENT`: where the base cgroup lives.
+    public var cgroupParent = CgroupParent.root
+    /// `MOUNT_UNDER_SCRATCH`: directories replaced per job by a directory in the scratch dir.
+    public var mountUnderScratch = ["/tmp", "/var/tmp"]
+    /// `MOUNT_PRIVATE_DEV_SHM`: whether jobs get a fresh tmpfs on /dev/shm.
+    public var mountPrivateDevShm = true
+    /// `NAMED_CHROOT`: chroots jobs may ask for by name.
+    public var namedChroots: [NamedChroot] = []
+    /// `CHROOT_DIR`: where chroot-tool keeps versions and the name symlinks.
+    public var chrootDir = "/chroot"
+    /// `STATE_DIR`: leases, short names and records of running jobs.
+    public var stateDir = "/run/jobbox"
+    /// `NETWORK_INTERNAL`: remote networks counted as internal.
+    public var networkInternal: [IPv4Network] = IPv4Network.parseList("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16") ?? []
+    /// `NETWORK_JOB_SUBNET`: the pool of per-job veth address pairs.
+    public var networkJobSubnet = IPv4Network(address: IPv4Address(0x0AD5_0000), prefixLength: 16)
+    /// `NETWORK_BACKEND`.
+    public var networkBackend = NetworkBackendChoice.auto
+    /// The file the settings came from, nil for built-in defaults.
+    public var source: String?
+    /// Warnings found while reading (unknown knobs), for the tool to print.
+    public var warnings: [String] = []
+
+    /// The built-in defaults.
+    public init() {}
+
+    /// The chroot path for `name`, if configured (names compare case-insensitively, as HTCondor's do).
+    public func namedChroot(_ name: String) -> NamedChroot? {
+        namedChroots.first { $0.name.lowercased() == name.lowercased() }
+    }
+
+    /// Reads the configuration: `explicitPath` (`--config`), else `$JOBBOX_CONFIG`, else the default path, where a
+    /// missing default file means built-in defaults. When the process runs with more privilege than its caller,
+    /// the environment is ignored and only a root-owned file that only root can write is accepted.
+    public static func load(explicitPath: String?, environment: Environment, privileged: Bool = Environment.isPrivilegedExecution) throws(JobboxError) -> JobboxConfig {
+        let fromEnvironment = privileged ? nil : environment["JOBBOX_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let path = explicitPath ?? fromEnvironment ?? defaultPath
+        let text: String
+        do {
+            if privileged { try requireRootOwned(path) }
+            text = try SmallFile.read(path)
+        } catch .noSuchFileOrDirectory where explicitPath == nil && fromEnvironment == nil {
+            return JobboxConfig()
+        } catch {
+            throw JobboxError.system("cannot read configuration", path, error)
+        }
+        return try parse(text, path: path)
+    }
+
+    private static func requireRootOwned(_ path: String) throws(Errno) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw Errno.last }
+        if info.st_uid != 0 || info.st_mode & (S_IWGRP | S_IWOTH) != 0 { throw Errno.permissionDenied }
+    }
+
+    /// Parses configuration text; `path` names the file in errors and warnings.
+    public static func parse(_ text: String, path: String) throws(JobboxError) -> JobboxConfig {
+        var config = JobboxConfig()
+        config.source = path
+        for entry in try ConfigFile.parse(text, path: path) {
+            guard knownKnobs.contains(entry.name) else {
+                config.warnings.append("\(path):\(entry.line): unknown knob \(entry.name) ignored")
+                continue
+            }
+            do throws(KnobError) {
+                try config.apply(entry)
+            } catch {
+                throw JobboxError.invalid("bad configuration", "\(path):\(entry.line)", "\(entry.name): \(error.reason)")
+            }
+        }
+        return config
+    }
+
+    private struct KnobError: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    private mutating func apply(_ entry: ConfigEntry) throws(KnobError) {
+        let value = entry.value
+        switch entry.name {
+        case "BASE_CGROUP":
+            let trimmed = value.trimmingTrailingSlashes()
+            guard CgroupParent.isSafeRelative(trimmed) else { throw KnobError("'\(value)' is not a relative cgroup path without '..'") }
+            baseCgroup = trimmed
+        case "CGROUP_PARENT":
+            guard let parent = CgroupParent(parsing: value) else { throw KnobError("'\(value)' is not /, self, or an absolute cgroup path without '..'") }
+            cgroupParent = parent
+        case "MOUNT_UNDER_SCRATCH":
+            let list = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+            guard list.allSatisfy(Self.isCleanAbsolutePath) else { throw KnobError("'\(value)' is not a comma-separated list of absolute paths") }
+            mountUnderScratch = list
+        case "MOUNT_PRIVATE_DEV_SHM":
+            guard let flag = Self.parseBool(value) else { throw KnobError("'\(value)' is not true or false") }
+            mountPrivateDevShm = flag
+        case "NAMED_CHROOT":
+            namedChroots = try Self.parseNamedChroots(value)
+        case "CHROOT_DIR", "STATE_DIR":
+            guard Self.isCleanAbsolutePath(value) else { throw KnobError("'\(value)' is not an absolute path without '..'") }
+            if entry.name == "CHROOT_DIR" { chrootDir = value.trimmingTrailingSlashes() } else { stateDir = value.trimmingTrailingSlashes() }
+        case "NETWORK_INTERNAL":
+            guard let list = IPv4Network.parseList(value) else { throw KnobError("'\(value)' is not a list of IPv4 networks such as 10.0.0.0/8,192.168.0.0/16") }
+            networkInternal = list
+        case "NETWORK_JOB_SUBNET":
+            guard let network = IPv4Network(parsing: value), network.prefixLength <= 30 else {
+                throw KnobError("'\(value)' is not an IPv4 network of at least 4 addresses such as 10.213.0.0/16")
+            }
+            networkJobSubnet = network
+        case "NETWORK_BACKEND":
+            guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("'\(value)' is not auto, iptables or nftables") }
+            networkBackend = choice
+        default:
+            break
+        }
+    }
+
+    static func parseBool(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "yes", "1", "on": return true
+        case "false", "no", "0", "off": return false
+        default: return nil
+        }
+    }
+
+    static func isCleanAbsolutePath(_ path: String) -> Bool {
+        path.hasPrefix("/") && !path.split(separator: "/").contains("..") && !path.contains("\n")
+    }
+
+    private static func parseNamedChroots(_ text: String) throws(KnobError) -> [NamedChroot] {
+        var result: [NamedChroot] = []
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingASCIISpaces() }
+            guard parts.count == 2, !parts[0].isEmpty,
+                parts[0].unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }),
+                isCleanAbsolutePath(parts[1])
+            else { throw KnobError("'\(item.trimmingASCIISpaces())' is not NAME=/absolute/path") }
+            result.append(NamedChroot(name: parts[0], path: parts[1]))
+        }
+        return result
+    }
+}
+
+extension String {
+    /// The string without trailing `/` (but `/` stays `/`).
+    public func trimmingTrailingSlashes() -> String {
+        var result = self
+        while result.count > 1 && result.hasSuffix("/") { result.removeLast() }
+        return result
+    }
+}

@@ -1,0 +1,106 @@
+import SystemPackage
+
+/// Reading and writing the small files of procfs, sysfs and cgroupfs without Foundation.
+///
+/// Their `st_size` is 0 or a page, whatever they hold, so they are read in chunks until EOF.
+public enum SmallFile {
+    /// Reads the whole file at `path` as UTF-8 text.
+    public static func read(_ path: String) throws(Errno) -> String {
+        let bytes = try readBytes(path)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Reads the whole file at `path`, or nil when it does not exist.
+    public static func readIfPresent(_ path: String) throws(Errno) -> String? {
+        do {
+            return try read(path)
+        } catch .noSuchFileOrDirectory {
+            return nil
+        }
+    }
+
+    /// Reads the whole file at `path` as bytes.
+    public static func readBytes(_ path: String) throws(Errno) -> [UInt8] {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+        } catch let error as Errno {
+            throw error
+        } catch {
+            throw Errno.ioError
+        }
+        defer { try? fd.close() }
+        return try readAll(fd)
+    }
+
+    /// Reads `fd` to EOF.
+    public static func readAll(_ fd: FileDescriptor) throws(Errno) -> [UInt8] {
+        var result: [UInt8] = []
+        let chunk = 4096
+        while true {
+            let count: Int
+            do {
+                count = try withUnsafeTemporaryAllocation(byteCount: chunk, alignment: 1) { buffer in
+                    let n = try fd.read(into: buffer, retryOnInterrupt: true)
+                    result.append(contentsOf: buffer[0..<n])
+                    return n
+                }
+            } catch let error as Errno {
+                throw error
+            } catch {
+                throw Errno.ioError
+            }
+            if count == 0 { return result }
+        }
+    }
+
+    /// Writes `text` to an existing file in one write(2), as cgroupfs and procfs knobs require.
+    public static func write(_ text: String, to path: String) throws(Errno) {
+        do {
+            let fd = try FileDescriptor.open(path, .writeOnly, options: [.closeOnExec])
+            defer { try? fd.close() }
+            var bytes = Array(text.utf8)
+            let written = try bytes.withUnsafeMutableBytes { try fd.write(UnsafeRawBufferPointer($0), retryOnInterrupt: true) }
+            if written != bytes.count { throw Errno.ioError }
+            bytes.removeAll()
+        } catch let error as Errno {
+            throw error
+        } catch {
+            throw Errno.ioError
+        }
+    }
+
+    /// Creates or replaces `path` atomically: writes a temporary file beside it, then renames it over.
+    public static func replaceAtomically(_ path: String, with text: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws(Errno) {
+        let temporary = "\(path).tmp.\(ProcessID.current)"
+        do {
+            let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: permissions)
+            do {
+                try fd.closeAfter {
+                    var bytes = Array(text.utf8)
+                    _ = try bytes.withUnsafeMutableBytes { try fd.writeAll(UnsafeRawBufferPointer($0)) }
+                    bytes.removeAll()
+                }
+            }
+            if rename(temporary, path) != 0 { throw Errno.last }
+        } catch let error as Errno {
+            _ = unlink(temporary)
+            throw error
+        } catch {
+            _ = unlink(temporary)
+            throw Errno.ioError
+        }
+    }
+}
+
+/// The calling process's id.
+public enum ProcessID {
+    /// `getpid()`.
+    public static var current: Int32 { getpid() }
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif

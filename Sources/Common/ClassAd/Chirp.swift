@@ -1,0 +1,185 @@
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// Where the starter's chirp proxy listens: the `host port cookie` line of `$_CONDOR_CHIRP_CONFIG`.
+public struct ChirpConfig: Sendable, Equatable {
+    /// The proxy's host (usually the execute node itself).
+    public let host: String
+    /// Its TCP port.
+    public let port: UInt16
+    /// The cookie that authenticates this job.
+    public let cookie: String
+
+    /// Parses the file's text.
+    public init?(parsing text: String) {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" })
+        guard words.count >= 3, let port = UInt16(words[1]) else { return nil }
+        host = String(words[0])
+        self.port = port
+        cookie = String(words[2])
+    }
+
+    /// Reads the file `$_CONDOR_CHIRP_CONFIG` names.
+    public static func load(environment: Environment) throws(JobboxError) -> ChirpConfig {
+        guard let path = environment["_CONDOR_CHIRP_CONFIG"], !path.isEmpty else {
+            throw JobboxError.invalid("cannot chirp", nil, "$_CONDOR_CHIRP_CONFIG is not set (the job needs +WantIOProxy = true)")
+        }
+        let text: String
+        do {
+            text = try SmallFile.read(path)
+        } catch {
+            throw JobboxError.system("cannot read chirp configuration", path, error)
+        }
+        guard let config = ChirpConfig(parsing: text) else {
+            throw JobboxError.invalid("cannot read chirp configuration", path, "expected 'host port cookie'")
+        }
+        return config
+    }
+}
+
+/// How attributes reach the job's ad.
+public enum ChirpUpdate: Sendable {
+    /// `set_job_attr`: at once, through the shadow to the schedd (needs `+WantIOProxy = true`).
+    case immediate
+    /// `set_job_attr_delayed`: with the starter's next update; names must start with `Chirp`, so they are prefixed.
+    case delayed
+
+    /// The name under which `attribute` is published.
+    public func publishedName(_ attribute: String) -> String {
+        switch self {
+        case .immediate: return attribute
+        case .delayed: return attribute.lowercased().hasPrefix("chirp") ? attribute : "Chirp" + attribute
+        }
+    }
+}
+
+/// A client of HTCondor's chirp protocol, enough to publish attributes into the running job's ad.
+///
+/// The protocol is line-based: `cookie <c>` authenticates, then `set_job_attr <name> <expression>` per attribute;
+/// each request is answered by a line holding a status (0 for success, negative chirp error codes). Within a
+/// word, backslash, space, tab, CR and LF are escaped with a backslash.
+public struct ChirpClient {
+    private let socket: FileDescriptor
+    private var pending: [UInt8] = []
+
+    /// Longest request line the proxy accepts.
+    static let lineMax = 5120
+
+    /// Publishes every attribute of `ad` over one connection: connect, authenticate, one request per attribute.
+    public static func publish(_ ad: ClassAd, update: ChirpUpdate, config: ChirpConfig) throws(JobboxError) {
+        var client = ChirpClient(socket: try connect(host: config.host, port: config.port))
+        defer { try? client.socket.close() }
+        try client.request("cookie \(config.cookie)\n", what: "authenticate")
+        for (name, value) in ad.attributes {
+            let expression: String
+            do {
+                expression = try ClassAdWriter.renderValue(value, of: name)
+            } catch {
+                throw JobboxError.invalid("cannot chirp attribute", name, error.reason)
+            }
+            let verb = update == .immediate ? "set_job_attr" : "set_job_attr_delayed"
+            try client.request("\(verb) \(quote(update.publishedName(name))) \(quote(expression))\n", what: "set \(name)")
+        }
+    }
+
+    private init(socket: FileDescriptor) {
+        self.socket = socket
+    }
+
+    /// Escapes a word for a chirp request line.
+    public static func quote(_ word: String) -> String {
+        var result = ""
+        for character in word {
+            if character == "\\" || character == " " || character == "\n" || character == "\t" || character == "\r" { result.append("\\") }
+            result.append(character)
+        }
+        return result
+    }
+
+    private mutating func request(_ line: String, what: String) throws(JobboxError) {
+        var bytes = Array(line.utf8)
+        guard bytes.count <= ChirpClient.lineMax else {
+            throw JobboxError.invalid("cannot chirp", what, "the request is longer than \(ChirpClient.lineMax) bytes")
+        }
+        do {
+            _ = try bytes.withUnsafeMutableBytes { try socket.writeAll(UnsafeRawBufferPointer($0)) }
+        } catch {
+            throw JobboxError.system("cannot chirp", what, (error as? Errno) ?? .ioError)
+        }
+        let reply = try readLine(what: what)
+        guard let status = Int(reply) else {
+            throw JobboxError.invalid("cannot chirp", what, "the proxy answered '\(reply)'")
+        }
+        if status < 0 {
+            throw JobboxError.invalid("cannot chirp", what, ChirpClient.errorText(status))
+        }
+        bytes.removeAll()
+    }
+
+    private mutating func readLine(what: String) throws(JobboxError) -> String {
+        while true {
+            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                return line.trimmingASCIISpaces()
+            }
+            if pending.count > ChirpClient.lineMax {
+                throw JobboxError.invalid("cannot chirp", what, "the proxy's answer is too long")
+            }
+            let count: Int
+            do {
+                count = try withUnsafeTemporaryAllocation(byteCount: 512, alignment: 1) { buffer in
+                    let n = try socket.read(into: buffer, retryOnInterrupt: true)
+                    pending.append(contentsOf: buffer[0..<n])
+                    return n
+                }
+            } catch {
+                throw JobboxError.system("cannot chirp", what, (error as? Errno) ?? .ioError)
+            }
+            if count == 0 { throw JobboxError.invalid("cannot chirp", what, "the proxy closed the connection") }
+        }
+    }
+
+    /// The text HTCondor's chirp client gives each error code.
+    static func errorText(_ status: Int) -> String {
+        switch status {
+        case -1: return "the client has not authenticated its identity (wrong cookie)"
+        case -2: return "not authorized (does the job have +WantIOProxy = true?)"
+        case -3: return "there is no object by that name"
+        case -5: return "the request is too big"
+        case -8: return "the form of the request is invalid"
+        case -11: return "a temporary condition prevented the request"
+        default: return "chirp error \(status)"
+        }
+    }
+
+    private static func connect(host: String, port: UInt16) throws(JobboxError) -> FileDescriptor {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            throw JobboxError.invalid("cannot resolve chirp proxy", host, String(cString: gai_strerror(status)))
+        }
+        defer { freeaddrinfo(result) }
+        var lastError = Errno.noRouteToHost
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let info = entry {
+            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
+            if fd >= 0 {
+                if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return FileDescriptor(rawValue: fd) }
+                lastError = Errno.last
+                close(fd)
+            } else {
+                lastError = Errno.last
+            }
+            entry = info.pointee.ai_next
+        }
+        throw JobboxError.system("cannot connect to chirp proxy", "\(host):\(port)", lastError)
+    }
+}

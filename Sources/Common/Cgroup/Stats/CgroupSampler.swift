@@ -88,9 +88,16 @@ public struct CgroupSampler {
     /// The kernel's USER_HZ, the unit of v1 `cpuacct.stat`.
     public let clockTicksPerSecond: UInt64
     private let reader: StatFileReader
+    /// The v1 blkio files tried, in order (tests leave out the `_recursive` ones to check the subtree sum).
+    let blkioFiles: [(bytes: String, requests: String, recursive: Bool, throttle: Bool)]
 
     /// Creates a sampler.
     public init(sources: CgroupStatSources, includeRaw: Bool = false, reader: StatFileReader = StatFileReader(), clockTicksPerSecond: UInt64? = nil) {
+        self.init(sources: sources, includeRaw: includeRaw, reader: reader, clockTicksPerSecond: clockTicksPerSecond, blkioFiles: Self.defaultBlkioFiles)
+    }
+
+    init(sources: CgroupStatSources, includeRaw: Bool, reader: StatFileReader, clockTicksPerSecond: UInt64?, blkioFiles: [(bytes: String, requests: String, recursive: Bool, throttle: Bool)]) {
+        self.blkioFiles = blkioFiles
         self.sources = sources
         self.includeRaw = includeRaw
         self.reader = reader
@@ -211,7 +218,7 @@ public struct CgroupSampler {
 
     /// v1 blkio files in order of preference: the throttle policy's counts every bio of every device (on kernels
     /// that have `_recursive`, per subtree), CFQ's only requests CFQ scheduled (kernels before 5.0).
-    static let blkioFiles: [(bytes: String, requests: String, recursive: Bool, throttle: Bool)] = [
+    static let defaultBlkioFiles: [(bytes: String, requests: String, recursive: Bool, throttle: Bool)] = [
         ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_serviced_recursive", true, true),
         ("blkio.throttle.io_service_bytes", "blkio.throttle.io_serviced", false, true),
         ("blkio.io_service_bytes_recursive", "blkio.io_serviced_recursive", true, false),
@@ -219,7 +226,7 @@ public struct CgroupSampler {
     ]
 
     private func sampleBlockV1(_ directory: String, into stats: inout CgroupStats) throws(JobboxError) {
-        for files in Self.blkioFiles {
+        for files in blkioFiles {
             guard let bytes = try readBlkio(directory, files.bytes, recursive: files.recursive) else { continue }
             let requests = try readBlkio(directory, files.requests, recursive: files.recursive)
             if includeRaw {

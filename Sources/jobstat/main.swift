@@ -39,7 +39,7 @@ struct Jobstat: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("Where BASE_CGROUP lives for --job and --all: /, self, or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
     var parent: String?
 
-    @Option(name: .long, help: ArgumentHelp("Output format: classad, json or prometheus.", valueName: "format"))
+    @Option(name: .long, help: ArgumentHelp("Output format.", valueName: "format"))
     var format: JobStatFormat = .classad
 
     @Option(name: .long, help: ArgumentHelp("Print a sample every SECONDS (decimals allowed) until the cgroup disappears.", valueName: "seconds"))

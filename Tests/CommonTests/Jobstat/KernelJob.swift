@@ -160,7 +160,9 @@ final class BlockScratch {
         let probe = try TestSupport.TemporaryDirectory("jobstat-io")
         cleanups.append { probe.remove() }
         var info = stat()
-        if stat(probe.path, &info) == 0, let disk = Self.wholeDisk(major: Self.major(info.st_dev), minor: Self.minor(info.st_dev)) {
+        // JOBSTAT_TEST_LOOP=1 takes the loop-device path on a machine whose /tmp is on a disk.
+        let forceLoop = ProcessInfo.processInfo.environment["JOBSTAT_TEST_LOOP"] == "1"
+        if !forceLoop, stat(probe.path, &info) == 0, let disk = Self.wholeDisk(major: Self.major(info.st_dev), minor: Self.minor(info.st_dev)) {
             path = probe.path
             self.disk = disk
             description = "\(probe.path) on the block device \(disk)"
@@ -184,7 +186,7 @@ final class BlockScratch {
         stat(device, &loopInfo)
         path = mountPoint
         disk = "\(Self.major(loopInfo.st_rdev)):\(Self.minor(loopInfo.st_rdev))"
-        description = "ext4 on the loop device \(device) (\(disk)), since /tmp is not on a block device"
+        description = "ext4 on the loop device \(device) (\(disk))" + (forceLoop ? " (JOBSTAT_TEST_LOOP=1)" : ", since /tmp is not on a block device")
     }
 
     /// The whole disk of a device (throttle rules take disks, not partitions), or nil when it is not a block device.

@@ -20,12 +20,23 @@ enum DirectoryTree {
         try unmountAll(below: path)
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw JobboxError.lastErrno("cannot open", path) }
-        try removeContents(of: fd, path: path, device: top.st_dev)
+        try removeContents(of: fd, path: path, device: top.st_dev, mount: mountID(of: fd))
         if rmdir(path) != 0 { throw JobboxError.lastErrno("cannot remove", path) }
     }
 
-    /// Removes everything in the open directory `fd` (which it closes), staying on `device`.
-    private static func removeContents(of fd: Int32, path: String, device: dev_t) throws(JobboxError) {
+    /// The id of the mount an open file is on (`mnt_id` of /proc/self/fdinfo), nil when unknown.
+    ///
+    /// A bind mount from the same file system has the same device number; only the mount id tells it apart.
+    static func mountID(of fd: Int32) -> Int? {
+        guard let text = try? SmallFile.read("/proc/self/fdinfo/\(fd)") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("mnt_id:") {
+            return Int(line.dropFirst("mnt_id:".count).trimmingASCIISpaces())
+        }
+        return nil
+    }
+
+    /// Removes everything in the open directory `fd` (which it closes), staying on `device` and `mount`.
+    private static func removeContents(of fd: Int32, path: String, device: dev_t, mount: Int?) throws(JobboxError) {
         guard let dir = fdopendir(fd) else {
             let error = Errno.last
             close(fd)
@@ -33,23 +44,28 @@ enum DirectoryTree {
         }
         defer { closedir(dir) }
         for name in FileSystem.readNames(dir) {
+            let path = "\(path)/\(name)"
             var info = stat()
             guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                if Errno.last == .noSuchFileOrDirectory { continue }
-                throw JobboxError.lastErrno("cannot stat", "\(path)/\(name)")
+                let error = Errno.last
+                if error == .noSuchFileOrDirectory { continue }
+                throw JobboxError.system("cannot stat", path, error)
             }
             if FileSystem.isDirectory(info) {
                 guard info.st_dev == device else {
-                    throw JobboxError.invalid("refusing to remove", "\(path)/\(name)", "another file system is mounted there")
+                    throw JobboxError.invalid("refusing to remove", path, "another file system is mounted there")
                 }
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard child >= 0 else { throw JobboxError.lastErrno("cannot open", "\(path)/\(name)") }
-                try removeContents(of: child, path: "\(path)/\(name)", device: device)
-                if unlinkat(fd, name, AT_REMOVEDIR) != 0 && Errno.last != .noSuchFileOrDirectory {
-                    throw JobboxError.lastErrno("cannot remove", "\(path)/\(name)")
+                guard child >= 0 else { throw JobboxError.lastErrno("cannot open", path) }
+                guard mountID(of: child) == mount else {
+                    close(child)
+                    throw JobboxError.invalid("refusing to remove", path, "something is mounted there")
                 }
-            } else if unlinkat(fd, name, 0) != 0 && Errno.last != .noSuchFileOrDirectory {
-                throw JobboxError.lastErrno("cannot remove", "\(path)/\(name)")
+                try removeContents(of: child, path: path, device: device, mount: mount)
+            }
+            if unlinkat(fd, name, FileSystem.isDirectory(info) ? AT_REMOVEDIR : 0) != 0 {
+                let error = Errno.last
+                if error != .noSuchFileOrDirectory { throw JobboxError.system("cannot remove", path, error) }
             }
         }
     }
@@ -59,9 +75,10 @@ enum DirectoryTree {
         guard let real = FileSystem.realPath(path) else { return }
         let mounts = try MountInfo.read().map(\.mountPoint).filter { isPath($0, inside: real) }
         for mountPoint in mounts.sorted(by: { $0.count > $1.count }) {
-            if umount2(mountPoint, Int32(MNT_DETACH)) != 0 && Errno.last != .invalidArgument && Errno.last != .noSuchFileOrDirectory {
-                throw JobboxError.lastErrno("cannot unmount", mountPoint)
-            }
+            guard umount2(mountPoint, Int32(MNT_DETACH)) != 0 else { continue }
+            // Gone already: detached with a parent mount, or unmounted meanwhile.
+            let error = Errno.last
+            if error != .invalidArgument && error != .noSuchFileOrDirectory { throw JobboxError.system("cannot unmount", mountPoint, error) }
         }
     }
 

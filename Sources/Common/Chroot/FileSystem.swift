@@ -161,8 +161,8 @@ enum FileSystem {
 
     /// Removes file or symlink `path`; a missing one is fine.
     static func removeFile(_ path: String) throws(JobboxError) {
-        if unlink(path) != 0 && Errno.last != .noSuchFileOrDirectory {
-            throw JobboxError.lastErrno("cannot remove", path)
-        }
+        guard unlink(path) != 0 else { return }
+        let error = Errno.last
+        if error != .noSuchFileOrDirectory { throw JobboxError.system("cannot remove", path, error) }
     }
 }

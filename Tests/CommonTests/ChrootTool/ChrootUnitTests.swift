@@ -297,3 +297,52 @@ struct ChrootCommandLineTests {
         }
     }
 }
+
+@Suite("chroot-tool: removing trees", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
+struct DirectoryTreeTests {
+    @Test("removing a tree never follows a symlink out of it or deletes through a bind mount in it")
+    func staysInside() throws {
+        let dir = try TestSupport.TemporaryDirectory()
+        defer {
+            _ = umount2(dir.path + "/tree/usr/bound", Int32(MNT_DETACH))
+            dir.remove()
+        }
+        try dir.write("precious/keep", "keep\n")
+        try dir.write("tree/usr/lib/file", "x\n")
+        try dir.write("tree/usr/bound/.placeholder", "")
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/tree/link", withDestinationPath: dir.path + "/precious")
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/tree/usr/relative", withDestinationPath: "../../precious")
+        let bound = try TestSupport.run(["mount", "--bind", dir.path + "/precious", dir.path + "/tree/usr/bound"])
+        #expect(bound.status == 0, "\(bound)")
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/tree/usr/bound/keep"))
+
+        try DirectoryTree.remove(dir.path + "/tree")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/tree"))
+        #expect(try String(contentsOfFile: dir.path + "/precious/keep", encoding: .utf8) == "keep\n")
+        #expect(try TestSupport.sh("grep -c ' \(dir.path)/tree' /proc/self/mountinfo").stdout == "0\n")
+    }
+
+    @Test("mount ids tell a bind mount from the same file system apart, where device numbers cannot")
+    func mountIDs() throws {
+        let dir = try TestSupport.TemporaryDirectory()
+        defer {
+            _ = umount2(dir.path + "/b", Int32(MNT_DETACH))
+            dir.remove()
+        }
+        try FileManager.default.createDirectory(atPath: dir.path + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.path + "/b", withIntermediateDirectories: true)
+        #expect(try TestSupport.run(["mount", "--bind", dir.path + "/a", dir.path + "/b"]).status == 0)
+        let plain = open(dir.path + "/a", O_RDONLY | O_DIRECTORY)
+        let bound = open(dir.path + "/b", O_RDONLY | O_DIRECTORY)
+        defer {
+            close(plain)
+            close(bound)
+        }
+        var plainInfo = stat()
+        var boundInfo = stat()
+        #expect(fstat(plain, &plainInfo) == 0 && fstat(bound, &boundInfo) == 0)
+        #expect(plainInfo.st_dev == boundInfo.st_dev)
+        #expect(DirectoryTree.mountID(of: plain) != nil)
+        #expect(DirectoryTree.mountID(of: plain) != DirectoryTree.mountID(of: bound))
+    }
+}

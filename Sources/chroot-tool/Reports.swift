@@ -32,6 +32,7 @@ extension ChrootTool {
         func execute() throws -> Int32 {
             let context = try ToolContext(tool)
             if configurationLine {
+                if let name { throw JobboxError.invalid("list --config takes no name", nil, "it names every chroot with a current version; drop '\(name)'") }
                 printOut(try namedChrootConfiguration(context.store))
                 return 0
             }

@@ -76,7 +76,7 @@ public struct ChrootBuilder {
             try runBackend(version: version, root: root, work: work)
             try checkInterrupted(version)
             progress(version.directoryName, "checking that a shell runs inside")
-            try checkShell(root: root)
+            try Self.checkShell(root: root)
             try checkInterrupted(version)
             let manifest = try writeManifest(version: version, root: root)
             progress(version.directoryName, "wrote the manifest (\(manifest.installed.count) packages)")
@@ -111,12 +111,7 @@ public struct ChrootBuilder {
         }
     }
 
-    /// Runs `/bin/sh` inside with chroot(8) and expects it to answer.
-    private func checkShell(root: String) throws(JobboxError) {
-        try Self.checkShell(root: root)
-    }
-
-    /// Whether a shell runs inside the tree at `root`: throws when it does not.
+    /// Runs `/bin/sh` inside the tree at `root` with chroot(8) and expects it to answer; throws when it does not.
     static func checkShell(root: String) throws(JobboxError) {
         let marker = "jobbox-chroot-ok"
         let result = try ChildProcess.run(

@@ -63,7 +63,7 @@ public struct ChrootBuilder {
         guard jb_interrupt_install() == 0 else { throw JobboxError.lastErrno("cannot catch signals for", "build of \(name)") }
         defer { _ = jb_interrupt_uninstall() }
 
-        if try FileSystem.entries(store.directory).contains(where: { $0.hasPrefix(".\(name)-v") && $0.hasSuffix(".tmp") }) {
+        if try !store.leftovers(of: name, suffix: ".tmp").isEmpty {
             progress(name.rawValue, "removing what an earlier, crashed build left")
             try store.removeLeftovers(of: name, suffix: ".tmp")
         }

@@ -211,13 +211,18 @@ public struct ChrootStore: Sendable {
         return result
     }
 
-    /// Removes `.NAME-vN<suffix>` entries: what a crashed build (`.tmp`) or gc (`.removing`) left. Processes
-    /// still running inside (a crashed build's package scripts) are killed first.
+    /// The `.NAME-vN<suffix>` entries of `name`: what a crashed build (`.tmp`) or gc (`.removing`) left.
+    func leftovers(of name: ChrootName, suffix: String) throws(JobboxError) -> [String] {
+        try FileSystem.entries(directory).filter { entry in
+            guard entry.hasPrefix("."), entry.hasSuffix(suffix) else { return false }
+            return ChrootVersion.parseDirectoryName(String(entry.dropFirst().dropLast(suffix.count)))?.name == name
+        }.map { "\(directory)/\($0)" }
+    }
+
+    /// Removes the `.NAME-vN<suffix>` entries of `name`. Processes still running inside (a crashed build's
+    /// package scripts) are killed first.
     func removeLeftovers(of name: ChrootName, suffix: String) throws(JobboxError) {
-        for entry in try FileSystem.entries(directory) where entry.hasPrefix(".") && entry.hasSuffix(suffix) {
-            let inner = String(entry.dropFirst().dropLast(suffix.count))
-            guard let version = ChrootVersion.parseDirectoryName(inner), version.name == name else { continue }
-            let path = "\(directory)/\(entry)"
+        for path in try leftovers(of: name, suffix: suffix) {
             let stubborn = ProcessReaper.killProcesses(inside: path)
             if let first = stubborn.first {
                 throw JobboxError.invalid("cannot remove", path, "\(first) and would not die")

@@ -321,7 +321,13 @@ int jb_nsexec_exec(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *
     if (plan->user_namespace && enter_user_namespace(plan, failure) != 0) return -1;
     if (plan->namespaces != 0 && unshare(plan->namespaces) != 0) return fail(failure, JB_NSEXEC_UNSHARE, 0, errno);
     if (set_up_namespaces(plan, failure) != 0 || finish_process(plan, failure) != 0) return -1;
-    return fail(failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
+    sigset_t none;
+    sigemptyset(&none);
+    sigset_t caller_mask;
+    sigprocmask(SIG_SETMASK, &none, &caller_mask);
+    int error = jb_exec(plan->file, plan->argv, plan->envp);
+    sigprocmask(SIG_SETMASK, &caller_mask, NULL);
+    return fail(failure, JB_NSEXEC_EXEC, 0, error);
 }
 
 static void report_and_exit(int report_fd, const struct jb_nsexec_failure *failure) {
@@ -339,9 +345,10 @@ static int parent_gone(int go_fd) {
 }
 
 /* PID 1 of the new namespace: set up, become the job's user, then either exec the job (no init) or fork it and
- * supervise it. Every signal is blocked on entry; the job gets back the caller's mask. */
-static void __attribute__((noreturn))
-run_child(const struct jb_nsexec_plan *plan, int report_fd, int go_fd, const sigset_t *caller_mask) {
+ * supervise it. Every signal is blocked on entry; the init and the job end up with none blocked. */
+static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *plan, int report_fd, int go_fd) {
+    sigset_t none;
+    sigemptyset(&none);
     struct jb_nsexec_failure failure;
     memset(&failure, 0, sizeof failure);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
@@ -365,7 +372,7 @@ run_child(const struct jb_nsexec_plan *plan, int report_fd, int go_fd, const sig
     if (parent_gone(go_fd)) _exit(125);
 
     if (!plan->run_init) {
-        sigprocmask(SIG_SETMASK, caller_mask, NULL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
         report_and_exit(report_fd, &failure);
     }
@@ -373,7 +380,7 @@ run_child(const struct jb_nsexec_plan *plan, int report_fd, int go_fd, const sig
     prctl(PR_SET_NAME, "ns-exec-init", 0, 0, 0);
     pid_t job = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (job == 0) {
-        sigprocmask(SIG_SETMASK, caller_mask, NULL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
         report_and_exit(report_fd, &failure);
     }
@@ -383,7 +390,7 @@ run_child(const struct jb_nsexec_plan *plan, int report_fd, int go_fd, const sig
     }
     /* Only the job may still report (its exec failure); ns-exec reads the pipe after we are gone. */
     close(report_fd);
-    _exit(jb_shell_status(jb_init_supervise(job, caller_mask)));
+    _exit(jb_shell_status(jb_init_supervise(job, &none)));
 }
 
 pid_t jb_nsexec_spawn(const struct jb_nsexec_plan *plan, int *report_fd, struct jb_nsexec_failure *failure) {
@@ -411,7 +418,7 @@ pid_t jb_nsexec_spawn(const struct jb_nsexec_plan *plan, int *report_fd, struct 
     if (child == 0) {
         close(report[0]);
         close(go[1]);
-        run_child(plan, report[1], go[0], &caller_mask);
+        run_child(plan, report[1], go[0]);
     }
     int clone_errno = errno;
     close(report[1]);
@@ -423,7 +430,13 @@ pid_t jb_nsexec_spawn(const struct jb_nsexec_plan *plan, int *report_fd, struct 
         return fail(failure, JB_NSEXEC_CLONE, 0, clone_errno);
     }
     int forward_errno = jb_forward_signals(child) == 0 ? 0 : errno;
-    sigprocmask(SIG_SETMASK, &caller_mask, NULL);
+    /* A forwarder must receive what it forwards, whatever the caller blocked (a thread of a multi-threaded
+     * launcher often has them blocked, and posix_spawn passes that on). */
+    sigset_t forwarded, mask = caller_mask;
+    jb_init_forwarded_signals(&forwarded);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&forwarded, sig) == 1) sigdelset(&mask, sig);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     if (forward_errno != 0) {
         /* The child reads EOF on the go pipe and exits. */
         close(go[1]);

@@ -3,6 +3,9 @@
  * Swift may run between fork and exec. Swift resolves users, reads the configuration, checks paths and builds a
  * flat plan (struct jb_nsexec_plan); this code only carries the plan out and reports the first step that failed.
  *
+ * The job starts with no signal blocked, whatever the caller had blocked (a launcher's thread often blocks
+ * some, and posix_spawn passes them on): it must be able to receive what ns-exec forwards to it.
+ *
  * Two ways to run a plan:
  *   - jb_nsexec_exec: in the calling process, which becomes the job (no new PID namespace);
  *   - jb_nsexec_spawn: in a child cloned into a new PID namespace, which is the job's init (PID 1) or, with

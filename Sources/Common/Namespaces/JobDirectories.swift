@@ -46,7 +46,7 @@ public enum JobDirectories {
                 if current != base { close(current) }
                 current = next
                 if made || index == components.count - 1 {
-                    guard fchown(current, owner.uid, owner.gid) == 0 else { throw JobboxError.lastErrno("cannot give the job's user", shown) }
+                    guard fchown(current, owner.uid, owner.gid) == 0 else { throw JobboxError.lastErrno("cannot chown to \(owner.uid):\(owner.gid)", shown) }
                     guard fchmod(current, 0o700) == 0 else { throw JobboxError.lastErrno("cannot set mode 0700 on", shown) }
                 }
             }

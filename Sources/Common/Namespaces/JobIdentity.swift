@@ -33,7 +33,7 @@ public struct JobIdentity: Sendable, Equatable {
 
     /// Resolves `--user` and `--group` (names or numbers). A user without `--group` gets its primary group from
     /// the user database; the supplementary groups are the user's groups from the group database (none when the
-    /// uid has no name). `--group` alone keeps the caller's uid with that group and no supplementary groups.
+    /// uid has no name). `--group` alone keeps the caller's uid, with that group as its only group.
     public static func resolve(user: String?, group: String?, caller: JobIdentity) throws(JobboxError) -> JobIdentity {
         let explicitGroup = try group.map { text throws(JobboxError) in try lookUpGroup(text) }
         guard let user else {

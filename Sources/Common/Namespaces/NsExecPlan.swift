@@ -114,7 +114,7 @@ public struct NsExecPlan: Sendable {
     public var needsChild: Bool { namespaces.contains(.pid) }
 }
 
-/// How the planner looks at the file system (a protocol so unit tests can describe a host without one).
+/// How the planner looks at the file system (replaceable, so unit tests can describe a host without one).
 public struct PathProbe: Sendable {
     /// Whether a directory exists where the job will see `path` (`root`: the chroot, if any).
     public var isDirectory: @Sendable (_ path: MountPath, _ root: String?) -> Bool

@@ -80,6 +80,8 @@ public enum JobDirectories {
             guard parent >= 0 else { throw JobboxError.lastErrno("cannot open", MountPath.join(root, prefix)) }
             let status = mkdirat(parent, component, 0o755)
             let mkdirErrno = Errno.last
+            // Whatever the umask: the job's user must be able to pass through to its scratch dir.
+            if status == 0 { _ = fchmodat(parent, component, 0o755, 0) }
             close(parent)
             if status != 0 && mkdirErrno != .fileExists {
                 throw JobboxError("cannot create mount point", shown, reason: mkdirErrno.description + " (the chroot lacks it; create it there)", errno: mkdirErrno)

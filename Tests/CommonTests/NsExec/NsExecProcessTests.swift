@@ -127,7 +127,7 @@ struct NsExecProcessTests {
         try Support.expectMountsUnchanged(since: before)
     }
 
-    @Test("the job gets its own namespaces, and the init and job of --pid sit in them")
+    @Test("the job gets exactly the namespaces asked for, and the init and job of --pid sit in the new PID namespace")
     func namespacesDiffer() throws {
         let before = try Support.hostMounts()
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
@@ -137,6 +137,16 @@ struct NsExecProcessTests {
         #expect(lines.count == 3)
         #expect(lines.first == "2")
         #expect(lines.dropFirst().allSatisfy { $0 == lines[1] && $0 != host && $0.hasPrefix("pid:[") }, "\(lines) vs host \(host)")
+
+        let kinds = ["ipc", "uts", "net", "mnt", "user", "cgroup"]
+        let hostNamespaces = try kinds.map { try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/" + $0) }
+        let job = try TestSupport.run(["ns-exec", "--ipc", "--uts", "--net", "--mount", "--", "readlink"] + kinds.map { "/proc/self/ns/" + $0 })
+        let jobNamespaces = job.stdout.split(separator: "\n").map(String.init)
+        #expect(jobNamespaces.count == kinds.count, "\(job)")
+        for (index, kind) in kinds.enumerated() where index < jobNamespaces.count {
+            // Asked for: new; not asked for (user, cgroup): the host's.
+            #expect((jobNamespaces[index] != hostNamespaces[index]) == (index < 4), "\(kind): \(jobNamespaces[index]) vs \(hostNamespaces[index])")
+        }
         try Support.expectMountsUnchanged(since: before)
     }
 }

@@ -94,7 +94,9 @@ struct NsExecUserNamespaceTests {
         let before = try Support.hostMounts()
         let user = try Support.TestUser()
         defer { user.remove() }
-        let tool = TestSupport.tool("ns-exec")
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let tool = try dir.nsExecCopy()
         let plain = try TestSupport.run(user.command([tool, "--pid", "--", "/bin/true"]))
         #expect(plain.status == 125)
         #expect(plain.stderr == "ns-exec: cannot create namespaces mnt,pid: Operation not permitted (not root: add --userns)\n")
@@ -104,7 +106,7 @@ struct NsExecUserNamespaceTests {
         let other = try TestSupport.run(user.command([tool, "--userns", "--user", "root", "--", "/bin/true"]))
         #expect(other.status == 125)
         #expect(other.stderr == "ns-exec: cannot switch to user 'root': a user namespace of ns-exec maps only the caller's own uid \(user.uid) and gid \(user.gid)\n")
-        try Support.expectMountsUnchanged(since: before)
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
     @Test("--userns: PID, mount, net, UTS namespaces and scratch binds work as an ordinary user, with no capabilities left")
@@ -121,7 +123,7 @@ struct NsExecUserNamespaceTests {
             grep -E '^(CapEff|NoNewPrivs):' /proc/self/status
             """
         let result = try TestSupport.run(user.command([
-            TestSupport.tool("ns-exec"), "--userns", "--pid", "--net", "--hostname", "userjob", "--scratch", scratch, "--", "/bin/sh", "-c", script,
+            try dir.nsExecCopy(), "--userns", "--pid", "--net", "--hostname", "userjob", "--scratch", scratch, "--", "/bin/sh", "-c", script,
         ]))
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ") }
@@ -150,7 +152,7 @@ struct NsExecUserNamespaceTests {
         try dir.write("jobbox.conf", "NAMED_CHROOT = usertiny=\(root)\n")
         chmod(dir.path + "/jobbox.conf", 0o644)
         let result = try TestSupport.run(user.command([
-            TestSupport.tool("ns-exec"), "--config", dir.path + "/jobbox.conf", "--userns", "--pid", "--chroot", "usertiny", "--scratch", scratch,
+            try dir.nsExecCopy(), "--config", dir.path + "/jobbox.conf", "--userns", "--pid", "--chroot", "usertiny", "--scratch", scratch,
             "--", "/bin/sh", "-c", "ps -o pid,comm; cat /etc/os-release; id -u; pwd; echo in > /tmp/f",
         ]))
         #expect(result.status == 0, "\(result)")

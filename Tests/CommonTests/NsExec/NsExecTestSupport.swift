@@ -70,6 +70,15 @@ enum NsExecTestSupport {
             return full
         }
 
+        /// A copy of the built ns-exec in this directory: the unprivileged tests' user may not be able to reach
+        /// the build directory (a checkout under /root), but can reach this one.
+        func nsExecCopy() throws -> String {
+            let copy = path + "/ns-exec"
+            try FileManager.default.copyItem(atPath: TestSupport.tool("ns-exec"), toPath: copy)
+            chmod(copy, 0o755)
+            return copy
+        }
+
         func write(_ relative: String, _ text: String) throws {
             try text.write(toFile: path + "/" + relative, atomically: false, encoding: .utf8)
         }

@@ -41,18 +41,20 @@ struct NsExecProcessTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
-    @Test("TERM sent to ns-exec from outside reaches the job through the init")
-    func termReachesTheJob() throws {
+    @Test(
+        "HUP, INT, QUIT, TERM, USR1 and USR2 sent to ns-exec from outside reach the job through the init",
+        arguments: [(SIGHUP, "HUP"), (SIGINT, "INT"), (SIGQUIT, "QUIT"), (SIGTERM, "TERM"), (SIGUSR1, "USR1"), (SIGUSR2, "USR2")])
+    func signalsReachTheJob(signal: Int32, name: String) throws {
         let before = try Support.hostMounts()
         let dir = try Support.Directory()
         defer { dir.remove() }
         let ready = dir.path + "/ready"
-        let script = "trap 'echo job got TERM; exit 42' TERM; touch \(ready); while :; do sleep 0.05; done"
+        let script = "trap 'echo job got \(name); exit 42' \(name); touch \(ready); while :; do sleep 0.05; done"
         let job = try Support.Background(["ns-exec", "--pid", "--mount", "--", "/bin/sh", "-c", script], directory: dir.path)
         #expect(Support.eventually { FileManager.default.fileExists(atPath: ready) })
-        kill(job.pid, SIGTERM)
+        kill(job.pid, signal)
         #expect(job.wait() == 42, "\(job.stderr)")
-        #expect(job.stdout == "job got TERM\n")
+        #expect(job.stdout == "job got \(name)\n")
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 

@@ -53,7 +53,7 @@ public struct ChrootManifest: Sendable, Equatable {
     /// The packages asked for.
     public var requestedPackages: [String]
     /// The binds ns-exec adds.
-    public var binds: [ChrootBind]
+    public var binds: [BindRequest]
     /// Whether signatures were checked.
     public var gpgCheck: Bool
     /// debootstrap's variant, if the backend has one.
@@ -70,7 +70,7 @@ public struct ChrootManifest: Sendable, Equatable {
     /// Creates a manifest from its parts.
     public init(
         version: ChrootVersion, backend: ChrootBackendKind, release: String, repos: [String], requestedPackages: [String],
-        binds: [ChrootBind], gpgCheck: Bool, variant: String?, specPath: String?, built: String, builtBy: String, installed: [InstalledPackage]
+        binds: [BindRequest], gpgCheck: Bool, variant: String?, specPath: String?, built: String, builtBy: String, installed: [InstalledPackage]
     ) {
         self.version = version
         self.backend = backend
@@ -134,7 +134,7 @@ public struct ChrootManifest: Sendable, Equatable {
         guard let backend = ChrootBackendKind(rawValue: try required("BACKEND")) else {
             throw JobboxError.invalid("bad manifest", path, "BACKEND is not dnf, yum or debootstrap")
         }
-        let binds = (values["BINDS"] ?? "").split(separator: ",").map { $0.trimmingASCIISpaces() }.filter { !$0.isEmpty }.compactMap(ChrootBind.init(parsing:))
+        let binds = (values["BINDS"] ?? "").split(separator: ",").map { $0.trimmingASCIISpaces() }.filter { !$0.isEmpty }.compactMap({ try? BindRequest(parsing: $0) })
         let spec = values["SPEC"] ?? ""
         return ChrootManifest(
             version: ChrootVersion(name: name, number: number), backend: backend, release: try required("RELEASE"),
@@ -144,8 +144,6 @@ public struct ChrootManifest: Sendable, Equatable {
     }
 
     /// Reads the manifest of the chroot at `chrootPath` (a version directory, or the `CHROOT_DIR/NAME` link).
-    ///
-    /// ns-exec calls this to find the binds a chroot asks for.
     public static func read(chrootPath: String) throws(JobboxError) -> ChrootManifest {
         let path = chrootPath + "/" + relativePath
         let text: String
@@ -155,6 +153,19 @@ public struct ChrootManifest: Sendable, Equatable {
             throw JobboxError.system("cannot read manifest", path, error)
         }
         return try parse(text, path: path)
+    }
+}
+
+extension ChrootManifest {
+    /// The binds the chroot at `root` asks for in its manifest (`BINDS` of its spec), or none when it was not built
+    /// by chroot-tool. ns-exec applies them per job, inside the job's mount namespace, never on the host.
+    public static func binds(ofChrootAt root: String) throws(JobboxError) -> [BindRequest] {
+        do {
+            guard try SmallFile.readIfPresent(root + "/" + relativePath) != nil else { return [] }
+        } catch {
+            throw JobboxError.system("cannot read manifest", root + "/" + relativePath, error)
+        }
+        return try read(chrootPath: root).binds
     }
 }
 

@@ -11,29 +11,6 @@ public enum ChrootBackendKind: String, Sendable, CaseIterable {
     public var isRPM: Bool { self != .debootstrap }
 }
 
-/// A directory ns-exec binds into the chroot when a job enters it (`/cvmfs`, `/etc/grid-security:/grid`).
-///
-/// The seed's site-wide mounts are per job, inside the job's own mount namespace: never host mounts.
-public struct ChrootBind: Sendable, Equatable, CustomStringConvertible {
-    /// The host directory.
-    public let source: String
-    /// Where it appears inside the chroot (the same path when not given).
-    public let destination: String
-
-    /// Parses `SRC[:DST]`, both absolute paths without `..`; nil otherwise.
-    public init?(parsing text: String) {
-        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard let source = parts.first, JobboxConfig.isCleanAbsolutePath(source) else { return nil }
-        let destination = parts.count == 2 ? parts[1] : source
-        guard JobboxConfig.isCleanAbsolutePath(destination) else { return nil }
-        self.source = source.trimmingTrailingSlashes()
-        self.destination = destination.trimmingTrailingSlashes()
-    }
-
-    /// `SRC` when both are the same, else `SRC:DST`, as ns-exec's `--bind` takes it.
-    public var description: String { source == destination ? source : "\(source):\(destination)" }
-}
-
 /// What a chroot is built from: the knobs of a spec file (the same syntax as `jobbox.conf`), which a site keeps
 /// in version control, overridden by the command line.
 ///
@@ -57,7 +34,7 @@ public struct ChrootSpec: Sendable, Equatable {
     /// `PACKAGES`: what to install (debootstrap: installed on top of the variant).
     public var packages: [String] = []
     /// `BINDS`: directories ns-exec binds in for each job.
-    public var binds: [ChrootBind] = []
+    public var binds: [BindRequest] = []
     /// `GPGCHECK`: whether package signatures are checked (default true).
     public var gpgCheck = true
     /// `GPGKEYS`: dnf/yum: key URLs for the repositories; debootstrap: the keyring file.
@@ -130,9 +107,9 @@ public struct ChrootSpec: Sendable, Equatable {
             if let bad = list.first(where: { !Self.isPackageName($0) }) { throw SpecError("'\(bad)' is not a package name") }
             packages = list
         case "BINDS":
-            var list: [ChrootBind] = []
+            var list: [BindRequest] = []
             for item in value.split(separator: ",").map({ $0.trimmingASCIISpaces() }) where !item.isEmpty {
-                guard let bind = ChrootBind(parsing: item) else { throw SpecError("'\(item)' is not SRC[:DST] with absolute paths") }
+                guard let bind = try? BindRequest(parsing: item) else { throw SpecError("'\(item)' is not SRC[:DST] with absolute paths") }
                 list.append(bind)
             }
             binds = list

@@ -271,10 +271,14 @@ public enum NsExecPlanner {
         } else if request.mountUnderScratch.map({ !$0.isEmpty }) == true {
             throw JobboxError.invalid("invalid option", "--mount-under-scratch", "it needs --scratch")
         }
+        var binds = request.binds
         if let chroot = request.chroot {
-            layout.chroot = try ChrootPolicy.resolve(chroot, config: config, callerIsRoot: caller.isRoot)
+            let root = try ChrootPolicy.resolve(chroot, config: config, callerIsRoot: caller.isRoot)
+            layout.chroot = root
+            // The chroot's own binds (a spec's BINDS, such as /cvmfs) come first, so a job's --bind can cover them.
+            binds = try ChrootManifest.binds(ofChrootAt: root) + binds
         }
-        for bind in request.binds {
+        for bind in binds {
             guard probe.exists(bind.source) else {
                 throw JobboxError.invalid("invalid bind", bind.description, "\(bind.source) does not exist")
             }
@@ -282,7 +286,7 @@ public enum NsExecPlanner {
                 throw JobboxError.invalid("invalid bind", bind.description, "\(bind.target) does not exist")
             }
         }
-        layout.binds = request.binds
+        layout.binds = binds
         return layout
     }
 

@@ -144,7 +144,7 @@ struct ChrootUnitTests {
     func manifestRoundTrip() throws {
         let manifest = ChrootManifest(
             version: ChrootVersion(name: try ChrootName("sl5"), number: 4), backend: .yum, release: "5", repos: ["http://a/x", "file:///b"],
-            requestedPackages: ["bash", "glibc"], binds: [ChrootBind(parsing: "/cvmfs")!, ChrootBind(parsing: "/a:/b")!], gpgCheck: true,
+            requestedPackages: ["bash", "glibc"], binds: [try BindRequest(parsing: "/cvmfs"), try BindRequest(parsing: "/a:/b")], gpgCheck: true,
             variant: nil, specPath: "/etc/jobbox/sl5.spec", built: "2026-01-02T03:04:05Z", builtBy: "chroot-tool 0.1.0",
             installed: [InstalledPackage(name: "glibc", version: "2.5-123", architecture: "i686"), InstalledPackage(name: "bash", version: "1:3.2-33", architecture: "x86_64"),
                 InstalledPackage(name: "glibc", version: "2.5-123", architecture: "x86_64")])

@@ -1,0 +1,209 @@
+import CNetfilter
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// Legacy iptables through libiptc: one `JOB_<id>` chain in `filter` with the counting rules, four jumps to it
+/// at the top of `INPUT`, `FORWARD` (twice) and `OUTPUT`, and a `MASQUERADE` rule at the top of the `nat`
+/// table's `POSTROUTING` tagged with the chain's name as comment.
+///
+/// Counting uses rules in the job's own chain: a commit resets the built-in chains' policy counters, while rule
+/// counters survive every commit (libiptc carries them over).
+public struct IptablesBackend: AccountingBackend {
+    /// The lock taken around every read-modify-commit.
+    public let lock: XtablesLock
+    /// The kernel's list of instantiated legacy tables: removal and reading leave alone a table that does not
+    /// exist yet, rather than creating it by looking.
+    public var tablesFile = "/proc/net/ip_tables_names"
+
+    /// A back end that serialises its commits with `lock`.
+    public init(lock: XtablesLock) { self.lock = lock }
+
+    public var kind: BackendKind { .iptables }
+
+    public func install(_ plan: AccountingPlan) throws(JobboxError) {
+        try lock.withLock { () throws(JobboxError) in
+            do throws(JobboxError) {
+                try IptcTable.modify("filter") { table throws(JobboxError) in
+                    try table.createChain(plan.chain)
+                    for rule in plan.rules {
+                        try table.append(plan.chain, Self.entry(for: rule, interface: plan.interface))
+                    }
+                    let jump = IptablesEntry.Target.standard(plan.chain)
+                    try table.insert("INPUT", IptablesEntry.make(.init(input: plan.interface), target: jump))
+                    try table.insert("FORWARD", IptablesEntry.make(.init(output: plan.interface), target: jump))
+                    try table.insert("FORWARD", IptablesEntry.make(.init(input: plan.interface), target: jump))
+                    try table.insert("OUTPUT", IptablesEntry.make(.init(output: plan.interface), target: jump))
+                    return true
+                }
+                try IptcTable.modify("nat") { table throws(JobboxError) in
+                    let source = IPv4Network(address: plan.jobAddress, prefixLength: 32)
+                    try table.insert("POSTROUTING", IptablesEntry.make(.init(source: source), comment: plan.chain, target: .masquerade))
+                    return true
+                }
+            } catch {
+                try? removeLocked(chain: plan.chain)
+                throw error
+            }
+        }
+    }
+
+    /// The entry of one counting rule.
+    static func entry(for rule: AccountingRule, interface: String) -> [UInt8] {
+        var selector = IptablesEntry.Selector()
+        if rule.trafficClass.isOutgoing {
+            selector.input = interface
+            selector.destination = rule.remote
+        } else {
+            selector.output = interface
+            selector.source = rule.remote
+        }
+        return IptablesEntry.make(selector, comment: rule.trafficClass.rawValue, target: rule.reject ? .rejectPortUnreachable : .standard("RETURN"))
+    }
+
+    public func remove(chain: String) throws(JobboxError) {
+        try lock.withLock { () throws(JobboxError) in try removeLocked(chain: chain) }
+    }
+
+    private func removeLocked(chain: String) throws(JobboxError) {
+        let tables = loadedTables()
+        if tables.contains("filter") {
+            try IptcTable.modify("filter") { table throws(JobboxError) in
+                var changed = false
+                for builtin in ["INPUT", "FORWARD", "OUTPUT"] {
+                    changed = try table.deleteRules(in: builtin) { entry, target in target == chain } || changed
+                }
+                if table.isChain(chain) {
+                    try table.deleteChain(chain)
+                    changed = true
+                }
+                return changed
+            }
+        }
+        if tables.contains("nat") {
+            try IptcTable.modify("nat") { table throws(JobboxError) in
+                try table.deleteRules(in: "POSTROUTING") { entry, target in
+                    target == "MASQUERADE" && IptablesEntry.comment(of: entry) == chain
+                }
+            }
+        }
+    }
+
+    public func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
+        guard loadedTables().contains("filter") else { return [:] }
+        let table = try IptcTable(name: "filter")
+        var result: [String: TrafficCounters] = [:]
+        for chain in chains where table.isChain(chain) {
+            var counters = TrafficCounters()
+            table.forEachRule(in: chain) { entry, _ in
+                if let comment = IptablesEntry.comment(of: entry), let trafficClass = TrafficClass(rawValue: comment) {
+                    counters.add(entry.pointee.counters.bcnt, to: trafficClass)
+                }
+            }
+            result[chain] = counters
+        }
+        return result
+    }
+
+    /// The legacy tables the kernel has instantiated in this network namespace.
+    func loadedTables() -> Set<String> {
+        guard let text = try? SmallFile.read(tablesFile) else { return [] }
+        return Set(text.split(separator: "\n").map(String.init))
+    }
+}
+
+/// A libiptc snapshot of one table, changed in memory and committed as a whole.
+final class IptcTable {
+    private let handle: OpaquePointer
+    let name: String
+
+    /// Reads the table; the kernel answers `EAGAIN` when the table changed between libiptc's two reads, so that
+    /// is retried.
+    init(name: String) throws(JobboxError) {
+        self.name = name
+        var attempts = 0
+        while true {
+            if let handle = iptc_init(name) {
+                self.handle = handle
+                return
+            }
+            let code = errno
+            attempts += 1
+            if code == EAGAIN && attempts < 10 { continue }
+            throw Self.failure("cannot read iptables table", name, code)
+        }
+    }
+
+    deinit { iptc_free(handle) }
+
+    /// Reads table `name`, lets `body` change it, and commits when `body` says it changed something.
+    static func modify(_ name: String, _ body: (IptcTable) throws(JobboxError) -> Bool) throws(JobboxError) {
+        let table = try IptcTable(name: name)
+        if try body(table) { try table.commit() }
+    }
+
+    static func failure(_ operation: String, _ object: String, _ code: Int32) -> JobboxError {
+        JobboxError(operation, object, reason: String(cString: iptc_strerror(code)), errno: Errno(rawValue: code))
+    }
+
+    func isChain(_ chain: String) -> Bool { iptc_is_chain(chain, handle) != 0 }
+
+    func createChain(_ chain: String) throws(JobboxError) {
+        if iptc_create_chain(chain, handle) == 0 { throw Self.failure("cannot create iptables chain", "\(name)/\(chain)", errno) }
+    }
+
+    func deleteChain(_ chain: String) throws(JobboxError) {
+        if iptc_flush_entries(chain, handle) == 0 || iptc_delete_chain(chain, handle) == 0 {
+            throw Self.failure("cannot delete iptables chain", "\(name)/\(chain)", errno)
+        }
+    }
+
+    func append(_ chain: String, _ entry: [UInt8]) throws(JobboxError) {
+        let ok = entry.withUnsafeBytes { raw in
+            iptc_append_entry(chain, raw.baseAddress?.assumingMemoryBound(to: ipt_entry.self), handle)
+        }
+        if ok == 0 { throw Self.failure("cannot append iptables rule to", "\(name)/\(chain)", errno) }
+    }
+
+    /// Inserts `entry` as the first rule of `chain`.
+    func insert(_ chain: String, _ entry: [UInt8]) throws(JobboxError) {
+        let ok = entry.withUnsafeBytes { raw in
+            iptc_insert_entry(chain, raw.baseAddress?.assumingMemoryBound(to: ipt_entry.self), 0, handle)
+        }
+        if ok == 0 { throw Self.failure("cannot insert iptables rule into", "\(name)/\(chain)", errno) }
+    }
+
+    /// Calls `each` with every rule of `chain` and its target's name.
+    func forEachRule(in chain: String, _ each: (UnsafePointer<ipt_entry>, String) -> Void) {
+        var entry = iptc_first_rule(chain, handle)
+        while let current = entry {
+            let target = iptc_get_target(current, handle).map { String(cString: $0) } ?? ""
+            each(current, target)
+            entry = iptc_next_rule(current, handle)
+        }
+    }
+
+    /// Deletes every rule of `chain` that `matches`; whether any was deleted.
+    func deleteRules(in chain: String, where matches: (UnsafePointer<ipt_entry>, String) -> Bool) throws(JobboxError) -> Bool {
+        guard isChain(chain) else { return false }
+        var doomed: [UInt32] = []
+        var index: UInt32 = 0
+        forEachRule(in: chain) { entry, target in
+            if matches(entry, target) { doomed.append(index) }
+            index += 1
+        }
+        // From the last to the first, so the numbers of the rules still to delete stay put.
+        for number in doomed.reversed() where iptc_delete_num_entry(chain, number, handle) == 0 {
+            throw Self.failure("cannot delete iptables rule from", "\(name)/\(chain)", errno)
+        }
+        return !doomed.isEmpty
+    }
+
+    func commit() throws(JobboxError) {
+        if iptc_commit(handle) == 0 { throw Self.failure("cannot commit iptables table", name, errno) }
+    }
+}

@@ -17,4 +17,10 @@ int jb_pidfd_open(pid_t pid);
  */
 int jb_block_forwarded_signals(int block);
 
+/*
+ * Whether child PID has exited, without reaping it (waitid with WNOWAIT | WNOHANG): 1 exited, 0 still running,
+ * -1 with errno on failure. Lets the parent stop forwarding signals before the pid can be reused.
+ */
+int jb_child_exited(pid_t pid);
+
 #endif

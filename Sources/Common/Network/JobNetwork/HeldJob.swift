@@ -83,7 +83,8 @@ public final class HeldJob {
         throw JobboxError.system("cannot make the job's network namespace for", command, Errno(rawValue: code == 0 ? EIO : code))
     }
 
-    /// Lets the child exec; throws the exec error (127 not found, 126 not executable) after reaping it.
+    /// Lets the child exec; throws the exec error (127 not found, 126 not executable) after reaping it. Once the
+    /// job runs, HUP, INT, QUIT, TERM, USR1 and USR2 are forwarded to it, and unblocked (see `blockSignals`).
     public func release() throws(JobboxError) {
         var byte: UInt8 = 1
         var count: Int
@@ -99,6 +100,14 @@ public final class HeldJob {
             _ = reap()
             throw JobboxError.lastErrno("cannot start the job", command)
         }
+        _ = jb_forward_signals(pid)
+        _ = jb_block_forwarded_signals(0)
+    }
+
+    /// Blocks the signals that are forwarded to the job: call before making anything, so a TERM during set-up
+    /// waits until the job runs (and then goes to it) instead of killing netacct half-way.
+    public static func blockSignals() {
+        _ = jb_block_forwarded_signals(1)
     }
 
     /// Stops the held child (it exits 125 without exec'ing) and reaps it.
@@ -129,22 +138,14 @@ public final class HeldJob {
     }
 
     /// Waits for the job to end, calling `tick` every `interval` seconds while it runs (nil: never); returns its
-    /// shell status. Forwarded signals interrupt the wait and it resumes.
+    /// shell status. Forwarded signals interrupt the wait and it resumes. When the job has exited, forwarding
+    /// stops and the signals are blocked again before it is reaped (so its pid cannot be reused under the
+    /// forwarder, and a TERM cannot cut the tear-down short).
     public func wait(interval: Int?, tick: () -> Void) -> Int32 {
         let pidfd = jb_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
         var next = interval.map { Self.monotonicMilliseconds() + Int64($0) * 1000 }
-        while true {
-            var status: Int32 = 0
-            let done = jb_wait_pid(pid, &status, WNOHANG)
-            if done == pid {
-                reaped = true
-                return ExitStatus.fromWaitStatus(status)
-            }
-            if done < 0 {
-                reaped = true
-                return ExitStatus.toolFailure
-            }
+        while jb_child_exited(pid) == 0 {
             let now = Self.monotonicMilliseconds()
             if let due = next, now >= due, let interval {
                 tick()
@@ -161,6 +162,9 @@ public final class HeldJob {
                 _ = poll(&entry, 1, timeout)
             }
         }
+        Self.blockSignals()
+        _ = jb_forward_signals(0)
+        return reap()
     }
 
     static func monotonicMilliseconds() -> Int64 {

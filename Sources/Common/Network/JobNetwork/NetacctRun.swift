@@ -1,4 +1,3 @@
-import CLinux
 import SystemPackage
 
 /// What `netacct ... -- COMMAND` was asked to do.
@@ -57,7 +56,7 @@ public struct NetacctRun {
     public func run() throws(JobboxError) -> Int32 {
         // A signal during set-up waits (blocked) and is forwarded to the job once it runs, so netacct is never
         // killed half-way with its objects left behind.
-        _ = jb_block_forwarded_signals(1)
+        HeldJob.blockSignals()
         let (kind, reason) = FirewallProbe(environment: environment).resolve(options.backend)
         if options.verbose { diagnostics.note("backend \(kind.rawValue): \(reason)") }
         let backend = makeAccountingBackend(kind, environment: environment)
@@ -92,12 +91,9 @@ public struct NetacctRun {
             throw error
         }
 
-        _ = jb_forward_signals(job.pid)
-        _ = jb_block_forwarded_signals(0)
         let status = job.wait(interval: options.adFile == nil ? nil : options.interval) {
             publish(backend: backend, chain: names.chain, final: false)
         }
-        _ = jb_forward_signals(0)
 
         // The veth goes first, so nothing more is counted between the final read and the removal.
         do {

@@ -97,8 +97,14 @@ public struct NftablesBackend: AccountingBackend {
 
     /// Deletes the table unless something is left in it; the kernel checks emptiness inside the transaction, so a
     /// job that adds its objects at the same moment either comes first (and the delete is refused) or after (and
-    /// makes the table anew).
+    /// makes the table anew). The table is also looked at first, so a kernel too old to know `NLM_F_NONREC` (which
+    /// would then delete recursively) is only asked when the table looked empty.
     static func deleteTableIfEmpty(_ socket: NetlinkSocket) throws(JobboxError) {
+        do {
+            guard try chainNames(socket).isEmpty, try counterValues(socket).isEmpty else { return }
+        } catch {
+            throw JobboxError.system("cannot list nftables table", "inet \(table)", error)
+        }
         let batch = NftablesBatch(sequence: socket.nextSequence())
         batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { header in
             NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }

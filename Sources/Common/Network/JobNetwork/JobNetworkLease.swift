@@ -174,7 +174,10 @@ public struct JobNetworkLeases: Sendable {
                     continue
                 }
                 if lease.names.interface == names.interface || lease.names.chain == names.chain {
-                    let state = lease.owner.isAlive ? "running under netacct pid \(lease.owner.pid)" : "left by netacct pid \(lease.owner.pid) in another network namespace"
+                    let state =
+                        lease.owner.isAlive ? "running under netacct pid \(lease.owner.pid)"
+                        : lease.namespace != namespace ? "left by netacct pid \(lease.owner.pid) in another network namespace"
+                        : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
                     throw JobboxError.invalid("cannot start network accounting for job", job.rawValue, "its names \(names.interface)/\(names.chain) are in use by job \(lease.job), \(state)")
                 }
                 taken.insert(lease.slot)

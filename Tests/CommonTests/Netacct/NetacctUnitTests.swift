@@ -18,7 +18,7 @@ func hexFixture(_ name: String) throws -> [UInt8] {
 }
 
 @Suite("netacct: rtnetlink requests against byte fixtures")
-struct RouteRequestTests {
+struct NetacctRouteRequestTests {
     @Test("a veth pair whose peer is made in the job's namespace by pid")
     func veth() throws {
         let message = RouteRequest.createVeth(name: "jb_x", peerName: "eth0", peerNamespacePID: 0x1234, sequence: 1)
@@ -40,7 +40,7 @@ struct RouteRequestTests {
 }
 
 @Suite("netacct: accounting plan, counters, ads")
-struct AccountingPlanTests {
+struct NetacctPlanTests {
     static let subnet = IPv4Network(parsing: "10.213.0.0/16")!
 
     @Test("one rule per class and internal network, outgoing first, each ending in a catch-all")
@@ -107,7 +107,7 @@ struct AccountingPlanTests {
 }
 
 @Suite("netacct: iptables entries")
-struct IptablesEntryTests {
+struct NetacctIptablesEntryTests {
     @Test("an accounting entry: fixed part, comment match, standard target, each 8-byte aligned")
     func layout() throws {
         let network = try #require(IPv4Network(parsing: "172.20.0.0/16"))
@@ -143,7 +143,7 @@ struct IptablesEntryTests {
 }
 
 @Suite("netacct: back end choice")
-struct FirewallProbeTests {
+struct NetacctFirewallProbeTests {
     /// A fixture tree: `bin/iptables` -> `xtables-<flavour>-multi`, and a legacy tables file when `legacy`.
     func probe(flavour: String?, legacy: Bool) throws -> (FirewallProbe, TestSupport.TemporaryDirectory) {
         let dir = try TestSupport.TemporaryDirectory("netacct-probe")
@@ -176,7 +176,7 @@ struct FirewallProbeTests {
 }
 
 @Suite("netacct: leases in the state directory")
-struct LeaseTests {
+struct NetacctLeaseTests {
     static let subnet = IPv4Network(parsing: "10.213.0.0/16")!
 
     func names(_ id: String) throws -> JobNetworkNames { JobNetworkNames(job: try JobID(id)) }

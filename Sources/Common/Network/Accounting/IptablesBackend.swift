@@ -12,7 +12,7 @@ import SystemPackage
 /// table's `POSTROUTING` tagged with the chain's name as comment.
 ///
 /// Counting uses rules in the job's own chain: a commit resets the built-in chains' policy counters, while rule
-/// counters survive every commit (libiptc carries them over).
+/// counters survive every commit (libiptc adds the old counts back right after replacing the table).
 public struct IptablesBackend: AccountingBackend {
     /// The lock taken around every read-modify-commit.
     public let lock: XtablesLock
@@ -93,9 +93,11 @@ public struct IptablesBackend: AccountingBackend {
         }
     }
 
+    /// Reading takes the lock too: a commit is two steps (the table is replaced with zeroed counters, then the old
+    /// counts are added back), and a read between them would see a job's counters near zero.
     public func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
         guard loadedTables().contains("filter") else { return [:] }
-        let table = try IptcTable(name: "filter")
+        let table = try lock.withLock { () throws(JobboxError) in try IptcTable(name: "filter") }
         var result: [String: TrafficCounters] = [:]
         for chain in chains where table.isChain(chain) {
             var counters = TrafficCounters()

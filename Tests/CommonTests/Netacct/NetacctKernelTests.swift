@@ -185,6 +185,23 @@ struct NetacctKernelTests {
         #expect(net.leaseFiles().isEmpty)
     }
 
+    @Test("the next run of a job whose netacct was killed reclaims the dead lease and removes its leftovers", arguments: backends)
+    func deadLeaseReclaimed(backend: String) throws {
+        let net = try NetacctTopology()
+        defer { net.remove() }
+        let before = try net.nodeState()
+        let (run, _, netacct) = try Self.startWaitingJob(net, job: "again.\(backend)", backend: backend)
+        kill(netacct, SIGKILL)
+        #expect(run.wait().status == 137)
+        #expect(net.leaseFiles().count == 1)
+        let result = try net.netacct(Self.options("again.\(backend)", backend) + ["-v", "--"] + NetacctTopology.client(["address"]))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("removed the network of job again.\(backend) left by netacct pid \(netacct)"), "\(result)")
+        #expect(result.stdout == "address 10.213.0.2\n")
+        #expect(try net.nodeState() == before)
+        #expect(net.leaseFiles().isEmpty)
+    }
+
     @Test("--deny-external: the campus host answers, the internet host is unreachable and sees nothing", arguments: backends)
     func denyExternal(backend: String) throws {
         let net = try NetacctTopology()

@@ -26,6 +26,9 @@ public enum CgroupController: String, Sendable, CaseIterable, Hashable, Comparab
     /// cpuset in a delegated subtree often is not allowed, so it is enabled only when a limit asks for it.
     public static let defaults: Set<CgroupController> = Set(allCases)
 
+    /// The name in messages: `io (v1: blkio)` for block I/O.
+    public var displayName: String { self == .io ? "io (v1: blkio)" : rawValue }
+
     /// The names `--controllers` accepts, for messages.
     public static let acceptedNames = "memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer"
 

@@ -172,7 +172,7 @@ public struct JobCgroupCreator {
                 if required.contains(controller) {
                     throw JobboxError(
                         "cannot enable the \(name) controller in", cgroup + "/cgroup.subtree_control",
-                        reason: "it is not in \(cgroup)/cgroup.controllers: the cgroup above does not delegate it")
+                        reason: "it is not in \(cgroup)/cgroup.controllers: the kernel or the cgroup above does not offer it")
                 }
                 wanted.removeAll { $0 == controller }
             }
@@ -231,7 +231,8 @@ public struct JobCgroupCreator {
             if error == .invalidArgument || error == .outOfRange, choice.file.hasPrefix("cpuset.") {
                 let parent = CgroupFailure.parentOf(directory)
                 let own = (try? filesystem.read(parent + "/" + choice.file))?.trimmingASCIISpaces() ?? ""
-                let effective = (try? filesystem.read(parent + "/" + choice.file.replacingPrefix("cpuset.", with: "cpuset.effective_")))?.trimmingASCIISpaces()
+                let effectiveFile = target.version == .v2 ? choice.file + ".effective" : choice.file.replacingPrefix("cpuset.", with: "cpuset.effective_")
+                let effective = (try? filesystem.read(parent + "/" + effectiveFile))?.trimmingASCIISpaces()
                 let allowed = own.isEmpty ? (effective ?? "") : own
                 detail = "\(limit.source) \(choice.value) is not within the parent's \(allowed.isEmpty ? "set" : allowed) (\(parent))"
             }

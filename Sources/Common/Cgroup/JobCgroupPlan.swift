@@ -65,7 +65,7 @@ public struct JobCgroupPlan: Sendable, Equatable {
             guard let hierarchy = resolve(controller, in: layout) else {
                 if let option = required[controller] {
                     throw JobboxError.invalid(
-                        "cannot apply", option, "no mounted cgroup hierarchy has the \(controller.v1Name) controller (\(modeDescription(layout)))")
+                        "cannot apply", option, "no mounted cgroup hierarchy has the \(controller.displayName) controller (\(modeDescription(layout)))")
                 }
                 if explicit != nil {
                     throw JobboxError.invalid("unavailable controller", "'\(controller.rawValue)' in --controllers", "no mounted cgroup hierarchy has it (\(modeDescription(layout)))")
@@ -83,7 +83,9 @@ public struct JobCgroupPlan: Sendable, Equatable {
         if let unified = layout.unified, !groups.contains(where: { $0.hierarchy == unified }) {
             groups.append((unified, []))
         }
-        groups.sort { ($0.hierarchy.version == .v1 ? 0 : 1) < ($1.hierarchy.version == .v1 ? 0 : 1) }
+        // Mount order with the unified tree last, so that targets come out the same on every run.
+        let order = layout.hierarchies.filter { $0.version == .v1 } + (layout.unified.map { [$0] } ?? [])
+        groups = order.compactMap { hierarchy in groups.first { $0.hierarchy == hierarchy } }
         if groups.isEmpty {
             throw JobboxError.invalid("no cgroup hierarchy", nil, "none of the selected controllers is mounted (\(modeDescription(layout)))")
         }

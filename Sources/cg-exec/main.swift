@@ -17,17 +17,22 @@ struct CgExecCommand: JobboxTool {
             its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
             COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.
 
-            limit            cgroup v1                          cgroup v2
-            --memory         memory.limit_in_bytes              memory.max
-            --memory-soft    memory.soft_limit_in_bytes         memory.low
-            --memory-high    (error: not on v1)                 memory.high
-            --swap           memory.memsw.limit_in_bytes (+mem) memory.swap.max
-            --cpus/--cpu-weight/--cpu-shares  cpu.shares        cpu.weight
-            --cpu-quota      cpu.cfs_quota_us/cpu.cfs_period_us cpu.max
-            --cpuset/--mems  cpuset.cpus/cpuset.mems            cpuset.cpus/cpuset.mems
-            --pids-max       pids.max                           pids.max
-            --io-weight      blkio.weight (x5) or blkio.bfq.weight  io.weight
-            (always)         -                                  memory.oom.group = 1
+            limit             cgroup v1                         cgroup v2
+            --memory          memory.limit_in_bytes             memory.max
+            --memory-soft     memory.soft_limit_in_bytes        memory.low
+            --memory-high     (an error: v1 has none)           memory.high
+            --swap            memory.memsw.limit_in_bytes       memory.swap.max
+                                = memory + swap
+            --cpus N          cpu.shares = 1024*N               cpu.weight = 100*N
+            --cpu-weight W    cpu.shares = W*1024/100           cpu.weight = W
+            --cpu-shares S    cpu.shares = S                    cpu.weight = S*100/1024
+            --cpu-quota C     cpu.cfs_quota_us, cfs_period_us   cpu.max
+            --cpuset, --mems  cpuset.cpus, cpuset.mems          cpuset.cpus, cpuset.mems
+                                (else the parent's)
+            --pids-max        pids.max                          pids.max
+            --io-weight N     blkio.weight = N*5, or            io.weight = default N
+                                blkio.bfq.weight = N
+            (always)          -                                 memory.oom.group = 1
             """,
         version: JobboxVersion.string
     )
@@ -104,7 +109,7 @@ struct CgExecCommand: JobboxTool {
         let options = limitOptions
 
         if list {
-            guard !remove, job == nil, command.isEmpty, options.isEmpty, !fromJobAd, timeout == nil else {
+            guard !remove, job == nil, command.isEmpty, options.isEmpty, !fromJobAd, timeout == nil, controllers == nil else {
                 throw JobboxError.invalid("invalid use of", "--list", "it takes only --parent, --base and --config")
             }
             let locator = try CgExec.locator(config: config, parent: parent, base: base)

@@ -76,6 +76,7 @@ public enum CgExec {
     /// Parses `--timeout` seconds (`10`, `2.5`).
     public static func timeout(_ text: String?) throws(JobboxError) -> Duration {
         guard let text else { return defaultTimeout }
+        // Seconds take the same form as CPU amounts: above 0, at most three decimals (milliseconds).
         guard let amount = CPUAmount(parsing: text) else {
             throw JobboxError.invalid("invalid --timeout", "'\(text)'", "it is not a number of seconds above 0 with at most three decimals")
         }

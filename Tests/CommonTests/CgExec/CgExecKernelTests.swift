@@ -213,6 +213,17 @@ struct CgExecKernelTests {
         #expect(result.stderr.isEmpty)
     }
 
+    @Test("the job gets cg-exec's descriptors and signal state as they were, nothing added")
+    func cleanExec() throws {
+        let sandbox = try CgExecSandbox()
+        defer { sandbox.cleanUp() }
+        let probe = ["sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status; ls /proc/self/fd | wc -l"]
+        let direct = try TestSupport.run(probe)
+        let viaCgExec = try sandbox.run(["--job", "clean", "--"] + probe)
+        #expect(viaCgExec.status == 0)
+        #expect(viaCgExec.stdout == direct.stdout)
+    }
+
     @Test("--remove is idempotent: a job that never existed, and a second removal, exit 0")
     func removeIdempotent() throws {
         let sandbox = try CgExecSandbox()

@@ -110,8 +110,8 @@ public struct JobCgroupCreator {
         controllers.compactMap(\.v2Name)
     }
 
-    /// Makes the base cgroup unless it exists. A concurrent `--remove` may remove an empty base between this
-    /// and the job's `mkdir`; `makeDirectory` of the job then retries through here.
+    /// Makes the base cgroup unless it exists. Another cg-exec that made the base and then failed removes it
+    /// again if it is empty, possibly between this and the job's `mkdir`; `makeDirectory` then makes it anew.
     private func makeBase(_ target: JobCgroupTarget, progress: Progress) throws(JobboxError) {
         do {
             try filesystem.makeDirectory(target.baseDirectory)
@@ -132,7 +132,7 @@ public struct JobCgroupCreator {
                 progress.created.append(path)
                 return
             } catch .noSuchFileOrDirectory where isJob && attempts < 5 {
-                // The base vanished under us (another job's --remove took it while empty): make it again.
+                // The base vanished under us (another job's failed start removed it while empty): make it again.
                 attempts += 1
                 let base = CgroupFailure.parentOf(path)
                 do {

@@ -49,11 +49,20 @@ final class CgExecSandbox {
         return process
     }
 
-    /// The test process's own cgroup (the parent of the base) in the hierarchy of `controller` (`unified` for
-    /// the cgroup2 mount).
+    /// The hierarchy of `controller` (`unified` for the cgroup2 mount).
+    func hierarchy(_ controller: String) throws -> CgroupHierarchy {
+        try #require(controller == "unified" ? layout.unified : layout.hierarchies.first { $0.version == .v1 && $0.has(controller) })
+    }
+
+    /// The test process's own cgroup (the parent of the base) in the hierarchy of `controller`.
     func parentDirectory(_ controller: String) throws -> String {
-        let hierarchy = try #require(controller == "unified" ? layout.unified : layout.hierarchies.first { $0.version == .v1 && $0.has(controller) })
-        return try #require(layout.directory(of: membership, in: hierarchy))
+        try #require(layout.directory(of: membership, in: try hierarchy(controller)))
+    }
+
+    /// A job's cgroup path as /proc/<pid>/cgroup shows it, in the hierarchy of `controller`.
+    func cgroupPath(_ controller: String, _ job: String) throws -> String {
+        try #require(membership.path(in: try hierarchy(controller))).trimmingTrailingSlashes()
+            .appending("/\(base)/\(try JobID(job).cgroupName)").replacingOccurrences(of: "//", with: "/")
     }
 
     /// The base cgroup's directory in the hierarchy of `controller`.

@@ -47,7 +47,8 @@ struct CgExecKernelTests {
     func removeForkingJob() throws {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
-        let job = try sandbox.start(["--job", "fork", "--pids-max", "200", "--", "sh", "-c", "while :; do sleep 1000 & done"])
+        // bash, not sh: when pids.max is reached bash reports the failed fork and loops on, where dash would exit.
+        let job = try sandbox.start(["--job", "fork", "--pids-max", "200", "--", "bash", "-c", "exec 2>/dev/null; while :; do sleep 1000 & done"])
         try sandbox.wait("the job to fork") { try sandbox.pids("pids", "fork").count >= 20 }
         let sub = try sandbox.jobDirectory("memory", "fork") + "/payload"
         try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: false)

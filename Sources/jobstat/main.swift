@@ -1,23 +1,94 @@
 import ArgumentParser
 import Common
 
+extension JobStatFormat: ExpressibleByArgument {}
+
 @main
 struct Jobstat: JobboxTool {
     static let configuration = CommandConfiguration(
         commandName: "jobstat",
-        abstract: "jobbox jobstat (not built yet).",
+        abstract: "Print a job cgroup's memory, CPU, block I/O, pids and OOM figures as ClassAd lines, JSON or Prometheus text.",
+        discussion: """
+            Without --job, --cgroup, --pid, --self or --all the job comes from $_CONDOR_JOB_AD (ClusterId.ProcId) \
+            or $SLURM_JOB_ID. Attributes use HTCondor's names and units: MemoryUsage (MiB), ResidentSetSize, \
+            MemoryPeakKb, MemoryCacheKb, MemorySwapKb (KiB), OOMKills, RemoteUserCpu, RemoteSysCpu, \
+            CpuThrottledSeconds (seconds), BlockReadBytes, BlockWriteBytes, BlockReads, BlockWrites, NumPids, \
+            and on cgroup v2 the PSI averages and totals. A figure the kernel does not provide is left out. \
+            See jobstat(1).
+            """,
         version: JobboxVersion.string
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).")
+    @Option(name: .long, help: ArgumentHelp("The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).", valueName: "id"))
     var job: String?
+
+    @Option(name: .long, help: ArgumentHelp("Read the cgroup at PATH (as /proc/PID/cgroup writes it, or a directory under a cgroup mount).", valueName: "path"))
+    var cgroup: String?
+
+    @Option(name: .long, help: ArgumentHelp("Read the cgroup of process PID.", valueName: "pid"))
+    var pid: Int32?
+
+    @Flag(name: .customLong("self"), help: "Read this process's own cgroup (what an unprivileged job wrapper can read).")
+    var current = false
+
+    @Flag(name: .long, help: "Print every job under the base cgroup (job_* below --parent/BASE_CGROUP).")
+    var all = false
+
+    @Option(name: .long, help: ArgumentHelp("Where BASE_CGROUP lives for --job and --all: /, self, or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
+    var parent: String?
+
+    @Option(name: .long, help: ArgumentHelp("Output format.", valueName: "format"))
+    var format: JobStatFormat = .classad
+
+    @Option(name: .long, help: ArgumentHelp("Print a sample every SECONDS (decimals allowed) until the cgroup disappears.", valueName: "seconds"))
+    var watch: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --watch: stop after N samples.", valueName: "n"))
+    var count: Int?
+
+    @Flag(name: .long, help: "Add every key of the memory, CPU and block I/O stat files (CgroupMemory_<key>, CgroupCpu_<key>, ...).")
+    var raw = false
 
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "jobstat")
-        _ = try global.loadConfig(diagnostics)
-        _ = try JobID.resolve(option: job, environment: .current)
-        throw JobboxError.invalid("jobstat", nil, "not built yet")
+        let config = try global.loadConfig(diagnostics)
+        let request = try makeRequest()
+        let locator = try JobCgroupLocator.current(config: config, parentOverride: parent)
+        return try JobStatRunner(request: request, planner: JobStatPlanner(locator: locator)).run()
+    }
+
+    /// Checks the options before anything is read.
+    func makeRequest() throws(JobboxError) -> JobStatRequest {
+        let given = [("--job", job != nil), ("--cgroup", cgroup != nil), ("--pid", pid != nil), ("--self", current), ("--all", all)].filter(\.1).map(\.0)
+        if given.count > 1 {
+            throw JobboxError.invalid("invalid options", given.joined(separator: " "), "give at most one of --job, --cgroup, --pid, --self, --all")
+        }
+        let selection: JobStatSelection
+        if let cgroup {
+            selection = .cgroup(cgroup)
+        } else if let pid {
+            guard pid > 0 else { throw JobboxError.invalid("invalid --pid", "'\(pid)'", "it is not a process id") }
+            selection = .pid(pid)
+        } else if current {
+            selection = .current
+        } else if all {
+            selection = .all
+        } else {
+            selection = .job(try JobID.resolve(option: job, environment: .current))
+        }
+        var interval: Double?
+        if let watch {
+            guard let seconds = Double(watch), seconds.isFinite, seconds > 0, seconds <= 86_400 else {
+                throw JobboxError.invalid("invalid --watch", "'\(watch)'", "it is not a number of seconds between 0 and 86400")
+            }
+            interval = seconds
+        }
+        if let count {
+            guard watch != nil else { throw JobboxError.invalid("invalid --count", "'\(count)'", "it needs --watch") }
+            guard count > 0 else { throw JobboxError.invalid("invalid --count", "'\(count)'", "it is not a positive number") }
+        }
+        return JobStatRequest(selection: selection, format: format, raw: raw, interval: interval, count: count)
     }
 }

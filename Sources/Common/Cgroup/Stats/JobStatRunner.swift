@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// What jobstat was asked to do.
+public struct JobStatRequest: Sendable {
+    /// Which cgroups.
+    public var selection: JobStatSelection
+    /// The output format.
+    public var format: JobStatFormat
+    /// Whether to add every raw key of the stat files.
+    public var raw: Bool
+    /// `--watch`: seconds between samples, or nil for one sample.
+    public var interval: Double?
+    /// `--count`: how many samples at most (with `--watch`), or nil for no limit.
+    public var count: Int?
+
+    /// Creates a request.
+    public init(selection: JobStatSelection, format: JobStatFormat = .classad, raw: Bool = false, interval: Double? = nil, count: Int? = nil) {
+        self.selection = selection
+        self.format = format
+        self.raw = raw
+        self.interval = interval
+        self.count = count
+    }
+}
+
+/// Samples the selected cgroups and writes them, once or every `interval` seconds.
+///
+/// One sample: a missing cgroup is an error (status 125). With `--watch` the loop ends, with status 0, when the
+/// cgroup disappears after the first sample or when `--count` samples are written. Samples are separated by a
+/// blank line in ClassAd and Prometheus output; JSON writes one document per line.
+public struct JobStatRunner {
+    /// The request.
+    public let request: JobStatRequest
+    /// Resolves the selection.
+    public let planner: JobStatPlanner
+    /// Where the text goes (stdout in the tool).
+    public let write: (String) -> Void
+    /// Waits until the next sample is due (monotonic; replaced in tests).
+    public let sleepUntil: (Double) -> Void
+    /// The monotonic clock, in seconds.
+    public let now: () -> Double
+
+    private let reader = StatFileReader()
+
+    /// Creates a runner.
+    public init(request: JobStatRequest, planner: JobStatPlanner, write: @escaping (String) -> Void = printOut, sleepUntil: @escaping (Double) -> Void = MonotonicClock.sleep(until:), now: @escaping () -> Double = MonotonicClock.now) {
+        self.request = request
+        self.planner = planner
+        self.write = write
+        self.sleepUntil = sleepUntil
+        self.now = now
+    }
+
+    /// Runs to the end and returns the exit status.
+    public func run() throws(JobboxError) -> Int32 {
+        var written = 0
+        var printedBefore = false
+        var due = now()
+        while true {
+            guard let text = try sampleText(first: written == 0) else { return 0 }
+            if !text.isEmpty {
+                write(printedBefore && request.format != .json ? "\n" + text : text)
+                printedBefore = true
+            }
+            written += 1
+            guard let interval = request.interval, written != request.count else { return 0 }
+            due += interval
+            // A sample that took longer than the interval moves the schedule rather than bursting to catch up.
+            if due < now() { due = now() }
+            sleepUntil(due)
+        }
+    }
+
+    /// One sample's text, or nil when a watched cgroup has gone.
+    func sampleText(first: Bool) throws(JobboxError) -> String? {
+        let targets: [JobStatTarget]
+        switch try planner.targets(request.selection) {
+        case .found(let found): targets = found
+        case .missing(let error):
+            if first { throw error }
+            return nil
+        }
+        var entries: [JobStatEntry] = []
+        for target in targets {
+            let sampler = CgroupSampler(sources: target.sources, includeRaw: request.raw, reader: reader)
+            do {
+                entries.append(JobStatEntry(labels: target.labels, identity: target.identity, stats: try sampler.sample()))
+            } catch {
+                // A cgroup removed while it was read: with --all it is no longer a job; a watched one has ended.
+                let gone = !target.sources.directories.contains(where: planner.exists)
+                if !gone { throw error }
+                if request.selection == .all { continue }
+                if first { throw error }
+                return nil
+            }
+        }
+        return try JobStatRenderer.render(entries, format: request.format, asList: request.selection == .all)
+    }
+}
+
+/// The monotonic clock, for `--watch`.
+public enum MonotonicClock {
+    /// Seconds since an arbitrary start.
+    public static func now() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    /// Sleeps until `now()` reaches `deadline` (restarting after signals).
+    public static func sleep(until deadline: Double) {
+        let seconds = deadline.rounded(.down)
+        var spec = timespec(tv_sec: Int(seconds), tv_nsec: Int((deadline - seconds) * 1e9))
+        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &spec, nil) == EINTR {}
+    }
+}

@@ -168,6 +168,34 @@ error_file_size() {
     fi
 }
 
+# The controllers (v1) of the hierarchies in which the wrapper sits in the same cgroup as the starter
+# ($CONDOR_STARTER_PID), "unified" for the v2 one: jobstat --self's figures from those count more than this job.
+# On cgroup v1 HTCondor gives a job its own memory, cpu, cpuacct and freezer cgroups only.
+shared_with_starter() {
+    starter=/proc/${CONDOR_STARTER_PID:-none}/cgroup
+    [ -r "$starter" ] || return 0
+    awk -F: 'NR == FNR { own[$1] = $3; next }
+             ($1 in own) && own[$1] == $3 { print ($2 == "" ? "unified" : $2) }' /proc/self/cgroup "$starter" |
+        tr ',\n' '  '
+}
+
+# Drops from an ad (stdin) the figures that come from the controllers $1 lists.
+drop_figures_of() {
+    pattern='^$'
+    for controller in $1; do
+        case $controller in
+            memory) pattern="$pattern|^(MemoryUsage|ResidentSetSize|MemoryPeakKb|MemoryCacheKb|MemorySwapKb|OOMKills)[ =]" ;;
+            cpuacct) pattern="$pattern|^(RemoteUserCpu|RemoteSysCpu)[ =]" ;;
+            cpu) pattern="$pattern|^CpuThrottledSeconds[ =]" ;;
+            blkio) pattern="$pattern|^Block[A-Za-z]*[ =]" ;;
+            pids) pattern="$pattern|^NumPids[ =]" ;;
+            unified) pattern="$pattern|^[A-Za-z]*Pressure[A-Za-z0-9]*[ =]" ;;
+        esac
+    done
+    grep -Ev "$pattern"
+    return 0
+}
+
 # --- what the starter gave us ----------------------------------------------------------------------------
 
 [ $# -ge 1 ] || fail "no job to run: the starter passes the job's path as the first argument"
@@ -246,11 +274,16 @@ if [ "$mode" = user ]; then
 
     if [ "$figures" != no ]; then
         # The slice holds the wrapper and the job's own cgroup, as HTCondor accounts for it; without one, the
-        # starter's cgroup (the wrapper's own) does.
-        if [ -n "$slice" ]; then where="--cgroup $slice"; else where=--self; fi
+        # starter's cgroup (the wrapper's own) does, in the hierarchies where the starter made one.
+        shared=
+        if [ -n "$slice" ]; then where="--cgroup $slice"; else where=--self shared=$(shared_with_starter); fi
+        if [ -n "$shared" ] && [ -n "$chirp" ]; then
+            note "figures not chirped: the job has no cgroup of its own for $shared"
+            chirp=
+        fi
         # shellcheck disable=SC2086 # $where and $chirp are option words
         if ad=$(after_job "jobstat $where" "$jobstat" $where $chirp); then
-            printf '%s\n' "$ad" | write_as_job_user "$scratch/.jobbox/job.ad" ||
+            printf '%s\n' "$ad" | drop_figures_of "$shared" | write_as_job_user "$scratch/.jobbox/job.ad" ||
                 note "after the job: cannot write $scratch/.jobbox/job.ad"
         fi
     fi

@@ -123,8 +123,10 @@ struct HTCondorContractTests {
         let ad = try #require(run.finalAd, "\(run)")
         let parsed = try #require(try HTCondorClassAds.parse(ad).first)
         #expect(parsed["RemoteUserCpu"]?.type == "float", "\(ad)")
-        if let peak = parsed["MemoryPeakKb"].flatMap({ Int($0.value) }) {
-            #expect(peak >= 64 * 1024, "the starter's cgroup saw the job's 64 MiB: \(ad)")
+        #expect((Int(parsed["MemoryPeakKb"]?.value ?? "") ?? 0) >= 64 * 1024, "the starter's cgroup saw the job's 64 MiB: \(ad)")
+        if !Integration.isUnifiedCgroupNode {
+            // HTCondor's v1 starter makes no blkio or pids cgroup: those figures would be the starter's, so they are left out.
+            #expect(parsed.keys.allSatisfy { !$0.hasPrefix("Block") && $0 != "NumPids" && !$0.contains("Pressure") }, "\(ad)")
         }
         #expect(Integration.cgroups(named: world.starterCgroup).isEmpty)
     }
@@ -177,7 +179,7 @@ struct HTCondorContractTests {
 
     // MARK: - chirp
 
-    @Test("with an I/O proxy the final figures reach the job's ad: every attribute of the final ad is chirped with its value",
+    @Test("with an I/O proxy the final figures reach the job's ad: every attribute of the final ad is chirped with its value (as the job's user only on cgroup v2)",
           .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""),
           .enabled(if: Integration.tool("jobstat", hasOption: "--chirp"), "jobstat has no --chirp yet"),
           .enabled(if: HTCondorClassAds.available, "needs the test venv's python (make deps)"),
@@ -197,6 +199,12 @@ struct HTCondorContractTests {
 
         let run = try world.run(asRoot: asRoot, options: ["--chirp-config", configFile])
         #expect(run.status == 0, "\(run)")
+        if !asRoot && !Integration.isUnifiedCgroupNode {
+            // As the job's user on a v1 node the job has no cgroup of its own for every figure: nothing is chirped.
+            #expect(run.stderr.contains("figures not chirped"), "\(run)")
+            #expect(Integration.read(record) == nil, "\(run)")
+            return
+        }
         let ad = Integration.attributes(try #require(run.finalAd, "\(run)"))
         // The connections are recorded when they close; every tool has closed its own by the time the wrapper exits.
         var chirped: [String: String] = [:]

@@ -60,7 +60,22 @@ struct JobboxWrapperTests {
         // After the job: figures without the error file, so a failure there cannot requeue a finished job.
         #expect(setup.tools.calls(of: "jobstat") == ["jobstat uid=\(setup.user.uid) errfile= [--self]"], "\(setup.tools.calls)")
         #expect(setup.tools.calls(of: "netacct").isEmpty, "netacct needs root: \(setup.tools.calls)")
-        #expect(run.finalAd == "FakeCpu = 1.5\n", "\(run)")
+        // Without a cgroup of its own (no --cgroup here) every figure of jobstat --self would be the starter's.
+        #expect(run.finalAd == "", "\(run)")
+    }
+
+    @Test("as the job's user in the starter's v1 cgroups: only the figures of the job's own hierarchies are kept, and not chirped",
+          .enabled(if: !Integration.isUnifiedCgroupNode, "a cgroup v1 or hybrid node"))
+    func unprivilegedFiguresOnV1() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let config = try setup.execute.file("chirp.config", "127.0.0.1 9 cookie\n")
+        let run = try setup.run(["--cgroup", TestSupport.uniqueName("jbxstarter"), "--chirp-config", config])
+        #expect(run.status == 0, "\(run)")
+        // HTCondor's v1 starter makes memory, cpu, cpuacct and freezer cgroups; block I/O, pids and PSI are the starter's.
+        #expect(run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\n", "\(run)")
+        #expect(setup.tools.calls(of: "jobstat") == ["jobstat uid=\(setup.user.uid) errfile= [--self]"], "\(setup.tools.calls)")
+        #expect(run.stderr.contains("jobbox-wrapper: figures not chirped: the job has no cgroup of its own for "), "\(run)")
     }
 
     @Test("as root: cg-exec with RequestMemory and RequestCpus -> netacct -> ns-exec --user Owner -> job; then jobstat, cg-exec --remove")
@@ -84,7 +99,7 @@ struct JobboxWrapperTests {
         ])
         #expect(Array(calls.suffix(2)) == ["jobstat uid=0 errfile= [--job] [7.3]", "cg-exec uid=0 errfile= [--remove] [--job] [7.3]"])
         // jobstat's ad and netacct's final ad become one, written into the scratch dir as the job's user.
-        #expect(run.finalAd == "FakeCpu = 1.5\nNetworkOutgoing = 42\n", "\(run)")
+        #expect(run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\nBlockReadBytes = 7\nNumPids = 1\nCpuPressureSomeAvg10 = 0.5\nNetworkOutgoing = 42\n", "\(run)")
         var info = stat()
         #expect(stat(run.scratch + "/.jobbox/job.ad", &info) == 0 && info.st_uid == setup.user.uid)
         #expect(run.errorFile == nil, "\(run)")
@@ -123,9 +138,13 @@ struct JobboxWrapperTests {
         let setup = try Setup()
         defer { setup.remove() }
         let config = try setup.execute.file("chirp.config", "127.0.0.1 9 cookie\n")
-        let user = try setup.run(["--chirp-config", config])
-        #expect(user.status == 0, "\(user)")
-        #expect(setup.tools.calls(of: "jobstat") == ["jobstat uid=\(setup.user.uid) errfile= [--self] [--chirp]"], "\(setup.tools.calls)")
+        // As the job's user, --self figures are chirped only where the job has cgroups of its own in every
+        // hierarchy (unprivilegedFiguresOnV1 covers the other case).
+        if Integration.isUnifiedCgroupNode {
+            let user = try setup.run(["--cgroup", TestSupport.uniqueName("jbxstarter"), "--chirp-config", config])
+            #expect(user.status == 0, "\(user)")
+            #expect(setup.tools.calls(of: "jobstat").last?.hasSuffix("[--chirp]") == true, "\(setup.tools.calls)")
+        }
 
         let root = try setup.run(["--wrapper-as-root", "--chirp-config", config])
         #expect(root.status == 0, "\(root)")

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 case $name in
-    jobstat) echo "FakeCpu = 1.5" ;;
+    jobstat) printf '%s\n' "MemoryPeakKb = 100" "RemoteUserCpu = 1.5" "BlockReadBytes = 7" "NumPids = 1" "CpuPressureSomeAvg10 = 0.5" ;;
     netacct) [ -n "$ad_file" ] && echo "NetworkOutgoing = 42" > "$ad_file" ;;
 esac
 [ $# -gt 0 ] && exec "$@"

@@ -19,6 +19,10 @@ struct HTCondorContractTests {
         let config: String
         let marker: String
         let starterCgroup: String
+        /// ClusterId (ProcId is 0): unique, since job ids name veth pairs and chains.
+        let cluster = Integration.uniqueJobNumber()
+        /// The job's cgroup name.
+        var jobCgroup: String { "job_\(cluster)_0" }
 
         init(configExtra: String = "") throws {
             execute = try ExecuteDirectory()
@@ -49,7 +53,7 @@ struct HTCondorContractTests {
         /// Runs the wrapper with the real tools under the starter emulation; the job's arguments: the marker name
         /// and what else to do.
         func run(asRoot: Bool, options: [String] = [], env: [String] = [], job: [String]? = nil) throws -> ContractRun {
-            var arguments = ["--execute", execute.path, "--user", user.name, "--cgroup", starterCgroup, "--cluster", "42", "--proc", "0",
+            var arguments = ["--execute", execute.path, "--user", user.name, "--cgroup", starterCgroup, "--cluster", "\(cluster)", "--proc", "0",
                              "--env", "JOBBOX_BIN=\(TestSupport.productsDirectory)", "--env", "JOBBOX_CONFIG=\(config)"]
             arguments += env.flatMap { ["--env", $0] }
             if asRoot { arguments.append("--wrapper-as-root") }
@@ -152,14 +156,14 @@ struct HTCondorContractTests {
         #expect(seen["done"] == "\(64 << 20)", "\(run)")
         // ns-exec --user: the job runs as its Owner.
         #expect(seen["user"] == world.user.name && seen["uid"] == "\(world.user.uid)", "\(run)")
-        // cg-exec: <the starter's cgroup>/<BASE_CGROUP>/job_42_0, below this test's own memory cgroup, with RequestMemory.
+        // cg-exec: <the starter's cgroup>/<BASE_CGROUP>/job_<cluster>_0, below this test's own memory cgroup, with RequestMemory.
         let own = try #require(Integration.ownCgroup("memory"))
         let cgroup = try #require(seen["memory_cgroup"])
         #expect(cgroup.hasPrefix(own == "/" ? "/" : own + "/"), "\(run)")
         #expect(cgroup.contains("/\(world.starterCgroup)/"), "below the cgroup the starter put the wrapper in: \(run)")
-        #expect(cgroup.hasSuffix("/\(world.base)/job_42_0"), "\(run)")
+        #expect(cgroup.hasSuffix("/\(world.base)/\(world.jobCgroup)"), "\(run)")
         #expect(seen["memory_limit"] == "\(256 << 20)", "\(run)")
-        #expect(Integration.cgroups(named: "job_42_0").filter { $0.contains(world.base) }.isEmpty, "cg-exec --remove left the job's cgroup")
+        #expect(Integration.cgroups(named: world.jobCgroup).filter { $0.contains(world.base) }.isEmpty, "cg-exec --remove left the job's cgroup")
         // ns-exec --pid --mount --scratch: own PID view, /tmp and /var/tmp from the scratch dir, owned by the job's user.
         #expect((Int(seen["pid"] ?? "") ?? 999) <= 3, "\(run)")
         #expect((Int(seen["processes"] ?? "") ?? 999) <= 2, "only jobbox's init and the job: \(run)")
@@ -296,7 +300,7 @@ struct HTCondorContractTests {
         #expect(line.hasPrefix("ns-exec: ") && line.contains("NoSuchChroot"), "\(run)")
         #expect(line.filter { $0 == "\n" }.count == 1, "exactly one line: \(line)")
         #expect(!run.stdout.contains("user="), "\(run)")
-        #expect(Integration.cgroups(named: "job_42_0").filter { $0.contains(world.base) }.isEmpty)
+        #expect(Integration.cgroups(named: world.jobCgroup).filter { $0.contains(world.base) }.isEmpty)
     }
 
     @Test("the job's own failure is its status, not a wrapper failure (as the job's user)",

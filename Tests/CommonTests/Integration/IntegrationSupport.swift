@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Helpers for the end-to-end tests: the example wrappers, the HTCondor starter emulation, throwaway users,
@@ -10,6 +11,18 @@ enum Integration {
     static let htcondorWrapper = TestSupport.repositoryRoot + "/examples/htcondor/jobbox-wrapper.sh"
     /// `Tests/CommonTests/Fixtures/integration`.
     static let fixtures = TestSupport.fixtures + "/integration"
+
+    /// A job number no other test, run or helper on this machine uses at the same time: job ids name kernel
+    /// objects (cgroups, veth pairs, firewall chains) that are global.
+    static func uniqueJobNumber() -> Int {
+        let n = jobCounter.withLock { value -> Int in
+            value += 1
+            return value
+        }
+        return Int(getpid() % 100_000) * 100 + n
+    }
+
+    private static let jobCounter = Mutex(0)
 
     /// The tools among `names` that are still the foundation's argument-checking stubs on this branch.
     static func stubs(among names: [String]) -> [String] {

@@ -33,8 +33,10 @@ up() {
     chmod 755 "$D" "$D/munge" "$D/etc"   # job users' sbatch must reach the socket and the conf
     head -c 1024 /dev/urandom > "$D/munge/munge.key"
     chmod 400 "$D/munge/munge.key"
+    # The daemons get no stdio of ours: a caller reading our output to its end must not wait for them.
     unmasked munged --force --key-file="$D/munge/munge.key" --socket="$D/munge/munge.socket" \
-        --pid-file="$D/run/munged.pid" --seed-file="$D/munge/munged.seed" --log-file="$D/log/munged.log"
+        --pid-file="$D/run/munged.pid" --seed-file="$D/munge/munged.seed" --log-file="$D/log/munged.log" \
+        < /dev/null > /dev/null 2>> "$D/log/start.log"
     cat > "$SLURM_CONF" <<CONF
 ClusterName=ci
 SlurmctldHost=localhost
@@ -68,8 +70,9 @@ ${SLURMCI_EXTRA_CONF:-}
 $(slurmd -C | head -1 | sed "s/^NodeName=[^ ]*/NodeName=$NODE NodeAddr=127.0.0.1/")
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-    unmasked slurmctld
-    if [ "$NODE" = localhost ]; then unmasked slurmd; else unmasked slurmd -N "$NODE"; fi
+    unmasked slurmctld < /dev/null > /dev/null 2>> "$D/log/start.log"
+    if [ "$NODE" = localhost ]; then node_option=(); else node_option=(-N "$NODE"); fi
+    unmasked slurmd "${node_option[@]}" < /dev/null > /dev/null 2>> "$D/log/start.log"
     for _ in $(seq 150); do [ "$(sinfo -h -n "$NODE" -o %t 2>/dev/null)" = idle ] && break; sleep 0.2; done
     if [ "$(sinfo -h -n "$NODE" -o %t)" != idle ]; then sinfo -N >&2; false; fi
     trap - ERR

@@ -30,10 +30,13 @@ cg_exec=$found
 [ -d "$state" ] || exit 0
 
 mkdir -p "$dir/ads"
-if "$jobstat" --job "$job" > "$dir/ads/$job.ad.tmp"; then
+# On a hybrid node the job never joins the v2 tree (see jobbox-prolog.sh), so its pressure figures are not the job's.
+drop=
+[ -f /sys/fs/cgroup/cgroup.controllers ] || drop='Pressure'
+if ad=$("$jobstat" --job "$job"); then
+    printf '%s\n' "$ad" | grep -v "${drop:-^$}" > "$dir/ads/$job.ad.tmp" || true
     mv -f "$dir/ads/$job.ad.tmp" "$dir/ads/$job.ad"
 else
-    rm -f "$dir/ads/$job.ad.tmp"
     echo "$me: job $job: no figures (jobstat's reason is above)" >&2
 fi
 

@@ -76,17 +76,19 @@ if ! placed=$("$cg_exec" --job "$job" ${memory:+--memory "$memory"} ${cpus:+--cp
     fail "cg-exec could not make the job's cgroup (its reason is above)"
 fi
 
-unified=/sys/fs/cgroup
-[ -f /sys/fs/cgroup/cgroup.controllers ] || unified=/sys/fs/cgroup/unified
+unified=
+[ ! -f /sys/fs/cgroup/cgroup.controllers ] || unified=/sys/fs/cgroup
 : > "$state/cgroups"
 while IFS=: read -r _ controllers path; do
     case $path in */job_"$job" | */job_"$job"/*) ;; *) continue ;; esac
     if [ -z "$controllers" ]; then
+        # The kernel lets a process move between v2 cgroups only if it may write cgroup.procs of their common
+        # ancestor: the job's user cannot. On a hybrid node that tree has no controller that matters (at most
+        # hugetlb); on a v2 node it has them all.
         if [ "$unified" = /sys/fs/cgroup ]; then
             echo "$me: job $job: cgroup v2 node: the job's user cannot move into $path; use task/cgroup to place jobs" >&2
-            continue
         fi
-        dir=$unified$path
+        continue
     elif [ -d "/sys/fs/cgroup/$controllers" ]; then
         dir=/sys/fs/cgroup/$controllers$path
     else

@@ -207,8 +207,14 @@ set +e
 (
     for dir in "${join[@]}"; do echo "$BASHPID" > "$dir/cgroup.procs" || exit 2; done
     cd "$scratch" || exit 2
-    # The starter's child starts with no signal blocked; whoever ran this script may have blocked some.
-    exec perl -MPOSIX -e 'sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!\n"; exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' \
+    # The starter's child starts with no signal blocked and no descriptor but stdio, whatever this script got.
+    exec perl -MPOSIX -e '
+        sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!\n";
+        opendir(my $fds, "/proc/self/fd") or die "/proc/self/fd: $!\n";
+        my @open = grep { /^\d+$/ && $_ > 2 } readdir($fds);
+        closedir($fds);
+        POSIX::close($_) for @open;
+        exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' \
         "${identity[@]}" env -i "${env_list[@]}" "$wrapper" "$job" "$@" \
         < /dev/null > "$scratch/_condor_stdout" 2> "$scratch/_condor_stderr"
 )

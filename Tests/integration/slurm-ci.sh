@@ -17,10 +17,17 @@ NODE=${SLURMCI_NODE:-localhost}
 PORT=${SLURMCI_PORT:-6817}
 export SLURM_CONF=$D/etc/slurm.conf
 
-# Daemons must start with no signal blocked, whatever the caller's mask (a test runner's thread may block some):
-# `down` stops them with TERM.
+# Daemons start with no signal blocked, whatever the caller's mask (a test runner's thread may block some: `down`
+# stops them with TERM), and with no descriptor but stdio: munged keeps what it inherits, and a caller waiting
+# for our output to end (or watching a socket of its own, as Foundation's Process does) would wait for munged.
 unmasked() {
-    perl -MPOSIX -e 'sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!\n"; exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' "$@"
+    perl -MPOSIX -e '
+        sigprocmask(SIG_SETMASK, POSIX::SigSet->new) or die "sigprocmask: $!\n";
+        opendir(my $fds, "/proc/self/fd") or die "/proc/self/fd: $!\n";
+        my @open = grep { /^\d+$/ && $_ > 2 } readdir($fds);
+        closedir($fds);
+        POSIX::close($_) for @open;
+        exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' "$@"
 }
 
 up() {

@@ -15,7 +15,7 @@
 #                                     then jobstat, cg-exec --remove.
 #
 # The final figures (jobstat's ad, plus netacct's as root) go to $_CONDOR_SCRATCH_DIR/.jobbox/job.ad and, when
-# the job has an I/O proxy ($_CONDOR_CHIRP_CONFIG), into the job's ad through chirp.
+# the job has an I/O proxy ($_CONDOR_CHIRP_CONFIG, +WantIOProxy = true), into the job's ad through chirp.
 #
 # Failures: a tool that fails appends its own one-line reason to $_CONDOR_WRAPPER_ERROR_FILE (the starter
 # then requeues the job with it); the wrapper appends a line of its own only for its own failures. Once the
@@ -229,8 +229,11 @@ if [ -z "$chroot_name" ] && [ -n "$(ad_value "$_CONDOR_JOB_AD" RequestedChroot)"
 fi
 case $chroot_name in *[!A-Za-z0-9_.-]*) fail "RequestedChroot \"$chroot_name\" is not a chroot name" ;; esac
 
+# set_job_attr needs the job's I/O proxy (+WantIOProxy = true); without it the starter refuses the update.
 chirp=
-[ -n "${_CONDOR_CHIRP_CONFIG-}" ] && [ -f "$_CONDOR_CHIRP_CONFIG" ] && chirp=--chirp
+if [ -n "${_CONDOR_CHIRP_CONFIG-}" ] && [ -f "$_CONDOR_CHIRP_CONFIG" ]; then
+    case $(ad_value "$_CONDOR_JOB_AD" WantIOProxy) in [Tt][Rr][Uu][Ee]) chirp=--chirp ;; esac
+fi
 figures=${JOBBOX_FIGURES:-yes}
 
 # --- as the job's user -----------------------------------------------------------------------------------

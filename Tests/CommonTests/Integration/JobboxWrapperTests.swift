@@ -133,7 +133,7 @@ struct JobboxWrapperTests {
         #expect(setup.tools.calls(of: "cg-exec").first?.contains("[--job] [1.0] [--memory] [512M] [--cpus] [4] [--]") == true, "\(setup.tools.calls)")
     }
 
-    @Test("with an I/O proxy ($_CONDOR_CHIRP_CONFIG) the figures are pushed with --chirp")
+    @Test("with an I/O proxy ($_CONDOR_CHIRP_CONFIG and +WantIOProxy) the figures are pushed with --chirp")
     func chirp() throws {
         let setup = try Setup()
         defer { setup.remove() }
@@ -145,6 +145,12 @@ struct JobboxWrapperTests {
             #expect(user.status == 0, "\(user)")
             #expect(setup.tools.calls(of: "jobstat").last?.hasSuffix("[--chirp]") == true, "\(setup.tools.calls)")
         }
+
+        // Without +WantIOProxy the starter would refuse set_job_attr: no --chirp, so no failure after the job.
+        let earlier = setup.tools.calls.count
+        let refused = try setup.run(["--wrapper-as-root", "--chirp-config", config, "--job-attr", "WantIOProxy = false"])
+        #expect(refused.status == 0, "\(refused)")
+        #expect(setup.tools.calls.dropFirst(earlier).allSatisfy { !$0.contains("[--chirp]") }, "\(setup.tools.calls)")
 
         let root = try setup.run(["--wrapper-as-root", "--chirp-config", config])
         #expect(root.status == 0, "\(root)")

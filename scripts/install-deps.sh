@@ -23,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x .venv-htcondor/bin/python ] || ! .venv-htcondor/bin/python -c 'import classad2, htcondor, htchirp' 2>/dev/null; then
+if [ ! -x .venv-htcondor/bin/python ] || ! .venv-htcondor/bin/python -c 'import classad2, htchirp' 2>/dev/null; then
     echo "install-deps: making .venv-htcondor with HTCondor's Python bindings" >&2
     python3 -m venv .venv-htcondor
     .venv-htcondor/bin/pip install -q --disable-pip-version-check htcondor $(sed -e 's/#.*//' scripts/pypi.txt 2>/dev/null | tr -s ' \n' ' ')

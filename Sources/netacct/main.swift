@@ -5,22 +5,117 @@ import Common
 struct Netacct: JobboxTool {
     static let configuration = CommandConfiguration(
         commandName: "netacct",
-        abstract: "jobbox netacct (not built yet).",
+        abstract: "Run a job in its own network namespace and count its traffic, internal and external, in bytes.",
+        usage: """
+            netacct [--job ID] [--internal CIDRS] [--backend auto|iptables|nftables] [--interval SECONDS] [--ad-file FILE] [--deny-external] [-v] -- COMMAND [ARG...]
+              netacct --show [--job ID | --all]
+              netacct --cleanup --stale
+            """,
+        discussion: """
+            The job gets a veth pair to the host (jb_<id> on the host, eth0 in the job), an address pair from \
+            NETWORK_JOB_SUBNET, a default route and NAT through the host, and an accounting chain JOB_<id> that \
+            counts every packet crossing the veth by the remote address: NetworkOutgoingInternal, \
+            NetworkOutgoingExternal, NetworkIncomingInternal, NetworkIncomingExternal (bytes, IP header \
+            included), NetworkOutgoing and NetworkIncoming. Everything is removed after the job; netacct exits \
+            with the job's status.
+            """,
         version: JobboxVersion.string
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).")
+    @Option(name: .long, help: ArgumentHelp("The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).", valueName: "id"))
     var job: String?
 
-    @Argument(parsing: .postTerminator, help: "The command to run.")
+    @Option(name: .long, help: ArgumentHelp("Remote networks counted as internal, comma-separated (default: NETWORK_INTERNAL).", valueName: "cidrs"))
+    var `internal`: String?
+
+    @Option(name: .long, help: ArgumentHelp("The firewall to count in: auto, iptables (legacy, libiptc) or nftables (default: NETWORK_BACKEND).", valueName: "backend"))
+    var backend: String?
+
+    @Option(name: .long, help: ArgumentHelp("Seconds between ad writes to --ad-file while the job runs.", valueName: "seconds"))
+    var interval: Int = 60
+
+    @Option(name: .customLong("ad-file"), help: ArgumentHelp("Write the ad to FILE every interval and after the job (default: the final ad to stderr).", valueName: "file"))
+    var adFile: String?
+
+    @Flag(name: .customLong("deny-external"), help: "Reject the job's external traffic (still counted) instead of only counting it.")
+    var denyExternal = false
+
+    @Flag(name: .shortAndLong, help: "Say which back end, names and addresses are used.")
+    var verbose = false
+
+    @Flag(name: .long, help: "Print the live counters of a running job (--job, else this job) or of all jobs (--all).")
+    var show = false
+
+    @Flag(name: .long, help: "With --show: every running job of this network namespace.")
+    var all = false
+
+    @Flag(name: .long, help: "With --stale: remove what runs whose netacct died left behind.")
+    var cleanup = false
+
+    @Flag(name: .long, help: "With --cleanup: the jobs whose recorded netacct pid is gone.")
+    var stale = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The job's command and its arguments.", valueName: "command"))
     var command: [String] = []
 
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "netacct")
-        _ = try global.loadConfig(diagnostics)
-        _ = try JobID.resolve(option: job, environment: .current)
-        throw JobboxError.invalid("netacct", nil, "not built yet")
+        let config = try global.loadConfig(diagnostics)
+        let environment = Environment.current
+        let leases = JobNetworkLeases(stateDirectory: config.stateDir, subnet: config.networkJobSubnet)
+        if cleanup || stale {
+            guard cleanup && stale, !show, job == nil, command.isEmpty else {
+                throw JobboxError.invalid("invalid options", nil, "use --cleanup --stale alone")
+            }
+            try requireRoot()
+            _ = try NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment).removeStale()
+            return 0
+        }
+        if show {
+            guard command.isEmpty else { throw JobboxError.invalid("invalid options", nil, "--show takes no command") }
+            if all && job != nil { throw JobboxError.invalid("invalid options", nil, "use --show with --job or --all, not both") }
+            try requireRoot()
+            let jobID = all ? nil : try JobID.resolve(option: job, environment: environment)
+            let ads = try NetacctShow(leases: leases, environment: environment).ads(job: jobID)
+            do {
+                let text = try ClassAdWriter.render(ads)
+                printOut(text)
+            } catch {
+                throw JobboxError.invalid("cannot render ads", nil, error.description)
+            }
+            return 0
+        }
+        if all { throw JobboxError.invalid("invalid options", nil, "--all goes with --show") }
+        let jobID = try JobID.resolve(option: job, environment: environment)
+        guard !command.isEmpty else { throw JobboxError.invalid("no command", nil, "give the job's command after --") }
+        guard interval >= 1 else { throw JobboxError.invalid("invalid --interval", "\(interval)", "give a whole number of seconds, at least 1") }
+        var internalNetworks = config.networkInternal
+        if let text = self.internal {
+            guard let parsed = IPv4Network.parseList(text), !parsed.isEmpty else {
+                throw JobboxError.invalid("invalid --internal", "'\(text)'", "give IPv4 networks such as 10.0.0.0/8,192.168.0.0/16")
+            }
+            internalNetworks = parsed
+        }
+        var backendChoice = config.networkBackend
+        if let text = backend {
+            guard let choice = NetworkBackendChoice(rawValue: text.lowercased()) else {
+                throw JobboxError.invalid("invalid --backend", "'\(text)'", "give auto, iptables or nftables")
+            }
+            backendChoice = choice
+        }
+        try requireRoot()
+        let options = NetacctRunOptions(
+            job: jobID, command: command, internalNetworks: internalNetworks, jobSubnet: config.networkJobSubnet, stateDirectory: config.stateDir,
+            backend: backendChoice, interval: interval, adFile: adFile, denyExternal: denyExternal, verbose: verbose)
+        return try NetacctRun(options, diagnostics: diagnostics, environment: environment).run()
+    }
+
+    /// netacct changes the host's links and firewall: say so plainly instead of failing on the first EPERM.
+    func requireRoot() throws(JobboxError) {
+        if !Privilege.isRoot {
+            throw JobboxError.invalid("netacct needs root", nil, "it makes veth pairs and firewall rules (run it as root, e.g. in a root-run job wrapper or Slurm prolog)")
+        }
     }
 }

@@ -2,25 +2,105 @@ import ArgumentParser
 import Common
 
 @main
-struct NsExec: JobboxTool {
+struct NsExecCommand: JobboxTool {
     static let configuration = CommandConfiguration(
         commandName: "ns-exec",
-        abstract: "jobbox ns-exec (not built yet).",
+        abstract: "Run a job in its own PID, mount, UTS, IPC, network and user namespaces, with jobbox's init as PID 1.",
+        discussion: """
+            Everything is prepared before the first namespace call; the namespace work and the exec happen in C. \
+            The job's status is ns-exec's (128+N for signal N); ns-exec's own failures give 125, a command that \
+            cannot be executed 126, one not found 127. With --pid, ns-exec stays outside the namespace, forwards \
+            HUP INT QUIT TERM USR1 USR2 to the init (which forwards them to the job), and its death (even by \
+            SIGKILL) kills the whole namespace. Without --pid, ns-exec becomes the job (same pid).
+            """,
         version: JobboxVersion.string
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).")
+    @Option(name: .long, help: ArgumentHelp("The job's id: checked, so one --job can go to every tool of a chain (ns-exec needs none).", valueName: "id"))
     var job: String?
 
-    @Argument(parsing: .postTerminator, help: "The command to run.")
+    @Flag(name: .long, help: "New PID namespace; jobbox's init is PID 1 and /proc is fresh (implies --mount).")
+    var pid = false
+
+    @Flag(name: .long, help: "New mount namespace, a recursive slave of the host's.")
+    var mount = false
+
+    @Flag(name: .long, help: "New UTS namespace (hostname).")
+    var uts = false
+
+    @Flag(name: .long, help: "New IPC namespace.")
+    var ipc = false
+
+    @Flag(name: .long, help: "New network namespace with only lo, up.")
+    var net = false
+
+    @Flag(name: .long, help: "New user namespace mapping your own uid and gid, so the rest works without root.")
+    var userns = false
+
+    @Option(name: .long, help: ArgumentHelp("Hostname in the new UTS namespace (implies --uts).", valueName: "name"))
+    var hostname: String?
+
+    @Option(name: .long, help: ArgumentHelp("The job's scratch directory (implies --mount).", valueName: "dir"))
+    var scratch: String?
+
+    @Option(name: .long, help: ArgumentHelp("Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp).", valueName: "list"))
+    var mountUnderScratch: String?
+
+    @Flag(name: .long, inversion: .prefixedNo, help: "A fresh tmpfs on /dev/shm (default: MOUNT_PRIVATE_DEV_SHM, true).")
+    var privateDevShm: Bool?
+
+    @Option(name: .long, help: ArgumentHelp("Run in a chroot: a name from NAMED_CHROOT, or a path (root only).", valueName: "name|path"))
+    var chroot: String?
+
+    @Option(name: .long, help: ArgumentHelp("Bind host path SRC at DST (inside the chroot, if any); repeatable.", valueName: "src[:dst]"))
+    var bind: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Run as USER (name or uid; root only; default: the job ad's Owner when root).", valueName: "user"))
+    var user: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run with GROUP as primary group (name or gid; root only).", valueName: "group"))
+    var group: String?
+
+    @Option(name: .long, help: ArgumentHelp("Start the job in DIR (default: the scratch dir in a chroot, else the current directory).", valueName: "dir"))
+    var workdir: String?
+
+    @Flag(name: .long, help: "Set no_new_privs: setuid and file capabilities grant nothing (always on when not root).")
+    var noNewPrivs = false
+
+    @Flag(name: .long, help: "With --pid, make the job itself PID 1 (it then ignores signals it has no handler for).")
+    var noInit = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))
     var command: [String] = []
 
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "ns-exec")
-        _ = try global.loadConfig(diagnostics)
-        _ = try JobID.resolve(option: job, environment: .current)
-        throw JobboxError.invalid("ns-exec", nil, "not built yet")
+        let environment = Environment.current
+        let config = try global.loadConfig(diagnostics, environment: environment)
+        if let job { _ = try JobID(job) }
+        var request = NsExecRequest()
+        request.pid = pid
+        request.mount = mount
+        request.uts = uts
+        request.ipc = ipc
+        request.net = net
+        request.userns = userns
+        request.hostname = hostname
+        request.scratch = scratch
+        request.mountUnderScratch = mountUnderScratch.map { list in
+            list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+        }
+        request.privateDevShm = privateDevShm
+        request.chroot = chroot
+        request.binds = try bind.map { text throws(JobboxError) in try BindRequest(parsing: text) }
+        request.user = user
+        request.group = group
+        request.workdir = workdir
+        request.noNewPrivs = noNewPrivs
+        request.noInit = noInit
+        request.command = command
+        return try NsExec.run(request, config: config, environment: environment, diagnostics: diagnostics)
     }
 }

@@ -77,3 +77,15 @@ public struct IPv4Network: Sendable, Hashable, CustomStringConvertible {
         return result
     }
 }
+
+extension IPv4Network {
+    /// Whether every address of `other` is in this network.
+    public func contains(_ other: IPv4Network) -> Bool {
+        other.prefixLength >= prefixLength && contains(other.address)
+    }
+
+    /// The address `offset` places after the network address (wrapping inside the network).
+    public func address(at offset: UInt64) -> IPv4Address {
+        IPv4Address(address.value &+ UInt32(truncatingIfNeeded: offset % size))
+    }
+}

@@ -1,0 +1,26 @@
+/*
+ * jb_process.h: process helpers for tools that stay alive as the job's parent (netacct): a pidfd to wait on
+ * with a timeout, and blocking the forwarded signals while the job's environment is being made.
+ */
+#ifndef JOBBOX_JB_PROCESS_H
+#define JOBBOX_JB_PROCESS_H
+
+#include <sys/types.h>
+
+/* pidfd_open(2): a descriptor that polls readable when PID exits (close-on-exec). -1 with errno on failure. */
+int jb_pidfd_open(pid_t pid);
+
+/*
+ * Blocks (BLOCK != 0) or unblocks the signals jb_forward_signals forwards (HUP, INT, QUIT, TERM, USR1, USR2),
+ * so one that arrives while the job is being set up waits until it can be forwarded instead of killing the
+ * tool half-way. 0 or -1 with errno.
+ */
+int jb_block_forwarded_signals(int block);
+
+/*
+ * Whether child PID has exited, without reaping it (waitid with WNOWAIT | WNOHANG): 1 exited, 0 still running,
+ * -1 with errno on failure. Lets the parent stop forwarding signals before the pid can be reused.
+ */
+int jb_child_exited(pid_t pid);
+
+#endif

@@ -1,0 +1,104 @@
+/* See jb_chroot.h. */
+#define _GNU_SOURCE
+#include "jb_chroot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+int jb_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+}
+
+pid_t jb_spawn_stdio(const char *file, char *const argv[], char *const envp[], const struct jb_spawn_options *opts,
+                     int in_fd, int out_fd, int err_fd, int *exec_error_fd) {
+    const int targets[3] = {in_fd, out_fd, err_fd};
+    int saved[3] = {-1, -1, -1};
+    int redirected[3] = {0, 0, 0};
+    int failed = 0;
+    for (int i = 0; i < 3 && !failed; i++) {
+        if (targets[i] < 0) continue;
+        /* A closed standard descriptor (EBADF) has nothing to save; it is closed again afterwards. */
+        saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 3);
+        if (saved[i] < 0 && errno != EBADF) {
+            failed = 1;
+        } else if (dup2(targets[i], i) < 0) {
+            failed = 1;
+        } else {
+            redirected[i] = 1;
+        }
+    }
+    pid_t pid = -1;
+    int spawn_errno = errno;
+    if (!failed) {
+        pid = jb_spawn(file, argv, envp, opts, exec_error_fd);
+        spawn_errno = errno;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (redirected[i]) {
+            if (saved[i] >= 0) dup2(saved[i], i);
+            else close(i);
+        }
+        if (saved[i] >= 0) close(saved[i]);
+    }
+    errno = spawn_errno;
+    return pid;
+}
+
+int jb_syncfs(int fd) { return syncfs(fd); }
+
+static volatile sig_atomic_t interrupt_target;
+static volatile sig_atomic_t interrupt_caught;
+static const int interrupt_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+
+static void interrupt_handler(int sig) {
+    int saved = errno;
+    if (interrupt_caught == 0) interrupt_caught = sig;
+    pid_t target = (pid_t)interrupt_target;
+    if (target != 0) kill(target, sig);
+    errno = saved;
+}
+
+/* Installs HANDLER for the interrupt signals, except those the caller ignores (nohup ignores HUP, a shell's
+ * background job INT and QUIT: the user asked for the build to go on), and unblocks them (a process started
+ * from a thread that blocks signals, as a thread pool's do, inherits that mask). */
+static int set_dispositions(void (*handler)(int)) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = handler;
+    action.sa_flags = 0; /* no SA_RESTART: a blocked read or wait returns EINTR */
+    sigemptyset(&action.sa_mask);
+    sigset_t handled;
+    sigemptyset(&handled);
+    for (size_t i = 0; i < sizeof interrupt_signals / sizeof interrupt_signals[0]; i++) {
+        struct sigaction old;
+        if (sigaction(interrupt_signals[i], NULL, &old) != 0) return -1;
+        if (old.sa_handler == SIG_IGN) continue;
+        if (sigaction(interrupt_signals[i], &action, NULL) != 0) return -1;
+        sigaddset(&handled, interrupt_signals[i]);
+    }
+    return handler == SIG_DFL ? 0 : sigprocmask(SIG_UNBLOCK, &handled, NULL);
+}
+
+int jb_interrupt_install(void) {
+    interrupt_caught = 0;
+    interrupt_target = 0;
+    return set_dispositions(interrupt_handler);
+}
+
+void jb_interrupt_set_target(pid_t target) { interrupt_target = target; }
+
+int jb_interrupt_signal(void) { return (int)interrupt_caught; }
+
+int jb_interrupt_uninstall(void) {
+    interrupt_target = 0;
+    return set_dispositions(SIG_DFL);
+}

@@ -1,0 +1,37 @@
+/* See jb_process.h. */
+#define _GNU_SOURCE
+#include "jb_process.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
+#include <errno.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+int jb_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int jb_block_forwarded_signals(int block) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    return sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+int jb_child_exited(pid_t pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT); while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    return info.si_pid == pid ? 1 : 0;
+}

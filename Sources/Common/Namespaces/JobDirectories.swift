@@ -1,0 +1,138 @@
+import CLinux
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// The directories ns-exec creates before the namespaces: `<scratch>/<D>` for each directory mounted under
+/// scratch, and mount points missing in a chroot. Made in the host's view, before the fork, so a refusal (a
+/// symlink planted in the scratch dir) costs nothing; the C shim opens them again, the same careful way, inside
+/// the new mount namespace.
+public enum JobDirectories {
+    /// Makes `<scratch>/<D>` for each D of `directories` (absolute paths), mode 0700 and owned by `owner`, also
+    /// for directories made on the way. Nothing under the scratch directory is followed: a symlink (or anything
+    /// not a directory) where a directory should be is refused.
+    public static func prepareScratch(
+        _ scratch: String, directories: [String], owner: (uid: uid_t, gid: gid_t), created: inout CreatedDirectories
+    ) throws(JobboxError) {
+        let base = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard base >= 0 else { throw JobboxError.lastErrno("cannot open scratch directory", scratch) }
+        defer { close(base) }
+        for directory in directories {
+            let components = AbsolutePath.relative(directory).split(separator: "/").map(String.init)
+            var current = base
+            defer { if current != base { close(current) } }
+            for (index, component) in components.enumerated() {
+                let relative = components[...index].joined(separator: "/")
+                let shown = scratch + "/" + relative
+                var next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                var made = false
+                if next < 0 && errno == ENOENT {
+                    if mkdirat(current, component, 0o700) == 0 {
+                        made = true
+                    } else if errno != EEXIST {
+                        throw JobboxError.lastErrno("cannot create", shown)
+                    }
+                    if made { created.append(.underScratch(base: scratch, relative: relative)) }
+                    next = openat(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                }
+                guard next >= 0 else {
+                    if errno == ELOOP || errno == ENOTDIR { throw refusal(shown) }
+                    throw JobboxError.lastErrno("cannot open", shown)
+                }
+                if current != base { close(current) }
+                current = next
+                if made || index == components.count - 1 {
+                    guard fchown(current, owner.uid, owner.gid) == 0 else { throw JobboxError.lastErrno("cannot chown to \(owner.uid):\(owner.gid)", shown) }
+                    guard fchmod(current, 0o700) == 0 else { throw JobboxError.lastErrno("cannot set mode 0700 on", shown) }
+                }
+            }
+        }
+    }
+
+    /// The refusal for a symlink (or non-directory) under the scratch directory.
+    public static func refusal(_ path: String) -> JobboxError {
+        JobboxError.invalid("refusing to mount", path, "it is a symlink or not a directory (nothing under the scratch directory is followed)")
+    }
+
+    /// Makes `relative` exist as a directory inside the chroot `root` (mode 0755, owned by whoever runs ns-exec:
+    /// root, since the chroot is root's). Lookups resolve inside the root, so a symlink in the chroot cannot
+    /// make this create anything outside it.
+    public static func ensureMountPoint(_ relative: String, inRoot root: String, created: inout CreatedDirectories) throws(JobboxError) {
+        let rootFD = open(root, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { throw JobboxError.lastErrno("cannot open chroot", root) }
+        defer { close(rootFD) }
+        var prefix = ""
+        for component in relative.split(separator: "/").map(String.init) {
+            let candidate = prefix.isEmpty ? component : prefix + "/" + component
+            let shown = MountPath.join(root, candidate)
+            let existing = jb_open_in_root(rootFD, candidate, JB_O_PATH | O_DIRECTORY)
+            if existing >= 0 {
+                close(existing)
+                prefix = candidate
+                continue
+            }
+            guard errno == ENOENT else { throw JobboxError.lastErrno("cannot open mount point", shown) }
+            let parent = jb_open_in_root(rootFD, prefix.isEmpty ? "." : prefix, JB_O_PATH | O_DIRECTORY)
+            guard parent >= 0 else { throw JobboxError.lastErrno("cannot open", MountPath.join(root, prefix)) }
+            let status = mkdirat(parent, component, 0o755)
+            let mkdirErrno = Errno.last
+            // Whatever the umask: the job's user must be able to pass through to its scratch dir.
+            if status == 0 { _ = fchmodat(parent, component, 0o755, 0) }
+            close(parent)
+            if status != 0 && mkdirErrno != .fileExists {
+                throw JobboxError("cannot create mount point", shown, reason: mkdirErrno.description + " (the chroot lacks it; create it there)", errno: mkdirErrno)
+            }
+            if status == 0 { created.append(.inRoot(root: root, relative: candidate)) }
+            prefix = candidate
+        }
+    }
+}
+
+/// Directories ns-exec made, newest last, so a failure can remove them again (only those, only when empty).
+public struct CreatedDirectories: Sendable, Equatable {
+    /// One directory made.
+    public enum Entry: Sendable, Equatable {
+        /// `<base>/<relative>` under the scratch directory.
+        case underScratch(base: String, relative: String)
+        /// `<root>/<relative>` inside a chroot.
+        case inRoot(root: String, relative: String)
+    }
+
+    /// The directories, in the order they were made.
+    public private(set) var entries: [Entry] = []
+
+    /// None yet.
+    public init() {}
+
+    mutating func append(_ entry: Entry) { entries.append(entry) }
+
+    /// Removes every directory made (newest first), looking them up the same careful way they were made; errors
+    /// (a directory the job filled meanwhile) leave the directory in place.
+    public mutating func removeAll() {
+        for entry in entries.reversed() {
+            switch entry {
+            case .underScratch(let base, let relative):
+                Self.removeDirectory(relative, below: base) { dir, parent in jb_open_no_symlinks(dir, parent, JB_O_PATH, 0) }
+            case .inRoot(let root, let relative):
+                Self.removeDirectory(relative, below: root) { dir, parent in jb_open_in_root(dir, parent.isEmpty ? "." : parent, JB_O_PATH | O_DIRECTORY) }
+            }
+        }
+        entries.removeAll()
+    }
+
+    private static func removeDirectory(_ relative: String, below base: String, openParent: (Int32, String) -> Int32) {
+        let baseFD = open(base, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard baseFD >= 0 else { return }
+        defer { close(baseFD) }
+        var components = relative.split(separator: "/").map(String.init)
+        guard let name = components.popLast() else { return }
+        let parent = openParent(baseFD, components.joined(separator: "/"))
+        guard parent >= 0 else { return }
+        _ = unlinkat(parent, name, AT_REMOVEDIR)
+        close(parent)
+    }
+}

@@ -1,0 +1,49 @@
+/// A job's byte counts by class, as read from the firewall.
+public struct TrafficCounters: Sendable, Equatable {
+    /// Bytes (IP header included) from the job to internal addresses.
+    public var outgoingInternal: UInt64 = 0
+    /// Bytes from the job to external addresses.
+    public var outgoingExternal: UInt64 = 0
+    /// Bytes to the job from internal addresses.
+    public var incomingInternal: UInt64 = 0
+    /// Bytes to the job from external addresses.
+    public var incomingExternal: UInt64 = 0
+
+    /// All zero.
+    public init() {}
+
+    /// Adds `bytes` to `trafficClass`.
+    public mutating func add(_ bytes: UInt64, to trafficClass: TrafficClass) {
+        switch trafficClass {
+        case .outgoingInternal: outgoingInternal &+= bytes
+        case .outgoingExternal: outgoingExternal &+= bytes
+        case .incomingInternal: incomingInternal &+= bytes
+        case .incomingExternal: incomingExternal &+= bytes
+        }
+    }
+
+    /// Bytes sent by the job.
+    public var outgoing: UInt64 { outgoingInternal &+ outgoingExternal }
+    /// Bytes received by the job.
+    public var incoming: UInt64 { incomingInternal &+ incomingExternal }
+
+    /// The counts under HTCondor's names, in bytes: `NetworkOutgoingInternal`, `NetworkOutgoingExternal`,
+    /// `NetworkIncomingInternal`, `NetworkIncomingExternal`, and the totals `NetworkOutgoing`, `NetworkIncoming`.
+    public var classAd: ClassAd {
+        var ad = ClassAd()
+        ad.set("NetworkOutgoingInternal", outgoingInternal)
+        ad.set("NetworkOutgoingExternal", outgoingExternal)
+        ad.set("NetworkIncomingInternal", incomingInternal)
+        ad.set("NetworkIncomingExternal", incomingExternal)
+        ad.set("NetworkOutgoing", outgoing)
+        ad.set("NetworkIncoming", incoming)
+        return ad
+    }
+
+    /// The class of counter `name` (`<chain>.<class>.<n>`) when it belongs to `chain`.
+    public static func trafficClass(ofCounter name: String, chain: String) -> TrafficClass? {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == chain, !parts[2].isEmpty, parts[2].allSatisfy(\.isASCIIDigit) else { return nil }
+        return TrafficClass(rawValue: String(parts[1]))
+    }
+}

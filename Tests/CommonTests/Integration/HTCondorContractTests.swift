@@ -19,6 +19,7 @@ struct HTCondorContractTests {
         let config: String
         let marker: String
         let starterCgroup: String
+        let jobbox: ReachableJobbox
         /// ClusterId (ProcId is 0): unique, since job ids name veth pairs and chains.
         let cluster = Integration.uniqueJobNumber()
         /// The job's cgroup name.
@@ -38,6 +39,7 @@ struct HTCondorContractTests {
                 \(configExtra)
                 """)
             try execute.script("job.sh", HTCondorContractTests.job)
+            jobbox = try execute.reachableJobbox()
         }
 
         func remove() {
@@ -54,10 +56,10 @@ struct HTCondorContractTests {
         /// and what else to do.
         func run(asRoot: Bool, options: [String] = [], env: [String] = [], job: [String]? = nil) throws -> ContractRun {
             var arguments = ["--execute", execute.path, "--user", user.name, "--cgroup", starterCgroup, "--cluster", "\(cluster)", "--proc", "0",
-                             "--env", "JOBBOX_BIN=\(TestSupport.productsDirectory)", "--env", "JOBBOX_CONFIG=\(config)"]
+                             "--env", "JOBBOX_BIN=\(jobbox.bin)", "--env", "JOBBOX_CONFIG=\(config)"]
             arguments += env.flatMap { ["--env", $0] }
             if asRoot { arguments.append("--wrapper-as-root") }
-            return try ContractRun.run(arguments + options, job: job ?? [execute.path + "/job.sh", marker])
+            return try ContractRun.run(arguments + options, job: job ?? [execute.path + "/job.sh", marker], jobbox: jobbox)
         }
 
         /// What the job reported on stdout, as `key=value` lines.

@@ -7,8 +7,6 @@ import Testing
 enum Integration {
     /// `Tests/integration/htcondor-contract.sh`: does what HTCondor's starter does around USER_JOB_WRAPPER.
     static let contractHarness = TestSupport.repositoryRoot + "/Tests/integration/htcondor-contract.sh"
-    /// The example HTCondor wrapper.
-    static let htcondorWrapper = TestSupport.repositoryRoot + "/examples/htcondor/jobbox-wrapper.sh"
     /// `Tests/CommonTests/Fixtures/integration`.
     static let fixtures = TestSupport.fixtures + "/integration"
 
@@ -53,6 +51,19 @@ enum Integration {
             if parts[1].split(separator: ",").contains(Substring(controller)) { return String(parts[2]) }
         }
         return nil
+    }
+
+    /// Whether every user may search every directory down to `path` (and read it, if it is a file).
+    static func reachableByEveryone(_ path: String) -> Bool {
+        var current = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        while true {
+            var info = stat()
+            guard stat(current, &info) == 0, info.st_mode & S_IXOTH != 0 || (info.st_mode & S_IFMT == S_IFREG && info.st_mode & S_IROTH != 0) else {
+                return false
+            }
+            if current == "/" { return true }
+            current = URL(fileURLWithPath: current).deletingLastPathComponent().path
+        }
     }
 
     /// Whether this node runs cgroup v2 only (HTCondor's delegation then applies).
@@ -131,10 +142,47 @@ struct ExecuteDirectory {
         return file
     }
 
+    /// Where the job's user finds jobbox: the build and the checkout themselves when every user can reach them,
+    /// else copies in this directory (a checkout under /root is out of a job user's reach). `JOBBOX_TEST_COPY_TOOLS=1`
+    /// forces the copies.
+    func reachableJobbox() throws -> ReachableJobbox {
+        let forced = ProcessInfo.processInfo.environment["JOBBOX_TEST_COPY_TOOLS"] == "1"
+        if !forced && Integration.reachableByEveryone(TestSupport.productsDirectory) && Integration.reachableByEveryone(TestSupport.repositoryRoot) {
+            return ReachableJobbox(bin: TestSupport.productsDirectory, root: TestSupport.repositoryRoot)
+        }
+        let manager = FileManager.default
+        let root = path + "/jobbox"
+        if !manager.fileExists(atPath: root) {
+            for directory in ["bin", "examples", "Tests/CommonTests/Fixtures"] {
+                try manager.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            }
+            for tool in ["cg-exec", "ns-exec", "netacct", "jobstat", "chroot-tool"] {
+                try manager.copyItem(atPath: TestSupport.tool(tool), toPath: root + "/bin/" + tool)
+            }
+            try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/htcondor", toPath: root + "/examples/htcondor")
+            try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/slurm", toPath: root + "/examples/slurm")
+            try manager.copyItem(atPath: Integration.fixtures, toPath: root + "/Tests/CommonTests/Fixtures/integration")
+            _ = try TestSupport.run(["chmod", "-R", "go+rX", root])
+        }
+        return ReachableJobbox(bin: root + "/bin", root: root)
+    }
+
     func remove() {
         // Scratch dirs hold a private /tmp that may have been left read-only or owned by the job's user.
         _ = try? TestSupport.run(["rm", "-rf", "--one-file-system", path])
     }
+}
+
+/// The tools and scripts at paths a job's user can reach.
+struct ReachableJobbox {
+    /// The directory with the tools (JOBBOX_BIN).
+    let bin: String
+    /// A directory with the checkout's `examples/` and `Tests/CommonTests/Fixtures/integration/`.
+    let root: String
+
+    var htcondorWrapper: String { root + "/examples/htcondor/jobbox-wrapper.sh" }
+    var slurmJobWrapper: String { root + "/examples/slurm/jobbox-job.sh" }
+    var fakeTool: String { root + "/Tests/CommonTests/Fixtures/integration/fake-tool.sh" }
 }
 
 /// One run of the starter emulation (`htcondor-contract.sh`).
@@ -163,6 +211,15 @@ struct ContractRun: CustomStringConvertible {
     /// Runs the harness with `options`, then `job`.
     static func run(_ options: [String], job: [String]) throws -> ContractRun {
         let result = try TestSupport.run(["/bin/bash", Integration.contractHarness] + options + ["--"] + job)
+        return try parse(result)
+    }
+
+    /// Runs the harness with the wrapper of `jobbox` (the one the job's user can reach).
+    static func run(_ options: [String], job: [String], jobbox: ReachableJobbox) throws -> ContractRun {
+        try run(["--wrapper", jobbox.htcondorWrapper] + options, job: job)
+    }
+
+    private static func parse(_ result: TestSupport.Result) throws -> ContractRun {
         guard result.status == 0 else { throw TestFailure("the starter emulation failed: \(result)") }
         var values: [String: String] = [:]
         for line in result.stdout.split(separator: "\n") {
@@ -183,11 +240,12 @@ struct FakeTools {
     let log: String
 
     init(in execute: ExecuteDirectory) throws {
+        let fakeTool = try execute.reachableJobbox().fakeTool
         directory = execute.path + "/fake-bin"
         log = execute.path + "/fake-tools.log"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
         for tool in ["cg-exec", "ns-exec", "netacct", "jobstat", "chroot-tool"] {
-            try FileManager.default.createSymbolicLink(atPath: directory + "/" + tool, withDestinationPath: Integration.fixtures + "/fake-tool.sh")
+            try FileManager.default.createSymbolicLink(atPath: directory + "/" + tool, withDestinationPath: fakeTool)
         }
         // The job's user appends to it too.
         try execute.file("fake-tools.log", "", mode: 0o666)

@@ -19,11 +19,13 @@ struct JobboxWrapperTests {
         let user: TestUser
         let tools: FakeTools
         let job: String
+        let jobbox: ReachableJobbox
 
         init() throws {
             execute = try ExecuteDirectory()
             user = try TestUser()
             tools = try FakeTools(in: execute)
+            jobbox = try execute.reachableJobbox()
             job = try execute.script("job.sh", JobboxWrapperTests.job)
         }
 
@@ -35,7 +37,7 @@ struct JobboxWrapperTests {
         /// Runs the wrapper under the starter emulation with the fake tools.
         func run(_ options: [String] = [], env: [String] = [], job arguments: [String] = ["one", "two words"]) throws -> ContractRun {
             let environment = (["JOBBOX_BIN=\(tools.directory)", "FAKE_TOOL_LOG=\(tools.log)"] + env).flatMap { ["--env", $0] }
-            return try ContractRun.run(["--execute", execute.path, "--user", user.name] + environment + options, job: [job] + arguments)
+            return try ContractRun.run(["--execute", execute.path, "--user", user.name] + environment + options, job: [job] + arguments, jobbox: jobbox)
         }
     }
 
@@ -195,7 +197,7 @@ struct JobboxWrapperTests {
         #expect(noIds.status == 125, "\(noIds)")
         #expect(noIds.errorFile == "jobbox-wrapper: cannot derive the job id from \(noIds.scratch)/.job.ad: it has no integer ClusterId and ProcId\n", "\(noIds)")
 
-        let noTools = try ContractRun.run(["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=/nonexistent"], job: [setup.job])
+        let noTools = try ContractRun.run(["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=/nonexistent"], job: [setup.job], jobbox: setup.jobbox)
         #expect(noTools.status == 125)
         #expect(noTools.errorFile == "jobbox-wrapper: ns-exec not found: /nonexistent/ns-exec is not executable (JOBBOX_BIN)\n", "\(noTools)")
 
@@ -230,7 +232,7 @@ struct JobboxWrapperTests {
             echo "no signal arrived"
             """)
         let run = try ContractRun.run(["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=\(setup.tools.directory)",
-                                       "--env", "FAKE_TOOL_LOG=\(setup.tools.log)"] + (asRoot ? ["--wrapper-as-root"] : []), job: [job])
+                                       "--env", "FAKE_TOOL_LOG=\(setup.tools.log)"] + (asRoot ? ["--wrapper-as-root"] : []), job: [job], jobbox: setup.jobbox)
         #expect(run.stdout == "INT and QUIT ignored: 0\njob got TERM\n", "\(run)")
         #expect(run.status == 143, "\(run)")
     }

@@ -102,7 +102,6 @@ struct SlurmCluster {
        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/slurmctld"), "slurmctld is not installed (scripts/deps/integration.txt)"))
 struct SlurmClusterTests {
     static let tools = ["cg-exec", "ns-exec", "jobstat"]
-    static let jobWrapper = TestSupport.repositoryRoot + "/examples/slurm/jobbox-job.sh"
 
     /// One test's cluster and everything around it: a job user, a jobbox.conf with a unique base cgroup below the
     /// daemons' own (`CGROUP_PARENT = self`), the prolog/epilog shims that hand the examples their settings, a
@@ -115,9 +114,12 @@ struct SlurmClusterTests {
         let state: String
         let output: String
         let cluster: SlurmCluster
+        let jobbox: ReachableJobbox
 
-        init(configExtra: String = "") throws {
+        /// With `hooks` false the cluster has no Prolog and Epilog.
+        init(configExtra: String = "", hooks withHooks: Bool = true) throws {
             execute = try ExecuteDirectory("jbx-slurmtest")
+            jobbox = try execute.reachableJobbox()
             user = try TestUser()
             base = TestSupport.uniqueName("jbxslurm")
             state = execute.path + "/state"
@@ -129,14 +131,14 @@ struct SlurmClusterTests {
             for hook in ["prolog", "epilog"] {
                 let shim = try execute.script("\(hook).sh", """
                     #!/bin/sh
-                    export JOBBOX_BIN='\(TestSupport.productsDirectory)' JOBBOX_CONFIG='\(config)' JOBBOX_SLURM_DIR='\(state)'
-                    exec '\(TestSupport.repositoryRoot)/examples/slurm/jobbox-\(hook).sh'
+                    export JOBBOX_BIN='\(jobbox.bin)' JOBBOX_CONFIG='\(config)' JOBBOX_SLURM_DIR='\(state)'
+                    exec '\(jobbox.root)/examples/slurm/jobbox-\(hook).sh'
                     """)
                 hooks += "\(hook.capitalized)=\(shim)\n"
             }
             try execute.script("job.sh", SlurmClusterTests.job)
             do {
-                cluster = try SlurmCluster(extraConf: hooks)
+                cluster = try SlurmCluster(extraConf: withHooks ? hooks : "")
             } catch {
                 user.remove()
                 execute.remove()
@@ -153,13 +155,13 @@ struct SlurmClusterTests {
 
         /// The environment the job's user submits with (sbatch passes it on to the batch script).
         var submitEnvironment: [String: String] {
-            ["JOBBOX_BIN": TestSupport.productsDirectory, "JOBBOX_CONFIG": config, "JOBBOX_SLURM_DIR": state]
+            ["JOBBOX_BIN": jobbox.bin, "JOBBOX_CONFIG": config, "JOBBOX_SLURM_DIR": state]
         }
 
         /// Submits the job wrapper around `command` with sbatch options `options`.
         func submit(_ options: [String], _ command: [String], environment: [String: String]? = nil) throws -> String {
             try cluster.sbatch(as: user, ["-D", output, "-o", output + "/%j.out", "-e", output + "/%j.err"] + options
-                + [SlurmClusterTests.jobWrapper] + command, environment: environment ?? submitEnvironment)
+                + [jobbox.slurmJobWrapper] + command, environment: environment ?? submitEnvironment)
         }
 
         /// Waits (bounded) for the epilog of `job`: its figures recorded and its state dir gone.
@@ -257,14 +259,12 @@ struct SlurmClusterTests {
                 "no job cgroup is left")
     }
 
-    @Test("without the prolog's state the job wrapper still runs the job with its own PID view, and says why there is no more",
+    @Test("on a cluster without the prolog the job wrapper still runs the job with its own PID view, and says why there is no more",
           .enabled(if: Integration.waitingFor(["ns-exec"]) == nil, Integration.waitingFor(["ns-exec"]) ?? ""))
     func withoutProlog() throws {
-        let world = try World()
+        let world = try World(hooks: false)
         defer { world.remove() }
-        var environment = world.submitEnvironment
-        environment["JOBBOX_SLURM_DIR"] = world.execute.path + "/elsewhere"
-        let job = try world.submit([], ["/bin/sh", "-c", "set -- /proc/[0-9]*; echo processes=$#; exit 4"], environment: environment)
+        let job = try world.submit([], ["/bin/sh", "-c", "set -- /proc/[0-9]*; echo processes=$#; exit 4"])
         let record = try world.cluster.waitForEnd(job)
         let (seen, stderr, ad) = world.output(of: job)
         #expect(record["ExitCode"] == "4:0", "\(record)")

@@ -20,6 +20,11 @@ check: build
 	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
 	@$(MAKE) --no-print-directory lint-man
 
+# cgroup v2 with real controllers in a throwaway VM (qemu, TCG; about 30 s after the release build):
+# every scripts/vm/checks/*.sh, see scripts/vm/run-v2-checks.sh.
+check-v2: deps
+	bash scripts/vm/run-v2-checks.sh
+
 demo: build
 	@bash examples/demo.sh
 

@@ -2,25 +2,157 @@ import ArgumentParser
 import Common
 
 @main
-struct CgExec: JobboxTool {
+struct CgExecCommand: JobboxTool {
     static let configuration = CommandConfiguration(
         commandName: "cg-exec",
-        abstract: "jobbox cg-exec (not built yet).",
+        abstract: "Run a command in its own per-job cgroup with limits; remove or list jobs' cgroups.",
+        usage: """
+            cg-exec [--job ID] [--parent PATH|self] [--base NAME] [limits] -- COMMAND [ARG...]
+            cg-exec --remove [--job ID] [--timeout S]
+            cg-exec --list
+            """,
+        discussion: """
+            Creates <parent>/<BASE_CGROUP>/job_<ID> in every cgroup hierarchy the job needs (v1: memory, cpu, \
+            cpuacct, cpuset, blkio, pids, freezer; v2 and hybrid: also the unified hierarchy, with the process in \
+            its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
+            COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.
+
+            limit             cgroup v1                         cgroup v2
+            --memory          memory.limit_in_bytes             memory.max
+            --memory-soft     memory.soft_limit_in_bytes        memory.low
+            --memory-high     (an error: v1 has none)           memory.high
+            --swap            memory.memsw.limit_in_bytes       memory.swap.max
+                                = memory + swap
+            --cpus N          cpu.shares = 1024*N               cpu.weight = 100*N
+            --cpu-weight W    cpu.shares = W*1024/100           cpu.weight = W
+            --cpu-shares S    cpu.shares = S                    cpu.weight = S*100/1024
+            --cpu-quota C     cpu.cfs_quota_us, cfs_period_us   cpu.max
+            --cpuset, --mems  cpuset.cpus, cpuset.mems          cpuset.cpus, cpuset.mems
+                                (else the parent's)
+            --pids-max        pids.max                          pids.max
+            --io-weight N     blkio.weight = N*5, or            io.weight = default N
+                                blkio.bfq.weight = N
+            (always)          -                                 memory.oom.group = 1
+            """,
         version: JobboxVersion.string
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).")
+    @Option(name: .long, help: ArgumentHelp("The job's id (default: ClusterId.ProcId from $_CONDOR_JOB_AD, else $SLURM_JOB_ID).", valueName: "id"))
     var job: String?
 
-    @Argument(parsing: .postTerminator, help: "The command to run.")
+    @Option(name: .long, help: ArgumentHelp("Where BASE_CGROUP lives: /, self (this process's own cgroup) or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
+    var parent: String?
+
+    @Option(name: .long, help: ArgumentHelp("The base cgroup below the parent (default: BASE_CGROUP, jobbox).", valueName: "name"))
+    var base: String?
+
+    @Option(name: .long, help: ArgumentHelp("The controllers to make the job's cgroup for (default: all of memory,cpu,cpuacct,cpuset,io,pids,freezer the node has; cpuset on v2 only when asked).", valueName: "list"))
+    var controllers: String?
+
+    @Option(name: .long, help: ArgumentHelp("Hard memory limit: v1 memory.limit_in_bytes, v2 memory.max.", valueName: "size"))
+    var memory: String?
+
+    @Option(name: .long, help: ArgumentHelp("Memory reclaimed last under pressure: v1 memory.soft_limit_in_bytes, v2 memory.low.", valueName: "size"))
+    var memorySoft: String?
+
+    @Option(name: .long, help: ArgumentHelp("Throttle above this: v2 memory.high (an error on v1).", valueName: "size"))
+    var memoryHigh: String?
+
+    @Option(name: .long, help: ArgumentHelp("Swap on top of memory: v1 memory.memsw.limit_in_bytes = memory + swap (needs --memory), v2 memory.swap.max.", valueName: "size"))
+    var swap: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPU weight of N CPUs: v1 cpu.shares = 1024*N, v2 cpu.weight = 100*N.", valueName: "n"))
+    var cpus: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPU weight 1..10000: v2 cpu.weight; v1 cpu.shares = W*1024/100.", valueName: "w"))
+    var cpuWeight: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPU shares 2..262144: v1 cpu.shares; v2 cpu.weight = S*100/1024, clamped to 1..10000.", valueName: "s"))
+    var cpuShares: String?
+
+    @Option(name: .long, help: ArgumentHelp("Hard cap of CPUS CPUs' time (or max): v1 cpu.cfs_quota_us per 100 ms cpu.cfs_period_us, v2 cpu.max.", valueName: "cpus"))
+    var cpuQuota: String?
+
+    @Option(name: .long, help: ArgumentHelp("CPUs the job may use, such as 0-3,8: cpuset.cpus (v1: the parent's when not given).", valueName: "list"))
+    var cpuset: String?
+
+    @Option(name: .long, help: ArgumentHelp("Memory nodes the job may use: cpuset.mems (v1: the parent's when not given).", valueName: "list"))
+    var mems: String?
+
+    @Option(name: .long, help: ArgumentHelp("Most tasks (or max): pids.max.", valueName: "n"))
+    var pidsMax: String?
+
+    @Option(name: .long, help: ArgumentHelp("Block I/O weight 1..10000: v2 io.weight; v1 blkio.weight = N*5 (10..1000) or blkio.bfq.weight.", valueName: "n"))
+    var ioWeight: String?
+
+    @Flag(name: .long, help: "Take --memory from RequestMemory (MiB) and --cpus from RequestCpus in $_CONDOR_JOB_AD where not given.")
+    var fromJobAd = false
+
+    @Flag(name: .long, help: "Kill every process of the job and remove its cgroups (exits 0 when it is gone already).")
+    var remove = false
+
+    @Option(name: .long, help: ArgumentHelp("With --remove: how long to wait for the processes to die (default 10).", valueName: "seconds"))
+    var timeout: String?
+
+    @Flag(name: .long, help: "List the jobs under the base cgroup with their process counts.")
+    var list = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))
     var command: [String] = []
 
     func execute() throws -> Int32 {
-        let diagnostics = Diagnostics(tool: "cg-exec")
-        _ = try global.loadConfig(diagnostics)
-        _ = try JobID.resolve(option: job, environment: .current)
-        throw JobboxError.invalid("cg-exec", nil, "not built yet")
+        let environment = Environment.current
+        let diagnostics = Diagnostics(tool: "cg-exec", environment: environment)
+        let config = try global.loadConfig(diagnostics, environment: environment)
+        let options = limitOptions
+
+        if list {
+            guard !remove, job == nil, command.isEmpty, options.isEmpty, !fromJobAd, timeout == nil, controllers == nil else {
+                throw JobboxError.invalid("invalid use of", "--list", "it takes only --parent, --base and --config")
+            }
+            let locator = try CgExec.locator(config: config, parent: parent, base: base)
+            printOut(CgExec.list(locator: locator))
+            return 0
+        }
+
+        let jobID = try JobID.resolve(option: job, environment: environment)
+        if remove {
+            guard command.isEmpty, options.isEmpty, !fromJobAd, controllers == nil else {
+                throw JobboxError.invalid("invalid use of", "--remove", "it takes no limits and no command")
+            }
+            let wait = try CgExec.timeout(timeout)
+            let locator = try CgExec.locator(config: config, parent: parent, base: base)
+            try CgExec.remove(jobID, locator: locator, timeout: wait)
+            return 0
+        }
+
+        if timeout != nil { throw JobboxError.invalid("invalid use of", "--timeout", "it goes with --remove") }
+        let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment)
+        let selected = try controllers.map { text throws(JobboxError) in try CgroupController.parseList(text, for: "--controllers") }
+        guard !command.isEmpty else {
+            throw JobboxError.invalid("no command", nil, "give one after -- (cg-exec [options] -- COMMAND [ARG...])")
+        }
+        let locator = try CgExec.locator(config: config, parent: parent, base: base)
+        let plan = try JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected)
+        try CgExec.run(plan, locator: locator, command: command, diagnostics: diagnostics)
+    }
+
+    private var limitOptions: CgroupLimitOptions {
+        var options = CgroupLimitOptions()
+        options.memory = memory
+        options.memorySoft = memorySoft
+        options.memoryHigh = memoryHigh
+        options.swap = swap
+        options.cpus = cpus
+        options.cpuWeight = cpuWeight
+        options.cpuShares = cpuShares
+        options.cpuQuota = cpuQuota
+        options.cpuset = cpuset
+        options.mems = mems
+        options.pidsMax = pidsMax
+        options.ioWeight = ioWeight
+        return options
     }
 }

@@ -51,6 +51,8 @@ struct Jobstat: JobboxTool {
     @Flag(name: .long, help: "Add every key of the memory, CPU and block I/O stat files (CgroupMemory_<key>, CgroupCpu_<key>, ...).")
     var raw = false
 
+    @OptionGroup var chirp: ChirpOptions
+
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "jobstat")
         let config = try global.loadConfig(diagnostics)
@@ -89,6 +91,10 @@ struct Jobstat: JobboxTool {
             guard watch != nil else { throw JobboxError.invalid("invalid --count", "'\(count)'", "it needs --watch") }
             guard count > 0 else { throw JobboxError.invalid("invalid --count", "'\(count)'", "it is not a positive number") }
         }
-        return JobStatRequest(selection: selection, format: format, raw: raw, interval: interval, count: count)
+        let update = try chirp.update()
+        if update != nil && all {
+            throw JobboxError.invalid("invalid options", "--chirp --all", "chirp publishes one job's figures into that job's ad")
+        }
+        return JobStatRequest(selection: selection, format: format, raw: raw, interval: interval, count: count, chirp: update)
     }
 }

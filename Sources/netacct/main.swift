@@ -39,6 +39,8 @@ struct Netacct: JobboxTool {
     @Option(name: .customLong("ad-file"), help: ArgumentHelp("Write the ad to FILE every interval and after the job (default: the final ad to stderr).", valueName: "file"))
     var adFile: String?
 
+    @OptionGroup var chirp: ChirpOptions
+
     @Flag(name: .customLong("deny-external"), help: "Reject the job's external traffic (still counted) instead of only counting it.")
     var denyExternal = false
 
@@ -109,7 +111,9 @@ struct Netacct: JobboxTool {
         let options = NetacctRunOptions(
             job: jobID, command: command, internalNetworks: internalNetworks, jobSubnet: config.networkJobSubnet, stateDirectory: config.stateDir,
             backend: backendChoice, interval: interval, adFile: adFile, denyExternal: denyExternal, verbose: verbose)
-        return try NetacctRun(options, diagnostics: diagnostics, environment: environment).run()
+        var runOptions = options
+        runOptions.chirp = try chirp.update()
+        return try NetacctRun(runOptions, diagnostics: diagnostics, environment: environment).run()
     }
 
     /// netacct changes the host's links and firewall: say so plainly instead of failing on the first EPERM.

@@ -1,3 +1,4 @@
+import ArgumentParser
 import SystemPackage
 
 #if canImport(Glibc)
@@ -181,5 +182,31 @@ public struct ChirpClient {
             entry = info.pointee.ai_next
         }
         throw JobboxError.system("cannot connect to chirp proxy", "\(host):\(port)", lastError)
+    }
+}
+
+/// `--chirp` and `--chirp-delayed`, shared by the tools that print an ad.
+public struct ChirpOptions: ParsableArguments {
+    /// `--chirp`.
+    @Flag(name: .customLong("chirp"), help: "Also push the ad into the running job's ad with chirp set_job_attr ($_CONDOR_CHIRP_CONFIG; the job needs +WantIOProxy = true).")
+    public var immediate = false
+
+    /// `--chirp-delayed`.
+    @Flag(name: .customLong("chirp-delayed"), help: "Push it with set_job_attr_delayed instead, as Chirp<Name> attributes, with the starter's next update.")
+    public var delayed = false
+
+    /// Creates the defaults.
+    public init() {}
+
+    /// The update asked for, nil when neither flag is given; both flags are an error.
+    public func update() throws(JobboxError) -> ChirpUpdate? {
+        if immediate && delayed { throw JobboxError.invalid("invalid options", "--chirp --chirp-delayed", "give one of them") }
+        return immediate ? .immediate : delayed ? .delayed : nil
+    }
+
+    /// Publishes `ad` as asked (nothing without a flag).
+    public func publish(_ ad: ClassAd, environment: Environment = .current) throws(JobboxError) {
+        guard let update = try update() else { return }
+        try ChirpClient.publish(ad, update: update, config: ChirpConfig.load(environment: environment))
     }
 }

@@ -16,7 +16,9 @@ struct ChirpTests {
     }
 
     /// Runs the recording listener and `client` against it; returns the bytes the listener received.
-    static func record(_ client: (_ configFile: String) throws -> Void) throws -> [UInt8] {
+    /// `lines`: how many request lines the connection to return has (htchirp connects twice); nil for the first
+    /// connection recorded (a client that connects once and has exited).
+    static func record(lines expectedLines: Int? = 1 + ad.attributes.count, _ client: (_ configFile: String) throws -> Void) throws -> [UInt8] {
         let dir = try TestSupport.TemporaryDirectory("jobbox-chirp")
         defer { dir.remove() }
         let python = try #require(HTCondorClassAds.python)
@@ -28,9 +30,8 @@ struct ChirpTests {
         for _ in 0..<600 where !FileManager.default.fileExists(atPath: dir.path + "/chirp.config") { usleep(10_000) }
         try client(dir.path + "/chirp.config")
         // The request connection is complete once its cookie line and one line per attribute are recorded.
-        let expectedLines = 1 + ad.attributes.count
         for _ in 0..<1000 {
-            if let data = FileManager.default.contents(atPath: dir.path + "/received"), data.filter({ $0 == 10 }).count == expectedLines {
+            if let data = FileManager.default.contents(atPath: dir.path + "/received"), expectedLines == nil || data.filter({ $0 == 10 }).count == expectedLines {
                 return Array(data)
             }
             usleep(10_000)
@@ -90,6 +91,39 @@ struct ChirpTests {
         #expect(throws: JobboxError.invalid("cannot chirp", "set MemoryUsage", "not authorized (does the job have +WantIOProxy = true?)")) {
             try ChirpClient.publish(ad, update: .immediate, config: config)
         }
+    }
+
+    @Test("jobstat --chirp pushes the ad it prints, attribute by attribute, with the same values",
+          .enabled(if: HTCondorClassAds.available, "the test venv is not installed (make deps)"))
+    func jobstatChirps() throws {
+        var printed = ""
+        let sent = try Self.record(lines: nil) { config in
+            var environment = ProcessInfo.processInfo.environment
+            environment["_CONDOR_CHIRP_CONFIG"] = config
+            let result = try TestSupport.run(["jobstat", "--self", "--chirp-delayed"], environment: environment)
+            #expect(result.status == 0, "\(result)")
+            printed = result.stdout
+        }
+        let text = String(decoding: sent, as: UTF8.self)
+        let ad = ClassAdReader.parse(printed)
+        #expect(ad.attributes.count >= 4)
+        let requests = text.split(separator: "\n").dropFirst()
+        #expect(requests.count == ad.attributes.count, "one request per printed attribute")
+        // The pushed values are those of the printed sample, not of a second read.
+        for (name, value) in ad.attributes {
+            #expect(text.contains("set_job_attr_delayed Chirp\(name) \(ChirpClient.quote(try ClassAdWriter.renderValue(value)))\n"), "\(name)")
+        }
+        #expect(requests.allSatisfy { $0.hasPrefix("set_job_attr_delayed Chirp") })
+    }
+
+    @Test("--chirp and --chirp-delayed together, or --chirp with --all, are refused before anything is read")
+    func chirpOptionErrors() throws {
+        let both = try TestSupport.run(["jobstat", "--self", "--chirp", "--chirp-delayed"])
+        #expect(both.status == 125)
+        #expect(both.stderr == "jobstat: invalid options --chirp --chirp-delayed: give one of them\n")
+        let all = try TestSupport.run(["jobstat", "--all", "--chirp"])
+        #expect(all.status == 125)
+        #expect(all.stderr == "jobstat: invalid options --chirp --all: chirp publishes one job's figures into that job's ad\n")
     }
 
     @Test("delayed updates get HTCondor's Chirp prefix; words are escaped as chirp wants")

@@ -16,10 +16,13 @@ public struct JobStatRequest: Sendable {
     public var interval: Double?
     /// `--count`: how many samples at most (with `--watch`), or nil for no limit.
     public var count: Int?
+    /// `--chirp`/`--chirp-delayed`: push each sample into the running job's ad, or nil.
+    public var chirp: ChirpUpdate?
 
     /// Creates a request.
-    public init(selection: JobStatSelection, format: JobStatFormat = .classad, raw: Bool = false, interval: Double? = nil, count: Int? = nil) {
+    public init(selection: JobStatSelection, format: JobStatFormat = .classad, raw: Bool = false, interval: Double? = nil, count: Int? = nil, chirp: ChirpUpdate? = nil) {
         self.selection = selection
+        self.chirp = chirp
         self.format = format
         self.raw = raw
         self.interval = interval
@@ -39,6 +42,8 @@ public struct JobStatRunner {
     public let planner: JobStatPlanner
     /// Where the text goes (stdout in the tool).
     public let write: (String) -> Void
+    /// Pushes one job's ad into the running job's ad (chirp; replaced in tests).
+    public let publish: (ClassAd, ChirpUpdate) throws(JobboxError) -> Void
     /// Waits until the next sample is due (monotonic; replaced in tests).
     public let sleepUntil: (Double) -> Void
     /// The monotonic clock, in seconds.
@@ -47,8 +52,13 @@ public struct JobStatRunner {
     private let reader = StatFileReader()
 
     /// Creates a runner.
-    public init(request: JobStatRequest, planner: JobStatPlanner, write: @escaping (String) -> Void = printOut, sleepUntil: @escaping (Double) -> Void = MonotonicClock.sleep(until:), now: @escaping () -> Double = MonotonicClock.now) {
+    public init(
+        request: JobStatRequest, planner: JobStatPlanner, write: @escaping (String) -> Void = printOut,
+        publish: @escaping (ClassAd, ChirpUpdate) throws(JobboxError) -> Void = JobStatRunner.chirp,
+        sleepUntil: @escaping (Double) -> Void = MonotonicClock.sleep(until:), now: @escaping () -> Double = MonotonicClock.now
+    ) {
         self.request = request
+        self.publish = publish
         self.planner = planner
         self.write = write
         self.sleepUntil = sleepUntil
@@ -98,7 +108,15 @@ public struct JobStatRunner {
                 return nil
             }
         }
+        if let update = request.chirp, let entry = entries.first {
+            try publish(JobStatRenderer.classAd(entry), update)
+        }
         return try JobStatRenderer.render(entries, format: request.format, asList: request.selection == .all)
+    }
+
+    /// Publishes through the starter's chirp proxy named by `$_CONDOR_CHIRP_CONFIG`.
+    public static func chirp(_ ad: ClassAd, _ update: ChirpUpdate) throws(JobboxError) {
+        try ChirpClient.publish(ad, update: update, config: ChirpConfig.load(environment: .current))
     }
 }
 

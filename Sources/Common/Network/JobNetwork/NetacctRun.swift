@@ -14,6 +14,8 @@ public struct NetacctRunOptions: Sendable {
     public var stateDirectory: String
     /// The back end asked for.
     public var backend: NetworkBackendChoice
+    /// `--chirp`/`--chirp-delayed`: push the final ad into the running job's ad, or nil.
+    public var chirp: ChirpUpdate? = nil
     /// Seconds between ad writes (with `adFile`).
     public var interval: Int
     /// Where the ad goes while the job runs and after; nil: the final ad goes to stderr.
@@ -127,6 +129,9 @@ public struct NetacctRun {
                 }
             } else if final {
                 writeAll(.standardError, text)
+            }
+            if final, let update = options.chirp {
+                try ChirpClient.publish(counters.classAd, update: update, config: ChirpConfig.load(environment: environment))
             }
         } catch {
             if final { diagnostics.error(error.description) } else { diagnostics.warning(error.description) }

@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+@Suite("cg-exec --help and man page")
+struct CgExecHelpTests {
+    @Test("--help shows DESIGN.md's interface and the v1/v2 file of every limit")
+    func help() throws {
+        let result = try TestSupport.run(["cg-exec", "--help"])
+        #expect(result.status == 0)
+        let usage = """
+            USAGE: cg-exec [--job ID] [--parent PATH|self] [--base NAME] [limits] -- COMMAND [ARG...]
+                   cg-exec --remove [--job ID] [--timeout S]
+                   cg-exec --list
+            """
+        #expect(result.stdout.contains(usage), "\(result.stdout)")
+        for row in [
+            "--memory          memory.limit_in_bytes             memory.max",
+            "--memory-high     (an error: v1 has none)           memory.high",
+            "--cpus N          cpu.shares = 1024*N               cpu.weight = 100*N",
+            "(always)          -                                 memory.oom.group = 1",
+        ] {
+            #expect(result.stdout.contains(row), "\(row)")
+        }
+    }
+
+    @Test("the man page documents every option --help lists")
+    func manPageCoversHelp() throws {
+        let help = try TestSupport.run(["cg-exec", "--help"]).stdout
+        let options = help.components(separatedBy: "OPTIONS:").last ?? ""
+        let names = Set(
+            options.split(separator: "\n").compactMap { line -> String? in
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                guard trimmed.hasPrefix("--") || trimmed.hasPrefix("-h, --") else { return nil }
+                let option = trimmed.hasPrefix("-h, ") ? String(trimmed.dropFirst(4)) : trimmed
+                return option.split(separator: " ").first.map(String.init)
+            })
+        #expect(names.count >= 20, "\(names.sorted())")
+        let page = try String(contentsOfFile: TestSupport.repositoryRoot + "/man/cg-exec.1", encoding: .utf8)
+        for name in names.sorted() {
+            #expect(page.contains(".It Fl -\(name.dropFirst(2))"), "man/cg-exec.1 lacks \(name)")
+        }
+    }
+}

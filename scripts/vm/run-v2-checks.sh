@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Runs jobbox's cgroup v2 checks in a throwaway VM, since the build machines bind every controller to v1.
+#
+# Boots Debian's kernel (apt-get download linux-image-*-amd64) under qemu-system-x86_64 -accel tcg with a
+# busybox initramfs that mounts cgroup2 with every controller enabled at the root, copies in jobbox's release
+# binaries (swift build -c release --static-swift-stdlib --scratch-path .build-release) with the shared
+# libraries ldd lists, and runs every scripts/vm/checks/*.sh in it.
+#
+# The check interface: each check is a busybox sh script; the binaries are in /jobbox/bin (also on PATH); it
+# prints one line per check, `PASS <name>` or `FAIL <name>: <reason>`, and may print anything else. The
+# harness fails when any FAIL line appears, when no PASS does, or when the sentinel line the VM prints after the
+# last check is missing (a check hung, the VM crashed).
+#
+# Environment: JOBBOX_VM_SKIP_BUILD=1 uses the binaries as built; JOBBOX_VM_CHECKS names another directory of
+# checks (to run one while debugging it); JOBBOX_VM_CACHE (default .cache/vm) keeps the
+# kernel between runs; JOBBOX_VM_TIMEOUT (seconds, default 900) bounds the VM; JOBBOX_VM_KEEP=1 keeps the work
+# directory (initramfs, console log) and prints where it is.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+cache=${JOBBOX_VM_CACHE:-$repo/.cache/vm}
+timeout_seconds=${JOBBOX_VM_TIMEOUT:-900}
+checks=${JOBBOX_VM_CHECKS:-$repo/scripts/vm/checks}
+tools=(cg-exec ns-exec netacct chroot-tool jobstat)
+sentinel=JOBBOX-VM-CHECKS-DONE
+started=$(date +%s)
+
+say() { echo "run-v2-checks: $*" >&2; }
+
+work=$(mktemp -d /tmp/jobbox-vm.XXXXXX)
+cleanup() {
+    if [ -n "${JOBBOX_VM_KEEP:-}" ]; then say "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+for tool in qemu-system-x86_64 cpio gzip apt-get dpkg-deb ldd; do
+    command -v "$tool" >/dev/null || { say "missing $tool (scripts/deps/cg-exec.txt lists the packages; make deps installs them)"; exit 1; }
+done
+busybox=$(command -v busybox || true)
+if [ -z "$busybox" ] || ldd "$busybox" >/dev/null 2>&1; then
+    say "needs a static busybox (package busybox-static)"
+    exit 1
+fi
+
+# 1. jobbox's binaries.
+if [ -z "${JOBBOX_VM_SKIP_BUILD:-}" ]; then
+    say "building the release binaries"
+    swift build -c release --static-swift-stdlib --scratch-path .build-release >&2
+fi
+release=$repo/.build-release/release
+
+# 2. Debian's kernel, downloaded once into the cache.
+kernel_package=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends:/ {print $2; exit}' || true)
+if [ -z "$kernel_package" ]; then
+    say "apt knows no linux-image-amd64 yet: apt-get update"
+    apt-get -o DPkg::Lock::Timeout=300 -q update >/dev/null
+    kernel_package=$(apt-cache depends linux-image-amd64 | awk '/Depends:/ {print $2; exit}')
+fi
+kernel=$cache/$kernel_package/vmlinuz
+if [ ! -f "$kernel" ]; then
+    say "downloading $kernel_package"
+    mkdir -p "$work/deb" "$cache/$kernel_package"
+    (cd "$work/deb" && apt-get download "$kernel_package" >/dev/null && dpkg-deb -x ./*.deb extracted)
+    cp "$work"/deb/extracted/boot/vmlinuz-* "$kernel.tmp" && mv "$kernel.tmp" "$kernel"
+    rm -rf "$work/deb"
+fi
+
+# 3. The initramfs: busybox, the binaries with their libraries, the checks, an init that runs them.
+root=$work/initramfs
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root,jobbox/bin,jobbox/checks}
+cp "$busybox" "$root/bin/busybox"
+copied=()
+for tool in "${tools[@]}"; do
+    [ -x "$release/$tool" ] || continue
+    strip -o "$root/jobbox/bin/$tool" "$release/$tool" 2>/dev/null || cp "$release/$tool" "$root/jobbox/bin/$tool"
+    copied+=("$tool")
+    for library in $(ldd "$release/$tool" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+        [ -e "$root$library" ] || cp -L --parents "$library" "$root"
+    done
+done
+[ ${#copied[@]} -gt 0 ] || { say "no jobbox binaries in $release"; exit 1; }
+cp "$checks"/*.sh "$root/jobbox/checks/"
+printf 'root:x:0:0:root:/root:/bin/sh\njob:x:1000:1000:job:/tmp:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\njob:x:1000:\n' >"$root/etc/group"
+cat >"$root/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s
+export PATH=/jobbox/bin:/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+for controller in \$(cat /sys/fs/cgroup/cgroup.controllers); do
+    echo "+\$controller" >/sys/fs/cgroup/cgroup.subtree_control
+done
+echo "JOBBOX-VM: kernel \$(uname -r), \$(nproc) cpus, controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
+for check in /jobbox/checks/*.sh; do
+    name=\${check##*/}
+    echo "JOBBOX-VM: running \$name"
+    cd /tmp
+    timeout 300 sh "\$check" </dev/null 2>&1 || echo "FAIL \${name%.sh}: the check script exited with status \$?"
+done
+echo "$sentinel"
+poweroff -f
+EOF
+chmod 0755 "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+
+# 4. Boot. No KVM here: tcg. The console is the serial port, captured to a log.
+say "booting $kernel_package with ${copied[*]} and checks: $(cd "$checks" && echo *.sh)"
+status=0
+timeout "$timeout_seconds" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
+    -kernel "$kernel" -initrd "$work/initramfs.gz" \
+    -append "console=ttyS0 quiet loglevel=1 panic=-1" </dev/null >"$work/console.log" 2>&1 || status=$?
+# The serial console adds CRs, and the firmware's terminal escapes can precede the first line.
+tr -d '\r' <"$work/console.log" | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' >"$work/console.txt"
+
+# 5. The verdict.
+grep -E '^(PASS|FAIL|JOBBOX-VM:)' "$work/console.txt" || true
+passes=$(grep -c '^PASS ' "$work/console.txt" || true)
+failures=$(grep -c '^FAIL ' "$work/console.txt" || true)
+elapsed=$(($(date +%s) - started))
+if ! grep -qx "$sentinel" "$work/console.txt"; then
+    say "the VM did not finish the checks (qemu status $status); the console's last lines:"
+    tail -n 30 "$work/console.txt" >&2
+    exit 1
+fi
+if [ "$failures" -gt 0 ] || [ "$passes" -eq 0 ]; then
+    say "$failures failed, $passes passed (${elapsed}s)"
+    exit 1
+fi
+say "all $passes checks passed (${elapsed}s)"

@@ -15,7 +15,8 @@
 #                                     then jobstat, cg-exec --remove.
 #
 # The final figures (jobstat's ad, plus netacct's as root) go to $_CONDOR_SCRATCH_DIR/.jobbox/job.ad and, when
-# the job has an I/O proxy ($_CONDOR_CHIRP_CONFIG, +WantIOProxy = true), into the job's ad through chirp.
+# the starter runs a chirp proxy ($_CONDOR_CHIRP_CONFIG), into the job's ad: with set_job_attr when the job has
+# +WantIOProxy = true, else with set_job_attr_delayed as Chirp<Name>.
 #
 # Failures: a tool that fails appends its own one-line reason to $_CONDOR_WRAPPER_ERROR_FILE (the starter
 # then requeues the job with it); the wrapper appends a line of its own only for its own failures. Once the
@@ -229,10 +230,11 @@ if [ -z "$chroot_name" ] && [ -n "$(ad_value "$_CONDOR_JOB_AD" RequestedChroot)"
 fi
 case $chroot_name in *[!A-Za-z0-9_.-]*) fail "RequestedChroot \"$chroot_name\" is not a chroot name" ;; esac
 
-# set_job_attr needs the job's I/O proxy (+WantIOProxy = true); without it the starter refuses the update.
+# set_job_attr needs the job's I/O proxy (+WantIOProxy = true); without it the starter accepts only
+# set_job_attr_delayed, for Chirp-prefixed names, sent with its next update.
 chirp=
 if [ -n "${_CONDOR_CHIRP_CONFIG-}" ] && [ -f "$_CONDOR_CHIRP_CONFIG" ]; then
-    case $(ad_value "$_CONDOR_JOB_AD" WantIOProxy) in [Tt][Rr][Uu][Ee]) chirp=--chirp ;; esac
+    case $(ad_value "$_CONDOR_JOB_AD" WantIOProxy) in [Tt][Rr][Uu][Ee]) chirp=--chirp ;; *) chirp=--chirp-delayed ;; esac
 fi
 figures=${JOBBOX_FIGURES:-yes}
 
@@ -325,12 +327,19 @@ run_forwarding_signals \
     "$ns_exec" --pid --mount --scratch "$scratch" ${chroot_name:+--chroot "$chroot_name"} --user "$owner" -- \
     "$@"
 if [ -n "$error_file" ]; then export _CONDOR_WRAPPER_ERROR_FILE="$error_file"; else unset _CONDOR_WRAPPER_ERROR_FILE; fi
+# A tool's line is a reason to requeue only when the chain ended with a tool's status (125 to 127): otherwise the
+# job ran, and the line is about something after it (netacct's chirp, say), already on stderr.
 if [ -s "$private/wrapper-error" ]; then
-    if [ -n "$error_file" ]; then
-        append_as_job_user "$error_file" < "$private/wrapper-error" || note "cannot append to $error_file"
-    fi
-    note "the chain failed (its reason is in the error file): no figures"
-    figures=no
+    case $status in
+        125 | 126 | 127)
+            if [ -n "$error_file" ]; then
+                append_as_job_user "$error_file" < "$private/wrapper-error" || note "cannot append to $error_file"
+            fi
+            note "the chain failed (its reason is in the error file): no figures"
+            figures=no
+            ;;
+        *) note "after the job: a tool failed (the job's own status stands)" ;;
+    esac
 fi
 
 if [ "$figures" != no ]; then

@@ -18,7 +18,7 @@ struct ExampleScriptsTests {
     @Test("shellcheck finds nothing", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/shellcheck"), "shellcheck is not installed (scripts/deps/integration.txt)"),
           arguments: scripts)
     func shellcheck(script: String) throws {
-        let result = try TestSupport.run(["/usr/bin/shellcheck", TestSupport.repositoryRoot + "/" + script])
+        let result = try Spawn.run(["/usr/bin/shellcheck", TestSupport.repositoryRoot + "/" + script])
         #expect(result.status == 0, "\(result.stdout)")
     }
 

@@ -45,7 +45,7 @@ struct HTCondorContractTests {
         func remove() {
             // cg-exec removes a job's cgroup, not the base above it: in the hierarchies where this test's own
             // cgroup is the root, the unique base sits there.
-            _ = try? TestSupport.sh("find /sys/fs/cgroup -depth -type d -name '\(base)' -exec rmdir {} + 2>/dev/null")
+            _ = try? Spawn.sh("find /sys/fs/cgroup -depth -type d -name '\(base)' -exec rmdir {} + 2>/dev/null")
             user.remove()
             execute.remove()
             _ = try? FileManager.default.removeItem(atPath: "/tmp/" + marker)
@@ -194,23 +194,23 @@ struct HTCondorContractTests {
 
     @Test("with an I/O proxy the final figures reach the job's ad: every attribute of the final ad is chirped with its value (as the job's user only on cgroup v2)",
           .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""),
-          .enabled(if: Integration.tool("jobstat", hasOption: "--chirp"), "jobstat has no --chirp yet"),
+          .enabled(if: Integration.tool("jobstat", hasOption: "--chirp-delayed"), "jobstat has no --chirp yet"),
           .enabled(if: HTCondorClassAds.available, "needs the test venv's python (make deps)"),
-          arguments: [false, true])
-    func chirp(asRoot: Bool) throws {
+          arguments: [(false, true), (true, true), (true, false)])
+    func chirp(asRoot: Bool, wantIOProxy: Bool) throws {
         let world = try World()
         defer { world.remove() }
         let python = try #require(HTCondorClassAds.python)
         let configFile = world.execute.path + "/chirp.config"
         let record = world.execute.path + "/chirp.received"
-        let listener = Process()
-        listener.executableURL = URL(fileURLWithPath: python)
-        listener.arguments = [Integration.fixtures + "/chirp_recorder.py", configFile, record]
-        try listener.run()
-        defer { if listener.isRunning { listener.terminate(); listener.waitUntilExit() } }
+        let listener = try Spawn.start([python, Integration.fixtures + "/chirp_recorder.py", configFile, record])
+        defer {
+            kill(listener, SIGTERM)
+            Spawn.wait(listener)
+        }
         for _ in 0..<600 where !FileManager.default.fileExists(atPath: configFile) { usleep(10_000) }
 
-        let run = try world.run(asRoot: asRoot, options: ["--chirp-config", configFile])
+        let run = try world.run(asRoot: asRoot, options: ["--chirp-config", configFile] + (wantIOProxy ? [] : ["--job-attr", "WantIOProxy = false"]))
         #expect(run.status == 0, "\(run)")
         if !asRoot && !Integration.isUnifiedCgroupNode {
             // As the job's user on a v1 node the job has no cgroup of its own for every figure: nothing is chirped.
@@ -227,9 +227,13 @@ struct HTCondorContractTests {
             usleep(10_000)
         }
         #expect(!ad.isEmpty)
+        // With +WantIOProxy: set_job_attr Name; without: set_job_attr_delayed ChirpName.
         for (name, value) in ad {
-            #expect(chirped[name] == value || chirped["Chirp" + name] == value, "\(name) = \(value) was not chirped; chirped: \(chirped)")
+            let published = wantIOProxy ? name : "Chirp" + name
+            #expect(chirped[published] == value, "\(published) = \(value) was not chirped; chirped: \(chirped)")
         }
+        let verbs = Set((Integration.read(record) ?? "").split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) })
+        #expect(verbs.subtracting(["cookie"]) == [wantIOProxy ? "set_job_attr" : "set_job_attr_delayed"], "\(verbs)")
         #expect((Integration.read(record) ?? "").hasPrefix("cookie jobbox-integration-cookie\n"))
     }
 

@@ -25,14 +25,14 @@ enum Integration {
     /// The tools among `names` that are still the foundation's argument-checking stubs on this branch.
     static func stubs(among names: [String]) -> [String] {
         names.filter { name in
-            guard let help = try? TestSupport.run([TestSupport.tool(name), "--help"]) else { return true }
+            guard let help = try? Spawn.run([TestSupport.tool(name), "--help"]) else { return true }
             return help.stdout.contains("not built yet")
         }
     }
 
     /// Whether `tool --help` lists `option`.
     static func tool(_ name: String, hasOption option: String) -> Bool {
-        guard let help = try? TestSupport.run([TestSupport.tool(name), "--help"]) else { return false }
+        guard let help = try? Spawn.run([TestSupport.tool(name), "--help"]) else { return false }
         return help.stdout.contains(option)
     }
 
@@ -72,7 +72,7 @@ enum Integration {
     /// Every directory named `name` (or starting with `name` when `prefix`) below /sys/fs/cgroup, for checking that
     /// nothing was left behind.
     static func cgroups(named name: String) -> [String] {
-        let result = try? TestSupport.sh("find /sys/fs/cgroup -type d -name '\(name)' 2>/dev/null")
+        let result = try? Spawn.sh("find /sys/fs/cgroup -type d -name '\(name)' 2>/dev/null")
         return (result?.stdout ?? "").split(separator: "\n").map(String.init)
     }
 
@@ -102,7 +102,7 @@ struct TestUser {
 
     init() throws {
         name = TestSupport.uniqueName("jbx")
-        let made = try TestSupport.run(["useradd", "-M", "-N", "-s", "/bin/sh", "-d", "/nonexistent", name])
+        let made = try Spawn.run(["useradd", "-M", "-N", "-s", "/bin/sh", "-d", "/nonexistent", name])
         guard made.status == 0 else { throw TestFailure("useradd \(name) failed: \(made)") }
         guard let entry = getpwnam(name) else { throw TestFailure("useradd made no passwd entry for \(name)") }
         uid = entry.pointee.pw_uid
@@ -110,7 +110,7 @@ struct TestUser {
     }
 
     func remove() {
-        _ = try? TestSupport.run(["userdel", "-f", name])
+        _ = try? Spawn.run(["userdel", "-f", name])
     }
 }
 
@@ -162,14 +162,14 @@ struct ExecuteDirectory {
             try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/htcondor", toPath: root + "/examples/htcondor")
             try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/slurm", toPath: root + "/examples/slurm")
             try manager.copyItem(atPath: Integration.fixtures, toPath: root + "/Tests/CommonTests/Fixtures/integration")
-            _ = try TestSupport.run(["chmod", "-R", "go+rX", root])
+            _ = try Spawn.run(["chmod", "-R", "go+rX", root])
         }
         return ReachableJobbox(bin: root + "/bin", root: root)
     }
 
     func remove() {
         // Scratch dirs hold a private /tmp that may have been left read-only or owned by the job's user.
-        _ = try? TestSupport.run(["rm", "-rf", "--one-file-system", path])
+        _ = try? Spawn.run(["rm", "-rf", "--one-file-system", path])
     }
 }
 
@@ -210,7 +210,7 @@ struct ContractRun: CustomStringConvertible {
 
     /// Runs the harness with `options`, then `job`.
     static func run(_ options: [String], job: [String]) throws -> ContractRun {
-        let result = try TestSupport.run(["/bin/bash", Integration.contractHarness] + options + ["--"] + job)
+        let result = try Spawn.run(["/bin/bash", Integration.contractHarness] + options + ["--"] + job)
         return try parse(result)
     }
 

@@ -135,7 +135,7 @@ struct JobboxWrapperTests {
         #expect(setup.tools.calls(of: "cg-exec").first?.contains("[--job] [1.0] [--memory] [512M] [--cpus] [4] [--]") == true, "\(setup.tools.calls)")
     }
 
-    @Test("with an I/O proxy ($_CONDOR_CHIRP_CONFIG and +WantIOProxy) the figures are pushed with --chirp")
+    @Test("with a chirp proxy the figures are pushed: --chirp with +WantIOProxy, else --chirp-delayed")
     func chirp() throws {
         let setup = try Setup()
         defer { setup.remove() }
@@ -148,11 +148,13 @@ struct JobboxWrapperTests {
             #expect(setup.tools.calls(of: "jobstat").last?.hasSuffix("[--chirp]") == true, "\(setup.tools.calls)")
         }
 
-        // Without +WantIOProxy the starter would refuse set_job_attr: no --chirp, so no failure after the job.
+        // Without +WantIOProxy the starter refuses set_job_attr and takes only set_job_attr_delayed.
         let earlier = setup.tools.calls.count
-        let refused = try setup.run(["--wrapper-as-root", "--chirp-config", config, "--job-attr", "WantIOProxy = false"])
-        #expect(refused.status == 0, "\(refused)")
-        #expect(setup.tools.calls.dropFirst(earlier).allSatisfy { !$0.contains("[--chirp]") }, "\(setup.tools.calls)")
+        let delayed = try setup.run(["--wrapper-as-root", "--chirp-config", config, "--job-attr", "WantIOProxy = false"])
+        #expect(delayed.status == 0, "\(delayed)")
+        let delayedCalls = Array(setup.tools.calls.dropFirst(earlier))
+        #expect(delayedCalls.allSatisfy { !$0.contains("[--chirp]") }, "\(delayedCalls)")
+        #expect(delayedCalls.filter { $0.contains("[--chirp-delayed]") }.count == 3, "cg-exec passes netacct's on, netacct, jobstat: \(delayedCalls)")
 
         let root = try setup.run(["--wrapper-as-root", "--chirp-config", config])
         #expect(root.status == 0, "\(root)")
@@ -187,6 +189,17 @@ struct JobboxWrapperTests {
         #expect(run.errorFile == nil, "\(run)")
         #expect(run.stderr.contains("jobbox-wrapper: after the job: jobstat"), "\(run)")
         #expect(run.finalAd == nil)
+    }
+
+    @Test("as root, a tool's line while the job runs to its own status is no requeue reason: stderr only")
+    func toolComplaintAfterJob() throws {
+        let setup = try Setup()
+        defer { setup.remove() }
+        let run = try setup.run(["--wrapper-as-root"], env: ["FAKE_TOOL_COMPLAIN=netacct", "JOB_STATUS=5"])
+        #expect(run.status == 5, "\(run)")
+        #expect(run.errorFile == nil, "\(run)")
+        #expect(run.stderr.contains("netacct: fake complaint") && run.stderr.contains("jobbox-wrapper: after the job: a tool failed"), "\(run)")
+        #expect(run.finalAd != nil, "the figures are still gathered: \(run)")
     }
 
     @Test("the wrapper's own failures: one line of its own in the error file, status 125, the job not run")

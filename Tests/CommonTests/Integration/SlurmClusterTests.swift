@@ -17,7 +17,7 @@ struct SlurmCluster {
         directory = "/tmp/" + TestSupport.uniqueName("jbx-slurm")
         node = TestSupport.uniqueName("jbxnode")
         port = try Self.freePortPair()
-        let up = try TestSupport.run(["/bin/bash", Self.script, "up"], environment: environment(extraConf: extraConf))
+        let up = try Spawn.run(["/bin/bash", Self.script, "up"], environment: environment(extraConf: extraConf))
         guard up.status == 0 else {
             down()
             throw TestFailure("slurm-ci.sh up failed: \(up)")
@@ -30,18 +30,18 @@ struct SlurmCluster {
 
     /// Stops the daemons (cancelling jobs) and removes the cluster's directory.
     func down() {
-        _ = try? TestSupport.run(["/bin/bash", Self.script, "down"], environment: environment())
+        _ = try? Spawn.run(["/bin/bash", Self.script, "down"], environment: environment())
     }
 
     /// Runs a Slurm client command as root.
     func client(_ arguments: [String]) throws -> TestSupport.Result {
-        try TestSupport.run(arguments, environment: ["PATH": Self.path, "SLURM_CONF": conf])
+        try Spawn.run(arguments, environment: ["PATH": Self.path, "SLURM_CONF": conf])
     }
 
     /// Submits a batch job as `user` with `environment` exported to it; returns the job id.
     func sbatch(as user: TestUser, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let variables = ["SLURM_CONF=\(conf)", "PATH=\(Self.path)"] + environment.map { "\($0.key)=\($0.value)" }
-        let result = try TestSupport.run(["setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "env", "-i"] + variables
+        let result = try Spawn.run(["setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "env", "-i"] + variables
             + ["sbatch", "--parsable"] + arguments)
         let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.status == 0, Int(id) != nil else { throw TestFailure("sbatch failed: \(result)") }
@@ -148,7 +148,7 @@ struct SlurmClusterTests {
 
         func remove() {
             cluster.down()
-            _ = try? TestSupport.sh("find /sys/fs/cgroup -depth -type d -name '\(base)' -exec rmdir {} + 2>/dev/null")
+            _ = try? Spawn.sh("find /sys/fs/cgroup -depth -type d -name '\(base)' -exec rmdir {} + 2>/dev/null")
             user.remove()
             execute.remove()
         }
@@ -212,7 +212,7 @@ struct SlurmClusterTests {
         defer { world.remove() }
         let marker = TestSupport.uniqueName("jbx-slurm-marker-")
         defer { try? FileManager.default.removeItem(atPath: "/tmp/" + marker) }
-        let hostTmp = try TestSupport.sh("stat -c %d:%i /tmp").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let hostTmp = try Spawn.sh("stat -c %d:%i /tmp").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
         let good = try world.submit(["--mem=128M", "-c", "1"], [world.execute.path + "/job.sh", marker])
         let failing = try world.submit(["--mem=64M", "-c", "1"], ["/bin/sh", "-c", "echo failing; exit 3"])

@@ -13,6 +13,7 @@ struct ExampleScriptsTests {
         "Tests/integration/htcondor-contract.sh",
         "Tests/integration/slurm-ci.sh",
         "Tests/CommonTests/Fixtures/integration/fake-tool.sh",
+        "scripts/vm/checks/htcondor-wrapper.sh",
     ]
 
     @Test("shellcheck finds nothing", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/shellcheck"), "shellcheck is not installed (scripts/deps/integration.txt)"),

@@ -5,7 +5,8 @@ import Testing
 /// runs the example wrapper with the real tools and a real job, once as the job's user (what HTCondor does) and
 /// once as root (the full chain), and the test checks what the job saw, what it left, and what reached the
 /// error file, the scratch dir and the chirp proxy.
-@Suite("HTCondor USER_JOB_WRAPPER contract", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
+@Suite("HTCondor USER_JOB_WRAPPER contract", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot),
+       .enabled(if: HTCondorClassAds.available, "the final ads are parsed with HTCondor's library: make deps"))
 struct HTCondorContractTests {
     static let unprivilegedTools = ["ns-exec", "jobstat"]
     static let fullChain = ["cg-exec", "ns-exec", "netacct", "jobstat"]

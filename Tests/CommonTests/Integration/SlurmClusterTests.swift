@@ -99,6 +99,7 @@ struct SlurmCluster {
 /// `--mem` and CPUs, `jobbox-job.sh` (the batch script, as the job's user) joins it and runs the job under
 /// ns-exec, `jobbox-epilog.sh` records the figures and removes everything; jobs are submitted with sbatch.
 @Suite("Slurm: the chain in a real single-node cluster", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot),
+       .enabled(if: HTCondorClassAds.available, "the figures are parsed with HTCondor's library: make deps"),
        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/slurmctld"), "slurmctld is not installed (scripts/deps/integration.txt)"))
 struct SlurmClusterTests {
     static let tools = ["cg-exec", "ns-exec", "jobstat"]

@@ -46,6 +46,7 @@ public enum CgExec {
     public static func run(_ plan: JobCgroupPlan, locator: JobCgroupLocator, command: [String], diagnostics: Diagnostics) throws(JobboxError) -> Never {
         let creator = JobCgroupCreator(layout: locator.layout, membership: locator.membership)
         let job = try creator.create(plan)
+        for warning in job.warnings { diagnostics.warning(warning) }
         let errno = execute(command)
         for problem in creator.undo(job) { diagnostics.warning(problem) }
         throw JobboxError.exec(command[0], errno)

@@ -10,6 +10,8 @@ public struct JobCgroup: Sendable {
     public let createdBases: Set<String>
     /// The `cgroup.procs` files of the cgroups the process was in before it joined, per joined hierarchy.
     public let previousCgroups: [String]
+    /// What went wrong without stopping the job (block I/O accounting that could not be switched on), one line each.
+    public let warnings: [String]
 }
 
 /// Makes a job's cgroups from a plan, writes the limits and moves the calling process in; when any step fails,
@@ -20,13 +22,19 @@ public struct JobCgroupCreator {
     let layout: CgroupLayout
     let membership: CgroupMembership
     let pid: Int32
+    let blockDisks: BlockDisks
 
-    /// Creates a creator; `membership` is the caller's current cgroups (where it returns on failure).
-    public init(filesystem: any CgroupFilesystem = KernelCgroupFilesystem(), layout: CgroupLayout, membership: CgroupMembership, pid: Int32 = ProcessID.current) {
+    /// Creates a creator; `membership` is the caller's current cgroups (where it returns on failure), `blockDisks`
+    /// the disks to switch v1 block I/O accounting on for.
+    public init(
+        filesystem: any CgroupFilesystem = KernelCgroupFilesystem(), layout: CgroupLayout, membership: CgroupMembership, pid: Int32 = ProcessID.current,
+        blockDisks: BlockDisks = BlockDisks()
+    ) {
         self.filesystem = filesystem
         self.layout = layout
         self.membership = membership
         self.pid = pid
+        self.blockDisks = blockDisks
     }
 
     /// Carries out `plan`; on return the process is in the job's cgroup in every target hierarchy.
@@ -45,7 +53,7 @@ public struct JobCgroupCreator {
             _ = undo(createdDirectories: progress.created, bases: progress.bases, previousCgroups: progress.previous)
             throw error
         }
-        return JobCgroup(plan: plan, createdDirectories: progress.created, createdBases: progress.bases, previousCgroups: progress.previous)
+        return JobCgroup(plan: plan, createdDirectories: progress.created, createdBases: progress.bases, previousCgroups: progress.previous, warnings: progress.warnings)
     }
 
     /// Moves the process back where it was and removes the directories `job` made. Returns what could not be
@@ -81,6 +89,7 @@ public struct JobCgroupCreator {
         var created: [String] = []
         var bases: Set<String> = []
         var previous: [String] = []
+        var warnings: [String] = []
     }
 
     private func prepare(_ target: JobCgroupTarget, required: Set<CgroupController>, progress: Progress) throws(JobboxError) {
@@ -103,6 +112,11 @@ public struct JobCgroupCreator {
         }
         for limit in target.writes where enabled.contains(limit.controller) {
             try apply(limit, in: target)
+        }
+        // v2 counts every bio in io.stat; v1's statistics may first need switching on.
+        if target.version == .v1 && enabled.contains(.io) {
+            let accounting = BlockIOAccounting(filesystem: filesystem, disks: blockDisks)
+            progress.warnings += accounting.switchOn(in: target.jobDirectory, hierarchyRoot: target.hierarchy.mountPoint)
         }
     }
 

@@ -47,7 +47,8 @@ struct CgExecKernelTests {
     func removeForkingJob() throws {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
-        let job = try sandbox.start(["--job", "fork", "--pids-max", "200", "--", "sh", "-c", "while :; do sleep 1000 & done"])
+        // bash, not sh: when pids.max is reached bash reports the failed fork and loops on, where dash would exit.
+        let job = try sandbox.start(["--job", "fork", "--pids-max", "200", "--", "bash", "-c", "exec 2>/dev/null; while :; do sleep 1000 & done"])
         try sandbox.wait("the job to fork") { try sandbox.pids("pids", "fork").count >= 20 }
         let sub = try sandbox.jobDirectory("memory", "fork") + "/payload"
         try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: false)
@@ -239,6 +240,9 @@ struct CgExecKernelTests {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
         #expect(try sandbox.run(["--job", "stuck", "--"] + CgExecSandbox.leavingBackground("sleep 1000 </dev/null >/dev/null 2>&1 &")).status == 0)
+        // The job's shell may still be exiting: wait until only the background sleep is left.
+        let comm: (Int32) -> String = { ((try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+        try sandbox.wait("only the sleep left") { let left = try sandbox.pids("freezer", "stuck"); return left.count == 1 && comm(left[0]) == "sleep" }
         let pid = try #require(try sandbox.pids("freezer", "stuck").first)
         // A frozen v1 task keeps a pending SIGKILL until it is thawed: the job's process cannot die.
         let holder = try sandbox.baseDirectory("freezer") + "/holder"

@@ -125,7 +125,9 @@ check_cache() {
     sectors=$(cat /sys/block/vda/size 2>/dev/null || echo 0)
     if [ "$sectors" -lt $((192 * 2048)) ]; then skip $name "/dev/vda is smaller than 192 MiB"; return; fi
     make_job 3 > /dev/null || { fail $name "cannot make job_3"; return; }
-    start_in 3 "dd if=/dev/vda of=/dev/null bs=1M skip=64 count=128 && : > $TMP/cache-ready && exec sleep 120; : > $TMP/cache-failed" > /dev/null
+    # The job holds /dev/vda open on fd 3 while it sleeps: the kernel drops an unmounted disk's page cache when
+    # its last opener closes it, so without that dd's cache would be gone before jobstat looks.
+    start_in 3 "exec 3< /dev/vda && dd if=/dev/vda of=/dev/null bs=1M skip=64 count=128 && : > $TMP/cache-ready && exec sleep 120; : > $TMP/cache-failed" > /dev/null
     i=0
     while [ $i -lt 600 ] && [ ! -e "$TMP/cache-ready" ] && [ ! -e "$TMP/cache-failed" ]; do sleep 0.1; i=$((i + 1)); done
     if [ ! -e "$TMP/cache-ready" ]; then fail $name "reading /dev/vda in the job failed or did not finish"; return; fi

@@ -128,13 +128,14 @@ public struct NftablesBackend: AccountingBackend {
         } catch {
             throw JobboxError.system("cannot read nftables counters", "inet \(Self.table)", error)
         }
+        // One pass over the snapshot, so reading every job costs the same per job whatever the number of jobs.
+        let wanted = Set(chains).intersection(existing)
         var result: [String: TrafficCounters] = [:]
-        for chain in chains where existing.contains(chain) {
-            var counters = TrafficCounters()
-            for (name, bytes) in values {
-                if let trafficClass = TrafficCounters.trafficClass(ofCounter: name, chain: chain) { counters.add(bytes, to: trafficClass) }
+        for chain in wanted { result[chain] = TrafficCounters() }
+        for (name, bytes) in values {
+            if let (chain, trafficClass) = TrafficCounters.owner(ofCounter: name), wanted.contains(chain) {
+                result[chain]?.add(bytes, to: trafficClass)
             }
-            result[chain] = counters
         }
         return result
     }

@@ -42,8 +42,16 @@ public struct TrafficCounters: Sendable, Equatable {
 
     /// The class of counter `name` (`<chain>.<class>.<n>`) when it belongs to `chain`.
     public static func trafficClass(ofCounter name: String, chain: String) -> TrafficClass? {
+        guard let (owner, trafficClass) = owner(ofCounter: name), owner == chain else { return nil }
+        return trafficClass
+    }
+
+    /// The chain and class a counter named `<chain>.<class>.<n>` counts for, or nil for any other name.
+    public static func owner(ofCounter name: String) -> (chain: String, trafficClass: TrafficClass)? {
         let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == chain, !parts[2].isEmpty, parts[2].allSatisfy(\.isASCIIDigit) else { return nil }
-        return TrafficClass(rawValue: String(parts[1]))
+        guard parts.count == 3, !parts[2].isEmpty, parts[2].allSatisfy(\.isASCIIDigit), let trafficClass = TrafficClass(rawValue: String(parts[1])) else {
+            return nil
+        }
+        return (String(parts[0]), trafficClass)
     }
 }

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""jobbox's benchmarks: each jobbox figure against the peer tool a sysadmin would otherwise use, in one run.
+
+usage: bench/run.py BIN_DIR OUT_DIR [--quick] [--only NAME,...]
+Run as root (bench/run does the set-up). Everything is made below this process's own cgroups and inside network
+namespaces this script makes, with unique names, and removed at the end.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from driver import Variant, compare, markdown, save  # noqa: E402
+
+TAG = "jbb%d" % (os.getpid() % 100000)
+
+
+def sh(cmd, check=True, **kw):
+    return subprocess.run(cmd, shell=True, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def self_cgroup_paths():
+    """This process's cgroup path in each v1 hierarchy, by controller."""
+    paths = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(","):
+                if c:
+                    paths[c] = path
+    return paths
+
+
+class Bench:
+    def __init__(self, bin_dir, out_dir, quick):
+        self.bin = bin_dir
+        self.out = out_dir
+        self.runs = 30 if quick else 200
+        self.warmup = 5 if quick else 20
+        self.quick = quick
+        self.results = []
+        self.tmp = tempfile.mkdtemp(prefix="jobbox-bench-")
+        self.conf = os.path.join(self.tmp, "jobbox.conf")
+        self.base = TAG
+        with open(self.conf, "w") as f:
+            f.write("BASE_CGROUP = %s\nCGROUP_PARENT = self\nSTATE_DIR = %s/state\nCHROOT_DIR = %s/chroot\n" % (self.base, self.tmp, self.tmp))
+        os.environ["JOBBOX_CONFIG"] = self.conf
+        self.cleanups = []
+
+    def tool(self, name):
+        return os.path.join(self.bin, name)
+
+    def add(self, result, notes=()):
+        result["notes"] = list(notes)
+        self.results.append(result)
+        print(markdown([result]), flush=True)
+
+    def close(self):
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # keep cleaning
+                print("cleanup: %s" % e, file=sys.stderr)
+        # cg-exec --remove leaves the base cgroup (an admin may have put limits on it); this one is the benchmark's.
+        sh("find /sys/fs/cgroup -depth -type d -name %s -exec rmdir {} +" % self.base, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # 1. job start
+    def job_start(self):
+        cg, true = self.tool("cg-exec"), "/bin/true"
+        controllers = "memory,cpu,cpuacct,blkio,pids,freezer"
+        paths = self_cgroup_paths()
+        peer = "%slib" % TAG
+        groups = []
+        for c in controllers.split(","):
+            groups += ["-g", "%s:%s/%s/job" % (c, paths.get(c, "/").rstrip("/"), peer)]
+        cgexec_group = ["-g", "%s:%s/%s/job" % ("memory", paths.get("memory", "/").rstrip("/"), peer)]
+        for c in controllers.split(",")[1:]:
+            cgexec_group += ["-g", "%s:%s/%s/job" % (c, paths.get(c, "/").rstrip("/"), peer)]
+        mem_path = "%s/%s/job" % (paths.get("memory", "/").rstrip("/"), peer)
+        variants = [
+            Variant("cg-exec --memory 1G (6 hierarchies, as cgcreate)",
+                    [[cg, "--job", "b1", "--controllers", controllers, "--memory", "1G", "--", true]],
+                    cleanup=[[cg, "--remove", "--job", "b1"]]),
+            Variant("cgcreate + cgset + cgexec (libcgroup)",
+                    [["/usr/bin/cgcreate"] + groups, ["/usr/bin/cgset", "-r", "memory.limit_in_bytes=1G", mem_path],
+                     ["/usr/bin/cgexec"] + cgexec_group + [true]],
+                    cleanup=[["/usr/bin/cgdelete", "-r"] + groups]),
+            Variant("/bin/true", [[true]]),
+            Variant("cg-exec, default controllers (7 incl. cpuset + unified)",
+                    [[cg, "--job", "b2", "--memory", "1G", "--", true]], cleanup=[[cg, "--remove", "--job", "b2"]]),
+        ]
+        self.add(compare("1. job start: cg-exec against libcgroup's cgcreate/cgexec and /bin/true", variants, self.runs, self.warmup))
+
+    # 2. isolation
+    def isolation(self):
+        scratch = os.path.join(self.tmp, "scratch")
+        os.makedirs(scratch, exist_ok=True)
+        true = "/bin/true"
+        variants = [
+            Variant("ns-exec --pid --mount --mount-under-scratch /tmp",
+                    [[self.tool("ns-exec"), "--pid", "--mount", "--scratch", scratch, "--mount-under-scratch", "/tmp", "--no-private-dev-shm", "--", true]]),
+            Variant("unshare --pid --fork --mount-proc --mount", [["/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "--mount", true]]),
+            Variant("bwrap --dev-bind / / --unshare-pid --tmpfs /tmp", [["/usr/bin/bwrap", "--dev-bind", "/", "/", "--unshare-pid", "--tmpfs", "/tmp", true]]),
+            Variant("/bin/true", [[true]]),
+        ]
+        self.add(compare("2. isolation: ns-exec against unshare(1) and bwrap(1)", variants, self.runs, self.warmup))
+
+    # 3. full chain
+    def full_chain(self):
+        scratch = os.path.join(self.tmp, "scratch")
+        os.makedirs(scratch, exist_ok=True)
+        cg, ns, na = self.tool("cg-exec"), self.tool("ns-exec"), self.tool("netacct")
+        nsargs = [ns, "--pid", "--mount", "--scratch", scratch, "--mount-under-scratch", "/tmp", "--no-private-dev-shm", "--"]
+        node = TAG + "node"
+        sh("ip netns add %s" % node)
+        self.cleanups.append(lambda: sh("ip netns del %s" % node, check=False))
+        innode = ["/usr/bin/nsenter", "--net=/run/netns/" + node]
+        variants = [
+            Variant("cg-exec + ns-exec + /bin/true",
+                    [[cg, "--job", "c1", "--memory", "1G", "--"] + nsargs + ["/bin/true"]], cleanup=[[cg, "--remove", "--job", "c1"]]),
+            Variant("cg-exec --remove of that job", [[cg, "--remove", "--job", "c3"]],
+                    prepare=[[cg, "--job", "c3", "--memory", "1G", "--"] + nsargs + ["/bin/true"]]),
+            Variant("cg-exec + ns-exec + netacct (veth, chain, NAT) + /bin/true, in a test netns",
+                    [innode + [cg, "--job", "c2", "--memory", "1G", "--"] + nsargs + [na, "--job", "c2", "--backend", "nftables", "--", "/bin/true"]],
+                    cleanup=[[cg, "--remove", "--job", "c2"]]),
+            Variant("nsenter --net (the test netns alone)", [innode + ["/bin/true"]]),
+        ]
+        self.add(compare("3. the full chain per job, start to exit (removal timed apart)", variants, max(20, self.runs // 4), self.warmup // 2),
+                 ["The netacct variant runs inside a network namespace made for the benchmark (`nsenter --net`), so the host's "
+                  "firewall is untouched; the last row is that wrapper's own cost, to subtract."])
+
+    # 4. network set-up and teardown as N grows
+    def network_scaling(self):
+        counts = [1, 10, 50] if self.quick else [1, 10, 100, 500]
+        for backend in ["nftables", "iptables"]:
+            node = "%sn%s" % (TAG, backend[:2])
+            sh("ip netns add %s" % node)
+            self.cleanups.append(lambda node=node: sh("ip netns del %s" % node, check=False))
+            innode = ["/usr/bin/nsenter", "--net=/run/netns/" + node]
+            state = os.path.join(self.tmp, "state-" + backend)
+            running = []
+            rows = []
+            for n in counts:
+                while len(running) < n - 1:
+                    i = len(running)
+                    p = subprocess.Popen(innode + [self.tool("netacct"), "--job", "bg%d" % i, "--backend", backend, "--", "/bin/sleep", "3600"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    running.append(p)
+                time.sleep(0.5)
+                v = [
+                    Variant("netacct set-up + teardown, %s, %d jobs" % (backend, n),
+                            [innode + [self.tool("netacct"), "--job", "probe", "--backend", backend, "--", "/bin/true"]]),
+                    Variant("netacct --show --all, %d jobs" % n, [innode + [self.tool("netacct"), "--show", "--all"]]),
+                ]
+                if backend == "iptables":
+                    chain = "JOB_peer"
+                    v.append(Variant("iptables-legacy: chain + 4 rules + jump, then delete, %d jobs" % n,
+                                     [innode + ["/usr/sbin/iptables-legacy", "-w", "-N", chain]] +
+                                     [innode + ["/usr/sbin/iptables-legacy", "-w", "-A", chain, "-d", "10.%d.0.0/16" % k, "-m", "comment", "--comment", "c%d" % k] for k in range(4)] +
+                                     [innode + ["/usr/sbin/iptables-legacy", "-w", "-I", "FORWARD", "-j", chain],
+                                      innode + ["/usr/sbin/iptables-legacy", "-w", "-D", "FORWARD", "-j", chain],
+                                      innode + ["/usr/sbin/iptables-legacy", "-w", "-F", chain],
+                                      innode + ["/usr/sbin/iptables-legacy", "-w", "-X", chain]]))
+                    v.append(Variant("iptables-legacy -L -v -n -x (counter read), %d jobs" % n,
+                                     [innode + ["/usr/sbin/iptables-legacy", "-w", "-L", "-v", "-n", "-x"]]))
+                else:
+                    v.append(Variant("nft: table + chain + 4 counters, then delete, %d jobs" % n,
+                                     [innode + ["/usr/sbin/nft", "add table inet peer; add chain inet peer c; " +
+                                                " ".join("add rule inet peer c ip daddr 10.%d.0.0/16 counter;" % k for k in range(4))],
+                                      innode + ["/usr/sbin/nft", "delete table inet peer"]]))
+                    v.append(Variant("nft list ruleset (counter read), %d jobs" % n, [innode + ["/usr/sbin/nft", "list", "ruleset"]]))
+                r = compare("4. network, %s back end, %d jobs running" % (backend, n), v, max(10, self.runs // 10), 2)
+                rows.append(r)
+                self.add(r)
+            for p in running:
+                p.terminate()
+            for p in running:
+                p.wait()
+
+    # 5. jobstat
+    def jobstat(self):
+        cg, js = self.tool("cg-exec"), self.tool("jobstat")
+        sleepers = []
+        def start(job):
+            p = subprocess.Popen([cg, "--job", job, "--", "/bin/sleep", "3600"])
+            sleepers.append((job, p))
+        start("s0")
+        time.sleep(0.3)
+        paths = self_cgroup_paths()
+        mem = "/sys/fs/cgroup/memory%s/%s/job_s0" % (paths["memory"].rstrip("/"), self.base)
+        cpu = "/sys/fs/cgroup/cpuacct/%s/job_s0" % self.base
+        blk = "/sys/fs/cgroup/blkio/%s/job_s0" % self.base
+        pid = "/sys/fs/cgroup/pids/%s/job_s0" % self.base
+        files = [mem + "/memory.stat", mem + "/memory.max_usage_in_bytes", mem + "/memory.oom_control", cpu + "/cpuacct.stat",
+                 blk + "/blkio.throttle.io_service_bytes_recursive", blk + "/blkio.throttle.io_serviced_recursive", pid + "/pids.current"]
+        files = [f for f in files if os.path.exists(f)]
+        cgpath = "%s/job_s0" % self.base
+        variants = [
+            Variant("jobstat --job (one job)", [[js, "--job", "s0"]]),
+            Variant("cgget -a (libcgroup, memory,cpuacct,blkio,pids)",
+                    [["/usr/bin/cgget", "-g", "memory:%s/%s" % (paths["memory"].rstrip("/"), cgpath), "-g", "cpuacct:/" + cgpath, "-g", "blkio:/" + cgpath, "-g", "pids:/" + cgpath]]),
+            Variant("cat of the same files", [["/bin/cat"] + files]),
+        ]
+        self.add(compare("5a. jobstat for one job", variants, self.runs, self.warmup))
+        for i in range(1, 100):
+            start("s%d" % i)
+        time.sleep(1)
+        variants = [
+            Variant("jobstat --all (100 jobs)", [[js, "--all"]]),
+            Variant("jobstat --all --format prometheus (100 jobs)", [[js, "--all", "--format", "prometheus"]]),
+        ]
+        self.add(compare("5b. jobstat --all with 100 jobs", variants, max(20, self.runs // 4), self.warmup // 2))
+        for job, p in sleepers:
+            subprocess.run([cg, "--remove", "--job", job], check=False)
+            p.wait()
+
+    # 6. memory of what stays alive
+    def memory(self):
+        def pss_kb(pid):
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+            return None
+        rows = []
+        scratch = os.path.join(self.tmp, "scratch")
+        os.makedirs(scratch, exist_ok=True)
+        node = TAG + "mem"
+        sh("ip netns add %s" % node)
+        self.cleanups.append(lambda: sh("ip netns del %s" % node, check=False))
+        for label, argv in [
+            ("netacct (parent, stays while the job runs)", ["/usr/bin/nsenter", "--net=/run/netns/" + node, self.tool("netacct"), "--job", "m1", "--backend", "nftables", "--", "/bin/sleep", "30"]),
+            ("ns-exec init (PID 1 of the job's namespace)", [self.tool("ns-exec"), "--pid", "--mount", "--scratch", scratch, "--mount-under-scratch", "/tmp", "--", "/bin/sleep", "30"]),
+        ]:
+            p = subprocess.Popen(argv)
+            time.sleep(1.0)
+            # The long-lived jobbox process: the Popen'd one (ip netns exec execs netacct), or for ns-exec its init child.
+            pid = p.pid
+            children = sh("pgrep -P %d" % pid, check=False).stdout.split()
+            measured = [(pid, pss_kb(pid))] + [(int(c), pss_kb(int(c))) for c in children]
+            comm = {q: open("/proc/%d/comm" % q).read().strip() for q, _ in measured}
+            rows.append({"label": label, "processes": [{"pid": q, "comm": comm[q], "pss_kb": k} for q, k in measured]})
+            p.terminate()
+            p.wait()
+        result = {"title": "6. memory (PSS) of the jobbox processes that stay alive for a job's lifetime", "rows": [], "memory": rows}
+        lines = ["| process | comm | PSS KiB |", "|---|---|---|"]
+        for r in rows:
+            for q in r["processes"]:
+                lines.append("| %s | %s | %s |" % (r["label"], q["comm"], q["pss_kb"]))
+        self.results.append(result)
+        self.memory_table = "\n".join(lines)
+        print(self.memory_table, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin")
+    ap.add_argument("out")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    b = Bench(os.path.abspath(args.bin), args.out, args.quick)
+    wanted = [w for w in args.only.split(",") if w] or ["job_start", "isolation", "full_chain", "network_scaling", "jobstat", "memory"]
+    try:
+        for name in wanted:
+            getattr(b, name)()
+    finally:
+        b.close()
+    machine = "%s, %d CPUs, kernel %s" % (platform.node(), os.cpu_count(), platform.release())
+    save({"machine": machine, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": b.results},
+         os.path.join(args.out, "latest.json"))
+    text = "Machine: %s. Date: %s. Release build, static Swift stdlib.\n\n" % (machine, time.strftime("%Y-%m-%d", time.gmtime()))
+    text += markdown([r for r in b.results if r["rows"]])
+    if hasattr(b, "memory_table"):
+        text += "\n### 6. memory (PSS) of the processes that stay alive\n\n" + b.memory_table + "\n"
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(text)
+    print("results: %s" % os.path.join(args.out, "latest.md"))
+
+
+if __name__ == "__main__":
+    main()

@@ -54,37 +54,12 @@ enum TestSupport {
     }
 
     /// Runs `arguments` (the first is the program, a tool name resolves to the built tool, else PATH), waits,
-    /// and returns its status (128+N for signal N) and output.
+    /// and returns its status (128+N for signal N) and output. See `Spawn` for why not Foundation's `Process`.
     @discardableResult
     static func run(_ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil) throws -> Result {
-        let process = Process()
-        var program = arguments[0]
-        if ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"].contains(program) { program = tool(program) }
-        process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
-        process.arguments = program.hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
-        if let environment { process.environment = environment }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Read both pipes before waiting so a chatty child cannot block on a full pipe.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var errData = Data()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return Result(status: status, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        var resolved = arguments
+        if ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"].contains(resolved[0]) { resolved[0] = tool(resolved[0]) }
+        return try Spawn.run(resolved, environment: environment, stdin: stdin)
     }
 
     /// Runs a shell command line.

@@ -1,15 +1,16 @@
 import CLinux
 import Foundation
 
-/// Runs programs for the end-to-end tests with posix_spawn and waitpid, not Foundation's `Process`.
+/// Runs programs for the tests with posix_spawn and waitpid, not Foundation's `Process`.
 ///
 /// Three things go wrong with `Process` here. A child inherits the descriptors `Process` uses to watch other
 /// children that other tests start at the same moment, so a long-lived daemon (munged) or a job's leftover keeps
 /// another test waiting. The child also inherits the spawning thread's blocked signal mask, so TERM never reaches
 /// a wrapper or daemon. And with many tests in parallel, the exit notifications queue up behind blocked
 /// Dispatch threads for minutes. Here every child starts with no signal blocked or ignored, stdin from
-/// /dev/null, and no descriptor but stdio (a tiny perl launcher closes the rest: perl-base is Essential on
-/// Debian). The parent reads both outputs with poll on its own thread and reaps the child with waitpid.
+/// /dev/null (or the given text), and no descriptor but stdio (a tiny perl launcher closes the rest: perl-base
+/// is Essential on Debian). The parent reads both outputs with poll on its own thread and reaps the child with
+/// waitpid.
 enum Spawn {
     /// Closes every descriptor above 2, then execs its arguments.
     static let launcher = [
@@ -18,21 +19,37 @@ enum Spawn {
     ]
 
     /// Runs `arguments` (the program is looked up in PATH), waits, and returns its status (128+N for signal N)
-    /// and output. `environment` nil means this process's environment.
+    /// and output. `environment` nil means this process's environment. `stdin` is written whole before the output
+    /// is read, so it suits inputs the program reads before it writes much (ads for a parser), not a dialogue.
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> TestSupport.Result {
+    static func run(_ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil) throws -> TestSupport.Result {
         var out: [Int32] = [-1, -1]
         var err: [Int32] = [-1, -1]
-        guard jb_pipe2(&out, O_CLOEXEC) == 0, jb_pipe2(&err, O_CLOEXEC) == 0 else { throw TestFailure("pipe2: \(errno)") }
+        var input: [Int32] = [-1, -1]
+        guard jb_pipe2(&out, O_CLOEXEC) == 0, jb_pipe2(&err, O_CLOEXEC) == 0, stdin == nil || jb_pipe2(&input, O_CLOEXEC) == 0 else {
+            throw TestFailure("pipe2: \(errno)")
+        }
         let pid: pid_t
         do {
-            pid = try start(arguments, environment: environment, stdout: out[1], stderr: err[1])
+            pid = try start(arguments, environment: environment, stdin: stdin == nil ? nil : input[0], stdout: out[1], stderr: err[1])
         } catch {
-            for fd in out + err { close(fd) }
+            for fd in out + err + input where fd >= 0 { close(fd) }
             throw error
         }
         close(out[1])
         close(err[1])
+        if let stdin {
+            close(input[0])
+            var bytes = Array(stdin.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes.withUnsafeMutableBytes { write(input[1], $0.baseAddress! + offset, $0.count - offset) }
+                if written <= 0 { break }
+                offset += written
+            }
+            bytes.removeAll()
+            close(input[1])
+        }
         let (stdout, stderr) = drain(out[0], err[0])
         close(out[0])
         close(err[0])
@@ -47,11 +64,11 @@ enum Spawn {
 
     /// Starts `arguments` in the background with stdout and stderr on `stdout`/`stderr` (nil: /dev/null) and
     /// returns its pid; end it with `kill` and `wait`.
-    static func start(_ arguments: [String], environment: [String: String]? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws -> pid_t {
+    static func start(_ arguments: [String], environment: [String: String]? = nil, stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdin { posix_spawn_file_actions_adddup2(&actions, stdin, 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout, 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
         if let stderr { posix_spawn_file_actions_adddup2(&actions, stderr, 2) } else { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
 

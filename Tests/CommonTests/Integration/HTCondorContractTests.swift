@@ -204,7 +204,7 @@ struct HTCondorContractTests {
         let python = try #require(HTCondorClassAds.python)
         let configFile = world.execute.path + "/chirp.config"
         let record = world.execute.path + "/chirp.received"
-        let listener = try Spawn.start([python, Integration.fixtures + "/chirp_recorder.py", configFile, record])
+        let listener = try Spawn.start([python, TestSupport.fixtures + "/chirp/recording_listener.py", "--append", configFile, record])
         defer {
             kill(listener, SIGTERM)
             Spawn.wait(listener)
@@ -235,7 +235,7 @@ struct HTCondorContractTests {
         }
         let verbs = Set((Integration.read(record) ?? "").split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) })
         #expect(verbs.subtracting(["cookie"]) == [wantIOProxy ? "set_job_attr" : "set_job_attr_delayed"], "\(verbs)")
-        #expect((Integration.read(record) ?? "").hasPrefix("cookie jobbox-integration-cookie\n"))
+        #expect((Integration.read(record) ?? "").hasPrefix("cookie jobbox-test-cookie\n"))
     }
 
     /// The `set_job_attr[_delayed] NAME EXPR` requests in `text`, with chirp's backslash escapes undone.

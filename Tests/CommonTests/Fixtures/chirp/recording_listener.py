@@ -1,20 +1,25 @@
 """A stand-in for the starter's chirp proxy: accepts connections on loopback one after another, answers every
 request line with "0", and records the exact bytes each connection sent.
 
-usage: recording_listener.py CONFIG_FILE RECORD_FILE
-Writes "127.0.0.1 <port> <cookie>" to CONFIG_FILE once listening (the $_CONDOR_CHIRP_CONFIG format). When a
-connection closes, its bytes replace RECORD_FILE (htchirp connects once to test the cookie, then again for the
-requests, so the file ends up holding the last connection's). Runs until killed or idle for 60 s.
+usage: recording_listener.py [--append] CONFIG_FILE RECORD_FILE
+Writes "127.0.0.1 <port> jobbox-test-cookie" to CONFIG_FILE once listening (the $_CONDOR_CHIRP_CONFIG format).
+When a connection closes, its bytes replace RECORD_FILE (htchirp connects once to test the cookie, then again
+for the requests, so the file ends up holding the last connection's); with --append they are added to it
+instead (several tools may chirp during one job). Runs until killed or idle for 120 s.
 """
 import os
 import socket
 import sys
 
-config_file, record_file = sys.argv[1], sys.argv[2]
+args = sys.argv[1:]
+append = args[:1] == ["--append"]
+if append:
+    args = args[1:]
+config_file, record_file = args
 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 server.bind(("127.0.0.1", 0))
-server.listen(1)
-server.settimeout(60)
+server.listen(4)
+server.settimeout(120)
 tmp = config_file + ".tmp"
 with open(tmp, "w") as f:
     f.write("127.0.0.1 %d jobbox-test-cookie\n" % server.getsockname()[1])
@@ -27,16 +32,23 @@ while True:
     conn.settimeout(60)
     received = b""
     buffered = b""
-    while True:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        received += chunk
-        buffered += chunk
-        while b"\n" in buffered:
-            _, buffered = buffered.split(b"\n", 1)
-            conn.sendall(b"0\n")
+    try:
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+            buffered += chunk
+            while b"\n" in buffered:
+                _, buffered = buffered.split(b"\n", 1)
+                conn.sendall(b"0\n")
+    except OSError:
+        pass
     conn.close()
-    with open(record_file + ".tmp", "wb") as f:
-        f.write(received)
-    os.rename(record_file + ".tmp", record_file)
+    if append:
+        with open(record_file, "ab") as f:
+            f.write(received)
+    else:
+        with open(record_file + ".tmp", "wb") as f:
+            f.write(received)
+        os.rename(record_file + ".tmp", record_file)

@@ -154,11 +154,8 @@ func waitForFile(_ path: String, timeout: Double = 60) throws {
     }
 }
 
-/// A process started in the background with `posix_spawn`, not Foundation's `Process`: Foundation's child
-/// monitor can block in `wait4` on a still-running child when another one exits, which stalls every other test
-/// that runs a command. The command gets only stdin (/dev/null), stdout and stderr (files, since a pipe's EOF would
-/// also wait for every process that inherited its write end) and an empty signal mask (the runner's worker
-/// threads block signals, and a spawned child would inherit that).
+/// A process started in the background through `Spawn` (clean signal mask, no inherited descriptors). Its stdout
+/// and stderr go to files, since a pipe's EOF would also wait for every process that inherited its write end.
 final class BackgroundRun: @unchecked Sendable {
     let pid: pid_t
     private let stdoutPath: String
@@ -168,31 +165,14 @@ final class BackgroundRun: @unchecked Sendable {
         let base = "/tmp/" + TestSupport.uniqueName("netacct-run")
         stdoutPath = base + ".out"
         stderrPath = base + ".err"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        // Python closes every inherited descriptor above stderr, then execs the command (glibc's closefrom file
-        // action is not visible from Swift).
-        let closing = [NetacctTopology.python, "-c", "import os, sys; os.closerange(3, 65536); os.execvp(sys.argv[1], sys.argv[1:])"] + arguments
-        let argv: [UnsafeMutablePointer<CChar>?] = closing.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let code = posix_spawn(&child, NetacctTopology.python, &actions, &attributes, argv, environ)
-        guard code == 0 else { throw TestFailure("cannot spawn \(arguments[0]): \(String(cString: strerror(code)))") }
-        pid = child
+        let out = open(stdoutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let err = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer {
+            close(out)
+            close(err)
+        }
+        guard out >= 0, err >= 0 else { throw TestFailure("cannot create \(base).out/.err") }
+        pid = try Spawn.start(arguments, stdout: out, stderr: err)
     }
 
     /// Waits for the process and returns its status (128+N for signal N) and output.

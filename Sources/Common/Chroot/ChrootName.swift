@@ -15,18 +15,10 @@ public struct ChrootName: Sendable, Hashable, Comparable, CustomStringConvertibl
     }
 
     static func problem(with text: String) -> String? {
-        if text.isEmpty { return "it is empty" }
-        if text.utf8.count > 64 { return "it is longer than 64 characters" }
-        let allowed = text.unicodeScalars.allSatisfy { scalar in
-            switch scalar {
-            case "A"..."Z", "a"..."z", "0"..."9", "_", ".", "-": return true
-            default: return false
-            }
-        }
-        if !allowed { return "only letters, digits and _ . - are allowed" }
-        if text.hasPrefix(".") || text.hasPrefix("-") { return "it starts with '\(text.first.map(String.init) ?? "")'" }
-        return nil
+        rule.problem(with: text)
     }
+
+    private static let rule = NameRule(punctuation: ["_", ".", "-"], forbiddenFirst: [".", "-"])
 
     /// The directory name of version `number`: `NAME-vN`.
     public func directoryName(_ number: Int) -> String { "\(rawValue)-v\(number)" }

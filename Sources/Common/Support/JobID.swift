@@ -14,17 +14,10 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func problem(with text: String) -> String? {
-        if text.isEmpty { return "it is empty" }
-        if text.utf8.count > 64 { return "it is longer than 64 characters" }
-        let allowed = text.unicodeScalars.allSatisfy { scalar in
-            switch scalar {
-            case "A"..."Z", "a"..."z", "0"..."9", "_", ".", "@", "-": return true
-            default: return false
-            }
-        }
-        if !allowed { return "only letters, digits and _ . @ - are allowed" }
-        return text.hasPrefix(".") ? "it starts with '.'" : nil
+        rule.problem(with: text)
     }
+
+    private static let rule = NameRule(punctuation: ["_", ".", "@", "-"], forbiddenFirst: ["."])
 
     /// The job's cgroup directory name: `job_<id with . replaced by _>`, as in `job_1234_5`.
     public var cgroupName: String {

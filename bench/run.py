@@ -67,8 +67,9 @@ class Bench:
                 fn()
             except Exception as e:  # keep cleaning
                 print("cleanup: %s" % e, file=sys.stderr)
-        # cg-exec --remove leaves the base cgroup (an admin may have put limits on it); this one is the benchmark's.
-        sh("find /sys/fs/cgroup -depth -type d -name %s -exec rmdir {} +" % self.base, check=False)
+        # cg-exec --remove leaves the base cgroup (an admin may have put limits on it), and cgdelete leaves the
+        # parent cgcreate made: both are the benchmark's own (named after TAG).
+        sh("find /sys/fs/cgroup -depth -type d -name '%s*' -exec rmdir {} +" % TAG, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # 1. job start

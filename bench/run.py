@@ -69,7 +69,14 @@ class Bench:
                 print("cleanup: %s" % e, file=sys.stderr)
         # cg-exec --remove leaves the base cgroup (an admin may have put limits on it), and cgdelete leaves the
         # parent cgcreate made: both are the benchmark's own (named after TAG).
-        sh("find /sys/fs/cgroup -depth -type d -name '%s*' -exec rmdir {} +" % TAG, check=False)
+        for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+            for d in [d for d in dirs if d.startswith(TAG)]:
+                dirs.remove(d)
+                for inner, _, _ in sorted(os.walk(os.path.join(top, d)), key=lambda w: -len(w[0])):
+                    try:
+                        os.rmdir(inner)
+                    except OSError as e:
+                        print("cleanup: %s" % e, file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # 1. job start

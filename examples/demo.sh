@@ -13,7 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it makes cgroups, namespaces and firewall rules)" >&2; exit 1; }
 
-BIN=${JOBBOX_BIN:-$PWD/.build/debug}
+# The tools: $JOBBOX_BIN, else this checkout's debug build (make demo), else the installed ones on PATH.
+if [ -n "${JOBBOX_BIN:-}" ]; then BIN=$JOBBOX_BIN
+elif [ -x "$PWD/.build/debug/cg-exec" ]; then BIN=$PWD/.build/debug
+else BIN=$(dirname "$(command -v cg-exec || echo /usr/local/bin/cg-exec)")
+fi
 TAG=jbdemo$$
 WORK=/run/$TAG                       # not under /tmp or /var/tmp: ns-exec replaces those inside the job
 NODE=${TAG}n CAMPUS=${TAG}c NET=${TAG}i

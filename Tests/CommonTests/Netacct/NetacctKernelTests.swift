@@ -133,29 +133,26 @@ struct NetacctKernelTests {
         return (run, pids[0], pids[1])
     }
 
-    @Test("a job killed with KILL: netacct exits 137 and removes everything", arguments: backends)
-    func jobKilled(backend: String) throws {
-        let net = try NetacctTopology()
-        defer { net.remove() }
-        let before = try net.nodeState()
-        let (run, job, _) = try Self.startWaitingJob(net, job: "killed.\(backend)", backend: backend)
-        #expect(try net.nodeState() != before)
-        kill(job, SIGKILL)
-        let result = run.wait()
-        #expect(result.status == 137, "\(result)")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+    /// Who gets which signal: KILL to the job (netacct reports 137), TERM to netacct (forwarded; 143).
+    enum Ending: String, CaseIterable, Sendable {
+        case jobKilled
+        case netacctTerminated
     }
 
-    @Test("TERM to netacct goes to the job; netacct exits 143 and removes everything", arguments: backends)
-    func netacctTerminated(backend: String) throws {
+    @Test("a job killed with KILL, or netacct sent TERM (forwarded to the job): status 128+N, everything removed",
+          arguments: backends, Ending.allCases)
+    func jobEnds(backend: String, ending: Ending) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
         let before = try net.nodeState()
-        let (run, _, netacct) = try Self.startWaitingJob(net, job: "term.\(backend)", backend: backend)
-        kill(netacct, SIGTERM)
+        let (run, job, netacct) = try Self.startWaitingJob(net, job: "\(ending.rawValue).\(backend)", backend: backend)
+        #expect(try net.nodeState() != before)
+        switch ending {
+        case .jobKilled: kill(job, SIGKILL)
+        case .netacctTerminated: kill(netacct, SIGTERM)
+        }
         let result = run.wait()
-        #expect(result.status == 143, "\(result)")
+        #expect(result.status == (ending == .jobKilled ? 137 : 143), "\(result)")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
     }

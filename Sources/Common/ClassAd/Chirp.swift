@@ -88,6 +88,11 @@ public struct ChirpClient {
         }
     }
 
+    /// Publishes through the proxy `$_CONDOR_CHIRP_CONFIG` names in `environment`.
+    public static func publish(_ ad: ClassAd, update: ChirpUpdate, environment: Environment) throws(JobboxError) {
+        try publish(ad, update: update, config: ChirpConfig.load(environment: environment))
+    }
+
     private init(socket: FileDescriptor) {
         self.socket = socket
     }
@@ -207,6 +212,6 @@ public struct ChirpOptions: ParsableArguments {
     /// Publishes `ad` as asked (nothing without a flag).
     public func publish(_ ad: ClassAd, environment: Environment = .current) throws(JobboxError) {
         guard let update = try update() else { return }
-        try ChirpClient.publish(ad, update: update, config: ChirpConfig.load(environment: environment))
+        try ChirpClient.publish(ad, update: update, environment: environment)
     }
 }

@@ -116,7 +116,7 @@ public struct JobStatRunner {
 
     /// Publishes through the starter's chirp proxy named by `$_CONDOR_CHIRP_CONFIG`.
     public static func chirp(_ ad: ClassAd, _ update: ChirpUpdate) throws(JobboxError) {
-        try ChirpClient.publish(ad, update: update, config: ChirpConfig.load(environment: .current))
+        try ChirpClient.publish(ad, update: update, environment: .current)
     }
 }
 

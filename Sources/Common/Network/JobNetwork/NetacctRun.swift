@@ -131,7 +131,7 @@ public struct NetacctRun {
                 writeAll(.standardError, text)
             }
             if final, let update = options.chirp {
-                try ChirpClient.publish(counters.classAd, update: update, config: ChirpConfig.load(environment: environment))
+                try ChirpClient.publish(counters.classAd, update: update, environment: environment)
             }
         } catch {
             if final { diagnostics.error(error.description) } else { diagnostics.warning(error.description) }

@@ -19,6 +19,9 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -38,6 +41,11 @@ struct open_how {
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
+/* close_range(2) (Linux 5.9, CLOSE_RANGE_CLOEXEC 5.11), called by number: glibc has a wrapper only from 2.34. */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#define JB_CLOSE_RANGE_CLOEXEC (1U << 2)
 
 /* 32-bit architectures have 16-bit legacy calls under the plain names. */
 #ifdef SYS_setgroups32
@@ -173,33 +181,31 @@ int jb_open_in_root(int root_fd, const char *path, int flags) {
     return (int)fd;
 }
 
-/* Opens a path of a mount operation as O_PATH, as its base says (see enum jb_path_base). */
-static int open_mount_path(const struct jb_nsexec_plan *plan, int base, const char *path) {
-    const char *base_dir;
+/* Opens a path of a mount operation as O_PATH, as its base says (see enum jb_path_base). SCRATCH_FD is the scratch
+ * directory, opened before the first mount: a directory mounted under scratch may cover the scratch dir's own
+ * path (scratch below /tmp), and its contents must still come from the real one. */
+static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, int base, const char *path) {
     switch (base) {
     case JB_PATH_HOST:
         return open(path, O_PATH | O_CLOEXEC);
     case JB_PATH_SCRATCH:
-        base_dir = plan->scratch_dir;
-        break;
-    case JB_PATH_IN_ROOT:
-        base_dir = plan->new_root;
-        break;
+        if (scratch_fd < 0) break;
+        return jb_open_no_symlinks(scratch_fd, path, O_PATH, 0);
+    case JB_PATH_IN_ROOT: {
+        if (plan->new_root == NULL) break;
+        /* Opened afresh each time: after the new root is bound onto itself, this reaches the bind, not what it
+         * covers. */
+        int dir = open(plan->new_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0) return -1;
+        int fd = jb_open_in_root(dir, path, O_PATH);
+        close_keeping_errno(dir);
+        return fd;
+    }
     default:
-        errno = EINVAL;
-        return -1;
+        break;
     }
-    if (base_dir == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    /* Opened afresh each time: after the new root is bound onto itself, this reaches the bind, not what it
-     * covers. */
-    int dir = open(base_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0) return -1;
-    int fd = base == JB_PATH_SCRATCH ? jb_open_no_symlinks(dir, path, O_PATH, 0) : jb_open_in_root(dir, path, O_PATH);
-    close_keeping_errno(dir);
-    return fd;
+    errno = EINVAL;
+    return -1;
 }
 
 /* Makes TARGET the root: chdir into it, stack the old root on it with pivot_root(".", "."), then detach the old
@@ -214,7 +220,23 @@ static int pivot_into(const char *target, int index, struct jb_nsexec_failure *f
     return 0;
 }
 
-static int run_mount(const struct jb_nsexec_plan *plan, int index, struct jb_nsexec_failure *failure) {
+/* MS_REMOUNT|MS_BIND|MS_RDONLY of the mount FD is the root of, with the per-mount flags it has now: a remount
+ * sets them all, and one that would clear nosuid, nodev, noexec or an atime flag locked by a less privileged
+ * mount namespace fails with EPERM. */
+static int remount_read_only(int fd, const char *path) {
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) return -1;
+    unsigned long keep = 0;
+    if (info.f_flags & ST_NOSUID) keep |= MS_NOSUID;
+    if (info.f_flags & ST_NODEV) keep |= MS_NODEV;
+    if (info.f_flags & ST_NOEXEC) keep |= MS_NOEXEC;
+    if (info.f_flags & ST_NOATIME) keep |= MS_NOATIME;
+    if (info.f_flags & ST_NODIRATIME) keep |= MS_NODIRATIME;
+    if (info.f_flags & ST_RELATIME) keep |= MS_RELATIME;
+    return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL);
+}
+
+static int run_mount(const struct jb_nsexec_plan *plan, int index, int scratch_fd, struct jb_nsexec_failure *failure) {
     const struct jb_mount_op *op = &plan->mounts[index];
     char source_path[40], target_path[40];
     int source = -1, target = -1, result;
@@ -225,22 +247,28 @@ static int run_mount(const struct jb_nsexec_plan *plan, int index, struct jb_nse
     case JB_MOUNT_PIVOT:
         return pivot_into(op->target, index, failure);
     case JB_MOUNT_BIND:
-        source = open_mount_path(plan, op->source_base, op->source);
+        source = open_mount_path(plan, scratch_fd, op->source_base, op->source);
         if (source < 0) return fail(failure, JB_NSEXEC_MOUNT_SOURCE, index, errno);
         break;
     case JB_MOUNT_PROC:
     case JB_MOUNT_TMPFS:
+    case JB_MOUNT_READ_ONLY:
+    case JB_MOUNT_MKDIR:
         break;
     default:
         return fail(failure, JB_NSEXEC_MOUNT, index, EINVAL);
     }
-    target = open_mount_path(plan, op->target_base, op->target);
+    target = open_mount_path(plan, scratch_fd, op->target_base, op->target);
     if (target < 0) {
         if (source >= 0) close_keeping_errno(source);
         return fail(failure, JB_NSEXEC_MOUNT_TARGET, index, errno);
     }
     descriptor_path(target_path, target);
-    if (op->kind == JB_MOUNT_BIND) {
+    if (op->kind == JB_MOUNT_MKDIR) {
+        result = op->data != NULL && strchr(op->data, '/') == NULL ? mkdirat(target, op->data, 0755) : (errno = EINVAL, -1);
+    } else if (op->kind == JB_MOUNT_READ_ONLY) {
+        result = remount_read_only(target, target_path);
+    } else if (op->kind == JB_MOUNT_BIND) {
         descriptor_path(source_path, source);
         result = mount(source_path, target_path, NULL, MS_BIND | (op->recursive ? MS_REC : 0), NULL);
     } else if (op->kind == JB_MOUNT_PROC) {
@@ -271,8 +299,18 @@ static int bring_loopback_up(void) {
 
 /* Everything inside the new namespaces that needs privilege: mounts, loopback, hostname. */
 static int set_up_namespaces(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
-    for (int i = 0; i < plan->mount_count; i++)
-        if (run_mount(plan, i, failure) != 0) return -1;
+    int scratch_fd = -1;
+    if (plan->mount_count > 0 && plan->scratch_dir != NULL) {
+        scratch_fd = open(plan->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (scratch_fd < 0) return fail(failure, JB_NSEXEC_MOUNT_SOURCE, -1, errno);
+    }
+    for (int i = 0; i < plan->mount_count; i++) {
+        if (run_mount(plan, i, scratch_fd, failure) != 0) {
+            if (scratch_fd >= 0) close(scratch_fd);
+            return -1;
+        }
+    }
+    if (scratch_fd >= 0) close(scratch_fd);
     if (plan->loopback_up && bring_loopback_up() != 0) return fail(failure, JB_NSEXEC_LOOPBACK, 0, errno);
     if (plan->hostname != NULL && sethostname(plan->hostname, strlen(plan->hostname)) != 0)
         return fail(failure, JB_NSEXEC_HOSTNAME, 0, errno);
@@ -313,6 +351,62 @@ static int finish_process(const struct jb_nsexec_plan *plan, struct jb_nsexec_fa
     return 0;
 }
 
+/* Sets (FLAG FD_CLOEXEC) or clears the close-on-exec flag of every open descriptor from 3 up, the slow way:
+ * /proc/self/fd read with raw getdents64 (nothing allocated), or, without a /proc, every number below the
+ * descriptor limit. For kernels before 5.11, which lack close_range(CLOSE_RANGE_CLOEXEC). */
+static int mark_descriptors_slowly(void) {
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        char buffer[4096];
+        long n;
+        while ((n = syscall(SYS_getdents64, dir, buffer, sizeof buffer)) > 0) {
+            for (long offset = 0; offset < n;) {
+                /* struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name. */
+                unsigned short length;
+                memcpy(&length, buffer + offset + 16, sizeof length);
+                const char *name = buffer + offset + 19;
+                long fd = 0;
+                int digits = 0;
+                for (; *name >= '0' && *name <= '9' && fd < INT_MAX / 10; name++, digits++) fd = fd * 10 + (*name - '0');
+                if (digits > 0 && *name == '\0' && fd > 2 && fd != dir) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+                offset += length;
+            }
+        }
+        close_keeping_errno(dir);
+        if (n == 0) return 0;
+    }
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    rlim_t top = limit.rlim_max == RLIM_INFINITY || limit.rlim_max > (1 << 20) ? (1 << 20) : limit.rlim_max;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > top) top = limit.rlim_cur;
+    for (rlim_t fd = 3; fd < top; fd++) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Right before the job's exec, when its user or root changed: every descriptor above 2 the launcher left open
+ * (an fd of /etc/shadow, of the host's /) is marked close-on-exec, but the plan's keep_fds, which must be open
+ * (checked by ns-exec). Marked, not closed, so a failed exec can still be reported. */
+static int seal_descriptors(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
+    if (!plan->close_fds) return 0;
+    if (syscall(SYS_close_range, 3U, ~0U, JB_CLOSE_RANGE_CLOEXEC) != 0) {
+        if (errno != ENOSYS && errno != EINVAL) return fail(failure, JB_NSEXEC_DESCRIPTORS, 0, errno);
+        if (mark_descriptors_slowly() != 0) return fail(failure, JB_NSEXEC_DESCRIPTORS, 1, errno);
+    }
+    for (int i = 0; i < plan->keep_fd_count; i++)
+        if (fcntl(plan->keep_fds[i], F_SETFD, 0) != 0) return fail(failure, JB_NSEXEC_DESCRIPTORS, 2, errno);
+    return 0;
+}
+
+/* The init never execs: it closes what the job must not have and it does not need. */
+static void close_descriptors(void) {
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
+    if (mark_descriptors_slowly() != 0) return;
+    /* Everything is close-on-exec now; the init still holds them. Close the slow way. */
+    struct rlimit limit;
+    rlim_t top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (1 << 20) ? limit.rlim_cur : (1 << 20);
+    for (rlim_t fd = 3; fd < top; fd++) close((int)fd);
+}
+
 static int exec_status(int error) { return error == ENOENT || error == ENOTDIR ? 127 : 126; }
 
 int jb_nsexec_exec(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
@@ -321,6 +415,7 @@ int jb_nsexec_exec(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *
     if (plan->user_namespace && enter_user_namespace(plan, failure) != 0) return -1;
     if (plan->namespaces != 0 && unshare(plan->namespaces) != 0) return fail(failure, JB_NSEXEC_UNSHARE, 0, errno);
     if (set_up_namespaces(plan, failure) != 0 || finish_process(plan, failure) != 0) return -1;
+    if (seal_descriptors(plan, failure) != 0) return -1;
     sigset_t none;
     sigemptyset(&none);
     sigset_t caller_mask;
@@ -372,6 +467,7 @@ static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *pla
     if (parent_gone(go_fd)) _exit(125);
 
     if (!plan->run_init) {
+        if (seal_descriptors(plan, &failure) != 0) report_and_exit(report_fd, &failure);
         sigprocmask(SIG_SETMASK, &none, NULL);
         fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
         report_and_exit(report_fd, &failure);
@@ -380,6 +476,7 @@ static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *pla
     prctl(PR_SET_NAME, "ns-exec-init", 0, 0, 0);
     pid_t job = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (job == 0) {
+        if (seal_descriptors(plan, &failure) != 0) report_and_exit(report_fd, &failure);
         sigprocmask(SIG_SETMASK, &none, NULL);
         fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
         report_and_exit(report_fd, &failure);
@@ -390,6 +487,7 @@ static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *pla
     }
     /* Only the job may still report (its exec failure); ns-exec reads the pipe after we are gone. */
     close(report_fd);
+    if (plan->close_fds) close_descriptors();
     _exit(jb_shell_status(jb_init_supervise(job, &none)));
 }
 

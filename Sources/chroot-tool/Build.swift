@@ -7,7 +7,8 @@ extension ChrootTool {
             abstract: "Build CHROOT_DIR/NAME-vN, N one more than any version before.",
             discussion: """
                 The tree is made in a temporary directory beside the versions, checked (a shell must run inside), \
-                given its manifest (/.jobbox/manifest: every package with its version, the backend, repositories, \
+                given the mount points ns-exec needs (/proc, /dev, /tmp, /var/tmp, /run, the spec's BINDS targets and \
+                CHROOT_MOUNT_POINTS: jobs see the version read-only, and ns-exec makes nothing in it) and its manifest (/.jobbox/manifest: every package with its version, the backend, repositories, \
                 release, time and spec), then renamed into place. A failed or interrupted build leaves nothing; a \
                 temporary directory a crash left is removed by the next build. The backend's output goes to stderr \
                 with a [backend] prefix; the new version's name goes to stdout. Options override the spec file's knobs.
@@ -63,7 +64,7 @@ extension ChrootTool {
             }
             let builder = try ChrootBuilder(
                 store: context.store, name: chrootName, spec: chrootSpec, cacheDirectory: cacheDirectory, switchWhenDone: switchWhenDone,
-                quiet: quiet, diagnostics: context.diagnostics)
+                quiet: quiet, diagnostics: context.diagnostics, mountPoints: context.config.chrootMountPoints)
             do {
                 let version = try builder.build()
                 printOut("\(version)\n")

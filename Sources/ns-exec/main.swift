@@ -57,7 +57,7 @@ struct NsExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("Bind host path SRC at DST (inside the chroot, if any); repeatable.", valueName: "src[:dst]"))
     var bind: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Run as USER (name or uid; root only; default: the job ad's Owner when root).", valueName: "user"))
+    @Option(name: .long, help: ArgumentHelp("Run as USER (name or uid; root only; default: the job ad's Owner when root, which may not be root).", valueName: "user"))
     var user: String?
 
     @Option(name: .long, help: ArgumentHelp("Run with GROUP as primary group (name or gid; root only).", valueName: "group"))
@@ -71,6 +71,9 @@ struct NsExecCommand: JobboxTool {
 
     @Flag(name: .long, help: "With --pid, make the job itself PID 1 (it then ignores signals it has no handler for).")
     var noInit = false
+
+    @Option(name: .customLong("keep-fd"), help: ArgumentHelp("Pass open descriptor N (above 2) on to the job; repeatable. Others above 2 are closed when the user or root changes.", valueName: "n"))
+    var keepFD: [String] = []
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))
     var command: [String] = []
@@ -100,6 +103,7 @@ struct NsExecCommand: JobboxTool {
         request.workdir = workdir
         request.noNewPrivs = noNewPrivs
         request.noInit = noInit
+        request.keepFDs = keepFD
         request.command = command
         return try NsExec.run(request, config: config, environment: environment, diagnostics: diagnostics)
     }

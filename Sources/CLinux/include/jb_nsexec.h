@@ -27,6 +27,10 @@ enum jb_mount_kind {
     JB_MOUNT_PROC = 3,  /* a fresh proc (of the new PID namespace) on target */
     JB_MOUNT_TMPFS = 4, /* a fresh tmpfs on target, with data as its options */
     JB_MOUNT_PIVOT = 5, /* target (a host path) becomes the root; the old root is detached */
+    JB_MOUNT_READ_ONLY = 6, /* remount the bind mount at target read-only, keeping its nosuid, nodev, noexec and
+                             * atime flags (the kernel refuses to drop flags locked in a less privileged namespace) */
+    JB_MOUNT_MKDIR = 7,     /* make directory data (one name, mode 0755) in the directory target: a mount point on
+                             * a tmpfs the plan mounted just before, never in a tree that outlives the job */
 };
 
 /* How a path of a mount operation is found, at the moment the operation runs (inside the new mount namespace). */
@@ -77,6 +81,13 @@ struct jb_nsexec_plan {
     const gid_t *groups;
     int group_count;
 
+    /* Close every descriptor above 2 but keep_fds before the job runs (set when the job's user or root changes,
+     * so nothing the launcher opened reaches the job). The job's process marks them close-on-exec right before
+     * the exec (a failed exec can still report); the init, which never execs, closes them. */
+    int close_fds;
+    const int *keep_fds;
+    int keep_fd_count;
+
     int no_new_privs;         /* PR_SET_NO_NEW_PRIVS before exec */
     const char *workdir;      /* chdir here last (NULL: stay) */
     int workdir_optional;     /* a failing chdir to workdir is not an error */
@@ -109,6 +120,7 @@ enum jb_nsexec_stage {
     JB_NSEXEC_WORKDIR = 18,
     JB_NSEXEC_INIT_FORK = 19,     /* the init could not fork the job */
     JB_NSEXEC_EXEC = 20,
+    JB_NSEXEC_DESCRIPTORS = 21,   /* closing the inherited descriptors */
 };
 
 /* What went wrong: the stage, the errno, and for mounts the index of the operation. */

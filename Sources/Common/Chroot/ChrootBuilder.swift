@@ -40,10 +40,13 @@ public struct ChrootBuilder {
     public let quiet: Bool
     /// For progress lines and warnings.
     public let diagnostics: Diagnostics
+    /// `CHROOT_MOUNT_POINTS`: directories every version gets beside the built-in mount points.
+    public let mountPoints: [String]
 
     /// A builder; `cacheDirectory` is for backends that keep downloads between builds (debootstrap).
     public init(
-        store: ChrootStore, name: ChrootName, spec: ChrootSpec, cacheDirectory: String?, switchWhenDone: Bool, quiet: Bool, diagnostics: Diagnostics
+        store: ChrootStore, name: ChrootName, spec: ChrootSpec, cacheDirectory: String?, switchWhenDone: Bool, quiet: Bool, diagnostics: Diagnostics,
+        mountPoints: [String] = JobboxConfig().chrootMountPoints
     ) throws(JobboxError) {
         self.store = store
         self.name = name
@@ -52,6 +55,7 @@ public struct ChrootBuilder {
         self.switchWhenDone = switchWhenDone
         self.quiet = quiet
         self.diagnostics = diagnostics
+        self.mountPoints = mountPoints
     }
 
     /// Builds the version and returns it. Throws `JobboxError` when a phase fails, `BuildInterrupted` when a
@@ -75,6 +79,8 @@ public struct ChrootBuilder {
             try FileSystem.makeDirectory(root, mode: 0o755)
             try runBackend(version: version, root: root, work: work)
             try checkInterrupted(version)
+            let made = try Self.makeMountPoints(root: root, extra: spec.binds.map(\.target) + mountPoints)
+            if !made.isEmpty { progress(version.directoryName, "made mount points \(made.joined(separator: " "))") }
             progress(version.directoryName, "checking that a shell runs inside")
             try Self.checkShell(root: root)
             try checkInterrupted(version)
@@ -109,6 +115,46 @@ public struct ChrootBuilder {
             }
             throw JobboxError.invalid("\(label) failed", "building \(version)", describe(status: result.status))
         }
+    }
+
+    /// The directories ns-exec mounts on in every job: it makes none itself, because a version is shared by all
+    /// jobs and read-only to them.
+    public static let builtInMountPoints = ["/proc", "/dev", "/tmp", "/var/tmp", "/run"]
+
+    /// Makes the mount points ns-exec needs in the tree at `root` (the built-in ones and `extra`, such as the
+    /// spec's BINDS targets and CHROOT_MOUNT_POINTS), with parents, mode 0755 (/tmp and /var/tmp 1777), root's.
+    /// Paths resolve inside the tree (a symlink such as /var/run -> /run stays inside it); existing ones, of any
+    /// type, are left alone. Returns the paths made.
+    public static func makeMountPoints(root: String, extra: [String]) throws(JobboxError) -> [String] {
+        let rootFD = open(root, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { throw JobboxError.lastErrno("cannot open", root) }
+        defer { close(rootFD) }
+        var made: [String] = []
+        var seen: Set<String> = []
+        for path in builtInMountPoints + extra {
+            guard let normalized = AbsolutePath.normalize(path), normalized != "/", seen.insert(normalized).inserted else { continue }
+            var prefix = ""
+            for component in AbsolutePath.relative(normalized).split(separator: "/").map(String.init) {
+                let candidate = prefix.isEmpty ? component : prefix + "/" + component
+                let existing = jb_open_in_root(rootFD, candidate, JB_O_PATH)
+                if existing >= 0 {
+                    close(existing)
+                    prefix = candidate
+                    continue
+                }
+                guard errno == ENOENT else { throw JobboxError.lastErrno("cannot open", MountPath.join(root, candidate)) }
+                let parent = jb_open_in_root(rootFD, prefix.isEmpty ? "." : prefix, JB_O_PATH | O_DIRECTORY)
+                guard parent >= 0 else { throw JobboxError.lastErrno("cannot open", MountPath.join(root, prefix)) }
+                defer { close(parent) }
+                let mode: mode_t = ["tmp", "var/tmp"].contains(candidate) ? 0o1777 : 0o755
+                guard mkdirat(parent, component, mode) == 0 else { throw JobboxError.lastErrno("cannot create mount point", MountPath.join(root, candidate)) }
+                // Whatever the umask.
+                guard fchmodat(parent, component, mode, 0) == 0 else { throw JobboxError.lastErrno("cannot set the mode of", MountPath.join(root, candidate)) }
+                made.append("/" + candidate)
+                prefix = candidate
+            }
+        }
+        return made
     }
 
     /// Runs `/bin/sh` inside the tree at `root` with chroot(8) and expects it to answer; throws when it does not.

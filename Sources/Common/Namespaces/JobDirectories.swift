@@ -8,7 +8,7 @@ import SystemPackage
 #endif
 
 /// The directories ns-exec creates before the namespaces: `<scratch>/<D>` for each directory mounted under
-/// scratch, and mount points missing in a chroot. Made in the host's view, before the fork, so a refusal (a
+/// scratch (never anything in a chroot, which is shared and read-only to jobs). Made in the host's view, before the fork, so a refusal (a
 /// symlink planted in the scratch dir) costs nothing; the C shim opens them again, the same careful way, inside
 /// the new mount namespace.
 public enum JobDirectories {
@@ -57,39 +57,6 @@ public enum JobDirectories {
     public static func refusal(_ path: String) -> JobboxError {
         JobboxError.invalid("refusing to mount", path, "it is a symlink or not a directory (nothing under the scratch directory is followed)")
     }
-
-    /// Makes `relative` exist as a directory inside the chroot `root` (mode 0755, owned by whoever runs ns-exec:
-    /// root, since the chroot is root's). Lookups resolve inside the root, so a symlink in the chroot cannot
-    /// make this create anything outside it.
-    public static func ensureMountPoint(_ relative: String, inRoot root: String, created: inout CreatedDirectories) throws(JobboxError) {
-        let rootFD = open(root, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw JobboxError.lastErrno("cannot open chroot", root) }
-        defer { close(rootFD) }
-        var prefix = ""
-        for component in relative.split(separator: "/").map(String.init) {
-            let candidate = prefix.isEmpty ? component : prefix + "/" + component
-            let shown = MountPath.join(root, candidate)
-            let existing = jb_open_in_root(rootFD, candidate, JB_O_PATH | O_DIRECTORY)
-            if existing >= 0 {
-                close(existing)
-                prefix = candidate
-                continue
-            }
-            guard errno == ENOENT else { throw JobboxError.lastErrno("cannot open mount point", shown) }
-            let parent = jb_open_in_root(rootFD, prefix.isEmpty ? "." : prefix, JB_O_PATH | O_DIRECTORY)
-            guard parent >= 0 else { throw JobboxError.lastErrno("cannot open", MountPath.join(root, prefix)) }
-            let status = mkdirat(parent, component, 0o755)
-            let mkdirErrno = Errno.last
-            // Whatever the umask: the job's user must be able to pass through to its scratch dir.
-            if status == 0 { _ = fchmodat(parent, component, 0o755, 0) }
-            close(parent)
-            if status != 0 && mkdirErrno != .fileExists {
-                throw JobboxError("cannot create mount point", shown, reason: mkdirErrno.description + " (the chroot lacks it; create it there)", errno: mkdirErrno)
-            }
-            if status == 0 { created.append(.inRoot(root: root, relative: candidate)) }
-            prefix = candidate
-        }
-    }
 }
 
 /// Directories ns-exec made, newest last, so a failure can remove them again (only those, only when empty).
@@ -98,8 +65,6 @@ public struct CreatedDirectories: Sendable, Equatable {
     public enum Entry: Sendable, Equatable {
         /// `<base>/<relative>` under the scratch directory.
         case underScratch(base: String, relative: String)
-        /// `<root>/<relative>` inside a chroot.
-        case inRoot(root: String, relative: String)
     }
 
     /// The directories, in the order they were made.
@@ -117,8 +82,6 @@ public struct CreatedDirectories: Sendable, Equatable {
             switch entry {
             case .underScratch(let base, let relative):
                 Self.removeDirectory(relative, below: base) { dir, parent in jb_open_no_symlinks(dir, parent, JB_O_PATH, 0) }
-            case .inRoot(let root, let relative):
-                Self.removeDirectory(relative, below: root) { dir, parent in jb_open_in_root(dir, parent.isEmpty ? "." : parent, JB_O_PATH | O_DIRECTORY) }
             }
         }
         entries.removeAll()

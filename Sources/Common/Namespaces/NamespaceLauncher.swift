@@ -91,12 +91,15 @@ public enum NamespaceLauncher {
             return .system("the job's init cannot fork the job", nil, errno)
         case Int(JB_NSEXEC_EXEC.rawValue):
             return .exec(plan.command.first ?? "", errno)
+        case Int(JB_NSEXEC_DESCRIPTORS.rawValue):
+            return .system("cannot close the descriptors the job must not inherit", nil, errno)
         default:
             return .invalid("the job's set-up failed", nil, "unknown step \(failure.stage) (errno \(failure.error))")
         }
     }
 
     private static func describeMount(stage: Int32, index: Int, errno: Errno, _ plan: NsExecPlan) -> JobboxError {
+        if index == -1, let scratch = plan.layout.scratch { return .system("cannot open scratch directory", scratch, errno) }
         guard plan.mounts.indices.contains(index) else { return .system("cannot set up mounts", nil, errno) }
         let scratch = plan.layout.scratch
         let root = plan.layout.chroot
@@ -112,6 +115,12 @@ public enum NamespaceLauncher {
         case .tmpfs(let target, _):
             if stage == JB_NSEXEC_MOUNT_TARGET.rawValue { return .system("cannot open mount point", show(target), errno) }
             return .system("cannot mount tmpfs on", show(target), errno)
+        case .readOnly(let target):
+            if stage == JB_NSEXEC_MOUNT_TARGET.rawValue { return .system("cannot open", show(target), errno) }
+            return .system("cannot make read-only", show(target), errno)
+        case .makeDirectory(let directory, let name):
+            if stage == JB_NSEXEC_MOUNT_TARGET.rawValue { return .system("cannot open", show(directory), errno) }
+            return .system("cannot create mount point", MountPath.join(show(directory), name), errno)
         case .bind(let source, let target, _):
             if stage == JB_NSEXEC_MOUNT_SOURCE.rawValue {
                 if case .underScratch = source, errno == .notDirectory || errno == .tooManySymbolicLinkLevels {
@@ -180,6 +189,9 @@ final class CPlanStorage {
             result.groups = array(identity.groups)
             result.group_count = Int32(identity.groups.count)
         }
+        result.close_fds = plan.closeFDs ? 1 : 0
+        result.keep_fds = array(plan.keepFDs)
+        result.keep_fd_count = Int32(plan.keepFDs.count)
         result.no_new_privs = plan.noNewPrivs ? 1 : 0
         guard let workdir = copy(plan.workdir) else { return nil }
         result.workdir = workdir
@@ -229,6 +241,13 @@ final class CPlanStorage {
         case .pivotRoot(let root):
             op.kind = Int32(JB_MOUNT_PIVOT.rawValue)
             guard set(.host(root), base: &op.target_base, text: &op.target) else { return nil }
+        case .readOnly(let target):
+            op.kind = Int32(JB_MOUNT_READ_ONLY.rawValue)
+            guard set(target, base: &op.target_base, text: &op.target) else { return nil }
+        case .makeDirectory(let directory, let name):
+            op.kind = Int32(JB_MOUNT_MKDIR.rawValue)
+            guard set(directory, base: &op.target_base, text: &op.target), let data = copy(name) else { return nil }
+            op.data = data
         }
         return op
     }

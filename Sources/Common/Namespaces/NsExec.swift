@@ -25,9 +25,6 @@ public enum NsExec {
                 try JobDirectories.prepareScratch(
                     scratch, directories: plan.scratchTargets, owner: (plan.owner.uid, plan.owner.gid), created: &created)
             }
-            if let root = plan.layout.chroot {
-                for point in plan.chrootMountPoints { try JobDirectories.ensureMountPoint(point, inRoot: root, created: &created) }
-            }
         } catch {
             created.removeAll()
             throw error

@@ -84,10 +84,8 @@ public struct NsExecPlan: Sendable {
     public var mounts: [MountOperation] = []
     /// The mount layout the operations came from (scratch dir, chroot, binds).
     public var layout = MountLayout()
-    /// The `<scratch>/<D>` directories to prepare (D absolute).
+    /// The `<scratch>/<D>` directories to prepare (D absolute; the scratch dir's own path when a D holds it).
     public var scratchTargets: [String] = []
-    /// Mount points to create inside the chroot when missing (relative to it).
-    public var chrootMountPoints: [String] = []
     /// Bring `lo` up (new network namespace).
     public var loopbackUp = false
     /// The hostname of the new UTS namespace.
@@ -96,6 +94,12 @@ public struct NsExecPlan: Sendable {
     public var identity: JobIdentity?
     /// Who owns the directories made for the job (the job's user).
     public var owner = UserIDs(uid: 0, gid: 0)
+    /// Close every descriptor above 2 but `keepFDs` before the job runs: set whenever the job's user or root
+    /// changes, so nothing the launcher had open (a file only root may read, a directory of the host's tree)
+    /// reaches the job.
+    public var closeFDs = false
+    /// Descriptors passed on to the job (`--keep-fd`), checked open and above 2.
+    public var keepFDs: [Int32] = []
     /// Set no_new_privs.
     public var noNewPrivs = false
     /// Where the job starts; `workdirOptional` when it merely re-enters the caller's directory.
@@ -120,11 +124,18 @@ public struct PathProbe: Sendable {
     public var isDirectory: @Sendable (_ path: MountPath, _ root: String?) -> Bool
     /// Whether a host path exists (any type).
     public var exists: @Sendable (_ path: String) -> Bool
+    /// The node's RAM and the memory limit of ns-exec's own memory cgroup (the job's, when cg-exec ran first), in
+    /// bytes, each nil when unknown or unlimited.
+    public var memory: @Sendable () -> (ram: UInt64?, cgroupLimit: UInt64?)
 
-    /// A probe from its parts.
-    public init(isDirectory: @escaping @Sendable (MountPath, String?) -> Bool, exists: @escaping @Sendable (String) -> Bool) {
+    /// A probe from its parts (`memory` unknown unless given).
+    public init(
+        isDirectory: @escaping @Sendable (MountPath, String?) -> Bool, exists: @escaping @Sendable (String) -> Bool,
+        memory: @escaping @Sendable () -> (ram: UInt64?, cgroupLimit: UInt64?) = { (nil, nil) }
+    ) {
         self.isDirectory = isDirectory
         self.exists = exists
+        self.memory = memory
     }
 
     /// The real file system.
@@ -149,7 +160,8 @@ public struct PathProbe: Sendable {
         exists: { path in
             var info = stat()
             return stat(path, &info) == 0
-        })
+        },
+        memory: { (JobMemory.physicalMemory(), JobMemory.ownCgroupLimit()) })
 }
 
 /// Turns a request into a plan: applies the configuration's defaults, resolves the user and the chroot, and
@@ -196,16 +208,19 @@ public enum NsExecPlanner {
         }
 
         if namespaces.contains(.mount) {
-            let layout = try layout(request, config: config, caller: caller, probe: probe)
+            var layout = try layout(request, config: config, caller: caller, probe: probe)
+            layout.jobOwner = plan.owner
             let isDirectory: (MountPath) -> Bool = { probe.isDirectory($0, layout.chroot) }
             plan.layout = layout
-            plan.scratchTargets = MountPlanner.scratchTargets(layout, isDirectory: isDirectory)
+            plan.scratchTargets = try scratchTargets(layout, isDirectory: isDirectory)
+            if layout.chroot != nil { try checkChrootMountPoints(layout, probe: probe) }
             plan.mounts = MountPlanner.operations(layout, isDirectory: isDirectory)
-            if layout.chroot != nil { plan.chrootMountPoints = chrootMountPoints(layout, probe: probe) }
         } else if request.mountUnderScratch.map({ !$0.isEmpty }) == true {
             throw JobboxError.invalid("invalid option", "--mount-under-scratch", "it needs --scratch")
         }
 
+        plan.closeFDs = plan.identity != nil || plan.layout.chroot != nil
+        plan.keepFDs = try keptDescriptors(request.keepFDs)
         plan.noNewPrivs = request.noNewPrivs || !caller.isRoot
         if let workdir = request.workdir {
             plan.workdir = workdir
@@ -222,12 +237,19 @@ public enum NsExecPlanner {
     /// The identity to switch to, or nil to run as the caller.
     static func identity(_ request: NsExecRequest, caller: Caller, environment: Environment) throws(JobboxError) -> JobIdentity? {
         var user = request.user
+        var fromJobAd = false
         if user == nil && request.group == nil && caller.isRoot && !request.userns {
             user = try JobIdentity.ownerFromJobAd(environment)
+            fromJobAd = user != nil
         }
         guard user != nil || request.group != nil else { return nil }
         let callerIdentity = JobIdentity(uid: caller.uid, gid: caller.gid, groups: [], userName: nil)
         let wanted = try JobIdentity.resolve(user: user, group: request.group, caller: callerIdentity)
+        // The job ad is the submitter's word: root only runs a job as root when its own command line says so.
+        if fromJobAd && wanted.uid == 0 {
+            throw JobboxError.invalid(
+                "refusing to run the job as", "root", "the job ad's Owner '\(user ?? "")' is uid 0; pass --user root to mean it")
+        }
         if caller.isRoot && !request.userns { return wanted }
         // Without root (or inside a user namespace, which maps only the caller's own ids) no other identity exists.
         guard wanted.uid == caller.uid && wanted.gid == caller.gid else {
@@ -252,6 +274,10 @@ public enum NsExecPlanner {
         var layout = MountLayout()
         layout.freshProc = request.pid
         layout.privateDevShm = request.privateDevShm ?? config.mountPrivateDevShm
+        if layout.privateDevShm || request.chroot != nil {
+            let memory = probe.memory()
+            layout.tmpfsSize = config.jobTmpfsSize.tmpfsOption(ram: memory.ram, cgroupLimit: memory.cgroupLimit)
+        }
         if let scratch = request.scratch {
             guard let normalized = AbsolutePath.normalize(scratch) else {
                 throw JobboxError.invalid("invalid scratch directory", "'\(scratch)'", "not an absolute path without . or ..")
@@ -290,14 +316,55 @@ public enum NsExecPlanner {
         return layout
     }
 
-    /// Directories that must exist inside the chroot for the binds: the scratch directory at its own path and the
-    /// targets of directory binds. Missing ones are created by the preparation.
-    static func chrootMountPoints(_ layout: MountLayout, probe: PathProbe) -> [String] {
-        var points: [String] = []
-        if let scratch = layout.scratch { points.append(AbsolutePath.relative(scratch)) }
-        for bind in layout.binds where probe.isDirectory(.host(bind.source), nil) {
-            points.append(AbsolutePath.relative(bind.target))
+    /// The `<scratch>/<D>` directories to prepare: one per directory mounted under scratch, and the scratch
+    /// dir's own path below the one that holds it (its mount point there). Two that hold it are refused: the
+    /// scratch dir could not be shown at its path in both.
+    static func scratchTargets(_ layout: MountLayout, isDirectory: (MountPath) -> Bool) throws(JobboxError) -> [String] {
+        let targets = MountPlanner.scratchTargets(layout, isDirectory: isDirectory)
+        let covering = MountPlanner.coveringTargets(layout, targets)
+        guard let scratch = layout.scratch, !covering.isEmpty else { return targets }
+        guard covering.count == 1 else {
+            throw JobboxError.invalid(
+                "invalid scratch directory", scratch, "it lies below more than one directory mounted under scratch (\(covering.joined(separator: ", ")))")
         }
-        return points.filter { !probe.isDirectory(.inRoot($0), layout.chroot) }
+        return targets + [scratch]
+    }
+
+    /// Refuses a chroot that lacks a mount point the job needs. The chroot is shared by every job and read-only
+    /// to them: ns-exec makes nothing in it, so mount points must come with the version (chroot-tool build
+    /// makes `/proc`, `/dev`, `/tmp`, `/var/tmp`, `/run`, the spec's BINDS and CHROOT_MOUNT_POINTS).
+    static func checkChrootMountPoints(_ layout: MountLayout, probe: PathProbe) throws(JobboxError) {
+        guard let root = layout.chroot else { return }
+        let isDirectory: (MountPath) -> Bool = { probe.isDirectory($0, root) }
+        let advice = "ns-exec makes nothing in a chroot; add it to CHROOT_MOUNT_POINTS and build a new version"
+        for needed in ["/proc", "/dev"] where !isDirectory(.inRoot(AbsolutePath.relative(needed))) {
+            throw JobboxError.invalid("missing mount point", MountPath.join(root, AbsolutePath.relative(needed)), "the chroot has no \(needed) directory")
+        }
+        if case .missing(let parent) = MountPlanner.scratchPlacement(layout, isDirectory: isDirectory) {
+            throw JobboxError.invalid(
+                "missing mount point", MountPath.join(root, AbsolutePath.relative(parent)), "the scratch dir's parent is not a directory in the chroot; \(advice)")
+        }
+        for bind in layout.binds where probe.isDirectory(.host(bind.source), nil) && !isDirectory(.inRoot(AbsolutePath.relative(bind.target))) {
+            throw JobboxError.invalid(
+                "missing mount point", MountPath.join(root, AbsolutePath.relative(bind.target)), "--bind \(bind.description) needs a directory there; \(advice)")
+        }
+    }
+
+    /// Checks `--keep-fd` values: open descriptors above 2 (0 to 2 are always passed on).
+    static func keptDescriptors(_ texts: [String]) throws(JobboxError) -> [Int32] {
+        var kept: [Int32] = []
+        for text in texts {
+            guard let number = Int32(text), number >= 0 else {
+                throw JobboxError.invalid("invalid --keep-fd", "'\(text)'", "not a descriptor number")
+            }
+            guard number > 2 else {
+                throw JobboxError.invalid("invalid --keep-fd", "'\(text)'", "descriptors 0, 1 and 2 are always passed on; give one above 2")
+            }
+            guard fcntl(number, F_GETFD) >= 0 else {
+                throw JobboxError.invalid("invalid --keep-fd", "'\(text)'", "descriptor \(number) is not open")
+            }
+            if !kept.contains(number) { kept.append(number) }
+        }
+        return kept
     }
 }

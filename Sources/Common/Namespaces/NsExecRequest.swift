@@ -24,7 +24,7 @@ public struct NsExecRequest: Sendable, Equatable {
     public var chroot: String?
     /// `--bind SRC[:DST]`, in order.
     public var binds: [BindRequest] = []
-    /// `--user USER` (nil: the job ad's `Owner` when root, else no change).
+    /// `--user USER` (nil: the job ad's `Owner` when root, never root itself; else no change).
     public var user: String?
     /// `--group GROUP`.
     public var group: String?
@@ -34,6 +34,8 @@ public struct NsExecRequest: Sendable, Equatable {
     public var noNewPrivs = false
     /// `--no-init`: with `--pid`, the job itself is PID 1.
     public var noInit = false
+    /// `--keep-fd N`, repeatable: descriptors passed on to the job when ns-exec closes the others.
+    public var keepFDs: [String] = []
     /// The command and its arguments.
     public var command: [String] = []
 
@@ -81,6 +83,17 @@ public enum AbsolutePath {
     /// Whether `path` is `ancestor` or lies below it (both normalised).
     public static func isWithin(_ path: String, _ ancestor: String) -> Bool {
         ancestor == "/" || path == ancestor || path.hasPrefix(ancestor + "/")
+    }
+
+    /// The parent of a normalised `path` (`/` for `/x` and for `/`).
+    public static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The last component of a normalised `path` (empty for `/`).
+    public static func lastComponent(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? ""
     }
 
     /// `path` without its leading `/` (`/var/tmp` gives `var/tmp`, `/` gives an empty string).

@@ -68,7 +68,7 @@ public struct JobboxConfig: Sendable {
     /// The knobs jobbox knows; any other is warned about.
     public static let knownKnobs: Set<String> = [
         "BASE_CGROUP", "CGROUP_PARENT", "MOUNT_UNDER_SCRATCH", "MOUNT_PRIVATE_DEV_SHM", "NAMED_CHROOT", "CHROOT_DIR", "STATE_DIR",
-        "NETWORK_INTERNAL", "NETWORK_JOB_SUBNET", "NETWORK_BACKEND",
+        "NETWORK_INTERNAL", "NETWORK_JOB_SUBNET", "NETWORK_BACKEND", "JOB_TMPFS_SIZE", "CHROOT_MOUNT_POINTS",
     ]
 
     /// `BASE_CGROUP`: the cgroup (relative to the parent) that holds every job's cgroup.
@@ -81,6 +81,12 @@ public struct JobboxConfig: Sendable {
     public var mountPrivateDevShm = true
     /// `NAMED_CHROOT`: chroots jobs may ask for by name.
     public var namedChroots: [NamedChroot] = []
+    /// `JOB_TMPFS_SIZE`: the size of each tmpfs ns-exec mounts for a job (its /dev/shm; a chroot's /tmp, /var/tmp,
+    /// /run), capped by the job's memory cgroup limit.
+    public var jobTmpfsSize = JobTmpfsSize.defaultSize
+    /// `CHROOT_MOUNT_POINTS`: directories chroot-tool build makes in every version, so ns-exec finds the mount
+    /// points it needs there (the parent of the jobs' scratch dirs, HTCondor's EXECUTE).
+    public var chrootMountPoints = ["/var/lib/condor/execute"]
     /// `CHROOT_DIR`: where chroot-tool keeps versions and the name symlinks.
     public var chrootDir = "/chroot"
     /// `STATE_DIR`: leases, short names and records of running jobs.
@@ -170,6 +176,15 @@ public struct JobboxConfig: Sendable {
             mountPrivateDevShm = flag
         case "NAMED_CHROOT":
             namedChroots = try Self.parseNamedChroots(value)
+        case "JOB_TMPFS_SIZE":
+            guard let size = JobTmpfsSize(parsing: value) else { throw KnobError("'\(value)' is not a size such as 512M or 2G, or a percentage of RAM such as 25%") }
+            jobTmpfsSize = size
+        case "CHROOT_MOUNT_POINTS":
+            let list = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+            guard list.allSatisfy({ Self.isCleanAbsolutePath($0) && $0 != "/" }) else {
+                throw KnobError("'\(value)' is not a comma-separated list of absolute paths")
+            }
+            chrootMountPoints = list.map { $0.trimmingTrailingSlashes() }
         case "CHROOT_DIR", "STATE_DIR":
             guard Self.isCleanAbsolutePath(value) else { throw KnobError("'\(value)' is not an absolute path without '..'") }
             if entry.name == "CHROOT_DIR" { chrootDir = value.trimmingTrailingSlashes() } else { stateDir = value.trimmingTrailingSlashes() }

@@ -56,6 +56,10 @@ drop_figures_of() {
 }
 
 [ $# -ge 1 ] || fail "usage: jobbox-job.sh COMMAND [ARG...]"
+# Slurm's PMI-1 hands an MPI task its connection to slurmstepd as descriptor $PMI_FD: ns-exec closes the
+# descriptors it is not told to keep whenever it changes the job's user or root, so name it.
+keep=()
+case ${PMI_FD-} in '') ;; *[!0-9]*) fail "PMI_FD '$PMI_FD' is not a descriptor number" ;; *) keep=(--keep-fd "$PMI_FD") ;; esac
 job=${SLURM_JOB_ID-}
 case $job in *[!0-9]* | '') fail "not in a Slurm job: \$SLURM_JOB_ID is '${job}'" ;; esac
 state=${JOBBOX_SLURM_DIR:-/var/lib/jobbox/slurm}/jobs/$job
@@ -64,7 +68,7 @@ ns_exec=$found
 
 if [ ! -f "$state/cgroups" ]; then
     echo "$me: no jobbox prolog ran for job $job ($state): no job cgroup, no private /tmp" >&2
-    exec "$ns_exec" --userns --pid --mount -- "$@"
+    exec "$ns_exec" --userns --pid --mount ${keep[@]+"${keep[@]}"} -- "$@"
 fi
 
 while IFS= read -r dir; do
@@ -77,7 +81,7 @@ done < "$state/cgroups"
 
 ad_file=${JOBBOX_AD_FILE-jobbox-$job.ad}
 if [ -z "$ad_file" ]; then
-    exec "$ns_exec" --userns --pid --mount --scratch "$state/scratch" -- "$@"
+    exec "$ns_exec" --userns --pid --mount --scratch "$state/scratch" ${keep[@]+"${keep[@]}"} -- "$@"
 fi
 find_tool jobstat
 jobstat=$found
@@ -93,10 +97,11 @@ for signal in HUP INT QUIT TERM USR1 USR2; do
     # shellcheck disable=SC2064 # expand $signal now
     trap "forward_signal $signal" "$signal"
 done
-exec 3<&0
-(trap - HUP INT QUIT TERM USR1 USR2 && exec "$ns_exec" --userns --pid --mount --scratch "$state/scratch" -- "$@" <&3 3<&-) &
+# The job's stdin, kept on a descriptor bash picks (10 or above), so it cannot be PMI_FD.
+exec {stdin_copy}<&0
+(trap - HUP INT QUIT TERM USR1 USR2 && exec "$ns_exec" --userns --pid --mount --scratch "$state/scratch" ${keep[@]+"${keep[@]}"} -- "$@" <&"$stdin_copy" {stdin_copy}<&-) &
 child=$!
-exec 3<&-
+exec {stdin_copy}<&-
 if [ -n "$pending" ]; then kill -s "$pending" "$child" 2>/dev/null; fi
 while :; do
     wait "$child"

@@ -36,7 +36,7 @@ public enum JobTmpfsSize: Sendable, Equatable, CustomStringConvertible {
         var bytes: UInt64?
         switch self {
         case .bytes(let value): bytes = value
-        case .percentOfRAM(let percent): bytes = ram.map { $0 / 100 * UInt64(percent) }
+        case .percentOfRAM(let percent): bytes = ram.map { $0 / 100 * UInt64(percent) + $0 % 100 * UInt64(percent) / 100 }
         }
         if let limit = cgroupLimit { bytes = min(bytes ?? limit, limit) }
         guard let bytes else {

@@ -34,7 +34,7 @@ struct NsExecPlanTests {
         let plan = try plan { $0.pid = true }
         #expect(plan.namespaces == [.pid, .mount])
         #expect(plan.runInit)
-        #expect(plan.mounts == [.makeSlave, .proc(target: .host("/proc")), .tmpfs(target: .host("/dev/shm"), options: "mode=1777")])
+        #expect(plan.mounts == [.makeSlave, .proc(target: .host("/proc")), .tmpfs(target: .host("/dev/shm"), options: "mode=1777,size=50%")])
         #expect(plan.workdir == "/work" && plan.workdirOptional)
         var config = JobboxConfig()
         config.mountPrivateDevShm = false
@@ -51,7 +51,7 @@ struct NsExecPlanTests {
         #expect(plan.identity == nil)
     }
 
-    @Test("scratch: MOUNT_UNDER_SCRATCH by default, directories that do not exist or contain the scratch dir skipped")
+    @Test("scratch: MOUNT_UNDER_SCRATCH by default, directories that do not exist or are the scratch dir skipped")
     func scratchTargets() throws {
         var config = JobboxConfig()
         config.mountUnderScratch = ["/tmp", "/var/tmp", "/missing", "/scratch", "/"]
@@ -63,7 +63,7 @@ struct NsExecPlanTests {
         #expect(plan.layout.scratch == "/scratch")
         #expect(plan.scratchTargets == ["/tmp", "/var/tmp"])
         #expect(plan.mounts == [
-            .makeSlave, .tmpfs(target: .host("/dev/shm"), options: "mode=1777"),
+            .makeSlave, .tmpfs(target: .host("/dev/shm"), options: "mode=1777,size=50%"),
             .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: false),
             .bind(source: .underScratch("var/tmp"), target: .host("/var/tmp"), recursive: false),
         ])
@@ -71,32 +71,89 @@ struct NsExecPlanTests {
         #expect(none.mounts == [.makeSlave])
     }
 
-    @Test("a chroot: self-bind first, then /dev, /proc, /dev/shm, the scratch dir at its path, scratch binds, binds, pivot")
+    @Test("a chroot: self-bind, read-only, /dev, /proc, /dev/shm, per-job tmpfs, the scratch dir at its path, scratch binds, binds, pivot")
     func chrootOrder() throws {
         let chroot = "/var/lib/jobbox-plan-test"
-        let probe = Self.probe(["/tmp", "/var/tmp", "/dev/shm", "/scratch", "/data", "\(chroot):/tmp", "\(chroot):/var/tmp", "\(chroot):/scratch"])
+        let probe = Self.probe([
+            "/tmp", "/var/tmp", "/dev/shm", "/scratch", "/data", "\(chroot):/tmp", "\(chroot):/var/tmp", "\(chroot):/run", "\(chroot):/scratch",
+        ])
         var layout = MountLayout()
         layout.freshProc = true
         layout.scratch = "/scratch"
-        layout.underScratch = ["/tmp", "/var/tmp"]
+        layout.underScratch = ["/tmp"]
         layout.privateDevShm = true
         layout.chroot = chroot
         layout.binds = [BindRequest(source: "/data", target: "/data")]
+        layout.tmpfsSize = "1048576"
+        layout.jobOwner = UserIDs(uid: 1000, gid: 100)
         let operations = MountPlanner.operations(layout) { probe.isDirectory($0, chroot) }
         #expect(operations == [
             .makeSlave,
             .bind(source: .host(chroot), target: .host(chroot), recursive: true),
+            .readOnly(target: .host(chroot)),
             .bind(source: .host("/dev"), target: .inRoot("dev"), recursive: true),
             .proc(target: .inRoot("proc")),
-            .tmpfs(target: .inRoot("dev/shm"), options: "mode=1777"),
-            .bind(source: .host("/scratch"), target: .inRoot("scratch"), recursive: true),
+            .tmpfs(target: .inRoot("dev/shm"), options: "mode=1777,size=1048576"),
+            .tmpfs(target: .inRoot("var/tmp"), options: "mode=1777,size=1048576"),
+            .tmpfs(target: .inRoot("run"), options: "mode=0755,uid=1000,gid=100,size=1048576"),
+            .bind(source: .underScratch(""), target: .inRoot("scratch"), recursive: true),
             .bind(source: .underScratch("tmp"), target: .inRoot("tmp"), recursive: false),
-            .bind(source: .underScratch("var/tmp"), target: .inRoot("var/tmp"), recursive: false),
             .bind(source: .host("/data"), target: .inRoot("data"), recursive: true),
             .pivotRoot(chroot),
         ])
         layout.freshProc = false
-        #expect(MountPlanner.operations(layout) { probe.isDirectory($0, chroot) }[3] == .bind(source: .host("/proc"), target: .inRoot("proc"), recursive: true))
+        #expect(MountPlanner.operations(layout) { probe.isDirectory($0, chroot) }[4] == .bind(source: .host("/proc"), target: .inRoot("proc"), recursive: true))
+    }
+
+    @Test("a chroot lacking the scratch dir: a mount point on a tmpfs over its parent, or one line when the parent is missing too")
+    func chrootScratchMountPoint() throws {
+        let chroot = "/var/lib/jobbox-plan-test"
+        var layout = MountLayout()
+        layout.scratch = "/execute/dir_7"
+        layout.chroot = chroot
+        let withParent = Self.probe(["\(chroot):/execute", "\(chroot):/tmp"])
+        #expect(MountPlanner.scratchPlacement(layout) { withParent.isDirectory($0, chroot) } == .onTmpfs(parent: "/execute", coverParent: true))
+        let operations = MountPlanner.operations(layout) { withParent.isDirectory($0, chroot) }
+        #expect(Array(operations.suffix(5)) == [
+            .tmpfs(target: .inRoot("tmp"), options: "mode=1777"),
+            .tmpfs(target: .inRoot("execute"), options: "mode=0755,size=1m"),
+            .makeDirectory(in: .inRoot("execute"), name: "dir_7"),
+            .bind(source: .underScratch(""), target: .inRoot("execute/dir_7"), recursive: true),
+            .pivotRoot(chroot),
+        ])
+        // Below a per-job tmpfs already: only the directory.
+        layout.scratch = "/tmp/dir_7"
+        #expect(MountPlanner.scratchPlacement(layout) { withParent.isDirectory($0, chroot) } == .onTmpfs(parent: "/tmp", coverParent: false))
+        layout.scratch = "/elsewhere/dir_7"
+        #expect(MountPlanner.scratchPlacement(layout) { withParent.isDirectory($0, chroot) } == .missing(parent: "/elsewhere"))
+    }
+
+    @Test("a scratch dir below a directory mounted under scratch is bound back at its own path inside it; below two is refused")
+    func scratchBelowCoveredDirectory() throws {
+        let probe = Self.probe(["/tmp", "/var/tmp", "/tmp/execute/dir_1"])
+        let plan = try plan({ $0.scratch = "/tmp/execute/dir_1"; $0.privateDevShm = false }, probe: probe)
+        #expect(plan.scratchTargets == ["/tmp", "/var/tmp", "/tmp/execute/dir_1"])
+        #expect(plan.mounts == [
+            .makeSlave,
+            .bind(source: .underScratch(""), target: .underScratch("tmp/execute/dir_1"), recursive: false),
+            .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: true),
+            .bind(source: .underScratch("var/tmp"), target: .host("/var/tmp"), recursive: false),
+        ])
+        let nested = Self.probe(["/tmp", "/tmp/a", "/tmp/a/dir_1"])
+        #expect(throws: JobboxError.invalid("invalid scratch directory", "/tmp/a/dir_1", "it lies below more than one directory mounted under scratch (/tmp, /tmp/a)")) {
+            try self.plan({ $0.scratch = "/tmp/a/dir_1"; $0.mountUnderScratch = ["/tmp", "/tmp/a"] }, probe: nested)
+        }
+    }
+
+    @Test("JOB_TMPFS_SIZE: a size or a share of RAM, capped by the memory cgroup's limit")
+    func tmpfsSize() {
+        #expect(JobTmpfsSize(parsing: "25%") == .percentOfRAM(25))
+        #expect(JobTmpfsSize(parsing: "512M") == .bytes(512 << 20))
+        for bad in ["0", "0%", "101%", "max", "lots", ""] { #expect(JobTmpfsSize(parsing: bad) == nil, "\(bad)") }
+        #expect(JobTmpfsSize.percentOfRAM(50).tmpfsOption(ram: 8 << 30, cgroupLimit: nil) == String(4 << 30))
+        #expect(JobTmpfsSize.percentOfRAM(50).tmpfsOption(ram: 8 << 30, cgroupLimit: 1 << 30) == String(1 << 30))
+        #expect(JobTmpfsSize.percentOfRAM(25).tmpfsOption(ram: nil, cgroupLimit: nil) == "25%")
+        #expect(JobTmpfsSize.bytes(64 << 20).tmpfsOption(ram: nil, cgroupLimit: 1 << 30) == String(64 << 20))
     }
 
     @Test("a non-root caller: no_new_privs always, no other user, --userns maps the caller's own ids")

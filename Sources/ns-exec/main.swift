@@ -45,13 +45,13 @@ struct NsExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("The job's scratch directory (implies --mount).", valueName: "dir"))
     var scratch: String?
 
-    @Option(name: .long, help: ArgumentHelp("Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp).", valueName: "list"))
+    @Option(name: .long, help: ArgumentHelp("Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp). A D holding the scratch dir gets it bound back at its path.", valueName: "list"))
     var mountUnderScratch: String?
 
-    @Flag(name: .long, inversion: .prefixedNo, help: "A fresh tmpfs on /dev/shm (default: MOUNT_PRIVATE_DEV_SHM, true).")
+    @Flag(name: .long, inversion: .prefixedNo, help: "A fresh tmpfs on /dev/shm of JOB_TMPFS_SIZE, at most the memory cgroup's limit (default: MOUNT_PRIVATE_DEV_SHM, true).")
     var privateDevShm: Bool?
 
-    @Option(name: .long, help: ArgumentHelp("Run in a chroot: a name from NAMED_CHROOT, or a path (root only).", valueName: "name|path"))
+    @Option(name: .long, help: ArgumentHelp("Run in a chroot, read-only, with per-job /tmp, /var/tmp, /run: a name from NAMED_CHROOT, or a path (root only).", valueName: "name|path"))
     var chroot: String?
 
     @Option(name: .long, help: ArgumentHelp("Bind host path SRC at DST (inside the chroot, if any); repeatable.", valueName: "src[:dst]"))

@@ -130,16 +130,36 @@ public struct JobIdentity: Sendable, Equatable {
 
     /// The job ad's `Owner` (`$_CONDOR_JOB_AD`), the user HTCondor runs the job as; nil when there is no ad.
     public static func ownerFromJobAd(_ environment: Environment) throws(JobboxError) -> String? {
+        try jobAdOwner(environment)?.name
+    }
+
+    /// The job ad's `Owner`, with the uid that owns the ad file and its path; nil when there is no ad.
+    ///
+    /// The ad lies in the job's scratch directory, which the job's user can write, so root trusts it only so far:
+    /// it is opened without following a symlink (or blocking on a FIFO) and must be a regular file with one
+    /// link; its `Owner` is believed only when root owns the file, or when it names the file's own owner (the
+    /// planner checks that: a user who rewrote the ad can name only themselves).
+    public static func jobAdOwner(_ environment: Environment) throws(JobboxError) -> (name: String, fileOwner: uid_t, path: String)? {
         guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else { return nil }
-        let text: String
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw JobboxError.lastErrno("cannot read job ad", path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot read job ad", path) }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1 else {
+            throw JobboxError.invalid("refusing job ad", path, "not a regular file with a single link")
+        }
+        guard info.st_size <= 1 << 20 else { throw JobboxError.invalid("refusing job ad", path, "larger than 1 MiB") }
+        let bytes: [UInt8]
         do {
-            text = try SmallFile.read(path)
+            bytes = try SmallFile.readAll(FileDescriptor(rawValue: fd))
         } catch {
             throw JobboxError.system("cannot read job ad", path, error)
         }
+        let text = String(decoding: bytes.prefix(1 << 20), as: UTF8.self)
         guard let owner = ClassAdReader.parse(text).string("Owner"), !owner.isEmpty else {
             throw JobboxError.invalid("cannot find the job's user in", path, "it has no Owner string: pass --user")
         }
-        return owner
+        return (owner, info.st_uid, path)
     }
 }

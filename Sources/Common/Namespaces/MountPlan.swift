@@ -46,7 +46,7 @@ public struct MountLayout: Sendable, Equatable {
     public var freshProc = false
     /// The scratch directory (absolute, normalised).
     public var scratch: String?
-    /// Directories replaced by `<scratch>/<D>`, before the "exists and does not contain the scratch dir" filter.
+    /// Directories replaced by `<scratch>/<D>`, before the "exists and is not the scratch dir" filter.
     public var underScratch: [String] = []
     /// A fresh tmpfs on /dev/shm.
     public var privateDevShm = false

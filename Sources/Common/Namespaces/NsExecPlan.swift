@@ -166,6 +166,13 @@ public struct PathProbe: Sendable {
 
 /// Turns a request into a plan: applies the configuration's defaults, resolves the user and the chroot, and
 /// refuses what the caller may not do. Reads only; makes nothing.
+///
+/// What it trusts, running as root for a job: the command line and the configuration file (the caller's and
+/// root's); the user and group databases; a chroot only once every directory on the way is root's alone
+/// (`ChrootPolicy`); the job ad's `Owner` only within `JobIdentity.jobAdOwner`'s limits and never for root;
+/// the memory cgroup's limit (root's file, and it only ever shrinks a tmpfs). Nothing in the scratch
+/// directory, which the job's user can write: no path under it is followed, and the C shim opens it once,
+/// before any mount, so what the job sees at the scratch path is the checked directory.
 public enum NsExecPlanner {
     /// The plan for `request`.
     public static func plan(
@@ -237,18 +244,25 @@ public enum NsExecPlanner {
     /// The identity to switch to, or nil to run as the caller.
     static func identity(_ request: NsExecRequest, caller: Caller, environment: Environment) throws(JobboxError) -> JobIdentity? {
         var user = request.user
-        var fromJobAd = false
+        var jobAd: (name: String, fileOwner: uid_t, path: String)?
         if user == nil && request.group == nil && caller.isRoot && !request.userns {
-            user = try JobIdentity.ownerFromJobAd(environment)
-            fromJobAd = user != nil
+            jobAd = try JobIdentity.jobAdOwner(environment)
+            user = jobAd?.name
         }
         guard user != nil || request.group != nil else { return nil }
         let callerIdentity = JobIdentity(uid: caller.uid, gid: caller.gid, groups: [], userName: nil)
         let wanted = try JobIdentity.resolve(user: user, group: request.group, caller: callerIdentity)
-        // The job ad is the submitter's word: root only runs a job as root when its own command line says so.
-        if fromJobAd && wanted.uid == 0 {
-            throw JobboxError.invalid(
-                "refusing to run the job as", "root", "the job ad's Owner '\(user ?? "")' is uid 0; pass --user root to mean it")
+        if let jobAd {
+            // The job ad is the submitter's word: root only runs a job as root when its own command line says so.
+            if wanted.uid == 0 {
+                throw JobboxError.invalid("refusing to run the job as", "root", "the job ad's Owner '\(jobAd.name)' is uid 0; pass --user root to mean it")
+            }
+            // An ad its user could have rewritten (it owns the file) may name only that user.
+            if jobAd.fileOwner != 0 && jobAd.fileOwner != wanted.uid {
+                throw JobboxError.invalid(
+                    "refusing to run the job as", "user '\(jobAd.name)'",
+                    "the job ad \(jobAd.path) belongs to uid \(jobAd.fileOwner), whose ad may name only itself; pass --user")
+            }
         }
         if caller.isRoot && !request.userns { return wanted }
         // Without root (or inside a user namespace, which maps only the caller's own ids) no other identity exists.

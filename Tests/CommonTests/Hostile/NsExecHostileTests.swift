@@ -243,6 +243,77 @@ struct NsExecHostileTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
+    @Test("a job ad its user wrote may name only that user; a symlink or a FIFO in its place is refused")
+    func jobAdOfItsUser() throws {
+        let before = try Support.hostMounts()
+        let dir = try Support.Directory("jbhostile-")
+        let user = try Support.TestUser()
+        defer {
+            user.remove()
+            dir.remove()
+        }
+        let scratch = try dir.make("scratch", mode: 0o700, owner: (user.uid, user.gid))
+        let ad = scratch + "/.job.ad"
+        var environment = ProcessInfo.processInfo.environment
+        environment["_CONDOR_JOB_AD"] = ad
+        let write = { (owner: String) throws in
+            try? FileManager.default.removeItem(atPath: ad)
+            try "ClusterId = 1\nOwner = \"\(owner)\"\n".write(toFile: ad, atomically: false, encoding: .utf8)
+            chown(ad, user.uid, user.gid)
+        }
+        // Its own name: fine.
+        try write(user.name)
+        let own = try TestSupport.run(["ns-exec", "--", "/usr/bin/id", "-un"], environment: environment)
+        #expect(own.stdout == user.name + "\n", "\(own)")
+        // Someone else's: the ad's user would become daemon.
+        try write("daemon")
+        let other = try TestSupport.run(["ns-exec", "--", "/usr/bin/id", "-un"], environment: environment)
+        #expect(other.status == 125)
+        #expect(other.stdout.isEmpty)
+        #expect(
+            other.stderr == "ns-exec: refusing to run the job as user 'daemon': the job ad \(ad) belongs to uid \(user.uid), "
+                + "whose ad may name only itself; pass --user\n")
+        // A symlink to a root-owned ad elsewhere, and a FIFO that would hang root's ns-exec.
+        try FileManager.default.removeItem(atPath: ad)
+        try dir.write("root.ad", "Owner = \"daemon\"\n")
+        try FileManager.default.createSymbolicLink(atPath: ad, withDestinationPath: dir.path + "/root.ad")
+        let link = try TestSupport.run(["ns-exec", "--", "/usr/bin/id", "-un"], environment: environment)
+        #expect(link.status == 125)
+        #expect(link.stderr == "ns-exec: cannot read job ad \(ad): Too many levels of symbolic links\n", "\(link)")
+        try FileManager.default.removeItem(atPath: ad)
+        #expect(mkfifo(ad, 0o644) == 0)
+        let fifo = try TestSupport.run(["ns-exec", "--", "/usr/bin/id", "-un"], environment: environment)
+        #expect(fifo.status == 125)
+        #expect(fifo.stderr == "ns-exec: refusing job ad \(ad): not a regular file with a single link\n", "\(fifo)")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("an ordinary user with --userns cannot change a named chroot either")
+    func chrootUnchangedUnderUserns() throws {
+        let before = try Support.hostMounts()
+        let chroot = try NamedChroot()
+        let user = try Support.TestUser()
+        defer {
+            user.remove()
+            chroot.dir.remove()
+        }
+        chmod(chroot.config, 0o644)
+        let scratch = try chroot.scratch(owner: user)
+        // The admin made the scratch dir's own mount point in the chroot: the chroot has all the job needs.
+        try FileManager.default.createDirectory(atPath: chroot.root + scratch, withIntermediateDirectories: true)
+        let snapshot = try chroot.snapshot()
+        let name = TestSupport.uniqueName("planted")
+        let attack = "echo evil > /srv/drop/\(name) 2>/dev/null && echo wrote-drop; echo mine > /tmp/\(name) && echo wrote-tmp; pwd"
+        let result = try TestSupport.run(user.command([
+            try chroot.dir.nsExecCopy(), "--config", chroot.config, "--userns", "--pid", "--chroot", chroot.name, "--scratch", scratch,
+            "--", "/bin/sh", "-c", attack,
+        ]))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == "wrote-tmp\n\(scratch)\n", "\(result)")
+        #expect(try chroot.snapshot() == snapshot)
+        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
+    }
+
     // MARK: also seen: the scratch dir below a directory mounted under scratch
 
     @Test("scratch below /tmp with /tmp mounted under scratch: /tmp is the job's own, the scratch dir still at its path", arguments: [false, true])

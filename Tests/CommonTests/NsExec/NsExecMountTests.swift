@@ -48,22 +48,22 @@ struct NsExecMountTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
-    @Test("MOUNT_UNDER_SCRATCH is the default list, and a directory containing the scratch dir is skipped")
-    func configuredListAndSkip() throws {
+    @Test("MOUNT_UNDER_SCRATCH is the default list; a directory holding the scratch dir is the job's own too, the scratch dir still in it")
+    func configuredListAndHoldingDirectory() throws {
         let before = try Support.hostMounts()
         let dir = try Support.Directory()
         defer { dir.remove() }
         let scratch = try dir.make("scratch")
-        // /var/lib contains the scratch dir: binding over it would hide the scratch dir itself.
+        // /var/lib holds the scratch dir: the job's /var/lib is <scratch>/var/lib, with the scratch dir bound back in.
         try dir.write("jobbox.conf", "MOUNT_UNDER_SCRATCH = /var/tmp, /var/lib\n")
         let name = TestSupport.uniqueName("jobfile")
         let result = try TestSupport.run([
             "ns-exec", "--config", dir.path + "/jobbox.conf", "--scratch", scratch, "--", "/bin/sh", "-c",
-            "echo x > /var/tmp/\(name) && echo y > /tmp/\(name) && ls \(scratch)",
+            "echo x > /var/tmp/\(name) && echo y > /tmp/\(name) && ls \(scratch) && ls /var/lib",
         ])
         defer { try? FileManager.default.removeItem(atPath: "/tmp/" + name) }
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout == "var\n")
+        #expect(result.stdout == "var\n" + String(dir.path.dropFirst("/var/lib/".count)) + "\n")
         #expect(FileManager.default.fileExists(atPath: scratch + "/var/tmp/" + name))
         // /tmp was not in the list: the job wrote the host's /tmp.
         #expect(FileManager.default.fileExists(atPath: "/tmp/" + name))

@@ -351,10 +351,8 @@ static int finish_process(const struct jb_nsexec_plan *plan, struct jb_nsexec_fa
     return 0;
 }
 
-/* Sets (FLAG FD_CLOEXEC) or clears the close-on-exec flag of every open descriptor from 3 up, the slow way:
- * /proc/self/fd read with raw getdents64 (nothing allocated), or, without a /proc, every number below the
- * descriptor limit. For kernels before 5.11, which lack close_range(CLOSE_RANGE_CLOEXEC). */
-static int mark_descriptors_slowly(void) {
+/* See jb_nsexec.h. */
+int jb_mark_descriptors_slowly(void) {
     int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) {
         char buffer[4096];
@@ -390,7 +388,7 @@ static int seal_descriptors(const struct jb_nsexec_plan *plan, struct jb_nsexec_
     if (!plan->close_fds) return 0;
     if (syscall(SYS_close_range, 3U, ~0U, JB_CLOSE_RANGE_CLOEXEC) != 0) {
         if (errno != ENOSYS && errno != EINVAL) return fail(failure, JB_NSEXEC_DESCRIPTORS, 0, errno);
-        if (mark_descriptors_slowly() != 0) return fail(failure, JB_NSEXEC_DESCRIPTORS, 1, errno);
+        if (jb_mark_descriptors_slowly() != 0) return fail(failure, JB_NSEXEC_DESCRIPTORS, 1, errno);
     }
     for (int i = 0; i < plan->keep_fd_count; i++)
         if (fcntl(plan->keep_fds[i], F_SETFD, 0) != 0) return fail(failure, JB_NSEXEC_DESCRIPTORS, 2, errno);
@@ -400,7 +398,7 @@ static int seal_descriptors(const struct jb_nsexec_plan *plan, struct jb_nsexec_
 /* The init never execs: it closes what the job must not have and it does not need. */
 static void close_descriptors(void) {
     if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
-    if (mark_descriptors_slowly() != 0) return;
+    if (jb_mark_descriptors_slowly() != 0) return;
     /* Everything is close-on-exec now; the init still holds them. Close the slow way. */
     struct rlimit limit;
     rlim_t top = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (1 << 20) ? limit.rlim_cur : (1 << 20);

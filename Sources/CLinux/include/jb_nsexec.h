@@ -156,4 +156,9 @@ int jb_open_in_root(int root_fd, const char *path, int flags);
  * ELOOP). The result is a directory unless LAST_MAY_BE_FILE. FLAGS are added to each open (e.g. O_PATH). */
 int jb_open_no_symlinks(int dir_fd, const char *path, int flags, int last_may_be_file);
 
+/* Sets the close-on-exec flag of every open descriptor from 3 up the slow way, for kernels before 5.11 that
+ * lack close_range(CLOSE_RANGE_CLOEXEC): /proc/self/fd read with raw getdents64 (nothing allocated), or,
+ * without a /proc, every number below the descriptor limit. Async-signal-safe. 0, or -1 with errno. */
+int jb_mark_descriptors_slowly(void);
+
 #endif

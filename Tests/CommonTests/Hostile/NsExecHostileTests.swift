@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Testing
 
@@ -156,6 +157,32 @@ struct NsExecHostileTests {
             #expect(result.status == 125)
             #expect(result.stderr == "ns-exec: invalid --keep-fd '\(value)': \(reason)\n")
             #expect(!FileManager.default.fileExists(atPath: marker))
+        }
+    }
+
+    @Test("the fallback for kernels without close_range marks every descriptor above 2, through /proc and without it")
+    func descriptorFallback() async throws {
+        await #expect(processExitsWith: .exitCode(0)) {
+            // Descriptors without close-on-exec, high enough not to be the testing library's own; 0 to 2 must stay
+            // as they are.
+            func open(at number: Int32) -> Bool {
+                let fd = Glibc.open("/dev/null", O_RDONLY)
+                return fd >= 0 && (fd == number || (dup2(fd, number) == number && close(fd) == 0))
+            }
+            func marked() -> Bool {
+                [Int32(500), 501, 900].allSatisfy { fcntl($0, F_GETFD) == FD_CLOEXEC } && (0...2).allSatisfy { fcntl(Int32($0), F_GETFD) == 0 }
+            }
+            func unmark() { for fd in [Int32(500), 501, 900] { _ = fcntl(fd, F_SETFD, 0) } }
+            guard open(at: 500), open(at: 501), open(at: 900), fcntl(0, F_SETFD, 0) == 0, fcntl(1, F_SETFD, 0) == 0, fcntl(2, F_SETFD, 0) == 0 else { exit(2) }
+            guard jb_mark_descriptors_slowly() == 0 else { exit(3) }
+            guard marked() else { exit(6) }
+            // Without /proc (a fresh mount namespace with a tmpfs over it): every number below the limit.
+            unmark()
+            guard jb_unshare(JB_CLONE_NEWNS) == 0, mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE), nil) == 0,
+                mount("none", "/proc", "tmpfs", 0, nil) == 0, access("/proc/self/fd", F_OK) != 0
+            else { exit(4) }
+            guard jb_mark_descriptors_slowly() == 0, marked() else { exit(5) }
+            exit(0)
         }
     }
 

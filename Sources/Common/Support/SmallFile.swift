@@ -69,28 +69,6 @@ public enum SmallFile {
             throw Errno.ioError
         }
     }
-
-    /// Creates or replaces `path` atomically: writes a temporary file beside it, then renames it over.
-    public static func replaceAtomically(_ path: String, with text: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead]) throws(Errno) {
-        let temporary = "\(path).tmp.\(ProcessID.current)"
-        do {
-            let fd = try FileDescriptor.open(temporary, .writeOnly, options: [.create, .truncate, .closeOnExec], permissions: permissions)
-            do {
-                try fd.closeAfter {
-                    var bytes = Array(text.utf8)
-                    _ = try bytes.withUnsafeMutableBytes { try fd.writeAll(UnsafeRawBufferPointer($0)) }
-                    bytes.removeAll()
-                }
-            }
-            if rename(temporary, path) != 0 { throw Errno.last }
-        } catch let error as Errno {
-            _ = unlink(temporary)
-            throw error
-        } catch {
-            _ = unlink(temporary)
-            throw Errno.ioError
-        }
-    }
 }
 
 /// The calling process's id.

@@ -138,6 +138,27 @@ struct GuardedPathHostileTests {
         #expect(try GuardedFile.readText(job.scratch + "/own", limit: 65536, for: "cannot read") == "mine\n")
     }
 
+    @Test("a job swapping .jobbox between a directory and a link to a root-only one, while root writes 2000 times, never wins the race")
+    func checkAndUseRace() throws {
+        let job = try HostileScratch()
+        defer { job.remove() }
+        try job.asUser("mkdir \(job.scratch)/real")
+        // The user's loop renames a link over .jobbox and the real directory back, as fast as it can.
+        let swapper = try BackgroundRun(job.user.command(["/bin/sh", "-c", """
+            cd \(job.scratch) && while [ ! -e stop ]; do mv -T real .jobbox; mv -T .jobbox real; ln -s \(job.canaryDirectory) .jobbox; rm -f .jobbox; done
+            """]))
+        defer {
+            FileManager.default.createFile(atPath: job.scratch + "/stop", contents: nil)
+            _ = swapper.wait()
+        }
+        var written = 0
+        for index in 0..<2000 {
+            if (try? GuardedFile.replace(job.scratch + "/.jobbox/shadow", with: "round \(index)\n", for: "cannot write")) != nil { written += 1 }
+            _ = try? GuardedFile.append("round \(index)\n", to: job.scratch + "/.jobbox/shadow", for: "cannot append")
+        }
+        #expect(job.canaryState() == HostileScratch.untouched, "\(written) writes went through")
+    }
+
     @Test("symlinks root made in root-only directories are followed, as the kernel would")
     func trustedSymlinks() throws {
         let base = "/run/" + TestSupport.uniqueName("jbguarded")

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 
 int jb_wifexited(int status) { return WIFEXITED(status); }
 int jb_wexitstatus(int status) { return WEXITSTATUS(status); }
@@ -175,3 +176,12 @@ pid_t jb_wait_pid(pid_t pid, int *status, int options) {
     do r = waitpid(pid, status, options); while (r < 0 && errno == EINTR);
     return r;
 }
+
+long jb_random_bytes(void *buffer, size_t count) {
+    /* The system call, not glibc's getrandom wrapper: it stays within EL9's glibc symbol versions. */
+    long result;
+    do { result = syscall(SYS_getrandom, buffer, count, 0); } while (result < 0 && errno == EINTR);
+    return result;
+}
+
+int jb_is_secure_exec(void) { return getauxval(AT_SECURE) != 0; }

@@ -83,4 +83,13 @@ int jb_forward_signals(pid_t pid);
 /* waitpid that retries on EINTR; returns the pid or -1. */
 pid_t jb_wait_pid(pid_t pid, int *status, int options);
 
+/* Fills BUFFER with COUNT bytes from the kernel's random pool (getrandom(2)); returns the count or -1. */
+long jb_random_bytes(void *buffer, size_t count);
+
+/*
+ * 1 when the kernel ran this program with privileges its caller lacks (setuid, setgid or file capabilities:
+ * the auxiliary vector's AT_SECURE), else 0.
+ */
+int jb_is_secure_exec(void);
+
 #endif

@@ -15,9 +15,7 @@ public enum NsExec {
     public static func run(
         _ request: NsExecRequest, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics
     ) throws(JobboxError) -> Int32 {
-        if Environment.isPrivilegedExecution {
-            throw JobboxError.invalid("refusing to run", nil, "ns-exec is not made to run setuid or setgid")
-        }
+        // Setuid, setgid and file capabilities are refused before this, for every tool (`PrivilegedExecution`).
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
         var created = CreatedDirectories()
         do throws(JobboxError) {
@@ -47,29 +45,33 @@ public enum NsExec {
 /// only created on failure (HTCondor takes its mere existence as the wrapper's failure).
 struct LaunchFailureReporter {
     private let tool: String
-    private let directory: Int32
+    private let parent: GuardedDirectory?
     private let name: String
+    private let path: String
 
     init(_ diagnostics: Diagnostics) {
         tool = diagnostics.tool
-        guard let path = diagnostics.wrapperErrorFile else {
-            directory = -1
+        path = diagnostics.wrapperErrorFile ?? ""
+        // The file lies in the job's scratch dir: its directory is reached by GuardedPath's rule.
+        if let file = diagnostics.wrapperErrorFile,
+            let (directory, name) = try? GuardedPath.openParent(of: file, for: "cannot append to the wrapper error file")
+        {
+            parent = directory
+            self.name = name
+        } else {
+            parent = nil
             name = ""
-            return
         }
-        let slash = path.lastIndex(of: "/")
-        let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-        name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        directory = open(parent, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
     }
 
     func report(_ error: JobboxError) {
         let line = "\(tool): \(error.description)\n"
         writeAll(.standardError, line)
-        guard directory >= 0, !name.isEmpty else { return }
-        let fd = openat(directory, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        writeAll(FileDescriptor(rawValue: fd), line)
-        close(fd)
+        guard let parent else { return }
+        do throws(JobboxError) {
+            try GuardedFile.append(line, in: parent, name: name, path: path, for: "cannot append to the wrapper error file")
+        } catch {
+            writeAll(.standardError, "\(tool): \(error.description)\n")
+        }
     }
 }

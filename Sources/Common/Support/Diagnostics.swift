@@ -28,10 +28,13 @@ public struct Diagnostics: Sendable {
         let line = "\(tool): \(JobboxError.oneLine(message))\n"
         writeAll(.standardError, line)
         guard let file = wrapperErrorFile else { return }
-        // The file is the batch system's: append, never truncate, so an earlier step's reason survives.
-        if let fd = try? FileDescriptor.open(file, .writeOnly, options: [.append, .create, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead]) {
-            writeAll(fd, line)
-            try? fd.close()
+        // The file is the batch system's: append, never truncate, so an earlier step's reason survives. It lies in
+        // the job's scratch dir, where the job can plant a symlink and provoke an error at will: GuardedPath's
+        // rule keeps root from appending anywhere else. A refusal is said on stderr only (no recursion).
+        do throws(JobboxError) {
+            try GuardedFile.append(line, to: file, for: "cannot append to the wrapper error file")
+        } catch {
+            writeAll(.standardError, "\(tool): \(error.description)\n")
         }
     }
 

@@ -201,11 +201,7 @@ public struct JobNetworkLeases: Sendable {
         } catch {
             throw JobboxError.invalid("cannot record lease of job", lease.job, error.description)
         }
-        do {
-            try SmallFile.replaceAtomically(path(of: lease.names), with: text)
-        } catch {
-            throw JobboxError.system("cannot record lease", path(of: lease.names), error)
-        }
+        try GuardedFile.replace(path(of: lease.names), with: text, for: "cannot record lease")
     }
 
     /// Removes `lease`'s file.

@@ -122,11 +122,8 @@ public struct NetacctRun {
                 throw JobboxError.invalid("cannot render the ad of", chain, error.description)
             }
             if let file = options.adFile {
-                do {
-                    try SmallFile.replaceAtomically(file, with: text)
-                } catch {
-                    throw JobboxError.system("cannot write ad file", file, error)
-                }
+                // The ad file usually lies in the job's scratch dir: written by GuardedPath's rule.
+                try GuardedFile.replace(file, with: text, for: "cannot write ad file")
             } else if final {
                 writeAll(.standardError, text)
             }

@@ -66,7 +66,7 @@ struct Netacct: JobboxTool {
         let diagnostics = Diagnostics(tool: "netacct")
         let config = try global.loadConfig(diagnostics)
         let environment = Environment.current
-        let leases = JobNetworkLeases(stateDirectory: config.stateDir, subnet: config.networkJobSubnet)
+        let leases = JobNetworkLeases(stateDirectory: config.stateDir, subnet: config.networkJobSubnet, diagnostics: diagnostics)
         if cleanup || stale {
             guard cleanup && stale, !show, job == nil, command.isEmpty else {
                 throw JobboxError.invalid("invalid options", nil, "use --cleanup --stale alone")

@@ -64,7 +64,7 @@ public struct NetacctRun {
         let backend = makeAccountingBackend(kind, environment: environment)
         let names = JobNetworkNames(job: options.job)
         let namespace = try NetworkNamespace.currentID()
-        let leases = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet)
+        let leases = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
         let lease = try leases.acquire(job: options.job, names: names, backend: kind, namespace: namespace, owner: .current) { stale in
             NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment).dismantle(stale)
         }
@@ -151,6 +151,6 @@ public struct NetacctRun {
             diagnostics.error(error.description)
             clean = false
         }
-        if clean { JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet).release(lease) }
+        if clean { JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics).release(lease) }
     }
 }

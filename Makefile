@@ -5,7 +5,7 @@ RELEASE_DIR = .build-release
 TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
 VENV        = .venv-htcondor
 
-.PHONY: all deps build check check-v2 demo release install man lint-man bench clean
+.PHONY: all deps build check check-v2 demo release install man lint-man bench fuzz fuzz-run clean
 
 all: build
 
@@ -19,6 +19,15 @@ build: deps
 check: build
 	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
 	@$(MAKE) --no-print-directory lint-man
+	@$(MAKE) --no-print-directory fuzz-run
+
+# libFuzzer targets for the parsers of untrusted text (fuzz/Package.swift); about 2 minutes to build.
+fuzz: deps
+	$(SWIFT) build --package-path fuzz --sanitize=fuzzer -c release
+
+# Each fuzz target for FUZZ_SECONDS (30) from its seed corpus: no crash, timeout or memory blow-up.
+fuzz-run: fuzz
+	bash scripts/fuzz-run.sh
 
 # cgroup v2 with real controllers in a throwaway VM (qemu, TCG; about 30 s after the release build):
 # every scripts/vm/checks/*.sh, see scripts/vm/run-v2-checks.sh.
@@ -51,4 +60,4 @@ bench: deps
 	@bash bench/run
 
 clean:
-	rm -rf .build $(RELEASE_DIR)
+	rm -rf .build $(RELEASE_DIR) fuzz/.build fuzz/artifacts

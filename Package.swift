@@ -6,7 +6,8 @@ let tools = ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"]
 
 let package = Package(
     name: "jobbox",
-    products: tools.map { .executable(name: $0, targets: [$0]) },
+    // The tools, and Common as a library for the libFuzzer targets under fuzz/ (a package of their own).
+    products: tools.map { .executable(name: $0, targets: [$0]) } + [.library(name: "JobboxCommon", targets: ["Common"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),

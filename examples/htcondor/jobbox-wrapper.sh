@@ -23,17 +23,46 @@
 # job has run, failing to gather figures or to clean up is reported on stderr only: requeueing a job that
 # already finished would run it twice.
 #
-# Settings (environment; as root they must come from the launcher, not from the job):
+# Settings. As the job's user, from the environment. As root, never from the environment: HTCondor fills it
+# from the job's own `environment =`, so a job could name its own tools, configuration or PATH. Root takes them
+# only from jobbox-wrapper.conf beside this script (NAME=value lines, owned by root and writable by root only;
+# whoever can write there could rewrite the wrapper itself), runs with a fixed PATH, and hands the job back its
+# own PATH.
 #   JOBBOX_BIN      directory holding the tools (default: $PATH, then ../../../../bin from this script)
 #   JOBBOX_CONFIG   jobbox.conf for the tools (they default to /etc/jobbox/jobbox.conf)
 #   JOBBOX_FIGURES  yes (default): gather the final figures; no: as the job's user with nothing to do after the
 #                   job, exec the chain instead of waiting for it
+#   JOBBOX_WRAPPER_RUNDIR  as root: where the private directory is made (default /run)
 set -u
 
 me=jobbox-wrapper
 mode=user
 [ "$(id -u)" = 0 ] && mode=root
 tool_failure=125
+job_path_set=${PATH+set}
+job_path=${PATH-}
+if [ "$mode" = root ]; then
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    export PATH
+    # The job's own settings for jobbox mean nothing here; the tools read JOBBOX_CONFIG too, so it goes as well.
+    unset JOBBOX_BIN JOBBOX_CONFIG JOBBOX_FIGURES JOBBOX_WRAPPER_RUNDIR
+    settings=$(cd "$(dirname "$0")" 2>/dev/null && pwd)/jobbox-wrapper.conf
+    if [ -e "$settings" ]; then
+        # Before fail() exists: one line and 125 by hand, the error file is appended below once reasons can be.
+        settings_owner=$(stat -c '%u %a' "$settings" 2>/dev/null) || settings_owner=
+        case $settings_owner in
+            "0 "[0-7][0145][0145] | "0 "[0-7][0145]) ;;
+            *) printf '%s\n' "$me: refusing $settings: it must be a file owned by root that only root can write" >&2; exit "$tool_failure" ;;
+        esac
+        while IFS= read -r line || [ -n "$line" ]; do
+            case $line in
+                JOBBOX_BIN=* | JOBBOX_CONFIG=* | JOBBOX_FIGURES=* | JOBBOX_WRAPPER_RUNDIR=*) export "${line?}" ;;
+                '' | '#'*) ;;
+                *) printf '%s\n' "$me: $settings: unknown setting ignored" >&2 ;;
+            esac
+        done < "$settings"
+    fi
+fi
 
 # --- reporting -------------------------------------------------------------------------------------------
 
@@ -320,8 +349,10 @@ error_file=${_CONDOR_WRAPPER_ERROR_FILE-}
 # The tools append their error lines to a private file; it is appended to the real one afterwards.
 : > "$private/wrapper-error"
 export _CONDOR_WRAPPER_ERROR_FILE="$private/wrapper-error"
+# The chain runs with the job's own PATH (the tools exec by absolute path; the job may rely on its PATH).
+if [ -n "$job_path_set" ]; then job_env=(env "PATH=$job_path"); else job_env=(env -u PATH); fi
 # shellcheck disable=SC2086 # $chirp is an option word
-run_forwarding_signals \
+run_forwarding_signals "${job_env[@]}" \
     "$cg_exec" --job "$job" ${memory:+--memory "${memory}M"} ${cpus:+--cpus "$cpus"} -- \
     "$netacct" --job "$job" --ad-file "$private/network.ad" $chirp -- \
     "$ns_exec" --pid --mount --scratch "$scratch" ${chroot_name:+--chroot "$chroot_name"} --user "$owner" -- \

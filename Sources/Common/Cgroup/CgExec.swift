@@ -30,13 +30,10 @@ public enum CgExec {
             guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else {
                 throw JobboxError.invalid("cannot use --from-job-ad", nil, "$_CONDOR_JOB_AD is not set (run under HTCondor, or pass --memory and --cpus)")
             }
-            let text: String
-            do {
-                text = try SmallFile.read(path)
-            } catch {
-                throw JobboxError.system("cannot read job ad", path, error)
-            }
-            try limits.fill(fromJobAd: ClassAdReader.parse(text), path: path)
+            // The job's own request, read before the job runs: bounded, and as root only from where root alone
+            // writes (the HTCondor wrapper passes --memory and --cpus instead).
+            let ad = try JobAdFile.read(path, for: "cannot read job ad", trust: .rootOnlyWhenPrivileged(remedy: "pass --memory and --cpus"))
+            try limits.fill(fromJobAd: ad, path: path)
         }
         return limits
     }

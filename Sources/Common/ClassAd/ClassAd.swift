@@ -13,18 +13,25 @@ public enum ClassAdValue: Sendable, Equatable {
 }
 
 /// An ordered list of `Name = value` attributes: one ClassAd in HTCondor's long form.
+///
+/// Setting and looking up an attribute is O(1) amortized (an index by lower-cased name beside the ordered list),
+/// so reading an ad of N lines is O(N): a job ad is the job's to write.
 public struct ClassAd: Sendable, Equatable {
     /// The attributes in insertion order. Names are unique ignoring case.
     public private(set) var attributes: [(name: String, value: ClassAdValue)] = []
+    /// Each attribute's position in `attributes`, by lower-cased name.
+    private var positions: [String: Int] = [:]
 
     /// An empty ad.
     public init() {}
 
     /// Sets `name` to `value`, replacing an attribute of the same name (ignoring case) in place.
     public mutating func set(_ name: String, _ value: ClassAdValue) {
-        if let index = attributes.firstIndex(where: { $0.name.lowercased() == name.lowercased() }) {
+        let key = name.lowercased()
+        if let index = positions[key] {
             attributes[index] = (name, value)
         } else {
+            positions[key] = attributes.count
             attributes.append((name, value))
         }
     }
@@ -40,8 +47,7 @@ public struct ClassAd: Sendable, Equatable {
 
     /// The value of `name` (case-insensitive), or nil.
     public subscript(name: String) -> ClassAdValue? {
-        let lower = name.lowercased()
-        return attributes.first { $0.name.lowercased() == lower }?.value
+        positions[name.lowercased()].map { attributes[$0].value }
     }
 
     /// The value of `name` as an integer (a real is truncated, as HTCondor's `LookupInteger` does).

@@ -2,12 +2,19 @@
 ///
 /// As HTCondor's own reader does: blank lines and `#` lines are skipped, each line splits at its first `=`, spaces
 /// around the name are trimmed, strings use the old syntax (a backslash is literal unless it precedes a quote).
-/// Values other than integers, reals, strings and booleans are kept as `.expression` text.
+/// Values other than integers, reals, strings and booleans are kept as `.expression` text. Lines end in LF or
+/// CRLF. Parsing is O(n) in the text; bounding the text is the caller's part (`JobAdFile` for job ads).
 public enum ClassAdReader {
+    /// Whether `character` ends a line: LF, or CRLF (one Character in Swift, so splitting on "\n" alone would
+    /// leave a CRLF ad one long line).
+    static func isLineEnd(_ character: Character) -> Bool {
+        character == "\n" || character == "\r\n"
+    }
+
     /// Parses one ad; lines without `=` are ignored.
     public static func parse(_ text: String) -> ClassAd {
         var ad = ClassAd()
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: isLineEnd) {
             if let (name, value) = parseLine(line) { ad.set(name, value) }
         }
         return ad
@@ -17,7 +24,7 @@ public enum ClassAdReader {
     public static func parseAll(_ text: String) -> [ClassAd] {
         var ads: [ClassAd] = []
         var current = ClassAd()
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: isLineEnd) {
             if line.trimmingASCIISpaces().isEmpty {
                 if !current.attributes.isEmpty { ads.append(current) }
                 current = ClassAd()
@@ -63,22 +70,25 @@ public enum ClassAdReader {
     }
 
     /// An old-syntax string literal: `"..."` where only `\"` is an escape. Nil when `text` is not exactly one.
+    /// Read scalar by scalar: a string may begin with a combining mark, which would fuse with the opening quote
+    /// into one Character.
     private static func parseOldString(_ text: String) -> String? {
-        guard text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") else { return nil }
-        let body = Array(text.dropFirst().dropLast())
-        var result = ""
-        var index = 0
-        while index < body.count {
-            let character = body[index]
-            if character == "\\" && index + 1 < body.count && body[index + 1] == "\"" {
+        let scalars = Array(text.unicodeScalars)
+        guard scalars.count >= 2, scalars.first == "\"", scalars.last == "\"" else { return nil }
+        var result = String.UnicodeScalarView()
+        var index = 1
+        let end = scalars.count - 1
+        while index < end {
+            let scalar = scalars[index]
+            if scalar == "\\" && index + 1 < end && scalars[index + 1] == "\"" {
                 result.append("\"")
                 index += 2
                 continue
             }
-            if character == "\"" { return nil }
-            result.append(character)
+            if scalar == "\"" { return nil }
+            result.append(scalar)
             index += 1
         }
-        return result
+        return String(result)
     }
 }

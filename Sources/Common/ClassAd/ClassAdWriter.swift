@@ -66,7 +66,8 @@ public enum ClassAdWriter {
             if text.contains(where: { $0 == "\n" || $0 == "\r" }) {
                 throw Refusal(attribute: name, reason: "a string with a newline does not survive HTCondor's parser")
             }
-            if text.hasSuffix("\\") {
+            // Scalars, not Characters: a combining mark fuses with the backslash or a quote into one Character.
+            if text.unicodeScalars.last == "\\" {
                 throw Refusal(attribute: name, reason: "a string ending in a backslash does not survive HTCondor's parser")
             }
             if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
@@ -94,11 +95,14 @@ public enum ClassAdWriter {
 }
 
 extension String {
+    /// Every `"` escaped, scalar by scalar: a quote followed by a combining mark is one Character, and missing it
+    /// would end the string early for HTCondor's reader (found by fuzz/classad-roundtrip).
     fileprivate func replacingQuotes() -> String {
-        var result = ""
-        for character in self {
-            if character == "\"" { result += "\\\"" } else { result.append(character) }
+        var result = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if scalar == "\"" { result.append("\\") }
+            result.append(scalar)
         }
-        return result
+        return String(result)
     }
 }

@@ -15,9 +15,7 @@ public enum NsExec {
     public static func run(
         _ request: NsExecRequest, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics
     ) throws(JobboxError) -> Int32 {
-        if Environment.isPrivilegedExecution {
-            throw JobboxError.invalid("refusing to run", nil, "ns-exec is not made to run setuid or setgid")
-        }
+        // Setuid, setgid and file capabilities are refused before this, for every tool (`PrivilegedExecution`).
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
         var created = CreatedDirectories()
         do throws(JobboxError) {

@@ -1,4 +1,5 @@
-/// A job's identity: 1 to 64 characters of `[A-Za-z0-9_.@-]`, not starting with `.`.
+/// A job's identity: 1 to 64 characters of `[A-Za-z0-9_.@-]`, not starting with `.` or `-` (it would read as an
+/// option to the tools a wrapper passes it to).
 ///
 /// Validated before any side effect, so it can name cgroups, state files and chains without path traversal.
 public struct JobID: Sendable, Hashable, CustomStringConvertible {
@@ -17,7 +18,7 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible {
         rule.problem(with: text)
     }
 
-    private static let rule = NameRule(punctuation: ["_", ".", "@", "-"], forbiddenFirst: ["."])
+    private static let rule = NameRule(punctuation: ["_", ".", "@", "-"], forbiddenFirst: [".", "-"])
 
     /// The job's cgroup directory name: `job_<id with . replaced by _>`, as in `job_1234_5`.
     public var cgroupName: String {
@@ -48,18 +49,18 @@ public struct JobID: Sendable, Hashable, CustomStringConvertible {
 
     /// The job's id from `--job`, else `$_CONDOR_JOB_AD` (`ClusterId.ProcId`), else `$SLURM_JOB_ID` (with
     /// `.$SLURM_STEP_ID` when set); an error when none gives one.
+    ///
+    /// Trusted inputs: `--job` and, from the batch system, `$SLURM_JOB_ID`. The job ad lies in the job's scratch
+    /// directory, which the job can write (it can rewrite `ClusterId` to name another job): as root it is
+    /// believed only where only root can write, else the caller must pass `--job` (the HTCondor wrapper
+    /// derives the id once, before the job runs, and passes `--job` to every step).
     public static func resolve(option: String?, environment: Environment) throws(JobboxError) -> JobID {
         if let option { return try JobID(option) }
         if let adPath = environment["_CONDOR_JOB_AD"], !adPath.isEmpty {
-            let text: String
-            do {
-                text = try SmallFile.read(adPath)
-            } catch {
-                throw JobboxError.system("cannot read job ad", adPath, error)
-            }
-            let ad = ClassAdReader.parse(text)
+            let operation = "cannot derive job id from"
+            let ad = try JobAdFile.read(adPath, for: operation, trust: .rootOnlyWhenPrivileged(remedy: "pass --job ID"))
             guard let cluster = ad.integer("ClusterId"), let proc = ad.integer("ProcId") else {
-                throw JobboxError.invalid("cannot derive job id from", adPath, "it has no integer ClusterId and ProcId")
+                throw JobboxError.invalid(operation, adPath, "it has no integer ClusterId and ProcId")
             }
             return try JobID("\(cluster).\(proc)")
         }

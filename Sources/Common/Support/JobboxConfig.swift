@@ -106,20 +106,30 @@ public struct JobboxConfig: Sendable {
 
     /// Reads the configuration: `explicitPath` (`--config`), else `$JOBBOX_CONFIG`, else the default path, where a
     /// missing default file means built-in defaults. When the process runs with more privilege than its caller,
-    /// the environment is ignored and only a root-owned file that only root can write is accepted.
+    /// the environment is ignored and only a root-owned file that only root can write is accepted (the tools
+    /// refuse to run so in `JobboxTool.runMain`; this stays as a second line).
+    ///
+    /// Trusted input: the file's text is the administrator's (or, run unprivileged, the user's own), but it is read
+    /// through `GuardedFile` as bounded input all the same: a regular file of at most `ConfigFile.maxFileBytes`
+    /// (`--config /dev/zero` is an error, not a read until memory runs out), no symlink a job could have made.
     public static func load(explicitPath: String?, environment: Environment, privileged: Bool = Environment.isPrivilegedExecution) throws(JobboxError) -> JobboxConfig {
         let fromEnvironment = privileged ? nil : environment["JOBBOX_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         let path = explicitPath ?? fromEnvironment ?? defaultPath
-        let text: String
-        do {
-            if privileged { try requireRootOwned(path) }
-            text = try SmallFile.read(path)
-        } catch .noSuchFileOrDirectory where explicitPath == nil && fromEnvironment == nil {
+        let operation = "cannot read configuration"
+        let bytes: [UInt8]
+        do throws(JobboxError) {
+            if privileged {
+                do throws(Errno) {
+                    try requireRootOwned(path)
+                } catch {
+                    throw JobboxError.system(operation, path, error)
+                }
+            }
+            bytes = try GuardedFile.read(path, limit: ConfigFile.maxFileBytes, for: operation)
+        } catch where error.errno == .noSuchFileOrDirectory && explicitPath == nil && fromEnvironment == nil {
             return JobboxConfig()
-        } catch {
-            throw JobboxError.system("cannot read configuration", path, error)
         }
-        return try parse(text, path: path)
+        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
 
     private static func requireRootOwned(_ path: String) throws(Errno) {
@@ -128,7 +138,9 @@ public struct JobboxConfig: Sendable {
         if info.st_uid != 0 || info.st_mode & (S_IWGRP | S_IWOTH) != 0 { throw Errno.permissionDenied }
     }
 
-    /// Parses configuration text; `path` names the file in errors and warnings.
+    /// Parses configuration text; `path` names the file in errors and warnings. Errors name the line and knob, never
+    /// the value: the text may come from a file the user running the tool cannot read. Warnings name an unknown
+    /// knob, which is never printed where the caller could not read the file: every tool refuses to run setuid.
     public static func parse(_ text: String, path: String) throws(JobboxError) -> JobboxConfig {
         var config = JobboxConfig()
         config.source = path
@@ -146,6 +158,7 @@ public struct JobboxConfig: Sendable {
         return config
     }
 
+    /// Why a value was refused; says what was expected, never quoting the value.
     private struct KnobError: Error {
         let reason: String
         init(_ reason: String) { self.reason = reason }
@@ -156,33 +169,33 @@ public struct JobboxConfig: Sendable {
         switch entry.name {
         case "BASE_CGROUP":
             let trimmed = value.trimmingTrailingSlashes()
-            guard CgroupParent.isSafeRelative(trimmed) else { throw KnobError("'\(value)' is not a relative cgroup path without '..'") }
+            guard CgroupParent.isSafeRelative(trimmed) else { throw KnobError("not a relative cgroup path without '..'") }
             baseCgroup = trimmed
         case "CGROUP_PARENT":
-            guard let parent = CgroupParent(parsing: value) else { throw KnobError("'\(value)' is not /, self, or an absolute cgroup path without '..'") }
+            guard let parent = CgroupParent(parsing: value) else { throw KnobError("not /, self, or an absolute cgroup path without '..'") }
             cgroupParent = parent
         case "MOUNT_UNDER_SCRATCH":
             let list = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-            guard list.allSatisfy(Self.isCleanAbsolutePath) else { throw KnobError("'\(value)' is not a comma-separated list of absolute paths") }
+            guard list.allSatisfy(Self.isCleanAbsolutePath) else { throw KnobError("not a comma-separated list of absolute paths") }
             mountUnderScratch = list
         case "MOUNT_PRIVATE_DEV_SHM":
-            guard let flag = Self.parseBool(value) else { throw KnobError("'\(value)' is not true or false") }
+            guard let flag = Self.parseBool(value) else { throw KnobError("not true or false") }
             mountPrivateDevShm = flag
         case "NAMED_CHROOT":
             namedChroots = try Self.parseNamedChroots(value)
         case "CHROOT_DIR", "STATE_DIR":
-            guard Self.isCleanAbsolutePath(value) else { throw KnobError("'\(value)' is not an absolute path without '..'") }
+            guard Self.isCleanAbsolutePath(value) else { throw KnobError("not an absolute path without '..'") }
             if entry.name == "CHROOT_DIR" { chrootDir = value.trimmingTrailingSlashes() } else { stateDir = value.trimmingTrailingSlashes() }
         case "NETWORK_INTERNAL":
-            guard let list = IPv4Network.parseList(value) else { throw KnobError("'\(value)' is not a list of IPv4 networks such as 10.0.0.0/8,192.168.0.0/16") }
+            guard let list = IPv4Network.parseList(value) else { throw KnobError("not a list of IPv4 networks such as 10.0.0.0/8,192.168.0.0/16") }
             networkInternal = list
         case "NETWORK_JOB_SUBNET":
             guard let network = IPv4Network(parsing: value), network.prefixLength <= 30 else {
-                throw KnobError("'\(value)' is not an IPv4 network of at least 4 addresses such as 10.213.0.0/16")
+                throw KnobError("not an IPv4 network of at least 4 addresses such as 10.213.0.0/16")
             }
             networkJobSubnet = network
         case "NETWORK_BACKEND":
-            guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("'\(value)' is not auto, iptables or nftables") }
+            guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("not auto, iptables or nftables") }
             networkBackend = choice
         default:
             break
@@ -203,12 +216,12 @@ public struct JobboxConfig: Sendable {
 
     private static func parseNamedChroots(_ text: String) throws(KnobError) -> [NamedChroot] {
         var result: [NamedChroot] = []
-        for item in text.split(separator: ",") {
+        for (index, item) in text.split(separator: ",").enumerated() {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingASCIISpaces() }
             guard parts.count == 2, !parts[0].isEmpty,
                 parts[0].unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }),
                 isCleanAbsolutePath(parts[1])
-            else { throw KnobError("'\(item.trimmingASCIISpaces())' is not NAME=/absolute/path") }
+            else { throw KnobError("item \(index + 1) is not NAME=/absolute/path") }
             result.append(NamedChroot(name: parts[0], path: parts[1]))
         }
         return result

@@ -33,7 +33,12 @@ public enum SmallFile {
         return try readAll(fd)
     }
 
-    /// Reads `fd` to EOF.
+    /// The most `readAll` reads: procfs, sysfs and cgroupfs files are far smaller. A longer file (`/dev/zero`,
+    /// a FIFO someone keeps writing) is an error (`EFBIG`), not a read until memory runs out. Files a job can
+    /// write go through `GuardedFile.read` with a limit of their own.
+    public static let maxBytes = 16 * 1024 * 1024
+
+    /// Reads `fd` to EOF, at most `maxBytes`.
     public static func readAll(_ fd: FileDescriptor) throws(Errno) -> [UInt8] {
         var result: [UInt8] = []
         let chunk = 4096
@@ -51,6 +56,7 @@ public enum SmallFile {
                 throw Errno.ioError
             }
             if count == 0 { return result }
+            if result.count > maxBytes { throw Errno.fileTooLarge }
         }
     }
 

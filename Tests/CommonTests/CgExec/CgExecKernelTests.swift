@@ -262,9 +262,11 @@ struct CgExecKernelTests {
     func fromJobAd() throws {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
-        try sandbox.directory.write(".job.ad", "ClusterId = 4711\nProcId = 2\nRequestMemory = 128\nRequestCpus = 3\n")
+        // As root the ad is believed only where only root can write (Hostile: the job ad as root).
+        let adDirectory = try Hostile.RootOnlyDirectory()
+        defer { adDirectory.remove() }
         var environment = ProcessInfo.processInfo.environment
-        environment["_CONDOR_JOB_AD"] = sandbox.directory.path + "/.job.ad"
+        environment["_CONDOR_JOB_AD"] = try adDirectory.write(".job.ad", "ClusterId = 4711\nProcId = 2\nRequestMemory = 128\nRequestCpus = 3\n")
         #expect(try sandbox.run(["--from-job-ad", "--", "true"], environment: environment).status == 0)
         #expect(try sandbox.file("memory", "4711.2", "memory.limit_in_bytes") == "134217728")
         #expect(try sandbox.file("cpu", "4711.2", "cpu.shares") == "3072")

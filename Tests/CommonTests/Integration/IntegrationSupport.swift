@@ -215,8 +215,23 @@ struct ContractRun: CustomStringConvertible {
     }
 
     /// Runs the harness with the wrapper of `jobbox` (the one the job's user can reach).
+    ///
+    /// As root the wrapper takes no setting from the job's environment, only from `jobbox-wrapper.conf` beside
+    /// it: the `--env JOBBOX_*` settings then go into such a file beside a copy of the wrapper made for this run
+    /// (and stay in the job's environment too, where the wrapper must ignore them).
     static func run(_ options: [String], job: [String], jobbox: ReachableJobbox) throws -> ContractRun {
-        try run(["--wrapper", jobbox.htcondorWrapper] + options, job: job)
+        guard options.contains("--wrapper-as-root") else { return try run(["--wrapper", jobbox.htcondorWrapper] + options, job: job) }
+        var settings: [String] = []
+        for (index, option) in options.enumerated() where option == "--env" && index + 1 < options.count {
+            let assignment = options[index + 1]
+            if ["JOBBOX_BIN=", "JOBBOX_CONFIG=", "JOBBOX_FIGURES=", "JOBBOX_WRAPPER_RUNDIR="].contains(where: assignment.hasPrefix) { settings.append(assignment) }
+        }
+        let directory = "/run/" + TestSupport.uniqueName("jbwrapper")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.copyItem(atPath: jobbox.htcondorWrapper, toPath: directory + "/jobbox-wrapper.sh")
+        try (settings.map { $0 + "\n" }.joined()).write(toFile: directory + "/jobbox-wrapper.conf", atomically: false, encoding: .utf8)
+        return try run(["--wrapper", directory + "/jobbox-wrapper.sh"] + options, job: job)
     }
 
     private static func parse(_ result: TestSupport.Result) throws -> ContractRun {

@@ -76,9 +76,9 @@ struct ConfigTests {
         }
     }
 
-    @Test("a line that is not NAME = value is an error with its line")
+    @Test("a line that is not NAME = value is an error with its line, not its text")
     func notAssignment() {
-        #expect(throws: JobboxError.invalid("bad configuration", "/x.conf:2", "expected NAME = value, got 'this is not a knob'")) {
+        #expect(throws: JobboxError.invalid("bad configuration", "/x.conf:2", "expected NAME = value")) {
             try JobboxConfig.parse("A = 1\nthis is not a knob\n", path: "/x.conf")
         }
     }
@@ -91,7 +91,7 @@ struct ConfigTests {
         let arguments = tool == "chroot-tool" ? [tool, "--config", dir.path + "/jobbox.conf", "list"] : [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0", "--", "/bin/true"]
         let result = try TestSupport.run(tool == "jobstat" ? [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0"] : arguments)
         #expect(result.status == 125)
-        #expect(result.stderr == "\(tool): bad configuration \(dir.path)/jobbox.conf:3: NETWORK_BACKEND: 'carrier-pigeon' is not auto, iptables or nftables\n")
+        #expect(result.stderr == "\(tool): bad configuration \(dir.path)/jobbox.conf:3: NETWORK_BACKEND: not auto, iptables or nftables\n")
         #expect(result.stdout.isEmpty)
     }
 }
@@ -112,7 +112,8 @@ struct JobIDTests {
 
     @Test("derived from the job ad, then Slurm, in that order")
     func resolve() throws {
-        let dir = try TestSupport.TemporaryDirectory()
+        // As root the ad must lie where only root can write (see the Hostile suites); unprivileged, anywhere.
+        let dir = try Hostile.RootOnlyDirectory()
         defer { dir.remove() }
         try dir.write(".job.ad", "ClusterId = 77\nProcId = 3\nOwner = \"bob\"\n")
         let condor = Environment(["_CONDOR_JOB_AD": dir.path + "/.job.ad", "SLURM_JOB_ID": "9"])

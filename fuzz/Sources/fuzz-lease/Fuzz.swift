@@ -1,0 +1,13 @@
+import Common
+
+/// The fuzz input as text (invalid UTF-8 repaired, as the tools read files).
+func text(_ data: UnsafePointer<UInt8>, _ size: Int) -> String {
+    String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+}
+
+/// netacct's lease files (ClassAds in the state directory).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    _ = JobNetworkLease(classAd: ClassAdReader.parse(text(data, size)))
+    return 0
+}

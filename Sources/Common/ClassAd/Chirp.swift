@@ -74,11 +74,23 @@ public struct ChirpClient {
     /// never answers costs the tool this much, not its run.
     public static let timeout = 10
 
+    /// Which of the proxy's addresses may be connected to.
+    public enum Reach: Sendable {
+        /// Any.
+        case any
+        /// Loopback addresses only (127.0.0.0/8, ::1): nothing leaves the host. `publish` throws
+        /// `notLoopback` when the proxy has no such address.
+        case loopbackOnly
+    }
+
+    /// The reason `publish` gives, with `.loopbackOnly`, for a proxy that is not on loopback.
+    public static let notLoopback = "the proxy is not on a loopback address"
+
     /// Publishes every attribute of `ad` over one connection: connect, authenticate, one request per attribute,
     /// all within `timeout` seconds.
-    public static func publish(_ ad: ClassAd, update: ChirpUpdate, config: ChirpConfig) throws(JobboxError) {
+    public static func publish(_ ad: ClassAd, update: ChirpUpdate, config: ChirpConfig, reach: Reach = .any) throws(JobboxError) {
         let deadline = monotonicMilliseconds() + Int64(timeout) * 1000
-        var client = ChirpClient(socket: try connect(host: config.host, port: config.port, deadline: deadline), deadline: deadline)
+        var client = ChirpClient(socket: try connect(host: config.host, port: config.port, reach: reach, deadline: deadline), deadline: deadline)
         defer { try? client.socket.close() }
         try client.request("cookie \(config.cookie)\n", what: "authenticate")
         for (name, value) in ad.attributes {
@@ -197,7 +209,25 @@ public struct ChirpClient {
         }
     }
 
-    private static func connect(host: String, port: UInt16, deadline: Int64) throws(JobboxError) -> FileDescriptor {
+    /// Whether `address` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104).
+    static func isLoopback(_ address: UnsafePointer<sockaddr>) -> Bool {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127 }
+        case AF_INET6:
+            return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                withUnsafeBytes(of: pointer.pointee.sin6_addr) { bytes in
+                    let loopback = bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1
+                    let mapped = bytes.prefix(10).allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+                    return loopback || mapped
+                }
+            }
+        default:
+            return false
+        }
+    }
+
+    private static func connect(host: String, port: UInt16, reach: Reach, deadline: Int64) throws(JobboxError) -> FileDescriptor {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
@@ -208,7 +238,13 @@ public struct ChirpClient {
         defer { freeaddrinfo(result) }
         var lastError = Errno.noRouteToHost
         var entry: UnsafeMutablePointer<addrinfo>? = first
+        var tried = 0
         while let info = entry {
+            if reach == .loopbackOnly, info.pointee.ai_addr == nil || !isLoopback(info.pointee.ai_addr) {
+                entry = info.pointee.ai_next
+                continue
+            }
+            tried += 1
             // Non-blocking, so a connect that is never answered (a firewall that drops) ends at the deadline.
             let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), info.pointee.ai_protocol)
             if fd >= 0 {
@@ -227,6 +263,7 @@ public struct ChirpClient {
             }
             entry = info.pointee.ai_next
         }
+        if tried == 0 && reach == .loopbackOnly { throw JobboxError.invalid("cannot connect to chirp proxy", "\(host):\(port)", notLoopback) }
         throw JobboxError.system("cannot connect to chirp proxy", "\(host):\(port)", lastError)
     }
 }

@@ -138,18 +138,26 @@ struct ChirpHostileTests {
             + NetacctKernelTests.options(job, "nftables") + ["--chirp"] + extra + ["--"] + NetacctTopology.client(actions)
     }
 
-    @Test("netacct: the chirp leaves from the job's namespace: a proxy on the node's loopback is out of the job's reach")
-    func notFromHostNamespace() throws {
+    @Test("netacct: a proxy on the node's loopback (where HTCondor's starter binds it) is reached as the job's user, and nothing else from the node's namespace")
+    func loopbackFromNodeNamespace() throws {
         let net = try NetacctTopology()
         defer { net.remove() }
         let scratch = try Scratch()
         defer { scratch.remove() }
         let before = try net.nodeState()
         let (config, received) = try scratch.listen(prefix: ["ip", "netns", "exec", net.node])
-        let result = try TestSupport.run(Self.netacct(net, config: config, job: "loop"))
-        #expect(result.status == 0, "the job's status: \(result)")
-        #expect(result.stderr.hasSuffix("netacct: cannot connect to chirp proxy \(try String(contentsOfFile: config, encoding: .utf8).split(separator: " ").prefix(2).joined(separator: ":")): Connection refused\n"), "\(result)")
+        // Readable by root only: the chirp, as the job's user, cannot read it; with the job's user's it can.
+        chmod(config, 0o600)
+        let denied = try TestSupport.run(Self.netacct(net, config: config, job: "loop0", extra: ["--ad-file", net.directory.path + "/job.ad"]))
+        #expect(denied.status == 0, "the job's status: \(denied)")
+        #expect(denied.stderr == "netacct: cannot read chirp configuration \(config): Permission denied\n")
         #expect(!FileManager.default.fileExists(atPath: received))
+        chown(config, scratch.user.uid, scratch.user.gid)
+        let result = try TestSupport.run(Self.netacct(net, config: config, job: "loop", extra: ["--ad-file", net.directory.path + "/job.ad"]))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.isEmpty, "\(result)")
+        try waitForFile(received)
+        #expect(try String(contentsOfFile: received, encoding: .utf8).hasPrefix("cookie jobbox-test-cookie\nset_job_attr Network"))
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
     }

@@ -66,7 +66,8 @@ public struct NetacctRun {
     /// it and every directory above it are root's alone (leases are still validated before anything named in
     /// one is deleted: `JobNetworkLeases`). Not trusted, because the job can write them: `--ad-file` (written by
     /// `GuardedFile`'s rule) and `$_CONDOR_CHIRP_CONFIG` (never read by root: the chirp is done by a copy of
-    /// netacct as the job's user, inside the job's network namespace, with a timeout: `ChirpAsJob`).
+    /// netacct as the job's user, to loopback from here or to anything else from inside the job's network
+    /// namespace, with a timeout: `ChirpAsJob`).
     public func run() throws(JobboxError) -> Int32 {
         // A signal during set-up waits (blocked) and is forwarded to the job once it runs, so netacct is never
         // killed half-way with its objects left behind.
@@ -124,8 +125,9 @@ public struct NetacctRun {
         }
 
         // Without chirp the veth goes first, so nothing more is counted between the final read and the removal.
-        // With chirp it stays until the chirp is done: the chirp leaves from the job's namespace, through the
-        // veth and the job's rules (--deny-external), after the final read, so it is not in the figures it sends;
+        // With chirp it stays until the chirp is done: a chirp to anything but loopback leaves from the job's
+        // namespace, through the veth and the job's rules (--deny-external), after the final read, so it is not
+        // in the figures it sends;
         // a process the job left behind could use the veth for that long (at most ChirpClient.timeout plus a
         // grace) uncounted, the price of not chirping from the host's namespace.
         if options.chirp == nil {

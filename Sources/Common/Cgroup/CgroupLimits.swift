@@ -199,7 +199,8 @@ public struct CgroupLimits: Sendable, Equatable {
             memory = .bytes(UInt64(mebibytes) << 20)
         }
         if cpuWeight == nil, let value = ad["RequestCpus"] {
-            guard let cpus = Self.wholeNumber(value), cpus > 0, UInt64(cpus) * 1000 <= CPUAmount.maximumMilli else {
+            // Divided, not multiplied: the ad is the job's, and a huge count must be refused, not overflow.
+            guard let cpus = Self.wholeNumber(value), cpus > 0, UInt64(cpus) <= CPUAmount.maximumMilli / 1000 else {
                 throw JobboxError.invalid("cannot use RequestCpus from", path, "it is not a positive number of CPUs (pass --cpus instead)")
             }
             cpuWeight = .cpus(CPUAmount(milli: UInt64(cpus) * 1000))

@@ -175,6 +175,11 @@ struct CgroupLimitsTests {
         #expect(throws: JobboxError.self) {
             try expression.fill(fromJobAd: ClassAdReader.parse("RequestMemory = ifThenElse(MemoryUsage =!= undefined, MemoryUsage, 128)\n"), path: "job.ad")
         }
+        // Found by the job-ad fuzzer: a count whose thousandfold overflows 64 bits trapped instead of being refused.
+        var huge = CgroupLimits()
+        #expect(throws: JobboxError.self) {
+            try huge.fill(fromJobAd: ClassAdReader.parse("RequestCpus = 8835354676818546225\n"), path: "job.ad")
+        }
     }
 
     @Test("--controllers takes known names, blkio as io, and refuses others")

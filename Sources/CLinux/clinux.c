@@ -13,6 +13,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <grp.h>
+#include <poll.h>
+#include <time.h>
+#include <sys/signalfd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 int jb_wifexited(int status) { return WIFEXITED(status); }
 int jb_wexitstatus(int status) { return WEXITSTATUS(status); }
@@ -101,6 +109,7 @@ pid_t jb_spawn(const char *file, char *const argv[], char *const envp[], const s
     sigfillset(&all);
     /* Block every signal across fork so no handler of the parent runs in the child before it resets them. */
     sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(err_pipe[0]);
@@ -114,6 +123,29 @@ pid_t jb_spawn(const char *file, char *const argv[], char *const envp[], const s
             if (opts->death_signal > 0 && prctl(PR_SET_PDEATHSIG, opts->death_signal, 0, 0, 0) != 0)
                 child_fail(err_pipe[1], errno);
             if (opts->unshare_flags && unshare(opts->unshare_flags) != 0) child_fail(err_pipe[1], errno);
+            if ((opts->flags & JB_SPAWN_SETNS) && setns(opts->netns_fd, CLONE_NEWNET) != 0) child_fail(err_pipe[1], errno);
+            if (opts->flags & (JB_SPAWN_STDIN | JB_SPAWN_STDOUT)) {
+                /* Copied above 2 first, so neither can be overwritten by the other's dup2. */
+                int in = (opts->flags & JB_SPAWN_STDIN) ? fcntl(opts->stdin_fd, F_DUPFD_CLOEXEC, 3) : -2;
+                int out = (opts->flags & JB_SPAWN_STDOUT) ? fcntl(opts->stdout_fd, F_DUPFD_CLOEXEC, 3) : -2;
+                if (in == -1 || out == -1) child_fail(err_pipe[1], errno);
+                if (in >= 0 && dup2(in, 0) != 0) child_fail(err_pipe[1], errno);
+                if (out >= 0 && dup2(out, 1) != 1) child_fail(err_pipe[1], errno);
+            }
+            if (opts->flags & JB_SPAWN_SETIDS) {
+                /* Never root: the point is to act with the job's rights only. Groups first, while still root. */
+                if (opts->uid == 0 || opts->gid == 0) child_fail(err_pipe[1], EPERM);
+                if (setgroups(0, NULL) != 0 || setresgid(opts->gid, opts->gid, opts->gid) != 0 ||
+                    setresuid(opts->uid, opts->uid, opts->uid) != 0)
+                    child_fail(err_pipe[1], errno);
+                if (setuid(0) == 0) child_fail(err_pipe[1], EPERM);
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(err_pipe[1], errno);
+                /* Changing ids cleared the death signal; arm it again, and go if the parent already went. */
+                if (opts->death_signal > 0) {
+                    if (prctl(PR_SET_PDEATHSIG, opts->death_signal, 0, 0, 0) != 0) child_fail(err_pipe[1], errno);
+                    if (getppid() != parent) _exit(125);
+                }
+            }
             if (opts->ready_fd >= 0) {
                 char byte = 1;
                 if (write(opts->ready_fd, &byte, 1) != 1) child_fail(err_pipe[1], errno);
@@ -185,3 +217,43 @@ long jb_random_bytes(void *buffer, size_t count) {
 }
 
 int jb_is_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
+
+int jb_wait_child_timeout(pid_t pid, int timeout_ms) {
+    sigset_t forwarded;
+    sigemptyset(&forwarded);
+    for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++) sigaddset(&forwarded, forwarded_signals[i]);
+    /* A signalfd only sees signals that are blocked; unblocked ones act as they always do. */
+    int sfd = signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long deadline = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+    int result = -1;
+    int saved = ETIMEDOUT;
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        int r;
+        do r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT); while (r < 0 && errno == EINTR);
+        if (r < 0) { saved = errno; break; }
+        if (info.si_pid == pid) { result = 0; break; }
+        if (sfd >= 0) {
+            struct signalfd_siginfo taken;
+            if (read(sfd, &taken, sizeof taken) == (ssize_t)sizeof taken) { result = (int)taken.ssi_signo; break; }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left = deadline - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left <= 0) { saved = ETIMEDOUT; break; }
+        struct pollfd fds[2];
+        int count = 0;
+        if (pidfd >= 0) fds[count++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        if (sfd >= 0) fds[count++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        /* Without a pidfd (kernels before 5.3) look again every 100 ms. */
+        int slice = pidfd >= 0 ? (left > 0x7fffffff ? 0x7fffffff : (int)left) : (left > 100 ? 100 : (int)left);
+        if (poll(fds, (nfds_t)count, slice) < 0 && errno != EINTR) { saved = errno; break; }
+    }
+    if (sfd >= 0) close(sfd);
+    if (pidfd >= 0) close(pidfd);
+    if (result < 0) errno = saved;
+    return result;
+}

@@ -17,7 +17,8 @@ struct Netacct: JobboxTool {
             counts every packet crossing the veth by the remote address: NetworkOutgoingInternal, \
             NetworkOutgoingExternal, NetworkIncomingInternal, NetworkIncomingExternal (bytes, IP header \
             included), NetworkOutgoing and NetworkIncoming. Everything is removed after the job; netacct exits \
-            with the job's status.
+            with the job's status. IPv4 forwarding (net.ipv4.ip_forward, host-wide) is turned on, with a \
+            warning when it was off, and left on. STATE_DIR must be root's and writable by no one else.
             """,
         version: JobboxVersion.string
     )
@@ -44,7 +45,7 @@ struct Netacct: JobboxTool {
     @Flag(name: .customLong("deny-external"), help: "Reject the job's external traffic (still counted) instead of only counting it.")
     var denyExternal = false
 
-    @Flag(name: .shortAndLong, help: "Say which back end, names and addresses are used.")
+    @Flag(name: .shortAndLong, help: "Say which back end, names and addresses are used, and that IPv4 forwarding is on.")
     var verbose = false
 
     @Flag(name: .long, help: "Print the live counters of a running job (--job, else this job) or of all jobs (--all).")
@@ -66,7 +67,7 @@ struct Netacct: JobboxTool {
         let diagnostics = Diagnostics(tool: "netacct")
         let config = try global.loadConfig(diagnostics)
         let environment = Environment.current
-        let leases = JobNetworkLeases(stateDirectory: config.stateDir, subnet: config.networkJobSubnet)
+        let leases = JobNetworkLeases(stateDirectory: config.stateDir, subnet: config.networkJobSubnet, diagnostics: diagnostics)
         if cleanup || stale {
             guard cleanup && stale, !show, job == nil, command.isEmpty else {
                 throw JobboxError.invalid("invalid options", nil, "use --cleanup --stale alone")

@@ -61,7 +61,17 @@ struct jb_spawn_options {
     int go_fd;           /* the child reads one byte here before exec; EOF makes it _exit(125) (-1: none) */
     int death_signal;    /* sent to the child when the parent dies (0: none) */
     int close_fds[4];    /* descriptors the child closes first (-1: unused slot) */
+    int flags;           /* JB_SPAWN_*: which of the fields below apply (0: none) */
+    int stdin_fd;        /* JB_SPAWN_STDIN: made the child's stdin */
+    int stdout_fd;       /* JB_SPAWN_STDOUT: made the child's stdout */
+    int netns_fd;        /* JB_SPAWN_SETNS: the child enters this network namespace (before dropping root) */
+    uid_t uid;           /* JB_SPAWN_SETIDS: the child drops every supplementary group and becomes GID and UID */
+    gid_t gid;           /* (then no_new_privs; the death signal is armed again, as changing ids clears it) */
 };
+#define JB_SPAWN_STDIN  1
+#define JB_SPAWN_SETNS  2
+#define JB_SPAWN_SETIDS 4
+#define JB_SPAWN_STDOUT 8
 
 /*
  * Fork; the child resets signal dispositions and the signal mask, applies OPTS, then jb_exec(FILE, ARGV, ENVP).
@@ -70,6 +80,14 @@ struct jb_spawn_options {
  */
 pid_t jb_spawn(const char *file, char *const argv[], char *const envp[], const struct jb_spawn_options *opts,
                int *exec_error_fd);
+
+/*
+ * Waits up to TIMEOUT_MS for child PID to exit, without reaping it. Returns 0 once it has exited; the number of a
+ * signal jb_forward_signals forwards (HUP, INT, QUIT, TERM, USR1, USR2) when one arrives while the caller keeps
+ * them blocked (it is taken, through a signalfd: the caller decides what it means); -1 with errno ETIMEDOUT when
+ * the time runs out, or another errno. Signals the caller has not blocked keep their dispositions.
+ */
+int jb_wait_child_timeout(pid_t pid, int timeout_ms);
 
 /* Blocks until the child of jb_spawn has exec'd (returns 0) or failed to (returns its errno); closes FD. */
 int jb_exec_result(int fd);

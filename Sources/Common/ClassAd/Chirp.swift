@@ -30,12 +30,9 @@ public struct ChirpConfig: Sendable, Equatable {
         guard let path = environment["_CONDOR_CHIRP_CONFIG"], !path.isEmpty else {
             throw JobboxError.invalid("cannot chirp", nil, "$_CONDOR_CHIRP_CONFIG is not set (the job needs +WantIOProxy = true)")
         }
-        let text: String
-        do {
-            text = try SmallFile.read(path)
-        } catch {
-            throw JobboxError.system("cannot read chirp configuration", path, error)
-        }
+        // The job writes this file. Root never reads it (see ChirpAsJob); for everyone, a FIFO, device or huge
+        // file is refused instead of waited on or read whole.
+        let text = try GuardedFile.readText(path, limit: 4096, for: "cannot read chirp configuration")
         guard let config = ChirpConfig(parsing: text) else {
             throw JobboxError.invalid("cannot read chirp configuration", path, "expected 'host port cookie'")
         }
@@ -68,12 +65,32 @@ public struct ChirpClient {
     private let socket: FileDescriptor
     private var pending: [UInt8] = []
 
+    private let deadline: Int64
+
     /// Longest request line the proxy accepts.
     static let lineMax = 5120
 
-    /// Publishes every attribute of `ad` over one connection: connect, authenticate, one request per attribute.
-    public static func publish(_ ad: ClassAd, update: ChirpUpdate, config: ChirpConfig) throws(JobboxError) {
-        var client = ChirpClient(socket: try connect(host: config.host, port: config.port))
+    /// Seconds one publication may take in all (resolve, connect, every request and its answer): a proxy that
+    /// never answers costs the tool this much, not its run.
+    public static let timeout = 10
+
+    /// Which of the proxy's addresses may be connected to.
+    public enum Reach: Sendable {
+        /// Any.
+        case any
+        /// Loopback addresses only (127.0.0.0/8, ::1): nothing leaves the host. `publish` throws
+        /// `notLoopback` when the proxy has no such address.
+        case loopbackOnly
+    }
+
+    /// The reason `publish` gives, with `.loopbackOnly`, for a proxy that is not on loopback.
+    public static let notLoopback = "the proxy is not on a loopback address"
+
+    /// Publishes every attribute of `ad` over one connection: connect, authenticate, one request per attribute,
+    /// all within `timeout` seconds.
+    public static func publish(_ ad: ClassAd, update: ChirpUpdate, config: ChirpConfig, reach: Reach = .any) throws(JobboxError) {
+        let deadline = monotonicMilliseconds() + Int64(timeout) * 1000
+        var client = ChirpClient(socket: try connect(host: config.host, port: config.port, reach: reach, deadline: deadline), deadline: deadline)
         defer { try? client.socket.close() }
         try client.request("cookie \(config.cookie)\n", what: "authenticate")
         for (name, value) in ad.attributes {
@@ -88,13 +105,38 @@ public struct ChirpClient {
         }
     }
 
-    /// Publishes through the proxy `$_CONDOR_CHIRP_CONFIG` names in `environment`.
-    public static func publish(_ ad: ClassAd, update: ChirpUpdate, environment: Environment) throws(JobboxError) {
-        try publish(ad, update: update, config: ChirpConfig.load(environment: environment))
+    /// Publishes through the proxy `$_CONDOR_CHIRP_CONFIG` names in `environment`. As root this process does
+    /// not read that file or connect: a copy of the tool does, as the job's user, from `networkNamespace` (an
+    /// open `/proc/PID/ns/net`, nil: this process's), see `ChirpAsJob`.
+    public static func publish(_ ad: ClassAd, update: ChirpUpdate, environment: Environment, networkNamespace: Int32? = nil) throws(JobboxError) {
+        if GuardedPath.isPrivileged {
+            try ChirpAsJob.publish(ad, update: update, environment: environment, networkNamespace: networkNamespace)
+        } else {
+            try publish(ad, update: update, config: ChirpConfig.load(environment: environment))
+        }
     }
 
-    private init(socket: FileDescriptor) {
+    private init(socket: FileDescriptor, deadline: Int64) {
         self.socket = socket
+        self.deadline = deadline
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    /// Waits until `fd` is ready for `events` or the deadline passes (then: timed out).
+    private static func waitReady(_ fd: Int32, _ events: Int16, deadline: Int64, what: String) throws(JobboxError) {
+        while true {
+            let left = deadline - monotonicMilliseconds()
+            guard left > 0 else { throw JobboxError.invalid("cannot chirp", what, "the proxy did not answer within \(timeout) s") }
+            var entry = pollfd(fd: fd, events: events, revents: 0)
+            let ready = poll(&entry, 1, Int32(clamping: left))
+            if ready > 0 { return }
+            if ready < 0 && errno != EINTR { throw JobboxError.lastErrno("cannot chirp", what) }
+        }
     }
 
     /// Escapes a word for a chirp request line.
@@ -139,11 +181,14 @@ public struct ChirpClient {
             }
             let count: Int
             do {
+                try Self.waitReady(socket.rawValue, Int16(POLLIN), deadline: deadline, what: what)
                 count = try withUnsafeTemporaryAllocation(byteCount: 512, alignment: 1) { buffer in
                     let n = try socket.read(into: buffer, retryOnInterrupt: true)
                     pending.append(contentsOf: buffer[0..<n])
                     return n
                 }
+            } catch let error as JobboxError {
+                throw error
             } catch {
                 throw JobboxError.system("cannot chirp", what, (error as? Errno) ?? .ioError)
             }
@@ -164,7 +209,25 @@ public struct ChirpClient {
         }
     }
 
-    private static func connect(host: String, port: UInt16) throws(JobboxError) -> FileDescriptor {
+    /// Whether `address` is a loopback address (127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104).
+    static func isLoopback(_ address: UnsafePointer<sockaddr>) -> Bool {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127 }
+        case AF_INET6:
+            return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                withUnsafeBytes(of: pointer.pointee.sin6_addr) { bytes in
+                    let loopback = bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1
+                    let mapped = bytes.prefix(10).allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+                    return loopback || mapped
+                }
+            }
+        default:
+            return false
+        }
+    }
+
+    private static func connect(host: String, port: UInt16, reach: Reach, deadline: Int64) throws(JobboxError) -> FileDescriptor {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
@@ -175,17 +238,32 @@ public struct ChirpClient {
         defer { freeaddrinfo(result) }
         var lastError = Errno.noRouteToHost
         var entry: UnsafeMutablePointer<addrinfo>? = first
+        var tried = 0
         while let info = entry {
-            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
+            if reach == .loopbackOnly, info.pointee.ai_addr == nil || !isLoopback(info.pointee.ai_addr) {
+                entry = info.pointee.ai_next
+                continue
+            }
+            tried += 1
+            // Non-blocking, so a connect that is never answered (a firewall that drops) ends at the deadline.
+            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), info.pointee.ai_protocol)
             if fd >= 0 {
                 if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return FileDescriptor(rawValue: fd) }
                 lastError = Errno.last
+                if lastError == .nowInProgress {
+                    try waitReady(fd, Int16(POLLOUT), deadline: deadline, what: "\(host):\(port)")
+                    var failure: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length) == 0 && failure == 0 { return FileDescriptor(rawValue: fd) }
+                    lastError = Errno(rawValue: failure == 0 ? errno : failure)
+                }
                 close(fd)
             } else {
                 lastError = Errno.last
             }
             entry = info.pointee.ai_next
         }
+        if tried == 0 && reach == .loopbackOnly { throw JobboxError.invalid("cannot connect to chirp proxy", "\(host):\(port)", notLoopback) }
         throw JobboxError.system("cannot connect to chirp proxy", "\(host):\(port)", lastError)
     }
 }
@@ -193,7 +271,7 @@ public struct ChirpClient {
 /// `--chirp` and `--chirp-delayed`, shared by the tools that print an ad.
 public struct ChirpOptions: ParsableArguments {
     /// `--chirp`.
-    @Flag(name: .customLong("chirp"), help: "Also push the ad into the running job's ad with chirp set_job_attr ($_CONDOR_CHIRP_CONFIG; the job needs +WantIOProxy = true).")
+    @Flag(name: .customLong("chirp"), help: "Also push the ad into the running job's ad with chirp set_job_attr ($_CONDOR_CHIRP_CONFIG; the job needs +WantIOProxy = true). As root, done as the job's user (the owner of the file's directory); 10 s at most.")
     public var immediate = false
 
     /// `--chirp-delayed`.

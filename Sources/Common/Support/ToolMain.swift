@@ -27,7 +27,10 @@ extension JobboxTool {
     /// Parses the command line, runs the tool, and exits with its status.
     public static func main() {
         let name = configuration.commandName ?? String(describing: Self.self)
-        exitProcess(runMain(name: name, arguments: Array(CommandLine.arguments.dropFirst())))
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // The hidden mode a root tool starts, as the job's user, to chirp for it (see ChirpAsJob).
+        if arguments.first == ChirpAsJob.childFlag { exitProcess(ChirpAsJob.childMain(arguments: Array(arguments.dropFirst()))) }
+        exitProcess(runMain(name: name, arguments: arguments))
     }
 
     /// The body of `main`, returning the exit status instead of exiting.

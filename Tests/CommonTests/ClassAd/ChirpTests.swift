@@ -18,9 +18,13 @@ struct ChirpTests {
     /// Runs the recording listener and `client` against it; returns the bytes the listener received.
     /// `lines`: how many request lines the connection to return has (htchirp connects twice); nil for the first
     /// connection recorded (a client that connects once and has exited).
-    static func record(lines expectedLines: Int? = 1 + ad.attributes.count, _ client: (_ configFile: String) throws -> Void) throws -> [UInt8] {
+    /// `owner`: who owns the listener's directory (as root, tools chirp as the owner of the directory holding the
+    /// config, the job's user).
+    static func record(lines expectedLines: Int? = 1 + ad.attributes.count, owner: NsExecTestSupport.TestUser? = nil,
+                       _ client: (_ configFile: String) throws -> Void) throws -> [UInt8] {
         let dir = try TestSupport.TemporaryDirectory("jobbox-chirp")
         defer { dir.remove() }
+        if let owner { chown(dir.path, owner.uid, owner.gid) }
         let python = try #require(HTCondorClassAds.python)
         let listener = Process()
         listener.executableURL = URL(fileURLWithPath: python)
@@ -97,7 +101,10 @@ struct ChirpTests {
           .enabled(if: HTCondorClassAds.available, "the test venv is not installed (make deps)"))
     func jobstatChirps() throws {
         var printed = ""
-        let sent = try Self.record(lines: nil) { config in
+        // As root, jobstat chirps as the job's user: the owner of the directory holding the config.
+        let user: NsExecTestSupport.TestUser? = TestSupport.isRoot ? try NsExecTestSupport.TestUser() : nil
+        defer { user?.remove() }
+        let sent = try Self.record(lines: nil, owner: user) { config in
             var environment = ProcessInfo.processInfo.environment
             environment["_CONDOR_CHIRP_CONFIG"] = config
             let result = try TestSupport.run(["jobstat", "--self", "--chirp-delayed"], environment: environment)

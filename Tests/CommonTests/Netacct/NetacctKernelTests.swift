@@ -329,6 +329,23 @@ struct NetacctKernelTests {
         #expect(net.leaseFiles().isEmpty)
     }
 
+    @Test("IPv4 forwarding: turned on with one warning when it was off, left on, and no warning when it is on (-v notes it)")
+    func forwardingSaid() throws {
+        let net = try NetacctTopology()
+        defer { net.remove() }
+        // A new namespace inherits the host's value; the node starts with forwarding off here.
+        try net.exec(net.node, ["sysctl", "-qw", "net.ipv4.ip_forward=0"])
+        let first = try net.netacct(Self.options("fwd1", "nftables") + ["--"] + NetacctTopology.client(["address"]))
+        #expect(first.status == 0, "\(first)")
+        #expect(first.stderr.hasPrefix("netacct: warning: turned on net.ipv4.ip_forward in this network namespace"), "\(first)")
+        #expect(first.stderr.components(separatedBy: "ip_forward").count == 2, "one warning: \(first)")
+        #expect(try net.exec(net.node, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout == "1\n", "left on")
+        let second = try net.netacct(Self.options("fwd2", "nftables") + ["-v", "--"] + NetacctTopology.client(["address"]))
+        #expect(second.status == 0, "\(second)")
+        #expect(!second.stderr.contains("warning"), "\(second)")
+        #expect(second.stderr.contains("netacct: net.ipv4.ip_forward is on in this network namespace, as netacct needs\n"), "\(second)")
+    }
+
     @Test("--backend auto picks the back end the host's iptables implies and says so with -v")
     func autoBackend() throws {
         let net = try NetacctTopology()

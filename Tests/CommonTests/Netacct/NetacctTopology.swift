@@ -27,6 +27,8 @@ final class NetacctTopology {
     let campus: String
     let internet: String
     let directory: TestSupport.TemporaryDirectory
+    /// `STATE_DIR`: netacct only uses one that root alone can write, which /tmp is not.
+    let state: TrustedStateDirectory
     let configPath: String
     private var servers: [BackgroundRun] = []
 
@@ -38,8 +40,14 @@ final class NetacctTopology {
         internet = prefix + "i"
         directory = try TestSupport.TemporaryDirectory("netacct-test")
         configPath = directory.path + "/jobbox.conf"
-        try directory.write("jobbox.conf", "STATE_DIR = \(directory.path)/state\n")
         do {
+            state = try TrustedStateDirectory()
+        } catch {
+            directory.remove()
+            throw error
+        }
+        do {
+            try directory.write("jobbox.conf", "STATE_DIR = \(state.path)\n")
             try build()
         } catch {
             remove()
@@ -78,6 +86,7 @@ final class NetacctTopology {
             _ = try? TestSupport.run(["ip", "netns", "del", name])
         }
         directory.remove()
+        state.remove()
     }
 
     @discardableResult
@@ -140,9 +149,25 @@ final class NetacctTopology {
 
     /// The lease files left in the state directory.
     func leaseFiles() -> [String] {
-        let dir = directory.path + "/state/netacct"
+        let dir = state.path + "/netacct"
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".lease") }.sorted()
     }
+}
+
+/// A fresh state directory only root can write (`/run/jobbox-tests/<unique>`, 0755), as netacct requires of
+/// `STATE_DIR`; removed by `remove()`.
+struct TrustedStateDirectory {
+    static let base = "/run/jobbox-tests"
+    let path: String
+
+    init() throws {
+        if mkdir(Self.base, 0o755) != 0 && errno != EEXIST { throw TestFailure("cannot make \(Self.base): errno \(errno)") }
+        chmod(Self.base, 0o755)
+        path = Self.base + "/" + TestSupport.uniqueName("state")
+        guard mkdir(path, 0o755) == 0, chmod(path, 0o755) == 0 else { throw TestFailure("cannot make \(path): errno \(errno)") }
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Waits (up to a minute) for `path` to exist: a readiness wait, not a timing assertion.

@@ -200,7 +200,7 @@ struct NetacctLeaseTests {
 
     @Test("20 concurrent takers get 20 distinct slots; a lease round-trips through its file")
     func concurrent() throws {
-        let dir = try TestSupport.TemporaryDirectory("netacct-lease")
+        let dir = try TrustedStateDirectory()
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
         let slots = Mutex<[Int]>([])
@@ -215,14 +215,14 @@ struct NetacctLeaseTests {
         }
         #expect(failures.withLock { $0 } == [])
         #expect(Set(slots.withLock { $0 }) == Set(0..<20))
-        let all = leases.all()
+        let all = try leases.all()
         #expect(all.count == 20)
         #expect(all.first { $0.job == "c7" }?.names == (try names("c7")))
     }
 
     @Test("a lease whose owner is gone is reclaimed; a live one with the same names is refused")
     func staleAndConflict() throws {
-        let dir = try TestSupport.TemporaryDirectory("netacct-lease")
+        let dir = try TrustedStateDirectory()
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
         let dead = ProcessIdentity(pid: ProcessIdentity.current.pid, startTime: ProcessIdentity.current.startTime + 1)
@@ -235,7 +235,7 @@ struct NetacctLeaseTests {
         }
         #expect(reclaimed == ["old"])
         #expect(new.slot == 0)
-        #expect(leases.all().map(\.job) == ["new"])
+        #expect(try leases.all().map(\.job) == ["new"])
         #expect(throws: JobboxError.self) {
             try leases.acquire(job: try JobID("new"), names: try names("new"), backend: .iptables, namespace: 5, owner: .current) { _ in true }
         }

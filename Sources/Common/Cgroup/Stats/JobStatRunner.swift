@@ -115,6 +115,11 @@ public struct JobStatRunner {
     }
 
     /// Publishes through the starter's chirp proxy named by `$_CONDOR_CHIRP_CONFIG`.
+    ///
+    /// Trusted inputs: none of the job's. `$_CONDOR_CHIRP_CONFIG` is job-writable; as root jobstat never reads it
+    /// or connects where it says: a copy of jobstat does, as the job's user (the owner of the directory holding
+    /// the file), in jobstat's own network namespace (there is no job namespace here), within
+    /// `ChirpClient.timeout` seconds (`ChirpAsJob`).
     public static func chirp(_ ad: ClassAd, _ update: ChirpUpdate) throws(JobboxError) {
         try ChirpClient.publish(ad, update: update, environment: .current)
     }

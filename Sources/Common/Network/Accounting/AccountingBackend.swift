@@ -21,7 +21,8 @@ public protocol AccountingBackend {
     var kind: BackendKind { get }
     /// Installs the chain, its rules, the hooks and the NAT rule of `plan`, all or nothing.
     func install(_ plan: AccountingPlan) throws(JobboxError)
-    /// Removes whatever exists of the job whose chain is `chain`.
+    /// Removes whatever exists of the job whose chain is `chain` (call `requireJobChain` first: the rules deleted
+    /// are those that jump to `chain`).
     func remove(chain: String) throws(JobboxError)
     /// The counters of the jobs with these chains, read from one snapshot of the firewall; a chain that does not
     /// exist is missing from the result.
@@ -92,4 +93,14 @@ public struct FirewallProbe: Sendable {
         }
         return nil
     }
+}
+
+/// Refuses to remove a chain netacct did not name: the iptables back end deletes every rule of INPUT, FORWARD and
+/// OUTPUT whose target is `chain`, so `DROP` or `ACCEPT` would take the host's own rules with it. Leases are
+/// validated before this (`JobNetworkLeases.validate`); this is the last line.
+func requireJobChain(_ chain: String) throws(JobboxError) {
+    let suffix = chain.utf8.dropFirst(4)
+    guard chain.hasPrefix("JOB_"), !suffix.isEmpty, chain.utf8.count <= 28,
+          suffix.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D })
+    else { throw JobboxError.invalid("refusing to remove chain", chain, "it is not a name netacct gives a job's chain (JOB_<id>)") }
 }

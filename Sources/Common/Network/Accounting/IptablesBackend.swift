@@ -66,6 +66,7 @@ public struct IptablesBackend: AccountingBackend {
     }
 
     public func remove(chain: String) throws(JobboxError) {
+        try requireJobChain(chain)
         try lock.withLock { () throws(JobboxError) in try removeLocked(chain: chain) }
     }
 

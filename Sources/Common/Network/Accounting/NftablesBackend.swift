@@ -64,6 +64,7 @@ public struct NftablesBackend: AccountingBackend {
     }
 
     public func remove(chain: String) throws(JobboxError) {
+        try requireJobChain(chain)
         let socket = try Self.open()
         let chains: [String]
         let counters: [String]

@@ -140,7 +140,8 @@ public final class HeldJob {
     /// Waits for the job to end, calling `tick` every `interval` seconds while it runs (nil: never); returns its
     /// shell status. Forwarded signals interrupt the wait and it resumes. When the job has exited, forwarding
     /// stops and the signals are blocked again before it is reaped (so its pid cannot be reused under the
-    /// forwarder, and a TERM cannot cut the tear-down short).
+    /// forwarder, and a TERM cannot cut the tear-down short). Nothing after this may wait without bound while
+    /// they are blocked: the chirp that follows takes them through a signalfd and stops (`ChirpAsJob`).
     public func wait(interval: Int?, tick: () -> Void) -> Int32 {
         let pidfd = jb_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }

@@ -40,6 +40,10 @@ public enum JobLinks {
     /// the job's namespace has died.
     @discardableResult
     public static func remove(_ names: JobNetworkNames) throws(JobboxError) -> Bool {
+        // The last line behind lease validation: never delete a link netacct did not name (eth0, a bridge).
+        guard names.interface.hasPrefix("jb_"), names.interface.utf8.count <= 15 else {
+            throw JobboxError.invalid("refusing to delete link", names.interface, "it is not a name netacct gives a job's veth (jb_<id>)")
+        }
         do {
             return try RouteNetlink().deleteLink(names.interface)
         } catch {

@@ -103,16 +103,29 @@ public struct JobNetworkLease: Sendable, Equatable {
 /// Taking a lease happens under an exclusive `flock` on `STATE_DIR/netacct/lock`, so concurrent netacct runs
 /// see each other's leases and never pick the same pair or names. A lease whose owner is gone is stale: the
 /// taker has its leftovers removed (by the `reclaim` callback) and then reuses its slot.
+///
+/// Trusted inputs: only what root alone can have written. The directory and every one above it must be root's
+/// and writable by no one else (`GuardedPath.openTrustedDirectory`), or nothing is read or made; the lock is
+/// opened relative to the directory with `O_NOFOLLOW`. Even then a lease is only believed when it is exactly
+/// what netacct itself writes (`validate`): the names derived from its job id, its file named after its
+/// interface, the address pair of its slot. Any other file is reported, one line, and neither acted on nor
+/// counted as holding a slot.
 public struct JobNetworkLeases: Sendable {
     /// `STATE_DIR/netacct`.
     public let directory: String
     /// `NETWORK_JOB_SUBNET`: slot `n` is the /30 at offset `4n`, host `.1`, job `.2`.
     public let subnet: IPv4Network
+    /// Where a lease that is not believed is reported.
+    public let diagnostics: Diagnostics
 
-    /// The leases under `stateDirectory`.
-    public init(stateDirectory: String, subnet: IPv4Network) {
+    /// Largest lease file read (one is about 300 bytes).
+    static let leaseLimit = 4096
+
+    /// The leases under `stateDirectory`; refused leases are reported through `diagnostics`.
+    public init(stateDirectory: String, subnet: IPv4Network, diagnostics: Diagnostics = Diagnostics(tool: "netacct")) {
         directory = stateDirectory + "/netacct"
         self.subnet = subnet
+        self.diagnostics = diagnostics
     }
 
     /// The number of address pairs in the subnet.
@@ -125,40 +138,98 @@ public struct JobNetworkLeases: Sendable {
 
     func path(of names: JobNetworkNames) -> String { "\(directory)/\(names.interface).lease" }
 
+    /// The state directory, made (0755, root's) when `creating` and missing; an error when the job could write
+    /// it or any directory above it.
+    func openDirectory(creating: Bool) throws(JobboxError) -> GuardedDirectory {
+        try GuardedPath.openTrustedDirectory(directory, creating: creating, for: "cannot use state directory")
+    }
+
     /// Runs `body` holding the state directory's lock (made with the directory when missing).
     public func withLock<Result>(_ body: () throws(JobboxError) -> Result) throws(JobboxError) -> Result {
-        try makeDirectories()
+        let parent = try openDirectory(creating: true)
+        defer { parent.close() }
         let lockPath = directory + "/lock"
-        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        // Relative to the checked directory and without following a symlink: root never creates or opens a
+        // file some other name points at. O_NONBLOCK: a FIFO planted there cannot hang the open.
+        let fd = openat(parent.fd, "lock", O_CREAT | O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0o600)
         if fd < 0 { throw JobboxError.lastErrno("cannot open lock", lockPath) }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot open lock", lockPath) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw JobboxError.invalid("cannot open lock", lockPath, "it is not a regular file") }
         while flock(fd, LOCK_EX) != 0 {
             if errno != EINTR { throw JobboxError.lastErrno("cannot lock", lockPath) }
         }
         return try body()
     }
 
-    private func makeDirectories() throws(JobboxError) {
-        var path = ""
-        for component in directory.split(separator: "/") {
-            path += "/" + component
-            if mkdir(path, 0o755) != 0 && errno != EEXIST { throw JobboxError.lastErrno("cannot create state directory", path) }
+    /// Every lease netacct itself could have written. Files that are not (see `validate`) are reported and
+    /// skipped; a missing directory has none. Throws when the directory is not root's alone.
+    public func all() throws(JobboxError) -> [JobNetworkLease] {
+        let parent: GuardedDirectory
+        do {
+            parent = try openDirectory(creating: false)
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return [] }
+            throw error
         }
-    }
-
-    /// Every lease in the directory (files that do not parse are skipped).
-    public func all() -> [JobNetworkLease] {
-        guard let dir = opendir(directory) else { return [] }
+        defer { parent.close() }
+        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listFD >= 0, let dir = fdopendir(listFD) else {
+            let error = JobboxError.lastErrno("cannot list state directory", directory)
+            if listFD >= 0 { close(listFD) }
+            throw error
+        }
         defer { closedir(dir) }
         var leases: [JobNetworkLease] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasSuffix(".lease"), let text = try? SmallFile.read(directory + "/" + name),
-                let lease = JobNetworkLease(classAd: ClassAdReader.parse(text))
-            else { continue }
-            leases.append(lease)
+            guard name.hasSuffix(".lease") else { continue }
+            do {
+                leases.append(try read(name, in: parent))
+            } catch {
+                diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
+            }
         }
         return leases.sorted { $0.slot < $1.slot }
+    }
+
+    /// Reads and validates the lease file `name`: a regular file (no symlink, FIFO or device), small.
+    func read(_ name: String, in parent: GuardedDirectory) throws(JobboxError) -> JobNetworkLease {
+        let path = directory + "/" + name
+        let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw JobboxError.invalid("cannot read lease", path, "it is not a regular file") }
+        guard info.st_size <= Self.leaseLimit else { throw JobboxError.invalid("cannot read lease", path, "it is larger than \(Self.leaseLimit) bytes") }
+        var bytes = [UInt8](repeating: 0, count: Self.leaseLimit + 1)
+        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
+        guard let lease = JobNetworkLease(classAd: ClassAdReader.parse(String(decoding: bytes[..<count], as: UTF8.self))) else {
+            throw JobboxError.invalid("cannot read lease", path, "an attribute is missing or malformed")
+        }
+        if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", path, problem) }
+        return lease
+    }
+
+    /// Why `lease`, read from the file `fileName`, is not one netacct wrote for this subnet; nil when it is.
+    /// A lease names what a later run deletes (a link, a chain, the rules that jump to it), so every name must be
+    /// the one jobbox derives from the job id, never one taken from the file.
+    public func validate(_ lease: JobNetworkLease, fileName: String) -> String? {
+        guard let job = try? JobID(lease.job) else { return "its JobboxJobId is not a job id" }
+        let derived = JobNetworkNames(job: job)
+        if lease.names.interface != derived.interface { return "its Interface is not \(derived.interface), the name of job \(lease.job)" }
+        if lease.names.chain != derived.chain { return "its Chain is not \(derived.chain), the name of job \(lease.job)" }
+        if fileName != derived.interface + ".lease" { return "its file is not named \(derived.interface).lease" }
+        guard (0..<slotCount).contains(lease.slot) else { return "its Slot is not one of \(subnet)" }
+        let (host, address) = addresses(of: lease.slot)
+        if lease.hostAddress != host || lease.jobAddress != address || lease.prefixLength != 30 {
+            return "its addresses are not \(host)/30 and \(address)/30 of slot \(lease.slot)"
+        }
+        if lease.owner.pid <= 0 { return "its OwnerPid is not a process id" }
+        return nil
     }
 
     /// Takes a lease for `job`. Under the lock: stale leases of this namespace are handed to `reclaim` (which
@@ -168,7 +239,7 @@ public struct JobNetworkLeases: Sendable {
                         reclaim: (JobNetworkLease) -> Bool) throws(JobboxError) -> JobNetworkLease {
         try withLock { () throws(JobboxError) -> JobNetworkLease in
             var taken = Set<Int>()
-            for lease in all() {
+            for lease in try all() {
                 if !lease.owner.isAlive && lease.namespace == namespace && reclaim(lease) {
                     release(lease)
                     continue
@@ -204,8 +275,11 @@ public struct JobNetworkLeases: Sendable {
         try GuardedFile.replace(path(of: lease.names), with: text, for: "cannot record lease")
     }
 
-    /// Removes `lease`'s file.
+    /// Removes `lease`'s file: the one it was read from, since a lease is only believed when its file is named
+    /// after its interface (`validate`).
     public func release(_ lease: JobNetworkLease) {
-        _ = unlink(path(of: lease.names))
+        guard let parent = try? openDirectory(creating: false) else { return }
+        defer { parent.close() }
+        _ = unlinkat(parent.fd, lease.names.interface + ".lease", 0)
     }
 }

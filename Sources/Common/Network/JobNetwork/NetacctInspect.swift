@@ -17,7 +17,7 @@ public struct NetacctCleanup {
         let namespace = try NetworkNamespace.currentID()
         return try leases.withLock { () throws(JobboxError) -> Int in
             var removed = 0
-            for lease in leases.all() where !lease.owner.isAlive {
+            for lease in try leases.all() where !lease.owner.isAlive {
                 guard lease.namespace == namespace else {
                     diagnostics.note("skipped job \(lease.job): its network was made in another network namespace (net:[\(lease.namespace)])")
                     continue
@@ -61,7 +61,7 @@ public struct NetacctShow {
     /// `JobboxNetworkAddress`.
     public func ads(job: JobID?) throws(JobboxError) -> [ClassAd] {
         let namespace = try NetworkNamespace.currentID()
-        var running = leases.all().filter { $0.namespace == namespace }
+        var running = try leases.all().filter { $0.namespace == namespace }
         if let job {
             let names = JobNetworkNames(job: job)
             guard let lease = running.first(where: { $0.names == names && $0.job == job.rawValue }) else {

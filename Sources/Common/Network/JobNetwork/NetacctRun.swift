@@ -1,5 +1,11 @@
 import SystemPackage
 
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
 /// What `netacct ... -- COMMAND` was asked to do.
 public struct NetacctRunOptions: Sendable {
     /// The job.
@@ -55,6 +61,13 @@ public struct NetacctRun {
     }
 
     /// Sets up, runs the job, publishes the ad, takes everything down; returns the job's status.
+    ///
+    /// Trusted inputs (netacct runs as root): the command line and jobbox.conf (root's), and `STATE_DIR` only when
+    /// it and every directory above it are root's alone (leases are still validated before anything named in
+    /// one is deleted: `JobNetworkLeases`). Not trusted, because the job can write them: `--ad-file` (written by
+    /// `GuardedFile`'s rule) and `$_CONDOR_CHIRP_CONFIG` (never read by root: the chirp is done by a copy of
+    /// netacct as the job's user, to loopback from here or to anything else from inside the job's network
+    /// namespace, with a timeout: `ChirpAsJob`).
     public func run() throws(JobboxError) -> Int32 {
         // A signal during set-up waits (blocked) and is forwarded to the job once it runs, so netacct is never
         // killed half-way with its objects left behind.
@@ -64,7 +77,7 @@ public struct NetacctRun {
         let backend = makeAccountingBackend(kind, environment: environment)
         let names = JobNetworkNames(job: options.job)
         let namespace = try NetworkNamespace.currentID()
-        let leases = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet)
+        let leases = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
         let lease = try leases.acquire(job: options.job, names: names, backend: kind, namespace: namespace, owner: .current) { stale in
             NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment).dismantle(stale)
         }
@@ -81,10 +94,24 @@ public struct NetacctRun {
             leases.release(lease)
             throw error
         }
-        do {
+        // With --chirp, the job's network namespace is held open (it outlives the job this way) so the chirp can
+        // be sent from there after the job has ended.
+        var jobNamespace: Int32 = -1
+        defer { if jobNamespace >= 0 { close(jobNamespace) } }
+        do throws(JobboxError) {
             try job.waitUntilUnshared()
+            if options.chirp != nil {
+                jobNamespace = open("/proc/\(job.pid)/ns/net", O_RDONLY | O_CLOEXEC)
+                if jobNamespace < 0 { throw JobboxError.lastErrno("cannot open the job's network namespace", "/proc/\(job.pid)/ns/net") }
+            }
             try JobLinks.make(lease, jobPID: job.pid)
-            try NetworkNamespace.setSysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            // Forwarding is a knob of the whole network namespace (the host's, usually): say so when netacct
+            // turns it on. It is left on: other jobs' veths may need it, and netacct cannot know who else does.
+            if try NetworkNamespace.setSysctl("/proc/sys/net/ipv4/ip_forward", "1") {
+                diagnostics.warning("turned on net.ipv4.ip_forward in this network namespace (the job's traffic is routed through it); it stays on")
+            } else if options.verbose {
+                diagnostics.note("net.ipv4.ip_forward is on in this network namespace, as netacct needs")
+            }
             try backend.install(plan)
             try job.release()
         } catch {
@@ -97,20 +124,35 @@ public struct NetacctRun {
             publish(backend: backend, chain: names.chain, final: false)
         }
 
-        // The veth goes first, so nothing more is counted between the final read and the removal.
-        do {
-            try JobLinks.remove(names)
-        } catch {
-            diagnostics.error(error.description)
+        // Without chirp the veth goes first, so nothing more is counted between the final read and the removal.
+        // With chirp it stays until the chirp is done: a chirp to anything but loopback leaves from the job's
+        // namespace, through the veth and the job's rules (--deny-external), after the final read, so it is not
+        // in the figures it sends;
+        // a process the job left behind could use the veth for that long (at most ChirpClient.timeout plus a
+        // grace) uncounted, the price of not chirping from the host's namespace.
+        if options.chirp == nil {
+            do {
+                try JobLinks.remove(names)
+            } catch {
+                diagnostics.error(error.description)
+            }
         }
-        publish(backend: backend, chain: names.chain, final: true)
+        let final = publish(backend: backend, chain: names.chain, final: true)
+        if let update = options.chirp, let final {
+            do {
+                try ChirpClient.publish(final, update: update, environment: environment, networkNamespace: jobNamespace)
+            } catch {
+                diagnostics.error(error.description)
+            }
+        }
         takeDown(lease, backend: backend)
         return status
     }
 
-    /// Reads the job's counters and writes the ad to `--ad-file`, or for the final ad without one, to stderr.
-    /// A failure is reported and the job goes on: accounting never costs the job its run.
-    func publish(backend: any AccountingBackend, chain: String, final: Bool) {
+    /// Reads the job's counters and writes the ad to `--ad-file`, or for the final ad without one, to stderr;
+    /// returns the ad. A failure is reported and the job goes on: accounting never costs the job its run.
+    @discardableResult
+    func publish(backend: any AccountingBackend, chain: String, final: Bool) -> ClassAd? {
         do throws(JobboxError) {
             guard let counters = try backend.counters(chains: [chain])[chain] else {
                 throw JobboxError.invalid("cannot read counters of", chain, "the chain is gone")
@@ -127,11 +169,10 @@ public struct NetacctRun {
             } else if final {
                 writeAll(.standardError, text)
             }
-            if final, let update = options.chirp {
-                try ChirpClient.publish(counters.classAd, update: update, environment: environment)
-            }
+            return counters.classAd
         } catch {
             if final { diagnostics.error(error.description) } else { diagnostics.warning(error.description) }
+            return nil
         }
     }
 
@@ -151,6 +192,6 @@ public struct NetacctRun {
             diagnostics.error(error.description)
             clean = false
         }
-        if clean { JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet).release(lease) }
+        if clean { JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics).release(lease) }
     }
 }

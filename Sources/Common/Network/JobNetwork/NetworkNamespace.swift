@@ -46,13 +46,15 @@ public enum NetworkNamespace {
         }
     }
 
-    /// Writes a `/proc/sys/net` knob of the current namespace unless it already has `value`.
-    public static func setSysctl(_ path: String, _ value: String) throws(JobboxError) {
-        if let current = try? SmallFile.read(path), current.trimmingASCIISpaces() == value { return }
+    /// Writes a `/proc/sys/net` knob of the current namespace unless it already has `value`; whether it wrote.
+    @discardableResult
+    public static func setSysctl(_ path: String, _ value: String) throws(JobboxError) -> Bool {
+        if let current = try? SmallFile.read(path), current.trimmingASCIISpaces() == value { return false }
         do {
             try SmallFile.write(value, to: path)
         } catch {
             throw JobboxError.system("cannot set", path, error)
         }
+        return true
     }
 }

@@ -1,8 +1,10 @@
 """A stand-in for the starter's chirp proxy: accepts connections on loopback one after another, answers every
 request line with "0", and records the exact bytes each connection sent.
 
-usage: recording_listener.py [--append] CONFIG_FILE RECORD_FILE
-Writes "127.0.0.1 <port> jobbox-test-cookie" to CONFIG_FILE once listening (the $_CONDOR_CHIRP_CONFIG format).
+usage: recording_listener.py [--append] [--bind ADDRESS] [--silent] CONFIG_FILE RECORD_FILE
+Writes "127.0.0.1 <port> jobbox-test-cookie" (or ADDRESS) to CONFIG_FILE once listening (the
+$_CONDOR_CHIRP_CONFIG format). With --silent it never accepts a connection: the kernel completes the handshake
+and queues what the client sends, and no answer ever comes (a proxy that hangs).
 When a connection closes, its bytes replace RECORD_FILE (htchirp connects once to test the cookie, then again
 for the requests, so the file ends up holding the last connection's); with --append they are added to it
 instead (several tools may chirp during one job). Runs until killed or idle for 120 s.
@@ -10,20 +12,32 @@ instead (several tools may chirp during one job). Runs until killed or idle for 
 import os
 import socket
 import sys
+import time
 
 args = sys.argv[1:]
-append = args[:1] == ["--append"]
-if append:
-    args = args[1:]
+append = False
+silent = False
+address = "127.0.0.1"
+while args and args[0].startswith("--"):
+    option = args.pop(0)
+    if option == "--append":
+        append = True
+    elif option == "--silent":
+        silent = True
+    elif option == "--bind":
+        address = args.pop(0)
 config_file, record_file = args
 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-server.bind(("127.0.0.1", 0))
+server.bind((address, 0))
 server.listen(4)
 server.settimeout(120)
 tmp = config_file + ".tmp"
 with open(tmp, "w") as f:
-    f.write("127.0.0.1 %d jobbox-test-cookie\n" % server.getsockname()[1])
+    f.write("%s %d jobbox-test-cookie\n" % (address, server.getsockname()[1]))
 os.rename(tmp, config_file)
+if silent:
+    time.sleep(600)
+    sys.exit(0)
 while True:
     try:
         conn, _ = server.accept()

@@ -123,6 +123,8 @@ def client(actions):
             i += 2
             while not os.path.exists(path):
                 time.sleep(0.05)
+        elif kind == "exit":
+            sys.exit(int(actions[i + 1]))
         else:
             sys.exit("unknown action %s" % kind)
 

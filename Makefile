@@ -5,7 +5,7 @@ RELEASE_DIR = .build-release
 TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
 VENV        = .venv-htcondor
 
-.PHONY: all deps build check check-v2 demo release install man lint-man lint-shell bench fuzz fuzz-run clean
+.PHONY: all deps build check check-v2 demo release install man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
 
 all: build
 
@@ -55,6 +55,14 @@ lint-man:
 	    mandoc -T lint -W error "$$page" || exit 1; \
 	    man -l "$$page" >/dev/null 2>&1 || { echo "$$page does not render"; exit 1; }; \
 	done; echo "man pages: render and lint clean"
+
+# swift format's lint with the committed .swift-format (`make format` rewrites the tree to it).
+lint-swift:
+	@$(SWIFT) format lint --strict --recursive --parallel --configuration .swift-format Package.swift Sources Tests fuzz/Package.swift fuzz/Sources \
+	    && echo "swift sources: swift format clean"
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel --configuration .swift-format Package.swift Sources Tests fuzz/Package.swift fuzz/Sources
 
 # shellcheck on every tracked shell script (found by its #! line, so none is skipped by name).
 lint-shell: deps

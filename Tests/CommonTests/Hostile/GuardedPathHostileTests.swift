@@ -236,3 +236,37 @@ struct AdAndErrorFileHostileTests {
         #expect(try String(contentsOfFile: file, encoding: .utf8) == result.stderr)
     }
 }
+
+/// HTCondor fills a root-run wrapper's environment from the job's description (`environment = ...` in the submit
+/// file), so the variables the tools read are the job's to choose: as root they must not pick a file.
+@Suite("Hostile: the environment of a root-run wrapper", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
+struct EnvironmentHostileTests {
+    @Test("$JOBBOX_CONFIG naming a configuration the job's user wrote is refused as root; --config is root's own choice")
+    func configFromEnvironment() throws {
+        let job = try HostileScratch()
+        defer { job.remove() }
+        try job.asUser("printf 'BASE_CGROUP = hijacked\\n' > \(job.scratch)/jobbox.conf")
+        let result = try TestSupport.run([TestSupport.tool("cg-exec"), "--list"], environment: ["JOBBOX_CONFIG": job.scratch + "/jobbox.conf"])
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr == "cg-exec: cannot read configuration \(job.scratch)/jobbox.conf: as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)\n")
+        // A root-owned file the user can still replace (its directory is theirs) is no better.
+        chown(job.scratch + "/jobbox.conf", 0, 0)
+        let rootOwned = try TestSupport.run([TestSupport.tool("cg-exec"), "--list"], environment: ["JOBBOX_CONFIG": job.scratch + "/jobbox.conf"])
+        #expect(rootOwned.status == 125, "\(rootOwned)")
+    }
+
+    @Test("$XTABLES_LOCKFILE naming a missing file in a root-only directory does not make root netacct create it")
+    func xtablesLockFromEnvironment() throws {
+        let job = try HostileScratch()
+        defer { job.remove() }
+        let net = try NetacctTopology()
+        defer { net.remove() }
+        let result = try TestSupport.run(
+            ["/usr/bin/env", "XTABLES_LOCKFILE=\(job.canaryDirectory)/nologin"]
+                + net.netacctArguments(NetacctKernelTests.options(TestSupport.uniqueName("xtl"), "iptables") + ["--", "true"]))
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr.contains("netacct: cannot open the xtables lock \(job.canaryDirectory)/nologin: No such file or directory"), "\(result)")
+        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(net.leaseFiles().isEmpty)
+    }
+}

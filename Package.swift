@@ -21,11 +21,18 @@ let package = Package(
             pkgConfig: "libip4tc libmnl libnftnl",
             providers: [.apt(["libiptc-dev", "libmnl-dev", "libnftnl-dev"])]
         ),
+        // netacct's cgroup BPF back end: the libbpf loader (C), the program compiled from source by the plugin
+        // (clang -target bpf) and embedded as a Swift source.
+        .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf")]),
+        .plugin(name: "NetacctBPFObjectPlugin", capability: .buildTool()),
+        .target(name: "NetacctBPFObject", exclude: ["bpf"], plugins: ["NetacctBPFObjectPlugin"]),
         .target(
             name: "Common",
             dependencies: [
                 "CLinux",
                 "CNetfilter",
+                "CNetacctBPF",
+                "NetacctBPFObject",
                 .product(name: "SystemPackage", package: "swift-system"),
                 // Shared by every tool's command line: exit codes, job ids and sizes as arguments.
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

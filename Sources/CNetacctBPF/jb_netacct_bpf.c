@@ -1,0 +1,205 @@
+/*
+ * jb_netacct_bpf.c: loads netacct's cgroup_skb programs with libbpf, fills their networks map, attaches them to
+ * a job's cgroup through bpf_links and reads their counters. Swift never touches libbpf's structures.
+ */
+#include "jb_netacct_bpf.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct jb_netacct_bpf {
+    struct bpf_object *object;
+    struct bpf_link *links[2];
+    int counters_fd;
+    int networks_fd;
+    uint32_t counters_id;
+};
+
+/* libbpf's messages would go to stderr in the middle of the job's; netacct reports failures itself. */
+static int quiet(enum libbpf_print_level level, const char *format, va_list args) {
+    (void)level;
+    (void)format;
+    (void)args;
+    return 0;
+}
+
+/* libbpf returns negative errnos and, since 1.0, also sets errno; make sure errno is the one returned. */
+static int fail_with(int result) {
+    errno = result < 0 ? -result : (errno ? errno : EINVAL);
+    return -1;
+}
+
+struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int deny_external, const char **stage) {
+    libbpf_set_print(quiet);
+    struct jb_netacct_bpf *bpf = calloc(1, sizeof *bpf);
+    if (!bpf) {
+        *stage = "allocate";
+        return NULL;
+    }
+    bpf->counters_fd = bpf->networks_fd = -1;
+    LIBBPF_OPTS(bpf_object_open_opts, options, .object_name = "jb_netacct");
+    bpf->object = bpf_object__open_mem(object, size, &options);
+    if (!bpf->object) {
+        int saved = errno;
+        free(bpf);
+        *stage = "open the BPF object";
+        errno = saved;
+        return NULL;
+    }
+    int result = bpf_object__load(bpf->object);
+    if (result != 0) {
+        *stage = "load the BPF programs";
+        goto fail;
+    }
+    struct bpf_map *counters = bpf_object__find_map_by_name(bpf->object, "jb_counters");
+    struct bpf_map *networks = bpf_object__find_map_by_name(bpf->object, "jb_networks");
+    struct bpf_map *settings = bpf_object__find_map_by_name(bpf->object, "jb_settings");
+    if (!counters || !networks || !settings) {
+        *stage = "find the BPF maps";
+        result = -ENOENT;
+        goto fail;
+    }
+    bpf->counters_fd = bpf_map__fd(counters);
+    bpf->networks_fd = bpf_map__fd(networks);
+    struct bpf_map_info info;
+    uint32_t info_size = sizeof info;
+    memset(&info, 0, sizeof info);
+    result = bpf_obj_get_info_by_fd(bpf->counters_fd, &info, &info_size);
+    if (result != 0) {
+        *stage = "read the counters map's id";
+        goto fail;
+    }
+    bpf->counters_id = info.id;
+    /* Cgroup id 0 collects the packets of cgroups that no longer fit in the map. */
+    uint64_t overflow = 0;
+    struct jb_netacct_counters zero;
+    memset(&zero, 0, sizeof zero);
+    result = bpf_map_update_elem(bpf->counters_fd, &overflow, &zero, BPF_NOEXIST);
+    if (result != 0) {
+        *stage = "set up the counters map";
+        goto fail;
+    }
+    uint32_t key = 0;
+    struct jb_netacct_settings value = {.deny_external = deny_external ? 1 : 0};
+    result = bpf_map_update_elem(bpf_map__fd(settings), &key, &value, BPF_ANY);
+    if (result != 0) {
+        *stage = "write the settings map";
+        goto fail;
+    }
+    return bpf;
+fail:
+    fail_with(result);
+    {
+        int saved = errno;
+        jb_netacct_bpf_close(bpf);
+        errno = saved;
+    }
+    return NULL;
+}
+
+int jb_netacct_bpf_add_network(struct jb_netacct_bpf *bpf, int family, const uint8_t *address, int prefix_length, int kind) {
+    int width = family == JB_NETACCT_FAMILY_IPV4 ? 4 : family == JB_NETACCT_FAMILY_IPV6 ? 16 : 0;
+    if (width == 0 || prefix_length < 0 || prefix_length > width * 8) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct jb_netacct_key key;
+    memset(&key, 0, sizeof key);
+    key.prefixlen = 8 + (uint32_t)prefix_length;
+    key.data[0] = (uint8_t)family;
+    memcpy(&key.data[1], address, (size_t)width);
+    uint32_t value = (uint32_t)kind;
+    int result = bpf_map_update_elem(bpf->networks_fd, &key, &value, BPF_ANY);
+    return result == 0 ? 0 : fail_with(result);
+}
+
+int jb_netacct_bpf_attach(struct jb_netacct_bpf *bpf, int cgroup_fd, const char **stage) {
+    static const char *const names[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
+    for (int i = 0; i < 2; i++) {
+        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, names[i]);
+        if (!program) {
+            *stage = "find the BPF programs";
+            errno = ENOENT;
+            return -1;
+        }
+        struct bpf_link *link = bpf_program__attach_cgroup(program, cgroup_fd);
+        if (!link) {
+            *stage = i == 0 ? "attach the egress program" : "attach the ingress program";
+            return fail_with(-errno);
+        }
+        bpf->links[i] = link;
+    }
+    return 0;
+}
+
+uint32_t jb_netacct_bpf_counters_id(const struct jb_netacct_bpf *bpf) { return bpf->counters_id; }
+
+/* Sums every entry of the counters map FD; keys are read one after the other (a cgroup added meanwhile is found
+ * or not, never counted twice). */
+static int sum_counters(int fd, struct jb_netacct_counters *total) {
+    memset(total, 0, sizeof *total);
+    uint64_t key = 0, next;
+    const void *previous = NULL;
+    for (;;) {
+        int result = bpf_map_get_next_key(fd, previous, &next);
+        if (result != 0) {
+            if (errno == ENOENT) return 0;
+            return fail_with(result);
+        }
+        struct jb_netacct_counters value;
+        if (bpf_map_lookup_elem(fd, &next, &value) == 0) {
+            for (int i = 0; i < JB_NETACCT_CLASSES; i++) {
+                total->bytes[i] += value.bytes[i];
+                total->packets[i] += value.packets[i];
+            }
+        } else if (errno != ENOENT) {
+            return -1;
+        }
+        key = next;
+        previous = &key;
+    }
+}
+
+int jb_netacct_bpf_read(const struct jb_netacct_bpf *bpf, struct jb_netacct_counters *total) {
+    return sum_counters(bpf->counters_fd, total);
+}
+
+void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf) {
+    if (!bpf) return;
+    for (int i = 0; i < 2; i++)
+        if (bpf->links[i]) bpf_link__destroy(bpf->links[i]);
+    bpf_object__close(bpf->object);
+    free(bpf);
+}
+
+int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) return fail_with(fd);
+    struct bpf_map_info info;
+    uint32_t info_size = sizeof info;
+    memset(&info, 0, sizeof info);
+    int result = bpf_obj_get_info_by_fd(fd, &info, &info_size);
+    if (result != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    /* An id is only a number: believe it only for a map shaped like netacct's counters. */
+    if (strcmp(info.name, "jb_counters") != 0 || info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(uint64_t) ||
+        info.value_size != sizeof(struct jb_netacct_counters)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    result = sum_counters(fd, total);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}

@@ -5,9 +5,9 @@ import Common
 struct Netacct: JobboxTool {
     static let configuration = CommandConfiguration(
         commandName: "netacct",
-        abstract: "Run a job in its own network namespace and count its traffic, internal and external, in bytes.",
+        abstract: "Run a job and count its traffic, internal and external, in bytes (in its own network namespace, or with cgroup BPF).",
         usage: """
-            netacct [--job ID] [--internal CIDRS] [--backend auto|iptables|nftables] [--interval SECONDS] [--ad-file FILE] [--deny-external] [-v] -- COMMAND [ARG...]
+            netacct [--job ID] [--internal CIDRS] [--backend auto|iptables|nftables|bpf] [--interval SECONDS] [--ad-file FILE] [--deny-external] [-v] -- COMMAND [ARG...]
               netacct --show [--job ID | --all]
               netacct --cleanup --stale
             """,
@@ -19,6 +19,16 @@ struct Netacct: JobboxTool {
             included), NetworkOutgoing and NetworkIncoming. Everything is removed after the job; netacct exits \
             with the job's status. IPv4 forwarding (net.ipv4.ip_forward, host-wide) is turned on, with a \
             warning when it was off, and left on. STATE_DIR must be root's and writable by no one else.
+
+            With --backend bpf (or NETWORK_BACKEND = bpf) the job keeps its network: no namespace, veth or \
+            firewall rule. It runs in a cgroup of its own on the unified (cgroup2) hierarchy, netacct_<id> below \
+            netacct's own (cg-exec's job_<id> when netacct runs in its main), where two cgroup_skb programs count \
+            each packet's IP length (a GSO packet as the segments it becomes) by its remote address, IPv4 and \
+            IPv6 (NETWORK_INTERNAL and --internal take both); loopback (127.0.0.0/8, ::1) is not counted; \
+            --deny-external drops external packets (still counted). Processes the job leaves in its cgroup are \
+            killed when it ends. Limits: the kernel must have cgroup BPF (else use iptables or nftables, \
+            IPv4 only); on hybrid nodes only the job's own unified cgroup is counted; traffic the node makes on \
+            the job's behalf (NFS, CVMFS) is not the job's.
             """,
         version: JobboxVersion.string
     )
@@ -28,10 +38,10 @@ struct Netacct: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).", valueName: "id"))
     var job: String?
 
-    @Option(name: .long, help: ArgumentHelp("Remote networks counted as internal, comma-separated (default: NETWORK_INTERNAL).", valueName: "cidrs"))
+    @Option(name: .long, help: ArgumentHelp("Remote networks counted as internal, IPv4 or IPv6 (bpf only), comma-separated (default: NETWORK_INTERNAL).", valueName: "cidrs"))
     var `internal`: String?
 
-    @Option(name: .long, help: ArgumentHelp("The firewall to count in: auto, iptables (legacy, libiptc) or nftables (default: NETWORK_BACKEND).", valueName: "backend"))
+    @Option(name: .long, help: ArgumentHelp("Where to count: auto, iptables (legacy, libiptc), nftables, or bpf (cgroup BPF, no namespace) (default: NETWORK_BACKEND).", valueName: "backend"))
     var backend: String?
 
     @Option(name: .long, help: ArgumentHelp("Seconds between ad writes to --ad-file while the job runs.", valueName: "seconds"))
@@ -95,16 +105,17 @@ struct Netacct: JobboxTool {
         guard !command.isEmpty else { throw JobboxError.invalid("no command", nil, "give the job's command after --") }
         guard interval >= 1 else { throw JobboxError.invalid("invalid --interval", "\(interval)", "give a whole number of seconds, at least 1") }
         var internalNetworks = config.networkInternal
+        var internalNetworksIPv6 = config.networkInternalIPv6
         if let text = self.internal {
-            guard let parsed = IPv4Network.parseList(text), !parsed.isEmpty else {
-                throw JobboxError.invalid("invalid --internal", "'\(text)'", "give IPv4 networks such as 10.0.0.0/8,192.168.0.0/16")
+            guard let parsed = IPNetwork.parseList(text), !parsed.v4.isEmpty || !parsed.v6.isEmpty else {
+                throw JobboxError.invalid("invalid --internal", "'\(text)'", "give networks such as 10.0.0.0/8,192.168.0.0/16,fd00::/8")
             }
-            internalNetworks = parsed
+            (internalNetworks, internalNetworksIPv6) = parsed
         }
         var backendChoice = config.networkBackend
         if let text = backend {
             guard let choice = NetworkBackendChoice(rawValue: text.lowercased()) else {
-                throw JobboxError.invalid("invalid --backend", "'\(text)'", "give auto, iptables or nftables")
+                throw JobboxError.invalid("invalid --backend", "'\(text)'", "give auto, iptables, nftables or bpf")
             }
             backendChoice = choice
         }
@@ -113,6 +124,7 @@ struct Netacct: JobboxTool {
             job: jobID, command: command, internalNetworks: internalNetworks, jobSubnet: config.networkJobSubnet, stateDirectory: config.stateDir,
             backend: backendChoice, interval: interval, adFile: adFile, denyExternal: denyExternal, verbose: verbose)
         var runOptions = options
+        runOptions.internalNetworksIPv6 = internalNetworksIPv6
         runOptions.chirp = try chirp.update()
         return try NetacctRun(runOptions, diagnostics: diagnostics, environment: environment).run()
     }

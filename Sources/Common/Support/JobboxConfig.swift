@@ -51,6 +51,8 @@ public enum NetworkBackendChoice: String, Sendable, CaseIterable {
     case iptables
     /// nftables through netlink.
     case nftables
+    /// cgroup BPF programs on the job's own unified cgroup: no namespace, veth or firewall rule (never chosen by auto).
+    case bpf
 }
 
 /// A chroot a job may ask for by name (`NAMED_CHROOT = SL7=/chroot/sl7`).
@@ -93,6 +95,8 @@ public struct JobboxConfig: Sendable {
     public var stateDir = "/run/jobbox"
     /// `NETWORK_INTERNAL`: remote networks counted as internal.
     public var networkInternal: [IPv4Network] = IPv4Network.parseList("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16") ?? []
+    /// The IPv6 networks of `NETWORK_INTERNAL` (only the bpf back end counts IPv6; none by default).
+    public var networkInternalIPv6: [IPv6Network] = []
     /// `NETWORK_JOB_SUBNET`: the pool of per-job veth address pairs.
     public var networkJobSubnet = IPv4Network(address: IPv4Address(0x0AD5_0000), prefixLength: 16)
     /// `NETWORK_BACKEND`.
@@ -206,15 +210,16 @@ public struct JobboxConfig: Sendable {
             guard Self.isCleanAbsolutePath(value) else { throw KnobError("not an absolute path without '..'") }
             if entry.name == "CHROOT_DIR" { chrootDir = value.trimmingTrailingSlashes() } else { stateDir = value.trimmingTrailingSlashes() }
         case "NETWORK_INTERNAL":
-            guard let list = IPv4Network.parseList(value) else { throw KnobError("not a list of IPv4 networks such as 10.0.0.0/8,192.168.0.0/16") }
-            networkInternal = list
+            guard let list = IPNetwork.parseList(value) else { throw KnobError("not a list of networks such as 10.0.0.0/8,192.168.0.0/16,fd00::/8") }
+            networkInternal = list.v4
+            networkInternalIPv6 = list.v6
         case "NETWORK_JOB_SUBNET":
             guard let network = IPv4Network(parsing: value), network.prefixLength <= 30 else {
                 throw KnobError("not an IPv4 network of at least 4 addresses such as 10.213.0.0/16")
             }
             networkJobSubnet = network
         case "NETWORK_BACKEND":
-            guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("not auto, iptables or nftables") }
+            guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("not auto, iptables, nftables or bpf") }
             networkBackend = choice
         default:
             break

@@ -64,7 +64,8 @@ public struct FirewallProbe: Sendable {
         switch choice {
         case .iptables: return (.iptables, "asked for")
         case .nftables: return (.nftables, "asked for")
-        case .auto: break
+        // bpf needs no firewall (NetacctRun hands it to NetacctBPFRun first); asked here, it stands for auto.
+        case .auto, .bpf: break
         }
         let command = iptablesCommand()
         if let command, command.flavour == "nft" {

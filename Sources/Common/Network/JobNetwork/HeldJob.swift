@@ -23,8 +23,9 @@ public final class HeldJob {
     private var execErrorFD: Int32
     private var reaped = false
 
-    /// Forks the child for `arguments` (the command and its arguments; the command is searched in `$PATH`).
-    public init(arguments: [String]) throws(JobboxError) {
+    /// Forks the child for `arguments` (the command and its arguments; the command is searched in `$PATH`), in a
+    /// new network namespace unless `newNetwork` is false (the bpf back end holds it only to move it into a cgroup).
+    public init(arguments: [String], newNetwork: Bool = true) throws(JobboxError) {
         guard let file = arguments.first else { throw JobboxError.invalid("no command", nil, "give the job's command after --") }
         command = file
         var ready: [Int32] = [-1, -1]
@@ -40,7 +41,7 @@ public final class HeldJob {
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var options = jb_spawn_options()
-        options.unshare_flags = JB_CLONE_NEWNET
+        options.unshare_flags = newNetwork ? JB_CLONE_NEWNET : 0
         options.ready_fd = ready[1]
         options.go_fd = go[0]
         options.death_signal = SIGKILL

@@ -15,7 +15,8 @@ public struct NetacctCleanup {
     /// returns how many it removed. Leases of other namespaces are left for a cleanup run there.
     public func removeStale() throws(JobboxError) -> Int {
         let namespace = try NetworkNamespace.currentID()
-        return try leases.withLock { () throws(JobboxError) -> Int in
+        let removedBPF = try removeStaleBPF()
+        return try removedBPF + leases.withLock { () throws(JobboxError) -> Int in
             var removed = 0
             for lease in try leases.all() where !lease.owner.isAlive {
                 guard lease.namespace == namespace else {
@@ -60,6 +61,9 @@ public struct NetacctShow {
     /// one snapshot per back end, plus `JobboxJobId`, `JobboxNetworkBackend`, `JobboxNetworkInterface` and
     /// `JobboxNetworkAddress`.
     public func ads(job: JobID?) throws(JobboxError) -> [ClassAd] {
+        // A bpf job is in no network namespace: found by its lease alone.
+        let bpf = try bpfAds(job: job)
+        if job != nil && !bpf.isEmpty { return bpf }
         let namespace = try NetworkNamespace.currentID()
         var running = try leases.all().filter { $0.namespace == namespace }
         if let job {
@@ -80,7 +84,7 @@ public struct NetacctShow {
             if chains.isEmpty { continue }
             for (chain, value) in try makeAccountingBackend(kind, environment: environment).counters(chains: chains) { counters[chain] = value }
         }
-        return running.compactMap { lease in
+        return bpf + running.compactMap { lease in
             guard let value = counters[lease.names.chain] else { return nil }
             var ad = ClassAd()
             ad.set("JobboxJobId", lease.job)

@@ -14,6 +14,8 @@ public struct NetacctRunOptions: Sendable {
     public var command: [String]
     /// Remote networks counted as internal.
     public var internalNetworks: [IPv4Network]
+    /// IPv6 remote networks counted as internal (the bpf back end only: the veth back ends count IPv4 alone).
+    public var internalNetworksIPv6: [IPv6Network] = []
     /// The pool of address pairs.
     public var jobSubnet: IPv4Network
     /// `STATE_DIR`.
@@ -71,6 +73,7 @@ public struct NetacctRun {
     public func run() throws(JobboxError) -> Int32 {
         // A signal during set-up waits (blocked) and is forwarded to the job once it runs, so netacct is never
         // killed half-way with its objects left behind.
+        if options.backend == .bpf { return try runBPF() }
         HeldJob.blockSignals()
         let (kind, reason) = FirewallProbe(environment: environment).resolve(options.backend)
         if options.verbose { diagnostics.note("backend \(kind.rawValue): \(reason)") }
@@ -155,15 +158,25 @@ public struct NetacctRun {
     /// returns the ad. A failure is reported and the job goes on: accounting never costs the job its run.
     @discardableResult
     func publish(backend: any AccountingBackend, chain: String, final: Bool) -> ClassAd? {
-        do throws(JobboxError) {
+        publish(final: final, what: chain) { () throws(JobboxError) -> TrafficCounters in
             guard let counters = try backend.counters(chains: [chain])[chain] else {
                 throw JobboxError.invalid("cannot read counters of", chain, "the chain is gone")
             }
+            return counters
+        }
+    }
+
+    /// Reads the counters with `read` and writes the ad, as `publish(backend:chain:final:)` says; `what` names
+    /// the accounting in errors.
+    @discardableResult
+    func publish(final: Bool, what: String, read: () throws(JobboxError) -> TrafficCounters) -> ClassAd? {
+        do throws(JobboxError) {
+            let counters = try read()
             let text: String
             do {
                 text = try ClassAdWriter.render(counters.classAd)
             } catch {
-                throw JobboxError.invalid("cannot render the ad of", chain, error.description)
+                throw JobboxError.invalid("cannot render the ad of", what, error.description)
             }
             if let file = options.adFile {
                 // The ad file usually lies in the job's scratch dir: written by GuardedPath's rule.

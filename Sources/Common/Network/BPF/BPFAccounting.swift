@@ -1,0 +1,90 @@
+import CNetacctBPF
+import NetacctBPFObject
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// One job's instance of netacct's cgroup BPF programs (`netacct.bpf.c`) with its own maps, loaded through libbpf
+/// (`jb_netacct_bpf.c`). Attached through bpf_links held by this process only: when netacct dies, even by kill -9,
+/// the kernel detaches them, so there is nothing pinned and nothing to find in bpffs afterwards.
+public final class BPFAccounting {
+    private var handle: OpaquePointer?
+
+    /// Loads the programs with `internal` networks and loopback (127.0.0.0/8, ::1: not counted) in their networks
+    /// map; `denyExternal` makes them drop external packets after counting them.
+    public init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
+        guard let object = NetacctBPFObject.bytes() else {
+            throw JobboxError.invalid("cannot load BPF programs", nil, "the embedded object is not base64 (a broken build)")
+        }
+        var stage: UnsafePointer<CChar>? = nil
+        let loaded = object.withUnsafeBytes { jb_netacct_bpf_load($0.baseAddress, $0.count, denyExternal ? 1 : 0, &stage) }
+        guard let loaded else {
+            throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "load the BPF programs")", "for netacct")
+        }
+        handle = loaded
+        // Internal first, loopback last: a loopback entry wins over an equal internal one.
+        for network in internalIPv4 where !Self.ipv4Loopback.contains(network) {
+            try add(family: JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
+        }
+        for network in internalIPv6 {
+            try add(family: JB_NETACCT_FAMILY_IPV6, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
+        }
+        try add(family: JB_NETACCT_FAMILY_IPV4, Self.ipv4Loopback.address.octets, 8, JB_NETACCT_REMOTE_LOOPBACK, "127.0.0.0/8")
+        try add(family: JB_NETACCT_FAMILY_IPV6, [UInt8](repeating: 0, count: 15) + [1], 128, JB_NETACCT_REMOTE_LOOPBACK, "::1/128")
+    }
+
+    deinit { close() }
+
+    static let ipv4Loopback = IPv4Network(address: IPv4Address(0x7F00_0000), prefixLength: 8)
+
+    private func add(family: Int32, _ octets: [UInt8], _ prefixLength: Int, _ kind: Int32, _ shown: String) throws(JobboxError) {
+        let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(handle, family, $0.baseAddress, Int32(prefixLength), kind) }
+        if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown) }
+    }
+
+    /// Attaches ingress and egress to the cgroup open at `cgroupFD` (a directory of the unified hierarchy).
+    public func attach(cgroupFD: Int32, path: String) throws(JobboxError) {
+        var stage: UnsafePointer<CChar>? = nil
+        if jb_netacct_bpf_attach(handle, cgroupFD, &stage) != 0 {
+            throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "attach the BPF programs") to", path)
+        }
+    }
+
+    /// The kernel id of the counters map, recorded in the lease for `--show`.
+    public var countersMapID: UInt32 { handle.map { jb_netacct_bpf_counters_id($0) } ?? 0 }
+
+    /// The job's counters: every cgroup of its subtree, summed.
+    public func counters() throws(JobboxError) -> TrafficCounters {
+        var total = jb_netacct_counters()
+        if jb_netacct_bpf_read(handle, &total) != 0 { throw JobboxError.lastErrno("cannot read the BPF counters", nil) }
+        return TrafficCounters(total)
+    }
+
+    /// The counters of the map with kernel id `id` (another netacct's: `--show`), checked to be netacct's.
+    public static func counters(mapID id: UInt32) throws(JobboxError) -> TrafficCounters {
+        var total = jb_netacct_counters()
+        if jb_netacct_bpf_read_map_id(id, &total) != 0 { throw JobboxError.lastErrno("cannot read the BPF counters map", "\(id)") }
+        return TrafficCounters(total)
+    }
+
+    /// Detaches the programs and frees the maps (idempotent).
+    public func close() {
+        if let handle { jb_netacct_bpf_close(handle) }
+        handle = nil
+    }
+}
+
+extension TrafficCounters {
+    /// The byte counts of the BPF counters, by class.
+    init(_ counters: jb_netacct_counters) {
+        self.init()
+        outgoingInternal = counters.bytes.0
+        outgoingExternal = counters.bytes.1
+        incomingInternal = counters.bytes.2
+        incomingExternal = counters.bytes.3
+    }
+}

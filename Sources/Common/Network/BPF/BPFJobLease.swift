@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// The record of one job counted by the bpf back end: `STATE_DIR/netacct/bpf/<cgroup name>.lease`, written
+/// before the cgroup is made and removed after it is gone, for `--show` and `--cleanup --stale`.
+///
+/// Nothing is pinned: the programs hang on bpf_links only netacct holds (the kernel detaches them when it dies),
+/// so a dead run leaves at most its cgroup and this file.
+public struct BPFJobLease: Sendable, Equatable {
+    /// The job's id.
+    public var job: String
+    /// The netacct process that owns the lease.
+    public var owner: ProcessIdentity
+    /// The cgroup the programs are attached to.
+    public var cgroup: BPFJobCgroup
+    /// The cgroup's id (inode), 0 until it is made.
+    public var cgroupID: UInt64
+    /// The kernel id of the counters map (`--show`).
+    public var countersMapID: UInt32
+
+    /// The lease as a ClassAd, the state directory's format.
+    public var classAd: ClassAd {
+        var ad = ClassAd()
+        ad.set("JobboxJobId", job)
+        ad.set("OwnerPid", Int64(owner.pid))
+        ad.set("OwnerStartTime", Int64(clamping: owner.startTime))
+        ad.set("Backend", "bpf")
+        ad.set("Cgroup", cgroup.path)
+        ad.set("CgroupMade", cgroup.made)
+        ad.set("CgroupId", Int64(clamping: cgroupID))
+        ad.set("CountersMapId", Int64(countersMapID))
+        return ad
+    }
+
+    /// A lease from its parts.
+    public init(job: String, owner: ProcessIdentity, cgroup: BPFJobCgroup, cgroupID: UInt64, countersMapID: UInt32) {
+        self.job = job
+        self.owner = owner
+        self.cgroup = cgroup
+        self.cgroupID = cgroupID
+        self.countersMapID = countersMapID
+    }
+
+    /// A lease from its ad; nil when anything is missing or malformed.
+    public init?(classAd ad: ClassAd) {
+        guard let job = ad.string("JobboxJobId"), let pid = ad.integer("OwnerPid"), let start = ad.integer("OwnerStartTime"),
+            ad.string("Backend") == "bpf", let path = ad.string("Cgroup"), let made = ad.boolean("CgroupMade"), let id = ad.integer("CgroupId"),
+            let map = ad.integer("CountersMapId"), let mapID = UInt32(exactly: map)
+        else { return nil }
+        self.init(job: job, owner: ProcessIdentity(pid: Int32(truncatingIfNeeded: pid), startTime: UInt64(clamping: start)),
+                  cgroup: BPFJobCgroup(path: path, made: made), cgroupID: UInt64(clamping: id), countersMapID: mapID)
+    }
+}
+
+/// The bpf leases of a state directory, under the lock of `JobNetworkLeases` (one lock for every back end).
+///
+/// Trusted inputs: as for `JobNetworkLeases`, only files in a directory root's alone, and a lease is believed
+/// only when it names what netacct itself would (`validate`): the cgroup's last component derived from the job
+/// id, an absolute path without `..` below a cgroup2 mount.
+public struct BPFJobLeases: Sendable {
+    /// `STATE_DIR/netacct`, whose lock is shared.
+    public let network: JobNetworkLeases
+    /// `STATE_DIR/netacct/bpf`.
+    public var directory: String { network.directory + "/bpf" }
+
+    /// The bpf leases beside `network`'s.
+    public init(_ network: JobNetworkLeases) { self.network = network }
+
+    func fileName(_ lease: BPFJobLease) -> String { GuardedPath.split(lease.cgroup.path).1 + ".lease" }
+
+    /// Why `lease`, read from `fileName`, is not one netacct wrote; nil when it is.
+    public func validate(_ lease: BPFJobLease, fileName: String) -> String? {
+        guard let job = try? JobID(lease.job) else { return "its JobboxJobId is not a job id" }
+        let path = lease.cgroup.path
+        guard path.hasPrefix("/"), !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            return "its Cgroup is not an absolute path without '..'"
+        }
+        let name = GuardedPath.split(path).1
+        let expected = lease.cgroup.made ? BPFJobCgroup.madeName(for: job) : job.cgroupName
+        if name != expected { return "its Cgroup does not end in \(expected), the name of job \(lease.job)" }
+        if fileName != name + ".lease" { return "its file is not named \(name).lease" }
+        guard let layout = try? CgroupLayout.current(), let unified = layout.unified, path.hasPrefix(unified.mountPoint + "/") else {
+            return "its Cgroup is not below the cgroup2 mount"
+        }
+        if lease.owner.pid <= 0 { return "its OwnerPid is not a process id" }
+        return nil
+    }
+
+    /// Every believable lease; others are reported and skipped. A missing directory has none.
+    public func all() throws(JobboxError) -> [BPFJobLease] {
+        let parent: GuardedDirectory
+        do {
+            parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return [] }
+            throw error
+        }
+        defer { parent.close() }
+        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listFD >= 0, let dir = fdopendir(listFD) else {
+            let error = JobboxError.lastErrno("cannot list state directory", directory)
+            if listFD >= 0 { close(listFD) }
+            throw error
+        }
+        defer { closedir(dir) }
+        var leases: [BPFJobLease] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasSuffix(".lease") else { continue }
+            do throws(JobboxError) {
+                let text = try GuardedFile.readText(directory + "/" + name, limit: JobNetworkLeases.leaseLimit, for: "cannot read lease")
+                guard let lease = BPFJobLease(classAd: ClassAdReader.parse(text)) else { throw JobboxError.invalid("cannot read lease", name, "an attribute is missing or malformed") }
+                if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", name, problem) }
+                leases.append(lease)
+            } catch {
+                network.diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
+            }
+        }
+        return leases.sorted { $0.job < $1.job }
+    }
+
+    /// Takes the lease of `cgroup` for `job`: a stale one of the same cgroup is handed to `reclaim` first (which
+    /// removes its leftovers and says whether it could); a live one is an error.
+    public func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
+        try network.withLock { () throws(JobboxError) -> BPFJobLease in
+            for lease in try all() where lease.cgroup.path == cgroup.path {
+                if !lease.owner.isAlive && reclaim(lease) {
+                    release(lease)
+                    continue
+                }
+                let state = lease.owner.isAlive ? "running under netacct pid \(lease.owner.pid)" : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
+                throw JobboxError.invalid("cannot start network accounting for job", job.rawValue, "its cgroup \(cgroup.path) is in use by job \(lease.job), \(state)")
+            }
+            let lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
+            try write(lease)
+            return lease
+        }
+    }
+
+    /// Writes `lease` (atomically), making the directory when missing.
+    public func write(_ lease: BPFJobLease) throws(JobboxError) {
+        let text: String
+        do {
+            text = try ClassAdWriter.render(lease.classAd)
+        } catch {
+            throw JobboxError.invalid("cannot record lease of job", lease.job, error.description)
+        }
+        try GuardedPath.openTrustedDirectory(directory, creating: true, for: "cannot use state directory").close()
+        try GuardedFile.replace(directory + "/" + fileName(lease), with: text, for: "cannot record lease")
+    }
+
+    /// Removes `lease`'s file.
+    public func release(_ lease: BPFJobLease) {
+        guard let parent = try? GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory") else { return }
+        defer { parent.close() }
+        _ = unlinkat(parent.fd, fileName(lease), 0)
+    }
+}

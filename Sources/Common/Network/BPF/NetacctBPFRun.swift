@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+extension NetacctRun {
+    /// `--backend bpf`: the job keeps its network; its own unified cgroup (`BPFJobCgroup`) gets netacct's
+    /// cgroup_skb programs, which count and classify every packet of its sockets. Nothing is made in any network
+    /// namespace: no link, no route, no firewall rule. Returns the job's status.
+    ///
+    /// Order: load the programs (a kernel without cgroup BPF fails here, with nothing made), lease, cgroup,
+    /// attach, then the job is forked and held before exec until it is in the cgroup, so every socket it opens
+    /// belongs there. Tear-down: final read, detach, kill what the job left in its cgroup, remove the cgroup,
+    /// release the lease.
+    func runBPF() throws(JobboxError) -> Int32 {
+        HeldJob.blockSignals()
+        let place = try BPFJobCgroup.place(for: options.job)
+        if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }
+        let accounting = try BPFAccounting(internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
+        defer { accounting.close() }
+        let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
+        let leases = BPFJobLeases(network)
+        let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
+        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID) { cleanup.dismantle($0) }
+        let cgroupFD: Int32
+        do {
+            (cgroupFD, lease.cgroupID) = try place.create()
+        } catch {
+            leases.release(lease)
+            throw error
+        }
+        defer { close(cgroupFD) }
+
+        let job: HeldJob
+        do {
+            try leases.write(lease)
+            try accounting.attach(cgroupFD: cgroupFD, path: place.path)
+            job = try HeldJob(arguments: options.command, newNetwork: false)
+        } catch {
+            takeDownBPF(lease, accounting: accounting, leases: leases)
+            throw error
+        }
+        do throws(JobboxError) {
+            try job.waitUntilUnshared()
+            if place.made { try place.add(pid: job.pid, cgroupFD: cgroupFD) }
+            try job.release()
+        } catch {
+            job.abandon()
+            takeDownBPF(lease, accounting: accounting, leases: leases)
+            throw error
+        }
+        let read = { () throws(JobboxError) -> TrafficCounters in try accounting.counters() }
+        let status = job.wait(interval: options.adFile == nil ? nil : options.interval) {
+            publish(final: false, what: place.path, read: read)
+        }
+        let final = publish(final: true, what: place.path, read: read)
+        // Detached first: a chirp from here (netacct's own traffic, in the host's network) is not the job's.
+        accounting.close()
+        if let update = options.chirp, let final {
+            do {
+                try ChirpClient.publish(final, update: update, environment: environment)
+            } catch {
+                diagnostics.error(error.description)
+            }
+        }
+        takeDownBPF(lease, accounting: accounting, leases: leases)
+        return status
+    }
+
+    /// Detaches, removes the cgroup netacct made, and releases the lease when all went; failures are reported
+    /// and the lease stays for `--cleanup --stale`.
+    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases) {
+        accounting.close()
+        do {
+            try lease.cgroup.remove(id: lease.cgroupID)
+            leases.release(lease)
+        } catch {
+            diagnostics.error(error.description)
+        }
+    }
+}
+
+extension NetacctCleanup {
+    /// Removes what dead bpf runs left: their cgroups (with any process the job left in them) and leases. Their
+    /// programs went when their netacct died (bpf_links). Returns how many it removed.
+    func removeStaleBPF() throws(JobboxError) -> Int {
+        let bpf = BPFJobLeases(leases)
+        return try leases.withLock { () throws(JobboxError) -> Int in
+            var removed = 0
+            for lease in try bpf.all() where !lease.owner.isAlive && dismantle(lease) {
+                bpf.release(lease)
+                removed += 1
+            }
+            return removed
+        }
+    }
+
+    /// Removes a stale bpf lease's cgroup (not the lease file); whether it is gone.
+    func dismantle(_ lease: BPFJobLease) -> Bool {
+        do {
+            try lease.cgroup.remove(id: lease.cgroupID)
+            diagnostics.note("removed the accounting of job \(lease.job) left by netacct pid \(lease.owner.pid): \(lease.cgroup.made ? "cgroup " + lease.cgroup.path : "nothing (cg-exec's cgroup stays)") (bpf)")
+            return true
+        } catch {
+            diagnostics.error(error.description)
+            return false
+        }
+    }
+}
+
+extension NetacctShow {
+    /// One ad per running bpf job (only `job` when given), read from its live counters map, with
+    /// `JobboxJobId`, `JobboxNetworkBackend` and `JobboxNetworkCgroup`.
+    func bpfAds(job: JobID?) throws(JobboxError) -> [ClassAd] {
+        var ads: [ClassAd] = []
+        for lease in try BPFJobLeases(leases).all() where lease.owner.isAlive && (job == nil || lease.job == job?.rawValue) {
+            var ad = ClassAd()
+            ad.set("JobboxJobId", lease.job)
+            for (name, value) in try BPFAccounting.counters(mapID: lease.countersMapID).classAd.attributes { ad.set(name, value) }
+            ad.set("JobboxNetworkBackend", "bpf")
+            ad.set("JobboxNetworkCgroup", lease.cgroup.path)
+            ads.append(ad)
+        }
+        return ads
+    }
+}

@@ -27,7 +27,7 @@ struct NetacctKernelTests {
         ClassAdReader.parse(try String(contentsOfFile: path, encoding: .utf8))
     }
 
-    @Test("UDP to a campus and an internet host: each counter is exactly payload + 28 bytes per datagram", arguments: backends)
+    @Test("UDP to a campus and an internet host: each counter is exactly payload + 28 bytes per datagram", arguments: backends + ["bpf"])
     func exactUDPCounts(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }

@@ -5,12 +5,16 @@ import Testing
 
 /// A test network made only of namespaces this test creates, so the host's links, routes and firewall are never
 /// touched: netacct runs inside "node" (`ip netns exec`), which routes between the job, a "campus" host on an
-/// internal network and an "internet" host on an external one.
+/// internal network and an "internet" host on an external one. With the bpf back end the job runs in "node"
+/// itself (no veth) and talks to both hosts directly, over IPv4 and IPv6 (fd20::/64 is internal, 2001:db8:18::/64
+/// external).
 ///
 /// ```
-///   job (netacct's namespace)            node                        campus 172.20.0.2/24
+///   job (netacct's namespace)            node                        campus 172.20.0.2/24 fd20::2/64
 ///   eth0 10.213.N.2 <-- veth --> jb_<id> 10.213.N.1   c0 172.20.0.1 <---> c1
+///                                                        fd20::1
 ///                                                     i0 198.18.0.1 <---> i1  internet 198.18.0.2/24
+///                                                        2001:db8:18::1             2001:db8:18::2/64
 /// ```
 ///
 /// The node also holds an admin's rules in legacy iptables and in nftables, so a run is seen to leave other
@@ -19,6 +23,10 @@ final class NetacctTopology {
     static let campusAddress = "172.20.0.2"
     static let internetAddress = "198.18.0.2"
     static let internalNetworks = "172.20.0.0/16"
+    static let campusAddress6 = "fd20::2"
+    static let internetAddress6 = "2001:db8:18::2"
+    /// The internal networks of both families (the veth back ends ignore the IPv6 one).
+    static let internalNetworks6 = "172.20.0.0/16,fd00::/8"
     static let port = 7000
     static let peerScript = TestSupport.fixtures + "/netacct/peer.py"
     static let python = "/usr/bin/python3"
@@ -60,8 +68,11 @@ final class NetacctTopology {
             try must(["ip", "netns", "add", name])
             try must(["ip", "-n", name, "link", "set", "lo", "up"])
         }
-        for (peer, near, far, network) in [(campus, "c0", "c1", "172.20.0"), (internet, "i0", "i1", "198.18.0")] {
+        for (peer, near, far, network, network6) in [(campus, "c0", "c1", "172.20.0", "fd20:"), (internet, "i0", "i1", "198.18.0", "2001:db8:18:")] {
             try must(["ip", "-n", node, "link", "add", near, "type", "veth", "peer", "name", far, "netns", peer])
+            // nodad: the addresses are usable at once, with no duplicate address detection to wait for.
+            try must(["ip", "-n", node, "-6", "addr", "add", "\(network6):1/64", "dev", near, "nodad"])
+            try must(["ip", "-n", peer, "-6", "addr", "add", "\(network6):2/64", "dev", far, "nodad"])
             try must(["ip", "-n", node, "addr", "add", "\(network).1/24", "dev", near])
             try must(["ip", "-n", node, "link", "set", near, "up"])
             try must(["ip", "-n", peer, "addr", "add", "\(network).2/24", "dev", far])
@@ -102,9 +113,13 @@ final class NetacctTopology {
         try TestSupport.run(["ip", "netns", "exec", name] + arguments)
     }
 
-    /// The arguments that run netacct in the node with this topology's configuration.
+    /// The arguments that run netacct in the node with this topology's configuration. With `--backend bpf` it
+    /// enters the node's network namespace only (nsenter): `ip netns exec` also mounts a fresh /sys, which hides
+    /// the cgroup mounts the bpf back end works in.
     func netacctArguments(_ arguments: [String]) -> [String] {
-        ["ip", "netns", "exec", node, TestSupport.tool("netacct"), "--config", configPath] + arguments
+        let bpf = zip(arguments, arguments.dropFirst()).contains { $0 == "--backend" && $1 == "bpf" }
+        let enter = bpf ? ["nsenter", "--net=/run/netns/\(node)"] : ["ip", "netns", "exec", node]
+        return enter + [TestSupport.tool("netacct"), "--config", configPath] + arguments
     }
 
     /// Runs netacct in the node and waits for it.
@@ -147,10 +162,11 @@ final class NetacctTopology {
         return "iptables-legacy:\n\(iptables)\nnft:\n\(nft)\nlinks:\n\(links)"
     }
 
-    /// The lease files left in the state directory.
+    /// The lease files left in the state directory (the bpf back end's too).
     func leaseFiles() -> [String] {
         let dir = state.path + "/netacct"
-        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".lease") }.sorted()
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) + ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/bpf")) ?? [])
+        return files.filter { $0.hasSuffix(".lease") }.sorted()
     }
 }
 

@@ -13,6 +13,10 @@ client ACTION...: runs the actions in order and prints one line per action.
   address                          prints the job's own address (source address towards 192.0.2.1)
   pidfile FILE                     writes the job's pid and netacct's pid (its parent) to FILE
   wait FILE                        waits until FILE exists
+  send HOST PORT COUNT SIZE        COUNT datagrams of SIZE bytes, no reply awaited; prints how many the
+                                   kernel refused (EPERM: dropped by netacct's bpf program)
+  netns FILE                       writes the job's network namespace (/proc/self/ns/net) to FILE
+An address with a colon is IPv6; the server listens on both families.
 """
 import os, socket, sys, threading, time
 
@@ -21,12 +25,15 @@ def serve(directory, port):
     log = open(os.path.join(directory, "log"), "a", buffering=1)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("0.0.0.0", port))
+    udp6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    udp6.bind(("::", port))
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     tcp.bind(("0.0.0.0", port))
     tcp.listen(64)
 
-    def udp_loop():
+    def udp_loop(udp):
         while True:
             data, peer = udp.recvfrom(65535)
             log.write("udp %s %d\n" % (peer[0], len(data)))
@@ -54,11 +61,16 @@ def serve(directory, port):
             while sent < down:
                 sent += conn.send(block[: min(len(block), down - sent)])
 
-    threading.Thread(target=udp_loop, daemon=True).start()
+    threading.Thread(target=udp_loop, args=(udp,), daemon=True).start()
+    threading.Thread(target=udp_loop, args=(udp6,), daemon=True).start()
     open(os.path.join(directory, "ready"), "w").close()
     while True:
         conn, peer = tcp.accept()
         threading.Thread(target=tcp_one, args=(conn, peer), daemon=True).start()
+
+
+def family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def client(actions):
@@ -68,7 +80,7 @@ def client(actions):
         if kind == "udp":
             host, port, count, size, reply = actions[i + 1], int(actions[i + 2]), int(actions[i + 3]), int(actions[i + 4]), int(actions[i + 5])
             i += 6
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(family(host), socket.SOCK_DGRAM)
             s.settimeout(10)
             s.connect((host, port))
             payload = (b"R%05d" % reply).ljust(size, b"u")
@@ -123,6 +135,23 @@ def client(actions):
             i += 2
             while not os.path.exists(path):
                 time.sleep(0.05)
+        elif kind == "send":
+            host, port, count, size = actions[i + 1], int(actions[i + 2]), int(actions[i + 3]), int(actions[i + 4])
+            i += 5
+            s = socket.socket(family(host), socket.SOCK_DGRAM)
+            refused = 0
+            for _ in range(count):
+                try:
+                    s.sendto(b"s" * size, (host, port))
+                except PermissionError:
+                    refused += 1
+            print("send %s refused %d" % (host, refused), flush=True)
+        elif kind == "netns":
+            path = actions[i + 1]
+            i += 2
+            with open(path + ".tmp", "w") as f:
+                f.write(os.readlink("/proc/self/ns/net"))
+            os.rename(path + ".tmp", path)
         elif kind == "exit":
             sys.exit(int(actions[i + 1]))
         else:

@@ -1,0 +1,209 @@
+import Foundation
+import Testing
+
+@testable import Common
+
+/// netacct's bpf back end on the real kernel: the job runs in the topology's "node" namespace itself (no veth),
+/// in a cgroup netacct makes below the test's own unified cgroup, and talks to the campus and internet hosts
+/// over IPv4 and IPv6.
+@Suite("netacct --backend bpf on the kernel", .enabled(if: TestSupport.isRoot && BPFTestSupport.unifiedMount != nil, TestSupport.needsRoot))
+struct NetacctBPFKernelTests {
+    static let campus = NetacctTopology.campusAddress
+    static let internet = NetacctTopology.internetAddress
+    static let campus6 = NetacctTopology.campusAddress6
+    static let internet6 = NetacctTopology.internetAddress6
+    static let port = String(NetacctTopology.port)
+
+    static func options(_ job: String) -> [String] {
+        ["--job", job, "--backend", "bpf", "--internal", NetacctTopology.internalNetworks6]
+    }
+
+    static func count(_ ad: ClassAd, _ name: String) -> Int { ad.integer(name).map { Int($0) } ?? -1 }
+
+    @Test("UDP over IPv4 and IPv6 to internal and external hosts: the four counters exact, loopback not counted, nothing made in the network")
+    func exactDualStack() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfudp")
+        defer {
+            BPFTestSupport.removeCgroup(job: job)
+            net.remove()
+        }
+        try net.startServers()
+        let before = try net.nodeState()
+        let adFile = net.directory.path + "/job.ad"
+        let netnsFile = net.directory.path + "/netns"
+        let actions = [
+            "netns", netnsFile,
+            "udp", Self.campus, Self.port, "7", "300", "1000",
+            "udp", Self.internet, Self.port, "5", "200", "1400",
+            "udp", Self.campus6, Self.port, "3", "500", "700",
+            "udp", Self.internet6, Self.port, "4", "100", "1200",
+            // Loopback is not the network: neither family is counted.
+            "send", "127.0.0.1", "9", "6", "1000",
+            "send", "::1", "9", "6", "1000",
+        ]
+        let result = try net.netacct(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("udp \(Self.internet6) ok 4\n"), "\(result)")
+        let ad = ClassAdReader.parse(try String(contentsOfFile: adFile, encoding: .utf8))
+        // IPv4: payload + 8 (UDP) + 20; IPv6: payload + 8 + 40.
+        #expect(Self.count(ad, "NetworkOutgoingInternal") == 7 * (300 + 28) + 3 * (500 + 48))
+        #expect(Self.count(ad, "NetworkIncomingInternal") == 7 * (1000 + 28) + 3 * (700 + 48))
+        #expect(Self.count(ad, "NetworkOutgoingExternal") == 5 * (200 + 28) + 4 * (100 + 48))
+        #expect(Self.count(ad, "NetworkIncomingExternal") == 5 * (1400 + 28) + 4 * (1200 + 48))
+        // The job ran in the node's own network namespace, and no link, rule or table was made there.
+        #expect(try String(contentsOfFile: netnsFile, encoding: .utf8) == "net:[\(try BPFTestSupport.inode("/run/netns/\(net.node)"))]")
+        #expect(try net.nodeState() == before)
+        #expect(net.leaseFiles().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: job)))
+    }
+
+    @Test("--deny-external over IPv4 and IPv6: external datagrams dropped (EPERM) and counted, internal ones answered")
+    func denyExternal() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfdeny")
+        defer {
+            BPFTestSupport.removeCgroup(job: job)
+            net.remove()
+        }
+        try net.startServers()
+        let actions = [
+            "udp", Self.campus, Self.port, "2", "100", "100",
+            "udp", Self.campus6, Self.port, "2", "100", "100",
+            "send", Self.internet, Self.port, "3", "100",
+            "send", Self.internet6, Self.port, "3", "100",
+        ]
+        let result = try net.netacct(Self.options(job) + ["--deny-external", "--"] + NetacctTopology.client(actions))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("send \(Self.internet) refused 3\nsend \(Self.internet6) refused 3\n"), "\(result)")
+        let ad = ClassAdReader.parse(result.stderr)
+        #expect(Self.count(ad, "NetworkOutgoingInternal") == 2 * 128 + 2 * 148)
+        #expect(Self.count(ad, "NetworkIncomingInternal") == 2 * 128 + 2 * 148)
+        #expect(Self.count(ad, "NetworkOutgoingExternal") == 3 * 128 + 3 * 148)
+        #expect(Self.count(ad, "NetworkIncomingExternal") == 0)
+        #expect(net.serverLog(net.internet).isEmpty)
+    }
+
+    @Test("netacct killed with KILL: its programs go with it; --cleanup --stale removes the cgroup and the lease, and --show reads a live job")
+    func killedThenCleanup() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfkill")
+        let alive = TestSupport.uniqueName("bpfalive")
+        var runs: [BackgroundRun] = []
+        defer {
+            try? FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: true)
+            for run in runs { _ = run.wait() }
+            BPFTestSupport.removeCgroup(job: job)
+            BPFTestSupport.removeCgroup(job: alive)
+            net.remove()
+        }
+        try net.startServers()
+        let (survivor, _, _) = try NetacctKernelTests.startWaitingJob(net, job: alive, backend: "bpf")
+        runs.append(survivor)
+        let (run, _, netacct) = try NetacctKernelTests.startWaitingJob(net, job: job, backend: "bpf")
+        let cgroup = BPFTestSupport.cgroupPath(job: job)
+        let programs = try BPFTestSupport.attachedPrograms(cgroup)
+        #expect(programs.count == 2, "\(programs)")
+        let show = try BPFTestSupport.netacct(net, ["--show", "--job", alive])
+        #expect(show.status == 0 && show.stdout.contains("JobboxNetworkBackend = \"bpf\""), "\(show)")
+        kill(netacct, SIGKILL)
+        #expect(run.wait().status == 137)
+        // The links died with netacct: nothing is attached and the programs are gone from the kernel.
+        #expect(try BPFTestSupport.attachedPrograms(cgroup).isEmpty)
+        let loaded = try TestSupport.run(["bpftool", "prog", "show"]).stdout
+        for id in programs { #expect(!loaded.contains("\n\(id): ") && !loaded.hasPrefix("\(id): "), "program \(id) is still loaded") }
+        #expect(net.leaseFiles().count == 2)
+        let cleanup = try BPFTestSupport.netacct(net, ["--cleanup", "--stale"])
+        #expect(cleanup.status == 0, "\(cleanup)")
+        #expect(cleanup.stderr.contains("removed the accounting of job \(job)"), "\(cleanup)")
+        #expect(!FileManager.default.fileExists(atPath: cgroup))
+        #expect(FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: alive)))
+        #expect(net.leaseFiles() == [BPFJobCgroup.madeName(for: try JobID(alive)) + ".lease"])
+        try FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: false)
+        #expect(survivor.wait().status == 0)
+        runs = []
+        #expect(net.leaseFiles().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: alive)))
+    }
+
+    @Test("20 jobs at once: each one's counters are its own")
+    func twentyJobsAtOnce() throws {
+        let net = try NetacctTopology()
+        let prefix = TestSupport.uniqueName("bpfmany")
+        let count = 20
+        defer {
+            for index in 0..<count { BPFTestSupport.removeCgroup(job: "\(prefix)\(index)") }
+            net.remove()
+        }
+        try net.startServers()
+        let go = net.directory.path + "/go"
+        var runs: [BackgroundRun] = []
+        for index in 0..<count {
+            let host = index % 2 == 0 ? Self.campus : Self.campus6
+            let actions = ["pidfile", "\(net.directory.path)/started\(index)", "wait", go, "udp", host, Self.port, "\(index + 1)", "\(100 + index)", "\(200 + index)"]
+            runs.append(try BackgroundRun(net.netacctArguments(
+                Self.options("\(prefix)\(index)") + ["--ad-file", "\(net.directory.path)/job\(index).ad", "--"] + NetacctTopology.client(actions))))
+        }
+        for index in 0..<count { try waitForFile("\(net.directory.path)/started\(index)") }
+        try "".write(toFile: go, atomically: false, encoding: .utf8)
+        for (index, result) in runs.map({ $0.wait() }).enumerated() {
+            #expect(result.status == 0, "job \(index): \(result)")
+            let ad = ClassAdReader.parse(try String(contentsOfFile: "\(net.directory.path)/job\(index).ad", encoding: .utf8))
+            let header = index % 2 == 0 ? 28 : 48
+            #expect(Self.count(ad, "NetworkOutgoingInternal") == (index + 1) * (100 + index + header), "job \(index)")
+            #expect(Self.count(ad, "NetworkIncomingInternal") == (index + 1) * (200 + index + header), "job \(index)")
+            #expect(Self.count(ad, "NetworkOutgoingExternal") == 0 && Self.count(ad, "NetworkIncomingExternal") == 0, "job \(index)")
+        }
+        #expect(net.leaseFiles().isEmpty)
+    }
+}
+
+/// Where the bpf back end puts a test's jobs, and the clean-up of what a failed test left there.
+enum BPFTestSupport {
+    /// The cgroup2 mount point, nil when there is none.
+    static let unifiedMount: String? = {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count, fields[dash + 1] == "cgroup2" { return String(fields[4]) }
+        }
+        return nil
+    }()
+
+    /// The directory netacct makes for `job`: below this process's own unified cgroup, which netacct inherits.
+    static func cgroupPath(job: String) -> String {
+        let own = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
+            .split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
+        let name = (try? JobID(job)).map { BPFJobCgroup.madeName(for: $0) } ?? job
+        return (unifiedMount ?? "") + (own == "/" ? "" : own) + "/" + name
+    }
+
+    /// Kills what is left in `job`'s cgroup and removes it (a failed test's leftovers; nothing when it is gone).
+    static func removeCgroup(job: String) {
+        let path = cgroupPath(job: job)
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        try? "1".write(toFile: path + "/cgroup.kill", atomically: false, encoding: .utf8)
+        for _ in 0..<500 where rmdir(path) != 0 { usleep(10_000) }
+    }
+
+    /// The ids of the programs attached to the cgroup at `path` (none once it is gone).
+    static func attachedPrograms(_ path: String) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let result = try TestSupport.run(["bpftool", "cgroup", "show", path])
+        guard result.status == 0 else { throw TestFailure("bpftool cgroup show \(path): \(result)") }
+        return result.stdout.split(separator: "\n").compactMap { line in line.split(separator: " ").first.flatMap { Int($0) }.map(String.init) }
+    }
+
+    /// Runs netacct in the node's network namespace but the host's mounts, where the cgroup2 mount is (`ip netns
+    /// exec` mounts a fresh /sys without it), as `--show` and `--cleanup` of bpf jobs need.
+    static func netacct(_ net: NetacctTopology, _ arguments: [String]) throws -> TestSupport.Result {
+        try TestSupport.run(["nsenter", "--net=/run/netns/\(net.node)", TestSupport.tool("netacct"), "--config", net.configPath] + arguments)
+    }
+
+    /// The inode of `path`.
+    static func inode(_ path: String) throws -> UInt64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw TestFailure("cannot stat \(path)") }
+        return UInt64(info.st_ino)
+    }
+}

@@ -207,3 +207,49 @@ enum BPFTestSupport {
         return UInt64(info.st_ino)
     }
 }
+
+extension NetacctBPFKernelTests {
+    @Test("10 MiB each way over TCP, sent as GSO super-packets, matches the IP bytes on the campus link within 0.1%")
+    func tcpMatchesTheWire() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpftcp")
+        defer {
+            BPFTestSupport.removeCgroup(job: job)
+            net.remove()
+        }
+        try net.startServers()
+        // A veth passes GSO super-packets whole and counts them as one; with TSO off they are cut into wire-sized
+        // segments before it (in software, after netacct's egress program saw the super-packet), so the link's
+        // counters are what a capture on a real wire would add up.
+        for (namespace, link) in [(net.node, "c0"), (net.campus, "c1")] {
+            let result = try net.exec(namespace, ["ethtool", "-K", link, "tso", "off", "gro", "off"])
+            guard result.status == 0 else { throw TestFailure("ethtool: \(result)") }
+        }
+        let size = 10 * 1024 * 1024
+        let before = try BPFTestSupport.linkIPBytes(net, net.campus, "c1")
+        let result = try net.netacct(Self.options(job) + ["--"] + NetacctTopology.client(["tcp", Self.campus, Self.port, "\(size)", "\(size)"]))
+        let after = try BPFTestSupport.linkIPBytes(net, net.campus, "c1")
+        #expect(result.status == 0, "\(result)")
+        let ad = ClassAdReader.parse(result.stderr)
+        // What the campus end received is what the job sent, and the other way round.
+        let wireOut = Double(after.received - before.received)
+        let wireIn = Double(after.sent - before.sent)
+        let outgoing = Double(Self.count(ad, "NetworkOutgoingInternal"))
+        let incoming = Double(Self.count(ad, "NetworkIncomingInternal"))
+        #expect(abs(outgoing - wireOut) <= wireOut * 0.001, "counted \(outgoing), wire \(wireOut)")
+        #expect(abs(incoming - wireIn) <= wireIn * 0.001, "counted \(incoming), wire \(wireIn)")
+        #expect(outgoing >= Double(size) && incoming >= Double(size))
+    }
+}
+
+extension BPFTestSupport {
+    /// The IP bytes a link has received and sent: its byte counters less 14 bytes of Ethernet header a packet.
+    static func linkIPBytes(_ net: NetacctTopology, _ namespace: String, _ link: String) throws -> (received: Int, sent: Int) {
+        func read(_ name: String) throws -> Int {
+            let result = try net.exec(namespace, ["cat", "/sys/class/net/\(link)/statistics/\(name)"])
+            guard result.status == 0, let value = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw TestFailure("\(name) of \(link): \(result)") }
+            return value
+        }
+        return (try read("rx_bytes") - 14 * read("rx_packets"), try read("tx_bytes") - 14 * read("tx_packets"))
+    }
+}

@@ -259,8 +259,8 @@ struct NetacctLeaseTests {
 @Suite("netacct: command line")
 struct NetacctCommandLineTests {
     @Test("bad options are one line and 125, before anything is made", arguments: [
-        (["--job", "x", "--internal", "10.0.0.0/33", "--", "true"], "netacct: invalid --internal '10.0.0.0/33': give IPv4 networks such as 10.0.0.0/8,192.168.0.0/16\n"),
-        (["--job", "x", "--backend", "pf", "--", "true"], "netacct: invalid --backend 'pf': give auto, iptables or nftables\n"),
+        (["--job", "x", "--internal", "10.0.0.0/33", "--", "true"], "netacct: invalid --internal '10.0.0.0/33': give networks such as 10.0.0.0/8,192.168.0.0/16,fd00::/8\n"),
+        (["--job", "x", "--backend", "pf", "--", "true"], "netacct: invalid --backend 'pf': give auto, iptables, nftables or bpf\n"),
         (["--job", "x", "--interval", "0", "--", "true"], "netacct: invalid --interval 0: give a whole number of seconds, at least 1\n"),
         (["--job", "x"], "netacct: no command: give the job's command after --\n"),
         (["--cleanup"], "netacct: invalid options: use --cleanup --stale alone\n"),

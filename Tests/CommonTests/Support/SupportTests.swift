@@ -91,7 +91,7 @@ struct ConfigTests {
         let arguments = tool == "chroot-tool" ? [tool, "--config", dir.path + "/jobbox.conf", "list"] : [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0", "--", "/bin/true"]
         let result = try TestSupport.run(tool == "jobstat" ? [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0"] : arguments)
         #expect(result.status == 125)
-        #expect(result.stderr == "\(tool): bad configuration \(dir.path)/jobbox.conf:3: NETWORK_BACKEND: not auto, iptables or nftables\n")
+        #expect(result.stderr == "\(tool): bad configuration \(dir.path)/jobbox.conf:3: NETWORK_BACKEND: not auto, iptables, nftables or bpf\n")
         #expect(result.stdout.isEmpty)
     }
 }

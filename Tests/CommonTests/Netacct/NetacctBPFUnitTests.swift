@@ -1,0 +1,87 @@
+import Testing
+
+@testable import Common
+@testable import NetacctBPFObject
+
+@Suite("netacct bpf: IPv6 networks, the embedded object, leases")
+struct NetacctBPFUnitTests {
+    @Test("IPv6 addresses parse in every RFC 4291 form and print in RFC 5952's", arguments: [
+        ("2001:db8::1", "2001:db8::1"), ("::1", "::1"), ("::", "::"), ("fd00::", "fd00::"),
+        ("2001:0DB8:0000:0000:0001:0000:0000:0001", "2001:db8::1:0:0:1"), ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
+        ("::ffff:10.0.0.1", "::ffff:a00:1"), ("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"), ("1::8", "1::8"),
+    ])
+    func ipv6Parsing(text: String, canonical: String) throws {
+        #expect(try #require(IPv6Address(parsing: text)).description == canonical)
+    }
+
+    @Test("malformed IPv6 addresses are refused", arguments: ["", ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::", "fe80::1%eth0", "1:2:3:4:5:6:7::8:9", "::1.2.3"])
+    func ipv6Malformed(text: String) {
+        #expect(IPv6Address(parsing: text) == nil)
+    }
+
+    @Test("IPv6 networks: host bits refused, bare addresses are /128")
+    func ipv6Networks() throws {
+        #expect(IPv6Network(parsing: "fd00::/8")?.description == "fd00::/8")
+        #expect(IPv6Network(parsing: "2001:db8::1")?.prefixLength == 128)
+        #expect(IPv6Network(parsing: "fd00::1/8") == nil)
+        #expect(IPv6Network(parsing: "fd00::/129") == nil)
+        #expect(IPv6Network(parsing: "2001:db8:8000::/33")?.prefixLength == 33)
+        #expect(IPv6Network(parsing: "2001:db8:4000::/33") == nil)
+    }
+
+    @Test("a mixed list splits by family; one bad item refuses the list")
+    func mixedList() throws {
+        let list = try #require(IPNetwork.parseList("10.0.0.0/8, fd00::/8 192.168.0.0/16,2001:db8::/32"))
+        #expect(list.v4.map(\.description) == ["10.0.0.0/8", "192.168.0.0/16"])
+        #expect(list.v6.map(\.description) == ["fd00::/8", "2001:db8::/32"])
+        #expect(IPNetwork.parseList("10.0.0.0/8,fd00::1/8") == nil)
+    }
+
+    @Test("NETWORK_INTERNAL takes IPv6 prefixes and NETWORK_BACKEND takes bpf")
+    func config() throws {
+        let config = try JobboxConfig.parse("NETWORK_INTERNAL = 10.0.0.0/8,fd00::/8\nNETWORK_BACKEND = bpf\n", path: "test.conf")
+        #expect(config.networkInternal.map(\.description) == ["10.0.0.0/8"])
+        #expect(config.networkInternalIPv6.map(\.description) == ["fd00::/8"])
+        #expect(config.networkBackend == .bpf)
+    }
+
+    @Test("the build embedded a BPF ELF object (EM_BPF) compiled from source")
+    func embeddedObject() throws {
+        let object = try #require(NetacctBPFObject.bytes())
+        #expect(object.count > 64)
+        #expect(Array(object.prefix(4)) == [0x7F, 0x45, 0x4C, 0x46])
+        // e_machine at offset 18, little-endian: 247 is EM_BPF.
+        #expect(UInt16(object[18]) | UInt16(object[19]) << 8 == 247)
+    }
+
+    @Test("base64: padding only at the end, no stray characters")
+    func base64() {
+        func decode(_ text: String) -> [UInt8]? { Array(text.utf8).withUnsafeBufferPointer { NetacctBPFObject.decodeBase64($0) } }
+        #expect(decode("aGk=") == Array("hi".utf8))
+        #expect(decode("aGV5") == Array("hey".utf8))
+        #expect(decode("aA==") == Array("h".utf8))
+        #expect(decode("a=Gk") == nil)
+        #expect(decode("aGk") == nil)
+        #expect(decode("aG k") == nil)
+    }
+
+    @Test("a bpf lease is believed only when its cgroup is the one netacct names for its job")
+    func leaseValidation() throws {
+        let leases = BPFJobLeases(JobNetworkLeases(stateDirectory: "/nonexistent", subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+        guard let mount = try CgroupLayout.current().unified?.mountPoint else { return }
+        let owner = ProcessIdentity(pid: 1, startTime: 1)
+        func lease(_ path: String, made: Bool = true, job: String = "12.0") -> BPFJobLease {
+            BPFJobLease(job: job, owner: owner, cgroup: BPFJobCgroup(path: path, made: made), cgroupID: 5, countersMapID: 9)
+        }
+        let good = lease(mount + "/a/netacct_12_0")
+        #expect(leases.validate(good, fileName: "netacct_12_0.lease") == nil)
+        #expect(BPFJobLease(classAd: good.classAd) == good)
+        #expect(leases.validate(lease(mount + "/a/job_12_0", made: false), fileName: "job_12_0.lease") == nil)
+        #expect(leases.validate(good, fileName: "other.lease") != nil)
+        #expect(leases.validate(lease(mount + "/a/netacct_13_0"), fileName: "netacct_13_0.lease") != nil)
+        #expect(leases.validate(lease(mount + "/../etc/netacct_12_0"), fileName: "netacct_12_0.lease") != nil)
+        #expect(leases.validate(lease("/etc/netacct_12_0"), fileName: "netacct_12_0.lease") != nil)
+        #expect(leases.validate(lease(mount + "/netacct_12_0", made: false), fileName: "netacct_12_0.lease") != nil)
+        #expect(leases.validate(lease(mount + "/x/netacct_bad", job: "bad job"), fileName: "netacct_bad.lease") != nil)
+    }
+}

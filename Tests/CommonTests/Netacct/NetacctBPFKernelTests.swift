@@ -170,12 +170,16 @@ enum BPFTestSupport {
         return nil
     }()
 
-    /// The directory netacct makes for `job`: below this process's own unified cgroup, which netacct inherits.
-    static func cgroupPath(job: String) -> String {
+    /// This process's own unified cgroup, which netacct inherits.
+    static func ownCgroup() -> String {
         let own = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
             .split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
-        let name = (try? JobID(job)).map { BPFJobCgroup.madeName(for: $0) } ?? job
-        return (unifiedMount ?? "") + (own == "/" ? "" : own) + "/" + name
+        return (unifiedMount ?? "") + (own == "/" ? "" : own)
+    }
+
+    /// The directory netacct makes for `job`: below this process's own unified cgroup.
+    static func cgroupPath(job: String) -> String {
+        ownCgroup() + "/" + ((try? JobID(job)).map { BPFJobCgroup.madeName(for: $0) } ?? job)
     }
 
     /// Kills what is left in `job`'s cgroup and removes it (a failed test's leftovers; nothing when it is gone).
@@ -251,5 +255,28 @@ extension BPFTestSupport {
             return value
         }
         return (try read("rx_bytes") - 14 * read("rx_packets"), try read("tx_bytes") - 14 * read("tx_packets"))
+    }
+}
+
+extension NetacctBPFKernelTests {
+    @Test("Hostile: netacct in a cgroup delegated to a user refuses to make the job's cgroup there: 125, one line, nothing made")
+    func delegatedParentRefused() throws {
+        let net = try NetacctTopology()
+        let parent = BPFTestSupport.ownCgroup() + "/" + TestSupport.uniqueName("bpfdelegated")
+        let job = TestSupport.uniqueName("bpfhostile")
+        defer {
+            _ = rmdir(parent + "/netacct_" + job)
+            _ = rmdir(parent)
+            net.remove()
+        }
+        guard mkdir(parent, 0o755) == 0, chown(parent, 65534, 65534) == 0 else { throw TestFailure("cannot make \(parent)") }
+        // The shell moves itself into the user's cgroup, then becomes netacct (which the job's user could race).
+        let command = "echo $$ > \(parent)/cgroup.procs && exec \"$@\""
+        let result = try TestSupport.run(["sh", "-c", command, "sh"] + net.netacctArguments(Self.options(job) + ["--", "true"]))
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr.hasPrefix("netacct: cannot make the job's cgroup \(parent):"), "\(result)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).allSatisfy { !$0.hasPrefix("netacct_") })
+        #expect(net.leaseFiles().isEmpty)
     }
 }

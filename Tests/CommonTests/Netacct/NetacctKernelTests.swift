@@ -199,7 +199,7 @@ struct NetacctKernelTests {
         #expect(net.leaseFiles().isEmpty)
     }
 
-    @Test("--deny-external: the campus host answers, the internet host is unreachable and sees nothing", arguments: backends)
+    @Test("--deny-external: the campus host answers, the internet host is unreachable and sees nothing", arguments: backends + ["bpf"])
     func denyExternal(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -317,7 +317,7 @@ struct NetacctKernelTests {
         }
     }
 
-    @Test("a command that is not found: 127, one line, nothing left", arguments: backends)
+    @Test("a command that is not found: 127, one line, nothing left", arguments: backends + ["bpf"])
     func commandNotFound(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -327,6 +327,7 @@ struct NetacctKernelTests {
         #expect(result.stderr == "netacct: command not found: /nonexistent/command: No such file or directory\n")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: "missing.\(backend)")))
     }
 
     @Test("IPv4 forwarding: turned on with one warning when it was off, left on, and no warning when it is on (-v notes it)")

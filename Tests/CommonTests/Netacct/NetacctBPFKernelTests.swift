@@ -22,13 +22,8 @@ struct NetacctBPFKernelTests {
 
     @Test("UDP over IPv4 and IPv6 to internal and external hosts: the four counters exact, loopback not counted, nothing made in the network")
     func exactDualStack() throws {
-        let net = try NetacctTopology()
-        let job = TestSupport.uniqueName("bpfudp")
-        defer {
-            BPFTestSupport.removeCgroup(job: job)
-            net.remove()
-        }
-        try net.startServers()
+        let (net, job) = try BPFTestSupport.topology(job: "bpfudp")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
         let before = try net.nodeState()
         let adFile = net.directory.path + "/job.ad"
         let netnsFile = net.directory.path + "/netns"
@@ -60,13 +55,8 @@ struct NetacctBPFKernelTests {
 
     @Test("--deny-external over IPv4 and IPv6: external datagrams dropped (EPERM) and counted, internal ones answered")
     func denyExternal() throws {
-        let net = try NetacctTopology()
-        let job = TestSupport.uniqueName("bpfdeny")
-        defer {
-            BPFTestSupport.removeCgroup(job: job)
-            net.remove()
-        }
-        try net.startServers()
+        let (net, job) = try BPFTestSupport.topology(job: "bpfdeny")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
         let actions = [
             "udp", Self.campus, Self.port, "2", "100", "100",
             "udp", Self.campus6, Self.port, "2", "100", "100",
@@ -86,18 +76,14 @@ struct NetacctBPFKernelTests {
 
     @Test("netacct killed with KILL: its programs go with it; --cleanup --stale removes the cgroup and the lease, and --show reads a live job")
     func killedThenCleanup() throws {
-        let net = try NetacctTopology()
-        let job = TestSupport.uniqueName("bpfkill")
+        let (net, job) = try BPFTestSupport.topology(job: "bpfkill")
         let alive = TestSupport.uniqueName("bpfalive")
         var runs: [BackgroundRun] = []
         defer {
             try? FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: true)
             for run in runs { _ = run.wait() }
-            BPFTestSupport.removeCgroup(job: job)
-            BPFTestSupport.removeCgroup(job: alive)
-            net.remove()
+            BPFTestSupport.remove(net, jobs: [job, alive])
         }
-        try net.startServers()
         let (survivor, _, _) = try NetacctKernelTests.startWaitingJob(net, job: alive, backend: "bpf")
         runs.append(survivor)
         let (run, _, netacct) = try NetacctKernelTests.startWaitingJob(net, job: job, backend: "bpf")
@@ -128,14 +114,9 @@ struct NetacctBPFKernelTests {
 
     @Test("20 jobs at once: each one's counters are its own")
     func twentyJobsAtOnce() throws {
-        let net = try NetacctTopology()
-        let prefix = TestSupport.uniqueName("bpfmany")
+        let (net, prefix) = try BPFTestSupport.topology(job: "bpfmany")
         let count = 20
-        defer {
-            for index in 0..<count { BPFTestSupport.removeCgroup(job: "\(prefix)\(index)") }
-            net.remove()
-        }
-        try net.startServers()
+        defer { BPFTestSupport.remove(net, jobs: (0..<count).map { "\(prefix)\($0)" }) }
         let go = net.directory.path + "/go"
         var runs: [BackgroundRun] = []
         for index in 0..<count {
@@ -198,6 +179,24 @@ enum BPFTestSupport {
         return result.stdout.split(separator: "\n").compactMap { line in line.split(separator: " ").first.flatMap { Int($0) }.map(String.init) }
     }
 
+    /// A topology with its servers started, and a unique job id starting with `prefix`.
+    static func topology(job prefix: String) throws -> (NetacctTopology, String) {
+        let net = try NetacctTopology()
+        do {
+            try net.startServers()
+        } catch {
+            net.remove()
+            throw error
+        }
+        return (net, TestSupport.uniqueName(prefix))
+    }
+
+    /// Removes what a test made, also after a failure: the jobs' cgroups (and what runs in them), then `net`.
+    static func remove(_ net: NetacctTopology, jobs: [String]) {
+        for job in jobs { removeCgroup(job: job) }
+        net.remove()
+    }
+
     /// Runs netacct in the node's network namespace but the host's mounts, where the cgroup2 mount is (`ip netns
     /// exec` mounts a fresh /sys without it), as `--show` and `--cleanup` of bpf jobs need.
     static func netacct(_ net: NetacctTopology, _ arguments: [String]) throws -> TestSupport.Result {
@@ -215,13 +214,8 @@ enum BPFTestSupport {
 extension NetacctBPFKernelTests {
     @Test("10 MiB each way over TCP, sent as GSO super-packets, matches the IP bytes on the campus link within 0.1%")
     func tcpMatchesTheWire() throws {
-        let net = try NetacctTopology()
-        let job = TestSupport.uniqueName("bpftcp")
-        defer {
-            BPFTestSupport.removeCgroup(job: job)
-            net.remove()
-        }
-        try net.startServers()
+        let (net, job) = try BPFTestSupport.topology(job: "bpftcp")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
         // A veth passes GSO super-packets whole and counts them as one; with TSO off they are cut into wire-sized
         // segments before it (in software, after netacct's egress program saw the super-packet), so the link's
         // counters are what a capture on a real wire would add up.

@@ -91,35 +91,11 @@ public struct BPFJobLeases: Sendable {
 
     /// Every believable lease; others are reported and skipped. A missing directory has none.
     public func all() throws(JobboxError) -> [BPFJobLease] {
-        let parent: GuardedDirectory
-        do {
-            parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
-        } catch {
-            if error.errno == .noSuchFileOrDirectory { return [] }
-            throw error
-        }
-        defer { parent.close() }
-        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listFD >= 0, let dir = fdopendir(listFD) else {
-            let error = JobboxError.lastErrno("cannot list state directory", directory)
-            if listFD >= 0 { close(listFD) }
-            throw error
-        }
-        defer { closedir(dir) }
-        var leases: [BPFJobLease] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasSuffix(".lease") else { continue }
-            do throws(JobboxError) {
-                let text = try GuardedFile.readText(directory + "/" + name, limit: JobNetworkLeases.leaseLimit, for: "cannot read lease")
-                guard let lease = BPFJobLease(classAd: ClassAdReader.parse(text)) else { throw JobboxError.invalid("cannot read lease", name, "an attribute is missing or malformed") }
-                if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", name, problem) }
-                leases.append(lease)
-            } catch {
-                network.diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
-            }
-        }
-        return leases.sorted { $0.job < $1.job }
+        try LeaseFiles.all(in: directory, diagnostics: network.diagnostics) { (name, ad) throws(JobboxError) -> BPFJobLease in
+            guard let lease = BPFJobLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", name, "an attribute is missing or malformed") }
+            if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", name, problem) }
+            return lease
+        }.sorted { $0.job < $1.job }
     }
 
     /// Takes the lease of `cgroup` for `job`: a stale one of the same cgroup is handed to `reclaim` first (which

@@ -118,9 +118,6 @@ public struct JobNetworkLeases: Sendable {
     /// Where a lease that is not believed is reported.
     public let diagnostics: Diagnostics
 
-    /// Largest lease file read (one is about 300 bytes).
-    static let leaseLimit = 4096
-
     /// The leases under `stateDirectory`; refused leases are reported through `diagnostics`.
     public init(stateDirectory: String, subnet: IPv4Network, diagnostics: Diagnostics = Diagnostics(tool: "netacct")) {
         directory = stateDirectory + "/netacct"
@@ -166,52 +163,12 @@ public struct JobNetworkLeases: Sendable {
     /// Every lease netacct itself could have written. Files that are not (see `validate`) are reported and
     /// skipped; a missing directory has none. Throws when the directory is not root's alone.
     public func all() throws(JobboxError) -> [JobNetworkLease] {
-        let parent: GuardedDirectory
-        do {
-            parent = try openDirectory(creating: false)
-        } catch {
-            if error.errno == .noSuchFileOrDirectory { return [] }
-            throw error
-        }
-        defer { parent.close() }
-        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listFD >= 0, let dir = fdopendir(listFD) else {
-            let error = JobboxError.lastErrno("cannot list state directory", directory)
-            if listFD >= 0 { close(listFD) }
-            throw error
-        }
-        defer { closedir(dir) }
-        var leases: [JobNetworkLease] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasSuffix(".lease") else { continue }
-            do {
-                leases.append(try read(name, in: parent))
-            } catch {
-                diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
-            }
-        }
-        return leases.sorted { $0.slot < $1.slot }
-    }
-
-    /// Reads and validates the lease file `name`: a regular file (no symlink, FIFO or device), small.
-    func read(_ name: String, in parent: GuardedDirectory) throws(JobboxError) -> JobNetworkLease {
-        let path = directory + "/" + name
-        let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw JobboxError.invalid("cannot read lease", path, "it is not a regular file") }
-        guard info.st_size <= Self.leaseLimit else { throw JobboxError.invalid("cannot read lease", path, "it is larger than \(Self.leaseLimit) bytes") }
-        var bytes = [UInt8](repeating: 0, count: Self.leaseLimit + 1)
-        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
-        guard let lease = JobNetworkLease(classAd: ClassAdReader.parse(String(decoding: bytes[..<count], as: UTF8.self))) else {
-            throw JobboxError.invalid("cannot read lease", path, "an attribute is missing or malformed")
-        }
-        if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", path, problem) }
-        return lease
+        try LeaseFiles.all(in: directory, diagnostics: diagnostics) { (name, ad) throws(JobboxError) -> JobNetworkLease in
+            let path = directory + "/" + name
+            guard let lease = JobNetworkLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", path, "an attribute is missing or malformed") }
+            if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", path, problem) }
+            return lease
+        }.sorted { $0.slot < $1.slot }
     }
 
     /// Why `lease`, read from the file `fileName`, is not one netacct wrote for this subnet; nil when it is.

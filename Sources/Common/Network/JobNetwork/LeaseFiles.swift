@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// The lease files of one of netacct's state directories, shared by the veth leases (`JobNetworkLeases`) and the
+/// bpf ones (`BPFJobLeases`): the directory must be root's alone all the way up, and every file is opened
+/// relative to it, never through a symbolic link.
+enum LeaseFiles {
+    /// Largest lease file read (one is about 300 bytes).
+    static let limit = 4096
+
+    /// Every `*.lease` file of `directory` that `parse` accepts (given the file's name and ad; it throws to refuse
+    /// one, which is then reported through `diagnostics` and skipped). A missing directory has none; one that is
+    /// not root's alone is an error.
+    static func all<Lease>(in directory: String, diagnostics: Diagnostics, parse: (String, ClassAd) throws(JobboxError) -> Lease) throws(JobboxError) -> [Lease] {
+        let parent: GuardedDirectory
+        do {
+            parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return [] }
+            throw error
+        }
+        defer { parent.close() }
+        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listFD >= 0, let dir = fdopendir(listFD) else {
+            let error = JobboxError.lastErrno("cannot list state directory", directory)
+            if listFD >= 0 { close(listFD) }
+            throw error
+        }
+        defer { closedir(dir) }
+        var leases: [Lease] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasSuffix(".lease") else { continue }
+            do throws(JobboxError) {
+                leases.append(try parse(name, try readAd(name, in: parent, path: directory + "/" + name)))
+            } catch {
+                diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
+            }
+        }
+        return leases
+    }
+
+    /// The ad of the lease file `name` in `parent`: a regular file (no symlink, FIFO or device), small.
+    static func readAd(_ name: String, in parent: GuardedDirectory, path: String) throws(JobboxError) -> ClassAd {
+        let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw JobboxError.invalid("cannot read lease", path, "it is not a regular file") }
+        guard info.st_size <= limit else { throw JobboxError.invalid("cannot read lease", path, "it is larger than \(limit) bytes") }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { throw JobboxError.lastErrno("cannot read lease", path) }
+        return ClassAdReader.parse(String(decoding: bytes[..<count], as: UTF8.self))
+    }
+}

@@ -121,9 +121,13 @@ struct NetacctBPFKernelTests {
         var runs: [BackgroundRun] = []
         for index in 0..<count {
             let host = index % 2 == 0 ? Self.campus : Self.campus6
-            let actions = ["pidfile", "\(net.directory.path)/started\(index)", "wait", go, "udp", host, Self.port, "\(index + 1)", "\(100 + index)", "\(200 + index)"]
-            runs.append(try BackgroundRun(net.netacctArguments(
-                Self.options("\(prefix)\(index)") + ["--ad-file", "\(net.directory.path)/job\(index).ad", "--"] + NetacctTopology.client(actions))))
+            let actions = [
+                "pidfile", "\(net.directory.path)/started\(index)", "wait", go, "udp", host, Self.port, "\(index + 1)", "\(100 + index)", "\(200 + index)",
+            ]
+            runs.append(
+                try BackgroundRun(
+                    net.netacctArguments(
+                        Self.options("\(prefix)\(index)") + ["--ad-file", "\(net.directory.path)/job\(index).ad", "--"] + NetacctTopology.client(actions))))
         }
         for index in 0..<count { try waitForFile("\(net.directory.path)/started\(index)") }
         try "".write(toFile: go, atomically: false, encoding: .utf8)
@@ -153,7 +157,8 @@ enum BPFTestSupport {
 
     /// This process's own unified cgroup, which netacct inherits.
     static func ownCgroup() -> String {
-        let own = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
+        let own =
+            ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "")
             .split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
         return (unifiedMount ?? "") + (own == "/" ? "" : own)
     }
@@ -245,7 +250,9 @@ extension BPFTestSupport {
     static func linkIPBytes(_ net: NetacctTopology, _ namespace: String, _ link: String) throws -> (received: Int, sent: Int) {
         func read(_ name: String) throws -> Int {
             let result = try net.exec(namespace, ["cat", "/sys/class/net/\(link)/statistics/\(name)"])
-            guard result.status == 0, let value = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw TestFailure("\(name) of \(link): \(result)") }
+            guard result.status == 0, let value = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw TestFailure("\(name) of \(link): \(result)")
+            }
             return value
         }
         return (try read("rx_bytes") - 14 * read("rx_packets"), try read("tx_bytes") - 14 * read("tx_packets"))

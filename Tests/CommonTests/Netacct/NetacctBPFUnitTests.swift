@@ -5,16 +5,20 @@ import Testing
 
 @Suite("netacct bpf: IPv6 networks, the embedded object, leases")
 struct NetacctBPFUnitTests {
-    @Test("IPv6 addresses parse in every RFC 4291 form and print in RFC 5952's", arguments: [
-        ("2001:db8::1", "2001:db8::1"), ("::1", "::1"), ("::", "::"), ("fd00::", "fd00::"),
-        ("2001:0DB8:0000:0000:0001:0000:0000:0001", "2001:db8::1:0:0:1"), ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
-        ("::ffff:10.0.0.1", "::ffff:a00:1"), ("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"), ("1::8", "1::8"),
-    ])
+    @Test(
+        "IPv6 addresses parse in every RFC 4291 form and print in RFC 5952's",
+        arguments: [
+            ("2001:db8::1", "2001:db8::1"), ("::1", "::1"), ("::", "::"), ("fd00::", "fd00::"),
+            ("2001:0DB8:0000:0000:0001:0000:0000:0001", "2001:db8::1:0:0:1"), ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),
+            ("::ffff:10.0.0.1", "::ffff:a00:1"), ("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"), ("1::8", "1::8"),
+        ])
     func ipv6Parsing(text: String, canonical: String) throws {
         #expect(try #require(IPv6Address(parsing: text)).description == canonical)
     }
 
-    @Test("malformed IPv6 addresses are refused", arguments: ["", ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::", "fe80::1%eth0", "1:2:3:4:5:6:7::8:9", "::1.2.3"])
+    @Test(
+        "malformed IPv6 addresses are refused",
+        arguments: ["", ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::", "fe80::1%eth0", "1:2:3:4:5:6:7::8:9", "::1.2.3"])
     func ipv6Malformed(text: String) {
         #expect(IPv6Address(parsing: text) == nil)
     }

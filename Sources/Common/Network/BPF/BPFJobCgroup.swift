@@ -28,7 +28,8 @@ public struct BPFJobCgroup: Sendable, Equatable {
     public static func place(for job: JobID) throws(JobboxError) -> BPFJobCgroup {
         let layout = try CgroupLayout.current()
         guard let unified = layout.unified else {
-            throw JobboxError.invalid("cannot count job", job.rawValue, "no cgroup2 hierarchy is mounted; the bpf back end attaches there (use --backend iptables or nftables)")
+            throw JobboxError.invalid(
+                "cannot count job", job.rawValue, "no cgroup2 hierarchy is mounted; the bpf back end attaches there (use --backend iptables or nftables)")
         }
         guard let own = layout.directory(of: try CgroupMembership.read(), in: unified) else {
             throw JobboxError.invalid("cannot count job", job.rawValue, "netacct's own cgroup2 cgroup is outside what \(unified.mountPoint) shows")
@@ -55,7 +56,9 @@ public struct BPFJobCgroup: Sendable, Equatable {
         defer { parent.close() }
         if made, mkdirat(parent.fd, name, 0o755) != 0 {
             if errno == EEXIST {
-                throw JobboxError.invalid("cannot make the job's cgroup", path, "it exists already (another netacct of this job, or one whose netacct died: netacct --cleanup --stale)")
+                throw JobboxError.invalid(
+                    "cannot make the job's cgroup", path,
+                    "it exists already (another netacct of this job, or one whose netacct died: netacct --cleanup --stale)")
             }
             throw JobboxError.lastErrno("cannot make the job's cgroup", path)
         }
@@ -97,7 +100,9 @@ public struct BPFJobCgroup: Sendable, Equatable {
             try Self.write("1", to: "cgroup.kill", in: fd, path: path, for: "cannot kill what the job left in")
             var waited = 0
             while !Self.isEmpty(fd) {
-                guard waited < 5000 else { throw JobboxError.invalid("cannot remove the job's cgroup", path, "its processes did not die within 5 s of SIGKILL") }
+                guard waited < 5000 else {
+                    throw JobboxError.invalid("cannot remove the job's cgroup", path, "its processes did not die within 5 s of SIGKILL")
+                }
                 _ = poll(nil, 0, 10)
                 waited += 10
             }

@@ -50,8 +50,9 @@ public struct BPFJobLease: Sendable, Equatable {
             ad.string("Backend") == "bpf", let path = ad.string("Cgroup"), let made = ad.boolean("CgroupMade"), let id = ad.integer("CgroupId"),
             let map = ad.integer("CountersMapId"), let mapID = UInt32(exactly: map)
         else { return nil }
-        self.init(job: job, owner: ProcessIdentity(pid: Int32(truncatingIfNeeded: pid), startTime: UInt64(clamping: start)),
-                  cgroup: BPFJobCgroup(path: path, made: made), cgroupID: UInt64(clamping: id), countersMapID: mapID)
+        self.init(
+            job: job, owner: ProcessIdentity(pid: Int32(truncatingIfNeeded: pid), startTime: UInt64(clamping: start)),
+            cgroup: BPFJobCgroup(path: path, made: made), cgroupID: UInt64(clamping: id), countersMapID: mapID)
     }
 }
 
@@ -107,8 +108,11 @@ public struct BPFJobLeases: Sendable {
                     release(lease)
                     continue
                 }
-                let state = lease.owner.isAlive ? "running under netacct pid \(lease.owner.pid)" : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
-                throw JobboxError.invalid("cannot start network accounting for job", job.rawValue, "its cgroup \(cgroup.path) is in use by job \(lease.job), \(state)")
+                let state =
+                    lease.owner.isAlive
+                    ? "running under netacct pid \(lease.owner.pid)" : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
+                throw JobboxError.invalid(
+                    "cannot start network accounting for job", job.rawValue, "its cgroup \(cgroup.path) is in use by job \(lease.job), \(state)")
             }
             let lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
             try write(lease)

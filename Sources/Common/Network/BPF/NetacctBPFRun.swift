@@ -17,7 +17,8 @@ extension NetacctRun {
         HeldJob.blockSignals()
         let place = try BPFJobCgroup.place(for: options.job)
         if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }
-        let accounting = try BPFAccounting(internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
+        let accounting = try BPFAccounting(
+            internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
         defer { accounting.close() }
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
         let leases = BPFJobLeases(network)
@@ -100,7 +101,9 @@ extension NetacctCleanup {
     func dismantle(_ lease: BPFJobLease) -> Bool {
         do {
             try lease.cgroup.remove(id: lease.cgroupID)
-            diagnostics.note("removed the accounting of job \(lease.job) left by netacct pid \(lease.owner.pid): \(lease.cgroup.made ? "cgroup " + lease.cgroup.path : "nothing (cg-exec's cgroup stays)") (bpf)")
+            diagnostics.note(
+                "removed the accounting of job \(lease.job) left by netacct pid \(lease.owner.pid): \(lease.cgroup.made ? "cgroup " + lease.cgroup.path : "nothing (cg-exec's cgroup stays)") (bpf)"
+            )
             return true
         } catch {
             diagnostics.error(error.description)

@@ -14,7 +14,8 @@ enum LeaseFiles {
     /// Every `*.lease` file of `directory` that `parse` accepts (given the file's name and ad; it throws to refuse
     /// one, which is then reported through `diagnostics` and skipped). A missing directory has none; one that is
     /// not root's alone is an error.
-    static func all<Lease>(in directory: String, diagnostics: Diagnostics, parse: (String, ClassAd) throws(JobboxError) -> Lease) throws(JobboxError) -> [Lease] {
+    static func all<Lease>(in directory: String, diagnostics: Diagnostics, parse: (String, ClassAd) throws(JobboxError) -> Lease) throws(JobboxError) -> [Lease]
+    {
         let parent: GuardedDirectory
         do {
             parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")

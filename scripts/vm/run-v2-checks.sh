@@ -66,7 +66,7 @@ wanted_modules=(virtio_pci virtio_blk)
 
 # The file of module $1 in the unpacked module tree $2 (file names may spell _ as -).
 module_file() {
-    find "$2" -name "$(echo "$1" | sed 's/[_-]/[_-]/g').ko*" | head -n 1
+    find "$2" -name "${1//[_-]/[_-]}.ko*" | head -n 1
 }
 
 # Copies module $1 from tree $2 into directory $3 uncompressed, after the modules it depends on (the

@@ -37,8 +37,9 @@ check-v2: deps
 demo: build
 	@bash examples/demo.sh
 
+# Static Swift runtime and libstdc++, glibc dynamic (NSS); checked to load on glibc 2.34 (scripts/release-build.sh).
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(RELEASE_DIR)
+	RELEASE_DIR=$(RELEASE_DIR) bash scripts/release-build.sh
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \

@@ -4,6 +4,28 @@ import PackageDescription
 /// The five per-job tools; each is a thin executable over `Common`.
 let tools = ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"]
 
+/// How a release tool is linked (bench/README.md has the measurements behind each flag). glibc stays dynamic, so
+/// user and group lookups go through the node's NSS (LDAP, SSSD), which a static glibc cannot load reliably;
+/// everything else that costs at start-up goes:
+/// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
+///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
+///   linked at a fixed address they are resolved once, by the linker;
+/// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
+///   the dynamic symbol table (and every lookup the loader does in it) larger;
+/// - libstdc++ linked in: resolving its symbols was four fifths of the loader's work. The toolchain names it as
+///   `-lstdc++`, so scripts/release-build.sh puts the archive where the linker looks first.
+/// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
+///   Sources/CLinux/jb_glibc_compat.c, so the binaries load on EL9's glibc 2.34
+///   (scripts/check-glibc-symbols.sh checks every release build).
+let releaseLinking: [LinkerSetting] = [
+    .unsafeFlags([
+        "-Xclang-linker", "-no-pie",
+        "-Xlinker", "--no-export-dynamic",
+        "-Xlinker", "--wrap=hypotf",
+        "-Xlinker", "--wrap=arc4random",
+    ], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "jobbox",
     // The tools, and Common as a library for the libFuzzer targets under fuzz/ (a package of their own).
@@ -49,7 +71,8 @@ let package = Package(
             dependencies: [
                 "Common",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            linkerSettings: releaseLinking
         )
     },
     swiftLanguageModes: [.v6]

@@ -15,9 +15,26 @@ import CLinux
 public protocol JobboxTool: ParsableCommand {
     /// Does the tool's work and returns the exit status (the job's own status where the tool runs a job).
     mutating func execute() throws -> Int32
+
+    /// The tool's work for a command line `FastCommandLine` could read, or nil to leave the line to
+    /// ArgumentParser.
+    ///
+    /// ArgumentParser builds its model of a command by reflection at every start, which costs a per-job tool
+    /// several times what the tool's own work does (bench/README.md); the lines a batch system runs for every
+    /// job skip it. Whatever this returns must do exactly what `execute` does for the same line.
+    static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)?
+
+    /// The options `fastPath` takes: flags, options with one value, options that may be repeated.
+    static var fastOptions: FastCommandLine.Options { get }
 }
 
 extension JobboxTool {
+    /// No fast path: ArgumentParser reads every line.
+    public static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? { nil }
+
+    /// No options read without ArgumentParser.
+    public static var fastOptions: FastCommandLine.Options { FastCommandLine.Options() }
+
     /// Unused: `main` calls `execute` so the tool can return a status.
     public mutating func run() throws {
         let status = try execute()
@@ -41,8 +58,17 @@ extension JobboxTool {
             writeAll(.standardError, "\(name): \(refusal.description)\n")
             return refusal.exitStatus
         }
+        // Answered before anything else is set up: a `--version` through ArgumentParser costs five times the
+        // process start it follows.
+        if arguments == ["--version"], !configuration.version.isEmpty {
+            printOut(configuration.version + "\n")
+            return 0
+        }
         let diagnostics = Diagnostics(tool: name)
         do {
+            if let line = FastCommandLine(arguments, options: fastOptions), let work = fastPath(line) {
+                return try work()
+            }
             var command = try parseAsRoot(arguments)
             if var tool = command as? any JobboxTool {
                 return try tool.execute()
@@ -89,6 +115,72 @@ public enum PrivilegedExecution {
     }
 }
 
+/// A command line of long options and a command after `--`, read without ArgumentParser for a tool's fast path.
+///
+/// It reads only lines whose meaning to ArgumentParser is plain, and is nil for anything else, which then goes
+/// to ArgumentParser (with its errors and help): a name it was not given, `--name=value`, a short option, a
+/// word before `--`, a value that is missing or starts with `-`, and any option but a repeatable one given twice.
+public struct FastCommandLine: Sendable {
+    /// The option names (without `--`) a tool's fast path takes.
+    public struct Options: Sendable {
+        /// Options without a value.
+        public var flags: Set<String> = []
+        /// Options with one value.
+        public var single: Set<String> = []
+        /// Options with a value that may be given more than once.
+        public var repeatable: Set<String> = []
+
+        /// Names the options; every name once.
+        public init(flags: Set<String> = [], single: Set<String> = [], repeatable: Set<String> = []) {
+            self.flags = flags
+            self.single = single
+            self.repeatable = repeatable
+        }
+    }
+
+    private var flagsGiven: Set<String> = []
+    private var values: [String: [String]] = [:]
+    /// Whether the line had `--`.
+    public private(set) var hasTerminator = false
+    /// The words after `--`.
+    public private(set) var command: [String] = []
+
+    /// Reads `arguments`, or is nil when they hold anything but `options` as described above.
+    public init?(_ arguments: [String], options: Options) {
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let word = arguments[index]
+            index += 1
+            if word == "--" {
+                hasTerminator = true
+                command = Array(arguments[index...])
+                return
+            }
+            guard word.hasPrefix("--") else { return nil }
+            let name = String(word.dropFirst(2))
+            if options.flags.contains(name) {
+                guard flagsGiven.insert(name).inserted else { return nil }
+                continue
+            }
+            let repeatable = options.repeatable.contains(name)
+            guard repeatable || options.single.contains(name), index < arguments.endIndex else { return nil }
+            let value = arguments[index]
+            index += 1
+            guard !value.hasPrefix("-"), repeatable || values[name] == nil else { return nil }
+            values[name, default: []].append(value)
+        }
+    }
+
+    /// Whether flag `name` was given.
+    public func flag(_ name: String) -> Bool { flagsGiven.contains(name) }
+
+    /// The value of option `name`, if given.
+    public func value(_ name: String) -> String? { values[name]?.last }
+
+    /// Every value of repeatable option `name`, in order.
+    public func all(_ name: String) -> [String] { values[name] ?? [] }
+}
+
 /// Options every tool takes.
 public struct GlobalOptions: ParsableArguments {
     /// `--config FILE`.
@@ -97,6 +189,11 @@ public struct GlobalOptions: ParsableArguments {
 
     /// Creates the defaults.
     public init() {}
+
+    /// `--config FILE` when `config` is not nil (a fast path's options).
+    public init(config: String?) {
+        self.config = config
+    }
 
     /// Loads the configuration these options name and prints its warnings through `diagnostics`.
     public func loadConfig(_ diagnostics: Diagnostics, environment: Environment = .current) throws(JobboxError) -> JobboxConfig {

@@ -132,7 +132,7 @@ struct Netacct: JobboxTool {
     /// netacct changes the host's links and firewall: say so plainly instead of failing on the first EPERM.
     func requireRoot() throws(JobboxError) {
         if !Privilege.isRoot {
-            throw JobboxError.invalid("netacct needs root", nil, "it makes veth pairs and firewall rules (run it as root, e.g. in a root-run job wrapper or Slurm prolog)")
+            throw JobboxError.invalid("netacct needs root", nil, "it makes veth pairs and firewall rules, or cgroups and BPF programs (run it as root, e.g. in a root-run job wrapper or Slurm prolog)")
         }
     }
 }

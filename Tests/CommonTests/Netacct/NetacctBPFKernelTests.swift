@@ -281,3 +281,39 @@ extension NetacctBPFKernelTests {
         #expect(net.leaseFiles().isEmpty)
     }
 }
+
+extension NetacctBPFKernelTests {
+    @Test("inside cg-exec's job (its unified job_<id>/main) the programs sit on job_<id>, which netacct neither makes nor removes")
+    func insideCgExec() throws {
+        let (net, job) = try BPFTestSupport.topology(job: "bpfcg")
+        let sandbox = try CgExecSandbox()
+        defer {
+            try? FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: true)
+            _ = try? sandbox.run(["--remove", "--job", job])
+            sandbox.cleanUp()
+            BPFTestSupport.remove(net, jobs: [job])
+        }
+        let adFile = net.directory.path + "/job.ad"
+        let pidFile = net.directory.path + "/pids"
+        let actions = [
+            "udp", Self.campus, Self.port, "3", "200", "400", "udp", Self.internet6, Self.port, "2", "100", "300",
+            "pidfile", pidFile, "wait", net.directory.path + "/never",
+        ]
+        let run = try sandbox.start(["--job", job, "--"] + net.netacctArguments(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions)))
+        try waitForFile(pidFile)
+        let jobDirectory = try sandbox.jobDirectory("unified", job)
+        #expect(try BPFTestSupport.attachedPrograms(jobDirectory).count == 2)
+        #expect(try BPFTestSupport.attachedPrograms(jobDirectory + "/main").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: jobDirectory + "/main").allSatisfy { !$0.hasPrefix("netacct_") })
+        try FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: false)
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0)
+        let ad = ClassAdReader.parse(try String(contentsOfFile: adFile, encoding: .utf8))
+        #expect(Self.count(ad, "NetworkOutgoingInternal") == 3 * 228)
+        #expect(Self.count(ad, "NetworkIncomingInternal") == 3 * 428)
+        #expect(Self.count(ad, "NetworkOutgoingExternal") == 2 * 148)
+        #expect(Self.count(ad, "NetworkIncomingExternal") == 2 * 348)
+        #expect(try BPFTestSupport.attachedPrograms(jobDirectory).isEmpty)
+        #expect(net.leaseFiles().isEmpty)
+    }
+}

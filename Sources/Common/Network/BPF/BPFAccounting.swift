@@ -23,7 +23,7 @@ public final class BPFAccounting {
         var stage: UnsafePointer<CChar>? = nil
         let loaded = object.withUnsafeBytes { jb_netacct_bpf_load($0.baseAddress, $0.count, denyExternal ? 1 : 0, &stage) }
         guard let loaded else {
-            throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "load the BPF programs")", "for netacct")
+            throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "load the BPF programs")", "netacct.bpf.o")
         }
         handle = loaded
         // Internal first, loopback last: a loopback entry wins over an equal internal one.

@@ -77,6 +77,9 @@ public struct NetacctRun {
         HeldJob.blockSignals()
         let (kind, reason) = FirewallProbe(environment: environment).resolve(options.backend)
         if options.verbose { diagnostics.note("backend \(kind.rawValue): \(reason)") }
+        if options.verbose && !options.internalNetworksIPv6.isEmpty {
+            diagnostics.note("IPv6 internal networks ignored: the \(kind.rawValue) back end gives the job IPv4 only")
+        }
         let backend = makeAccountingBackend(kind, environment: environment)
         // A lock that cannot be taken would fail the install and then the removal: find out before anything is made.
         if kind == .iptables { try XtablesLock(environment: environment).withLock {} }

@@ -299,7 +299,8 @@ extension NetacctBPFKernelTests {
             "udp", Self.campus, Self.port, "3", "200", "400", "udp", Self.internet6, Self.port, "2", "100", "300",
             "pidfile", pidFile, "wait", net.directory.path + "/never",
         ]
-        let run = try sandbox.start(["--job", job, "--"] + net.netacctArguments(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions)))
+        let run = try sandbox.start(
+            ["--job", job, "--"] + net.netacctArguments(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions)))
         try waitForFile(pidFile)
         let jobDirectory = try sandbox.jobDirectory("unified", job)
         #expect(try BPFTestSupport.attachedPrograms(jobDirectory).count == 2)
@@ -314,6 +315,33 @@ extension NetacctBPFKernelTests {
         #expect(Self.count(ad, "NetworkOutgoingExternal") == 2 * 148)
         #expect(Self.count(ad, "NetworkIncomingExternal") == 2 * 348)
         #expect(try BPFTestSupport.attachedPrograms(jobDirectory).isEmpty)
+        #expect(net.leaseFiles().isEmpty)
+    }
+}
+
+extension NetacctBPFKernelTests {
+    @Test("Hostile: --cleanup --stale removes a dead run's cgroup only when its inode is the recorded id")
+    func cleanupChecksTheCgroupID() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfid")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
+        let cgroup = BPFTestSupport.cgroupPath(job: job)
+        guard mkdir(cgroup, 0o755) == 0 else { throw TestFailure("cannot make \(cgroup)") }
+        let id = try BPFTestSupport.inode(cgroup)
+        let leases = BPFJobLeases(JobNetworkLeases(stateDirectory: net.state.path, subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+        // A dead owner: this process's pid with a start time it never had.
+        let dead = ProcessIdentity(pid: getpid(), startTime: 1)
+        let made = BPFJobCgroup(path: cgroup, made: true)
+        // Another cgroup of the same name than the one recorded (a new run's): left alone, the lease kept.
+        try leases.write(BPFJobLease(job: job, owner: dead, cgroup: made, cgroupID: id + 1, countersMapID: 1))
+        let refused = try BPFTestSupport.netacct(net, ["--cleanup", "--stale"])
+        #expect(refused.stderr.contains("refusing to remove cgroup \(cgroup): it is not the one netacct made"), "\(refused)")
+        #expect(FileManager.default.fileExists(atPath: cgroup))
+        #expect(net.leaseFiles().count == 1)
+        try leases.write(BPFJobLease(job: job, owner: dead, cgroup: made, cgroupID: id, countersMapID: 1))
+        let removed = try BPFTestSupport.netacct(net, ["--cleanup", "--stale"])
+        #expect(removed.status == 0 && removed.stderr.contains("removed the accounting of job \(job)"), "\(removed)")
+        #expect(!FileManager.default.fileExists(atPath: cgroup))
         #expect(net.leaseFiles().isEmpty)
     }
 }

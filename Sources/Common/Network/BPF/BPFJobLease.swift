@@ -72,6 +72,9 @@ public struct BPFJobLeases: Sendable {
 
     func fileName(_ lease: BPFJobLease) -> String { GuardedPath.split(lease.cgroup.path).1 + ".lease" }
 
+    /// Whether this process sees a cgroup2 mount, below which every bpf job's cgroup lies.
+    public static var isVisible: Bool { (try? CgroupLayout.current())?.unified != nil }
+
     /// Why `lease`, read from `fileName`, is not one netacct wrote; nil when it is.
     public func validate(_ lease: BPFJobLease, fileName: String) -> String? {
         guard let job = try? JobID(lease.job) else { return "its JobboxJobId is not a job id" }
@@ -92,7 +95,10 @@ public struct BPFJobLeases: Sendable {
 
     /// Every believable lease; others are reported and skipped. A missing directory has none.
     public func all() throws(JobboxError) -> [BPFJobLease] {
-        try LeaseFiles.all(in: directory, diagnostics: network.diagnostics) { (name, ad) throws(JobboxError) -> BPFJobLease in
+        // Without a cgroup2 mount in sight (`ip netns exec` mounts a /sys without it) no lease can be checked or
+        // acted on: they are left for a run that sees the host's mounts (see `isVisible`).
+        guard Self.isVisible else { return [] }
+        return try LeaseFiles.all(in: directory, diagnostics: network.diagnostics) { (name, ad) throws(JobboxError) -> BPFJobLease in
             guard let lease = BPFJobLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", name, "an attribute is missing or malformed") }
             if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", name, problem) }
             return lease

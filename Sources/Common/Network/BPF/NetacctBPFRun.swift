@@ -87,6 +87,14 @@ extension NetacctCleanup {
     /// programs went when their netacct died (bpf_links). Returns how many it removed.
     func removeStaleBPF() throws(JobboxError) -> Int {
         let bpf = BPFJobLeases(leases)
+        if !BPFJobLeases.isVisible {
+            // Said only where bpf runs have been: a node without cgroup2 never had any.
+            if access(bpf.directory, F_OK) == 0 {
+                diagnostics.note(
+                    "skipped the bpf back end's leases: no cgroup2 mount is visible here (run netacct --cleanup --stale in the host's mount namespace)")
+            }
+            return 0
+        }
         return try leases.withLock { () throws(JobboxError) -> Int in
             var removed = 0
             for lease in try bpf.all() where !lease.owner.isAlive && dismantle(lease) {

@@ -9,7 +9,7 @@ import JobboxCore
 
 /// A jobbox tool's command: parse, then `execute`, which returns the status to exit with.
 ///
-/// The shared `main` maps every failure to DESIGN.md's conventions: a `JobboxError` becomes one stderr line (also
+/// The shared `main` maps every failure to the conventions of docs/ARCHITECTURE.md ("Errors and exit statuses"): a `JobboxError` becomes one stderr line (also
 /// appended to `$_CONDOR_WRAPPER_ERROR_FILE`) and its status (125/126/127); bad arguments become one line and
 /// 125, not ArgumentParser's usage dump and 64; `--help` and `--version` print and exit 0.
 package protocol JobboxTool: ParsableCommand {

@@ -4,7 +4,7 @@ import JobboxTestSupport
 
 @Suite("cg-exec --help and man page")
 struct CgExecHelpTests {
-    @Test("--help shows DESIGN.md's interface and the v1/v2 file of every limit")
+    @Test("--help shows cg-exec(1)'s interface and the v1/v2 file of every limit")
     func help() throws {
         let result = try TestSupport.run(["cg-exec", "--help"])
         #expect(result.status == 0)

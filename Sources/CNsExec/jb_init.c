@@ -1,20 +1,13 @@
 /* See jb_init.h. Runs after fork in a single-threaded child: only async-signal-safe calls, nothing allocated. */
 #define _GNU_SOURCE
 #include "jb_init.h"
+#include "clinux.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/wait.h>
 
 static volatile sig_atomic_t supervised_job;
-
-static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-#define FORWARDED_COUNT (sizeof forwarded / sizeof forwarded[0])
-
-void jb_init_forwarded_signals(sigset_t *set) {
-    sigemptyset(set);
-    for (size_t i = 0; i < FORWARDED_COUNT; i++) sigaddset(set, forwarded[i]);
-}
 
 static void forward_to_job(int sig) {
     int saved = errno;
@@ -31,7 +24,10 @@ int jb_init_supervise(pid_t job, const sigset_t *unblocked_mask) {
     action.sa_handler = forward_to_job;
     action.sa_flags = SA_RESTART;
     sigfillset(&action.sa_mask);
-    for (size_t i = 0; i < FORWARDED_COUNT; i++) sigaction(forwarded[i], &action, NULL);
+    sigset_t forwarded;
+    jb_forwarded_signal_set(&forwarded);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&forwarded, sig) == 1) sigaction(sig, &action, NULL);
     /* An inherited SIG_IGN for SIGCHLD would make the kernel reap children itself and hide the job's status. */
     struct sigaction child_default;
     memset(&child_default, 0, sizeof child_default);

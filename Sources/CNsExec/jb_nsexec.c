@@ -468,7 +468,7 @@ pid_t jb_nsexec_spawn(const struct jb_nsexec_plan *plan, int *report_fd, struct 
     /* A forwarder must receive what it forwards, whatever the caller blocked (a thread of a multi-threaded
      * launcher often has them blocked, and posix_spawn passes that on). */
     sigset_t forwarded, mask = caller_mask;
-    jb_init_forwarded_signals(&forwarded);
+    jb_forwarded_signal_set(&forwarded);
     for (int sig = 1; sig < NSIG; sig++)
         if (sigismember(&forwarded, sig) == 1) sigdelset(&mask, sig);
     sigprocmask(SIG_SETMASK, &mask, NULL);

@@ -34,14 +34,8 @@ package struct BlockDisks: Sendable {
     /// The disks that hold a medium (a size above 0), sorted by name: an unbound loop device, an unset zram
     /// device or an empty drive can take no I/O until it gets one.
     package func withMedia() throws(Errno) -> [BlockDisk] {
-        guard let stream = opendir(directory) else { throw Errno.last }
-        defer { closedir(stream) }
         var disks: [BlockDisk] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasPrefix(".") { continue }
+        for name in try DirectoryListing.entries(atPath: directory).map(\.name) where !name.hasPrefix(".") {
             // A disk that goes away while it is read is no disk to care about.
             guard let device = try? SmallFile.read(directory + "/" + name + "/dev").trimmingASCIISpaces(), !device.isEmpty,
                 let size = try? SmallFile.read(directory + "/" + name + "/size").trimmingASCIISpaces(), let sectors = UInt64(size), sectors > 0

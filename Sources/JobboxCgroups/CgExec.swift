@@ -52,14 +52,8 @@ package enum CgExec {
 
     /// Replaces this process with `command` (searched in PATH); returns only the errno of a failed exec.
     package static func execute(_ command: [String]) -> Errno {
-        var arguments: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) }
-        arguments.append(nil)
-        defer { for argument in arguments { free(argument) } }
-        let file = arguments[0]
-        let code = arguments.withUnsafeBufferPointer { buffer in
-            jb_exec(file, buffer.baseAddress, nil)
-        }
-        return Errno(rawValue: code)
+        guard let arguments = CStringArray(command) else { return .noMemory }
+        return Errno(rawValue: jb_exec(arguments.pointers[0], arguments.pointers, nil))
     }
 
     /// `--remove`: kills what is left of the job and removes its cgroups.

@@ -75,21 +75,6 @@ package struct KernelCgroupFilesystem: CgroupFilesystem, Sendable {
     }
 
     package func subdirectories(of path: String) throws(Errno) -> [String] {
-        guard let directory = opendir(path) else { throw Errno.last }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
-            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
-            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
-                var info = stat()
-                isDirectory = lstat(path + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
-            }
-            if isDirectory { names.append(name) }
-        }
-        return names.sorted()
+        try DirectoryListing.subdirectories(atPath: path)
     }
 }

@@ -1,5 +1,4 @@
 import JobboxCore
-import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -55,11 +54,10 @@ package struct CgroupKiller {
     /// Kills until the job's cgroups are empty; returns the processes still there after `timeout` (empty on
     /// success). The cgroups are always left thawed.
     package func killAll(_ locations: [JobCgroupLocation], timeout: Duration) -> [Survivor] {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
+        let deadline = MonotonicClock.now() + timeout.seconds
         while true {
             freeze(locations)
-            _ = waitUntil(min(deadline, clock.now + .milliseconds(500))) { isFrozen(locations) }
+            _ = waitUntil(min(deadline, MonotonicClock.now() + 0.5)) { isFrozen(locations) }
             for location in locations where location.hierarchy.version == .v2 {
                 // Not every kernel has it (before 5.14); the pid-by-pid kill below covers those.
                 try? filesystem.write("1", to: location.jobDirectory + "/cgroup.kill")
@@ -68,8 +66,8 @@ package struct CgroupKiller {
                 _ = kill(pid, SIGKILL)
             }
             thaw(locations)
-            if waitUntil(min(deadline, clock.now + .seconds(1)), { processIDs(locations).isEmpty }) { return [] }
-            if clock.now >= deadline {
+            if waitUntil(min(deadline, MonotonicClock.now() + 1), { processIDs(locations).isEmpty }) { return [] }
+            if MonotonicClock.now() >= deadline {
                 return processIDs(locations).map(Self.describe)
             }
         }
@@ -128,20 +126,16 @@ package struct CgroupKiller {
     }
 
     /// Polls `condition` every 10 ms until it holds (true) or `deadline` passes (false).
-    func waitUntil(_ deadline: ContinuousClock.Instant, _ condition: () -> Bool) -> Bool {
+    func waitUntil(_ deadline: Double, _ condition: () -> Bool) -> Bool {
         while true {
             if condition() { return true }
-            if ContinuousClock.now >= deadline { return false }
+            if MonotonicClock.now() >= deadline { return false }
             usleep(10_000)
         }
     }
 
     static func describe(_ pid: Int32) -> Survivor {
         let name = (try? SmallFile.read("/proc/\(pid)/comm"))?.trimmingASCIISpaces()
-        var state: String?
-        if let stat = try? SmallFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") {
-            state = stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
-        }
-        return Survivor(pid: pid, name: name, state: state)
+        return Survivor(pid: pid, name: name, state: ProcessStat.read(pid: pid)?.state)
     }
 }

@@ -1,5 +1,4 @@
 import JobboxCore
-import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -65,7 +64,7 @@ package struct JobCgroupRegistry {
                 "cannot remove job", "'\(job)'", "\(survivors.count) process\(survivors.count == 1 ? "" : "es") survived \(timeout.secondsText): \(list)")
         }
         // The last tasks may still be leaving their cgroups when the procs files read empty.
-        let deadline = ContinuousClock.now + .seconds(2)
+        let deadline = MonotonicClock.now() + 2
         for location in locations {
             for directory in filesystem.subtreeDeepestFirst(location.jobDirectory) {
                 try removeDirectory(directory, until: deadline)
@@ -74,14 +73,14 @@ package struct JobCgroupRegistry {
     }
 
     /// `rmdir`, retried while the kernel still reports the cgroup busy (its last tasks are being torn down).
-    private func removeDirectory(_ directory: String, until deadline: ContinuousClock.Instant) throws(JobboxError) {
+    private func removeDirectory(_ directory: String, until deadline: Double) throws(JobboxError) {
         while true {
             do {
                 try filesystem.removeDirectory(directory)
                 return
             } catch .noSuchFileOrDirectory {
                 return
-            } catch .resourceBusy where ContinuousClock.now < deadline {
+            } catch .resourceBusy where MonotonicClock.now() < deadline {
                 usleep(10_000)
             } catch {
                 throw JobboxError.system("cannot remove cgroup", directory, error)

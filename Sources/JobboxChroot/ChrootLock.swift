@@ -20,9 +20,9 @@ final class ChrootLock {
     init(_ path: String, wait: Bool, busyReason: String) throws(JobboxError) {
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else { throw JobboxError.lastErrno("cannot open lock", path) }
-        while flock(descriptor, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
-            let error = Errno.last
-            if error == .interrupted && wait { continue }
+        do throws(Errno) {
+            try FileLock.lockExclusive(descriptor, wait: wait)
+        } catch {
             close(descriptor)
             if error == .wouldBlock { throw JobboxError.invalid("cannot lock", path, busyReason) }
             throw JobboxError.system("cannot lock", path, error)

@@ -61,14 +61,7 @@ enum FileSystem {
 
     /// Reads every name from an open directory stream except `.` and `..`.
     static func readNames(_ dir: OpaquePointer) -> [String] {
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        DirectoryListing.entries(of: dir).map(\.name)
     }
 
     /// `readlink(2)`, nil when `path` is not a symlink or cannot be read.

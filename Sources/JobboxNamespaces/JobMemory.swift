@@ -1,5 +1,4 @@
 import JobboxCore
-import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc

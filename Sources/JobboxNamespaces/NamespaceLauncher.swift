@@ -140,6 +140,7 @@ package enum NamespaceLauncher {
 final class CPlanStorage {
     private var strings: [UnsafeMutablePointer<CChar>] = []
     private var buffers: [UnsafeMutableRawPointer] = []
+    private var commands: [CStringArray] = []
 
     deinit {
         for string in strings { free(string) }
@@ -198,16 +199,10 @@ final class CPlanStorage {
         guard let workdir = copy(plan.workdir) else { return nil }
         result.workdir = workdir
         result.workdir_optional = plan.workdirOptional ? 1 : 0
-        var argv: [UnsafeMutablePointer<CChar>?] = []
-        for argument in plan.command {
-            guard let pointer = strdup(argument) else { return nil }
-            strings.append(pointer)
-            argv.append(pointer)
-        }
-        guard let file = argv.first else { return nil }
-        argv.append(nil)
+        guard let argv = CStringArray(plan.command), let file = argv.pointers.first ?? nil else { return nil }
+        commands.append(argv)
         result.file = UnsafePointer(file)
-        result.argv = array(argv)
+        result.argv = array(argv.pointers)
         result.envp = nil
         return result
     }

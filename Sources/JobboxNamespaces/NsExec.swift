@@ -1,6 +1,5 @@
 import CLinux
 import JobboxCore
-import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc

@@ -110,19 +110,6 @@ package enum CgroupTree {
 
     /// The names of the directories in `directory`, sorted (empty when it cannot be listed).
     package static func names(in directory: String) -> [String] {
-        guard let stream = opendir(directory) else { return [] }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name == "." || name == ".." { continue }
-            let type = entry.pointee.d_type
-            if type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && StatFileReader.isDirectory(directory + "/" + name)) {
-                names.append(name)
-            }
-        }
-        return names.sorted()
+        (try? DirectoryListing.subdirectories(atPath: directory)) ?? []
     }
 }

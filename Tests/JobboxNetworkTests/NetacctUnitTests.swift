@@ -253,7 +253,7 @@ struct NetacctLeaseTests {
     @Test("the start time is field 22 even when the command name has spaces and parentheses")
     func startTime() {
         let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615"
-        #expect(ProcessIdentity.parseStartTime(stat: stat) == 987654)
+        #expect(ProcessStat(parsing: stat)?.startTime == 987654)
         #expect(ProcessIdentity.current.isAlive)
     }
 }

@@ -13,13 +13,10 @@
 #include <signal.h>
 #include <sys/types.h>
 
-/* The signals the init (and ns-exec's outer process) forward: HUP, INT, QUIT, TERM, USR1, USR2. */
-void jb_init_forwarded_signals(sigset_t *set);
-
 /*
- * Supervises JOB: forwards the signals above to it, reaps every child, and returns JOB's wait status once JOB has
- * ended. The forwarded signals must be blocked from before JOB was forked until this call, so none is lost;
- * they are unblocked here (the mask becomes UNBLOCKED_MASK).
+ * Supervises JOB: forwards the signals of jb_forwarded_signal_set (clinux.h) to it, reaps every child, and
+ * returns JOB's wait status once JOB has ended. The forwarded signals must be blocked from before JOB was forked
+ * until this call, so none is lost; they are unblocked here (the mask becomes UNBLOCKED_MASK).
  */
 int jb_init_supervise(pid_t job, const sigset_t *unblocked_mask);
 

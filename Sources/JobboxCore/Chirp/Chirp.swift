@@ -88,7 +88,7 @@ package struct ChirpClient {
     /// Publishes every attribute of `ad` over one connection: connect, authenticate, one request per attribute,
     /// all within `timeout` seconds.
     package static func publish(_ ad: ClassAd, update: ChirpUpdate, config: ChirpConfig, reach: Reach = .any) throws(JobboxError) {
-        let deadline = monotonicMilliseconds() + Int64(timeout) * 1000
+        let deadline = MonotonicClock.milliseconds() + Int64(timeout) * 1000
         var client = ChirpClient(socket: try connect(host: config.host, port: config.port, reach: reach, deadline: deadline), deadline: deadline)
         defer { try? client.socket.close() }
         try client.request("cookie \(config.cookie)\n", what: "authenticate")
@@ -120,20 +120,15 @@ package struct ChirpClient {
         self.deadline = deadline
     }
 
-    static func monotonicMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
-
     /// Waits until `fd` is ready for `events` or the deadline passes (then: timed out).
     private static func waitReady(_ fd: Int32, _ events: Int16, deadline: Int64, what: String) throws(JobboxError) {
         while true {
-            let left = deadline - monotonicMilliseconds()
+            let left = deadline - MonotonicClock.milliseconds()
             guard left > 0 else { throw JobboxError.invalid("cannot chirp", what, "the proxy did not answer within \(timeout) s") }
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let ready = poll(&entry, 1, Int32(clamping: left))
             if ready > 0 { return }
+            // EINTR: the loop looks at the deadline again before it polls again.
             if ready < 0 && errno != EINTR { throw JobboxError.lastErrno("cannot chirp", what) }
         }
     }

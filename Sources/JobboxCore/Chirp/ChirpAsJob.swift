@@ -95,11 +95,11 @@ package enum ChirpAsJob {
             throw JobboxError.lastErrno("cannot chirp: cannot write the ad to a pipe", nil)
         }
 
-        let argv: [UnsafeMutablePointer<CChar>?] = ([String](["/proc/self/exe", childFlag, update == .immediate ? "immediate" : "delayed", reach])).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = ([String](["_CONDOR_CHIRP_CONFIG=" + path, "PATH=/usr/bin:/bin"])).map { strdup($0) } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
+        guard let argv = CStringArray(["/proc/self/exe", childFlag, update == .immediate ? "immediate" : "delayed", reach]),
+            let envp = CStringArray(["_CONDOR_CHIRP_CONFIG=" + path, "PATH=/usr/bin:/bin"])
+        else {
+            close(output[1])
+            throw JobboxError.system("cannot start the chirp publisher as uid", "\(uid)", .noMemory)
         }
         // The copy's stdout is the error pipe; its stderr stays the tool's.
         var options = jb_spawn_options()
@@ -114,11 +114,7 @@ package enum ChirpAsJob {
         options.uid = uid
         options.gid = gid
         var errorFD: Int32 = -1
-        let pid = argv.withUnsafeBufferPointer { arguments in
-            envp.withUnsafeBufferPointer { variables in
-                jb_spawn("/proc/self/exe", arguments.baseAddress, variables.baseAddress, &options, &errorFD)
-            }
-        }
+        let pid = jb_spawn("/proc/self/exe", argv.pointers, envp.pointers, &options, &errorFD)
         let spawnError = Errno.last
         close(output[1])
         guard pid > 0 else { throw JobboxError.system("cannot start the chirp publisher as uid", "\(uid)", spawnError) }
@@ -211,8 +207,7 @@ package enum ChirpAsJob {
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = retryingOnInterrupt { buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) } }
             guard count >= 0 else { throw JobboxError.lastErrno("cannot chirp: cannot read the ad", nil) }
             if count == 0 { break }
             result.append(contentsOf: buffer[..<count])

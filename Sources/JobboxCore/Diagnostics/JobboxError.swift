@@ -1,8 +1,9 @@
+import CLinux
 import SystemPackage
 
 /// The one error every jobbox tool reports: what failed, on which object, and why.
 ///
-/// It renders as the single stderr line of DESIGN.md (`cg-exec: cannot create cgroup /sys/...: Permission denied`)
+/// It renders as the single stderr line of docs/ARCHITECTURE.md (`cg-exec: cannot create cgroup /sys/...: Permission denied`)
 /// and decides the tool's exit status: 125 when the tool failed, 126 when the command is not executable, 127 when
 /// it was not found.
 package struct JobboxError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -79,7 +80,7 @@ package struct JobboxError: Error, CustomStringConvertible, Sendable, Equatable 
     }
 }
 
-/// The exit statuses of DESIGN.md, shared with `env`, `chroot` and `timeout`.
+/// The exit statuses of docs/ARCHITECTURE.md ("Errors and exit statuses"), shared with `env`, `chroot` and `timeout`.
 package enum ExitStatus {
     /// The tool failed.
     package static let toolFailure: Int32 = 125
@@ -88,11 +89,10 @@ package enum ExitStatus {
     /// The command was not found.
     package static let notFound: Int32 = 127
 
-    /// The status a shell reports for a raw wait status: the exit code, or 128+N for death by signal N.
+    /// The status a shell reports for a raw wait status: the exit code, or 128+N for death by signal N
+    /// (`toolFailure` for anything else). The C shim's conversion, which ns-exec's child needs after fork.
     package static func fromWaitStatus(_ status: Int32) -> Int32 {
-        if status & 0x7f == 0 { return (status >> 8) & 0xff }
-        if (status & 0x7f) != 0x7f { return 128 + (status & 0x7f) }
-        return toolFailure
+        jb_shell_status(status)
     }
 }
 

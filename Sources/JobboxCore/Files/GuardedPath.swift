@@ -283,9 +283,8 @@ package enum GuardedFile {
         if count != MemoryLayout<UInt64>.size {
             // getrandom cannot fail for 8 bytes once the pool is ready; the clock is the fallback, and O_EXCL
             // still makes a planted name an error, not a hole.
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            value = UInt64(bitPattern: Int64(now.tv_nsec)) ^ UInt64(bitPattern: Int64(now.tv_sec)) << 30
+            let now = MonotonicClock.nanoseconds()
+            value = now ^ (now / 1_000_000_000) << 30
         }
         let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex

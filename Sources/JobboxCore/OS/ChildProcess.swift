@@ -55,15 +55,13 @@ package enum ChildProcess {
         options.death_signal = SIGKILL
         options.close_fds = (outputPipe[0], goPipe[1], -1, -1)
 
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.sorted(by: { $0.key < $1.key }).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
+        guard let argv = CStringArray(arguments), let envp = CStringArray(environment: environment) else {
+            for fd in [outputPipe[0], outputPipe[1], goPipe[0], goPipe[1]] { close(fd) }
+            throw JobboxError.system("cannot start", arguments[0], .noMemory)
         }
         var execErrorFD: Int32 = -1
         let errorTarget: Int32 = output == .capture ? -1 : outputPipe[1]
-        let pid = jb_spawn_stdio(argv[0], argv, envp, &options, devNull, outputPipe[1], errorTarget, &execErrorFD)
+        let pid = jb_spawn_stdio(argv.pointers[0], argv.pointers, envp.pointers, &options, devNull, outputPipe[1], errorTarget, &execErrorFD)
         let spawnError = Errno.last
         close(outputPipe[1])
         close(goPipe[0])
@@ -115,7 +113,7 @@ package enum ChildProcess {
             if exitStatus == nil {
                 var status: Int32 = 0
                 if jb_wait_pid(childPID, &status, WNOHANG) == childPID {
-                    exitStatus = jb_shell_status(status)
+                    exitStatus = ExitStatus.fromWaitStatus(status)
                     drain(fd, buffer: &buffer, into: &collector)
                     break
                 }
@@ -124,7 +122,7 @@ package enum ChildProcess {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0
         guard jb_wait_pid(childPID, &status, 0) == childPID else { return ExitStatus.toolFailure }
-        return jb_shell_status(status)
+        return ExitStatus.fromWaitStatus(status)
     }
 
     /// Reads what is already in the pipe without waiting for more.

@@ -32,18 +32,7 @@ package struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
 
     /// The start time of `pid`, nil when there is no such process.
     package static func startTime(of pid: Int32) -> UInt64? {
-        guard let text = try? SmallFile.read("/proc/\(pid)/stat") else { return nil }
-        return parseStartTime(stat: text)
-    }
-
-    /// Field 22 of a `/proc/<pid>/stat` line; the command name (field 2) may hold spaces and parentheses, so
-    /// fields are counted after its last `)`.
-    static func parseStartTime(stat: String) -> UInt64? {
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state), so field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
-        return UInt64(fields[19])
+        ProcessStat.read(pid: pid)?.startTime
     }
 
     package var description: String { "pid \(pid)" }

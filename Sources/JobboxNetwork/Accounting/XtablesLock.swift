@@ -28,8 +28,10 @@ package struct XtablesLock: Sendable {
         let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         if fd < 0 { throw JobboxError.lastErrno("cannot open the xtables lock", path) }
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw JobboxError.lastErrno("cannot take the xtables lock", path) }
+        do throws(Errno) {
+            try FileLock.lockExclusive(fd)
+        } catch {
+            throw JobboxError.system("cannot take the xtables lock", path, error)
         }
         return try body()
     }

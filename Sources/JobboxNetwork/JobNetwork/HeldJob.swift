@@ -38,8 +38,10 @@ package final class HeldJob {
             throw error
         }
         // Every C string is made before the fork; the child only reads them.
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
+        guard let argv = CStringArray(arguments) else {
+            for fd in [ready[0], ready[1], go[0], go[1]] { close(fd) }
+            throw JobboxError.system("cannot fork the job", file, .noMemory)
+        }
         var options = jb_spawn_options()
         options.unshare_flags = JB_CLONE_NEWNET
         options.ready_fd = ready[1]
@@ -47,9 +49,7 @@ package final class HeldJob {
         options.death_signal = SIGKILL
         options.close_fds = (ready[0], go[1], -1, -1)
         var errorFD: Int32 = -1
-        let pid = argv.withUnsafeBufferPointer { buffer in
-            jb_spawn(file, buffer.baseAddress, nil, &options, &errorFD)
-        }
+        let pid = jb_spawn(file, argv.pointers, nil, &options, &errorFD)
         let spawnError = Errno.last
         close(ready[1])
         close(go[0])
@@ -73,8 +73,7 @@ package final class HeldJob {
     /// Waits until the child is in its new network namespace.
     package func waitUntilUnshared() throws(JobboxError) {
         var byte: UInt8 = 0
-        var count: Int
-        repeat { count = read(readyFD, &byte, 1) } while count < 0 && errno == EINTR
+        let count = retryingOnInterrupt { read(readyFD, &byte, 1) }
         close(readyFD)
         readyFD = -1
         if count == 1 { return }
@@ -88,8 +87,7 @@ package final class HeldJob {
     /// job runs, HUP, INT, QUIT, TERM, USR1 and USR2 are forwarded to it, and unblocked (see `blockSignals`).
     package func release() throws(JobboxError) {
         var byte: UInt8 = 1
-        var count: Int
-        repeat { count = write(goFD, &byte, 1) } while count < 0 && errno == EINTR
+        let count = retryingOnInterrupt { write(goFD, &byte, 1) }
         close(goFD)
         goFD = -1
         let code = takeExecResult()
@@ -146,9 +144,9 @@ package final class HeldJob {
     package func wait(interval: Int?, tick: () -> Void) -> Int32 {
         let pidfd = jb_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
-        var next = interval.map { Self.monotonicMilliseconds() + Int64($0) * 1000 }
+        var next = interval.map { MonotonicClock.milliseconds() + Int64($0) * 1000 }
         while jb_child_exited(pid) == 0 {
-            let now = Self.monotonicMilliseconds()
+            let now = MonotonicClock.milliseconds()
             if let due = next, now >= due, let interval {
                 tick()
                 next = due + Int64(interval) * 1000
@@ -169,9 +167,4 @@ package final class HeldJob {
         return reap()
     }
 
-    static func monotonicMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
 }

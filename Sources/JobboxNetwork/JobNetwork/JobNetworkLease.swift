@@ -158,8 +158,10 @@ package struct JobNetworkLeases: Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot open lock", lockPath) }
         guard info.st_mode & S_IFMT == S_IFREG else { throw JobboxError.invalid("cannot open lock", lockPath, "it is not a regular file") }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw JobboxError.lastErrno("cannot lock", lockPath) }
+        do throws(Errno) {
+            try FileLock.lockExclusive(fd)
+        } catch {
+            throw JobboxError.system("cannot lock", lockPath, error)
         }
         return try body()
     }
@@ -183,9 +185,7 @@ package struct JobNetworkLeases: Sendable {
         }
         defer { closedir(dir) }
         var leases: [JobNetworkLease] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasSuffix(".lease") else { continue }
+        for name in DirectoryListing.entries(of: dir).map(\.name) where name.hasSuffix(".lease") {
             do {
                 leases.append(try read(name, in: parent))
             } catch {

@@ -105,10 +105,7 @@ package final class NetlinkSocket {
         let capacity = 65536
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         defer { buffer.deallocate() }
-        var received: Int
-        repeat {
-            received = mnl_socket_recvfrom(socket, buffer, capacity)
-        } while received < 0 && errno == EINTR
+        let received = retryingOnInterrupt { mnl_socket_recvfrom(socket, buffer, capacity) }
         if received < 0 { throw Errno.last }
         var remaining = Int32(received)
         var header = UnsafePointer(buffer.assumingMemoryBound(to: nlmsghdr.self))

@@ -19,7 +19,7 @@ let fuzzTargets: [(name: String, modules: [Target.Dependency])] = [
     ("config", ["JobboxCore"]),
     ("classad-read", ["JobboxCore"]),
     ("classad-roundtrip", ["JobboxCore"]),
-    ("jobad", ["JobboxCore"]),
+    ("jobad", ["JobboxCore", "JobboxCgroups"]),
     ("chroot-spec", ["JobboxChroot"]),
     ("lease", ["JobboxNetwork"]),
     ("mountinfo", ["JobboxCgroups"]),

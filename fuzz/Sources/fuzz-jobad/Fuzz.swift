@@ -1,3 +1,4 @@
+import JobboxCgroups
 import JobboxCore
 
 /// The fuzz input as text (invalid UTF-8 repaired, as the tools read files).

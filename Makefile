@@ -5,7 +5,7 @@ RELEASE_DIR = .build-release
 TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
 VENV        = .venv-htcondor
 
-.PHONY: all deps build check check-v2 demo release install man lint-man bench fuzz fuzz-run clean
+.PHONY: all deps build check check-v2 demo release install man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
 
 all: build
 
@@ -18,7 +18,7 @@ build: deps
 # Every test: unit tests on fixtures, kernel tests as root, HTCondor's parser on every ad.
 check: build
 	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
-	@$(MAKE) --no-print-directory lint-man
+	@$(MAKE) --no-print-directory lint-man lint-shell
 	@$(MAKE) --no-print-directory fuzz-run
 
 # libFuzzer targets for the parsers of untrusted text (fuzz/Sources): targets of this package that exist only
@@ -41,8 +41,9 @@ check-v2: deps
 demo: build
 	@bash examples/demo.sh
 
+# Static Swift runtime and libstdc++, glibc dynamic (NSS); checked to load on glibc 2.34 (scripts/release-build.sh).
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib --scratch-path $(RELEASE_DIR)
+	RELEASE_DIR=$(RELEASE_DIR) bash scripts/release-build.sh
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
@@ -59,6 +60,19 @@ lint-man:
 	    mandoc -T lint -W error "$$page" || exit 1; \
 	    man -l "$$page" >/dev/null 2>&1 || { echo "$$page does not render"; exit 1; }; \
 	done; echo "man pages: render and lint clean"
+
+# swift format's lint with the committed .swift-format (`make format` rewrites the tree to it).
+lint-swift:
+	@$(SWIFT) format lint --strict --recursive --parallel --configuration .swift-format Package.swift Sources Tests fuzz/Package.swift fuzz/Sources \
+	    && echo "swift sources: swift format clean"
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel --configuration .swift-format Package.swift Sources Tests fuzz/Package.swift fuzz/Sources
+
+# shellcheck on every tracked shell script (found by its #! line, so none is skipped by name).
+lint-shell: deps
+	@git ls-files -z | xargs -0 awk 'FNR == 1 && /^#!.*(ba|da|busybox )?sh/ { print FILENAME } { nextfile }' | \
+	    xargs shellcheck -x && echo "shell scripts: shellcheck clean"
 
 bench: deps
 	@bash bench/run

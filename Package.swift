@@ -30,6 +30,28 @@ let fuzzing = ProcessInfo.processInfo.environment["JOBBOX_FUZZ"] == "1"
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 
+/// How a release tool is linked (bench/README.md has the measurements behind each flag). glibc stays dynamic, so
+/// user and group lookups go through the node's NSS (LDAP, SSSD), which a static glibc cannot load reliably;
+/// everything else that costs at start-up goes:
+/// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
+///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
+///   linked at a fixed address they are resolved once, by the linker;
+/// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
+///   the dynamic symbol table (and every lookup the loader does in it) larger;
+/// - libstdc++ linked in: resolving its symbols was four fifths of the loader's work. The toolchain names it as
+///   `-lstdc++`, so scripts/release-build.sh puts the archive where the linker looks first.
+/// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
+///   Sources/CLinux/jb_glibc_compat.c, so the binaries load on EL9's glibc 2.34
+///   (scripts/check-glibc-symbols.sh checks every release build).
+let releaseLinking: [LinkerSetting] = [
+    .unsafeFlags([
+        "-Xclang-linker", "-no-pie",
+        "-Xlinker", "--no-export-dynamic",
+        "-Xlinker", "--wrap=hypotf",
+        "-Xlinker", "--wrap=arc4random",
+    ], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "jobbox",
     products: tools.map { .executable(name: $0.name, targets: [$0.name]) }
@@ -83,7 +105,11 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["JobboxCore", "JobboxTestSupport"]),
     ]
         + tools.map { tool in
-            .executableTarget(name: tool.name, dependencies: ["JobboxCLI", "JobboxCore", argumentParser] + tool.modules)
+            .executableTarget(
+                name: tool.name,
+                dependencies: ["JobboxCLI", "JobboxCore", argumentParser] + tool.modules,
+                linkerSettings: releaseLinking
+            )
         }
         + (fuzzing
             ? fuzzTargets.map { target in

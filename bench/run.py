@@ -45,7 +45,8 @@ class Bench:
         self.warmup = 5 if quick else 20
         self.quick = quick
         self.results = []
-        self.tmp = tempfile.mkdtemp(prefix="jobbox-bench-")
+        # Below /run, not /tmp: jobbox refuses state directories under a directory others can write to.
+        self.tmp = tempfile.mkdtemp(prefix="jobbox-bench-", dir="/run")
         self.conf = os.path.join(self.tmp, "jobbox.conf")
         self.base = TAG
         with open(self.conf, "w") as f:
@@ -78,6 +79,14 @@ class Bench:
                     except OSError as e:
                         print("cleanup: %s" % e, file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # 0. process start: each tool's --version against /bin/true
+    def versions(self):
+        variants = [Variant("/bin/true", [["/bin/true"]])]
+        for t in ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"]:
+            variants.append(Variant("%s --version" % t, [[self.tool(t), "--version"]]))
+        self.add(compare("0. process start: each tool's --version against /bin/true (target: at most 1.5x)", variants, self.runs, self.warmup),
+                 ["Here the first row is /bin/true: the ratio column is each tool's start-up in units of /bin/true's."])
 
     # 1. job start
     def job_start(self):
@@ -119,6 +128,11 @@ class Bench:
             Variant("/bin/true", [[true]]),
         ]
         self.add(compare("2. isolation: ns-exec against unshare(1) and bwrap(1)", variants, self.runs, self.warmup))
+        variants = [
+            Variant("ns-exec --pid --mount", [[self.tool("ns-exec"), "--pid", "--mount", "--", true]]),
+            Variant("unshare --pid --fork --mount --mount-proc", [["/usr/bin/unshare", "--pid", "--fork", "--mount", "--mount-proc", true]]),
+        ]
+        self.add(compare("2b. isolation, the target's command lines (target: at most 1.0x unshare)", variants, self.runs, self.warmup))
 
     # 3. full chain
     def full_chain(self):
@@ -143,6 +157,29 @@ class Bench:
         self.add(compare("3. the full chain per job, start to exit (removal timed apart)", variants, max(20, self.runs // 4), self.warmup // 2),
                  ["The netacct variant runs inside a network namespace made for the benchmark (`nsenter --net`), so the host's "
                   "firewall is untouched; the last row is that wrapper's own cost, to subtract."])
+
+    # 3b. the chain without networking against libcgroup's commands and unshare(1)
+    def chain_peer(self):
+        cg, ns = self.tool("cg-exec"), self.tool("ns-exec")
+        controllers = "memory,cpu,cpuacct,blkio,pids,freezer"
+        paths = self_cgroup_paths()
+        peer = "%schain" % TAG
+        groups = []
+        for c in controllers.split(","):
+            groups += ["-g", "%s:%s/%s/job" % (c, paths.get(c, "/").rstrip("/"), peer)]
+        mem_path = "%s/%s/job" % (paths.get("memory", "/").rstrip("/"), peer)
+        unshare = ["/usr/bin/unshare", "--pid", "--fork", "--mount", "--mount-proc", "/bin/true"]
+        variants = [
+            Variant("cg-exec --memory 1G (6 hierarchies) -> ns-exec --pid --mount -> /bin/true",
+                    [[cg, "--job", "p1", "--controllers", controllers, "--memory", "1G", "--", ns, "--pid", "--mount", "--", "/bin/true"]],
+                    cleanup=[[cg, "--remove", "--job", "p1"]]),
+            Variant("cgcreate + cgset + cgexec -> unshare --pid --fork --mount --mount-proc -> /bin/true",
+                    [["/usr/bin/cgcreate"] + groups, ["/usr/bin/cgset", "-r", "memory.limit_in_bytes=1G", mem_path],
+                     ["/usr/bin/cgexec"] + groups + unshare],
+                    cleanup=[["/usr/bin/cgdelete", "-r"] + groups]),
+        ]
+        self.add(compare("3b. the chain without networking against libcgroup and unshare(1) (target: at most 1.2x)", variants,
+                         max(20, self.runs // 2), self.warmup // 2))
 
     # 4. network set-up and teardown as N grows
     def network_scaling(self):
@@ -267,6 +304,63 @@ class Bench:
         print(self.memory_table, flush=True)
 
 
+    # 6b. private memory of one job's jobbox processes with 10 jobs running the full chain
+    def private_memory(self):
+        def rollup(pid):
+            figures = {}
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    key, _, rest = line.partition(":")
+                    if key in ("Pss", "Private_Dirty", "Private_Clean"):
+                        figures[key] = int(rest.split()[0])
+            return figures
+        def children(pid):
+            return [int(c) for c in sh("pgrep -P %d" % pid, check=False).stdout.split()]
+        cg, ns, na = self.tool("cg-exec"), self.tool("ns-exec"), self.tool("netacct")
+        node = TAG + "pd"
+        sh("ip netns add %s" % node)
+        self.cleanups.append(lambda: sh("ip netns del %s" % node, check=False))
+        jobs = []
+        for i in range(10):
+            job = "pd%d" % i
+            argv = ["/usr/bin/nsenter", "--net=/run/netns/" + node, cg, "--job", job, "--memory", "1G", "--",
+                    ns, "--pid", "--mount", "--", na, "--job", job, "--backend", "nftables", "--", "/bin/sleep", "60"]
+            jobs.append((job, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        time.sleep(3.0)
+        per_job = []
+        detail = []
+        for job, p in jobs:
+            # nsenter execs cg-exec, which execs ns-exec: the Popen'd pid is ns-exec's outer process; its child is
+            # the init, whose child is netacct's parent, whose child is the job (sleep, not jobbox's).
+            procs, queue = [], [p.pid]
+            while queue:
+                q = queue.pop()
+                try:
+                    comm = open("/proc/%d/comm" % q).read().strip()
+                    if comm == "sleep":
+                        continue
+                    procs.append((q, comm, rollup(q)))
+                except (FileNotFoundError, ProcessLookupError):
+                    continue  # a short-lived helper (netacct's set-up), gone before it was read
+                queue += children(q)
+            per_job.append(sum(r["Private_Dirty"] for _, _, r in procs))
+            detail.append(procs)
+        lines = ["| job's jobbox process | Private_Dirty KiB | Private_Clean KiB | PSS KiB |", "|---|---|---|---|"]
+        for q, comm, r in detail[0]:
+            lines.append("| %s (%s) | %d | %d | %d |" % (comm, "outer" if q == jobs[0][1].pid else "pid %d" % q, r["Private_Dirty"], r["Private_Clean"], r["Pss"]))
+        lines.append("")
+        lines.append("Private_Dirty summed over one job's jobbox processes, 10 jobs running: median %d KiB (min %d, max %d); target at most 512 KiB."
+                     % (sorted(per_job)[len(per_job) // 2], min(per_job), max(per_job)))
+        for job, p in jobs:
+            p.terminate()
+        for job, p in jobs:
+            p.wait()
+            subprocess.run([cg, "--remove", "--job", job], check=False)
+        self.results.append({"title": "6b. private memory per job, 10 jobs", "rows": [], "private_dirty_kib": per_job})
+        self.private_table = "\n".join(lines)
+        print(self.private_table, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bin")
@@ -276,7 +370,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     b = Bench(os.path.abspath(args.bin), args.out, args.quick)
-    wanted = [w for w in args.only.split(",") if w] or ["job_start", "isolation", "full_chain", "network_scaling", "jobstat", "memory"]
+    wanted = [w for w in args.only.split(",") if w] or ["versions", "job_start", "isolation", "full_chain", "chain_peer", "network_scaling",
+                                                         "jobstat", "memory", "private_memory"]
     try:
         for name in wanted:
             getattr(b, name)()
@@ -289,6 +384,8 @@ def main():
     text += markdown([r for r in b.results if r["rows"]])
     if hasattr(b, "memory_table"):
         text += "\n### 6. memory (PSS) of the processes that stay alive\n\n" + b.memory_table + "\n"
+    if hasattr(b, "private_table"):
+        text += "\n### 6b. private memory of one job's jobbox processes, 10 jobs running\n\n" + b.private_table + "\n"
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write(text)
     print("results: %s" % os.path.join(args.out, "latest.md"))

@@ -23,10 +23,11 @@ WORK=/run/$TAG                       # not under /tmp or /var/tmp: ns-exec repla
 NODE=${TAG}n CAMPUS=${TAG}c NET=${TAG}i
 JOB=demo.$$
 PY=/usr/bin/python3
+SERVERS=()
 
 cleanup() {
     set +e
-    [ -n "${SERVERS:-}" ] && kill $SERVERS 2>/dev/null
+    [ ${#SERVERS[@]} -gt 0 ] && kill "${SERVERS[@]}" 2>/dev/null
     "$BIN/cg-exec" --remove --job "$JOB" >/dev/null 2>&1
     # cg-exec leaves the base cgroup (an admin may have put limits on it); this one is the demo's own.
     find /sys/fs/cgroup -depth -type d -name "$TAG" -exec rmdir {} + 2>/dev/null
@@ -54,7 +55,10 @@ ip -n "$NODE" addr add 10.77.0.1/24 dev ${TAG}c0
 ip -n "$NODE" addr add 198.51.100.1/24 dev ${TAG}i0
 ip -n "$CAMPUS" addr add 10.77.0.2/24 dev eth0
 ip -n "$NET" addr add 198.51.100.2/24 dev eth0
-for l in "$NODE ${TAG}c0" "$NODE ${TAG}i0" "$CAMPUS eth0" "$NET eth0"; do set -- $l; ip -n "$1" link set "$2" up; done
+ip -n "$NODE" link set "${TAG}c0" up
+ip -n "$NODE" link set "${TAG}i0" up
+ip -n "$CAMPUS" link set eth0 up
+ip -n "$NET" link set eth0 up
 ip -n "$CAMPUS" route add default via 10.77.0.1
 ip -n "$NET" route add default via 198.51.100.1
 # A UDP echo server on each host.
@@ -62,8 +66,8 @@ ECHO='import socket,sys
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",7))
 while True:
     d,a=s.recvfrom(65535); s.sendto(d,a)'
-ip netns exec "$CAMPUS" $PY -c "$ECHO" & SERVERS="$!"
-ip netns exec "$NET" $PY -c "$ECHO" & SERVERS="$SERVERS $!"
+ip netns exec "$CAMPUS" "$PY" -c "$ECHO" & SERVERS+=("$!")
+ip netns exec "$NET" "$PY" -c "$ECHO" & SERVERS+=("$!")
 sleep 0.3
 
 # --- the job: memory, CPU, direct I/O to its scratch dir, /tmp, and UDP to both hosts

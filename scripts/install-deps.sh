@@ -26,5 +26,6 @@ fi
 if [ ! -x .venv-htcondor/bin/python ] || ! .venv-htcondor/bin/python -c 'import classad2, htchirp' 2>/dev/null; then
     echo "install-deps: making .venv-htcondor with HTCondor's Python bindings" >&2
     python3 -m venv .venv-htcondor
-    .venv-htcondor/bin/pip install -q --disable-pip-version-check htcondor $(sed -e 's/#.*//' scripts/pypi.txt 2>/dev/null | tr -s ' \n' ' ')
+    mapfile -t pypi < <(sed -e 's/#.*//' scripts/pypi.txt 2>/dev/null | tr -s ' \n' '\n' | grep -v '^$' || true)
+    .venv-htcondor/bin/pip install -q --disable-pip-version-check htcondor "${pypi[@]}"
 fi

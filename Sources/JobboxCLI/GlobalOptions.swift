@@ -10,6 +10,11 @@ package struct GlobalOptions: ParsableArguments {
     /// Creates the defaults.
     package init() {}
 
+    /// `--config FILE` when `config` is not nil (a fast path's options).
+    package init(config: String?) {
+        self.config = config
+    }
+
     /// Loads the configuration these options name and prints its warnings through `diagnostics`.
     package func loadConfig(_ diagnostics: Diagnostics, environment: Environment = .current) throws(JobboxError) -> JobboxConfig {
         let loaded = try JobboxConfig.load(explicitPath: config, environment: environment)

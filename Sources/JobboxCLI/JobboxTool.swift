@@ -15,9 +15,26 @@ import JobboxCore
 package protocol JobboxTool: ParsableCommand {
     /// Does the tool's work and returns the exit status (the job's own status where the tool runs a job).
     mutating func execute() throws -> Int32
+
+    /// The tool's work for a command line `FastCommandLine` could read, or nil to leave the line to
+    /// ArgumentParser.
+    ///
+    /// ArgumentParser builds its model of a command by reflection at every start, which costs a per-job tool
+    /// several times what the tool's own work does (bench/README.md); the lines a batch system runs for every
+    /// job skip it. Whatever this returns must do exactly what `execute` does for the same line.
+    static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)?
+
+    /// The options `fastPath` takes: flags, options with one value, options that may be repeated.
+    static var fastOptions: FastCommandLine.Options { get }
 }
 
 extension JobboxTool {
+    /// No fast path: ArgumentParser reads every line.
+    package static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? { nil }
+
+    /// No options read without ArgumentParser.
+    package static var fastOptions: FastCommandLine.Options { FastCommandLine.Options() }
+
     /// Unused: `main` calls `execute` so the tool can return a status.
     package mutating func run() throws {
         let status = try execute()
@@ -41,8 +58,17 @@ extension JobboxTool {
             writeAll(.standardError, "\(name): \(refusal.description)\n")
             return refusal.exitStatus
         }
+        // Answered before anything else is set up: a `--version` through ArgumentParser costs five times the
+        // process start it follows.
+        if arguments == ["--version"], !configuration.version.isEmpty {
+            printOut(configuration.version + "\n")
+            return 0
+        }
         let diagnostics = Diagnostics(tool: name)
         do {
+            if let line = FastCommandLine(arguments, options: fastOptions), let work = fastPath(line) {
+                return try work()
+            }
             var command = try parseAsRoot(arguments)
             if var tool = command as? any JobboxTool {
                 return try tool.execute()

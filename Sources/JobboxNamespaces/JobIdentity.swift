@@ -137,52 +137,17 @@ package struct JobIdentity: Sendable, Equatable {
     /// The job ad's `Owner`, with the uid that owns the ad file and its path; nil when there is no ad.
     ///
     /// The ad lies in the job's scratch directory, which the job's user can write, so root trusts it only so far:
-    /// the path is resolved by `GuardedPath`'s rule (no symlink the job could have made), the file must be a
-    /// regular file with one link, no larger than `JobAdFile.maxBytes`, and its owner is taken from the same
-    /// descriptor the text is read from (no swap in between). Its `Owner` is believed only when root owns the
+    /// it is read by `JobAdFile`'s limits and `GuardedPath`'s rule (no symlink the job could have made, a regular
+    /// file with one link), and its owner is taken from the same descriptor the text is read from (no swap in
+    /// between). Its `Owner` is believed only when root owns the
     /// file, or when it names the file's own owner (the planner checks that: a user who rewrote the ad can name
     /// only themselves).
     package static func jobAdOwner(_ environment: Environment) throws(JobboxError) -> (name: String, fileOwner: uid_t, path: String)? {
         guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else { return nil }
-        let operation = "cannot read job ad"
-        let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
-        defer { parent.close() }
-        let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else {
-            if errno == ELOOP { throw JobboxError.invalid(operation, path, "it is a symbolic link in a directory the job can write (refused as root)") }
-            throw JobboxError.lastErrno(operation, path)
-        }
-        let descriptor = FileDescriptor(rawValue: fd)
-        defer { try? descriptor.close() }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno(operation, path) }
-        guard info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1 else {
-            throw JobboxError.invalid(operation, path, "it is not a regular file with a single link (refused as root)")
-        }
-        var bytes: [UInt8] = []
-        while true {
-            let count: Int
-            do {
-                count = try withUnsafeTemporaryAllocation(byteCount: 65536, alignment: 1) { buffer in
-                    let n = try descriptor.read(into: buffer, retryOnInterrupt: true)
-                    bytes.append(contentsOf: buffer[0..<n])
-                    return n
-                }
-            } catch {
-                throw JobboxError.system(operation, path, (error as? Errno) ?? .ioError)
-            }
-            if bytes.count > JobAdFile.maxBytes {
-                throw JobboxError.invalid(operation, path, "it is larger than \(ByteSize.bytes(UInt64(JobAdFile.maxBytes)))")
-            }
-            if count == 0 { break }
-        }
-        let ad = ClassAdReader.parse(String(decoding: bytes, as: UTF8.self))
-        guard ad.attributes.count <= JobAdFile.maxAttributes else {
-            throw JobboxError.invalid(operation, path, "it has more than \(JobAdFile.maxAttributes) attributes")
-        }
+        let (ad, fileOwner) = try JobAdFile.readWithOwner(path, for: "cannot read job ad")
         guard let owner = ad.string("Owner"), !owner.isEmpty else {
             throw JobboxError.invalid("cannot find the job's user in", path, "it has no Owner string: pass --user")
         }
-        return (owner, info.st_uid, path)
+        return (owner, fileOwner, path)
     }
 }

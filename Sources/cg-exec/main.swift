@@ -131,12 +131,55 @@ struct CgExecCommand: JobboxTool {
         }
 
         if timeout != nil { throw JobboxError.invalid("invalid use of", "--timeout", "it goes with --remove") }
+        try Self.start(jobID, options: options, fromJobAd: fromJobAd, controllers: controllers, locator: (parent, base), command: command, config: config, environment: environment, diagnostics: diagnostics)
+    }
+
+    static let fastOptions = FastCommandLine.Options(
+        flags: ["from-job-ad"],
+        single: ["config", "job", "parent", "base", "controllers", "memory", "memory-soft", "memory-high", "swap", "cpus", "cpu-weight",
+                 "cpu-shares", "cpu-quota", "cpuset", "mems", "pids-max", "io-weight"]
+    )
+
+    /// Every line that starts a job (limits, then a command after `--`), as `execute` would read it.
+    static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
+        guard line.hasTerminator else { return nil }
+        return {
+            let environment = Environment.current
+            let diagnostics = Diagnostics(tool: "cg-exec", environment: environment)
+            let config = try GlobalOptions(config: line.value("config")).loadConfig(diagnostics, environment: environment)
+            var options = CgroupLimitOptions()
+            options.memory = line.value("memory")
+            options.memorySoft = line.value("memory-soft")
+            options.memoryHigh = line.value("memory-high")
+            options.swap = line.value("swap")
+            options.cpus = line.value("cpus")
+            options.cpuWeight = line.value("cpu-weight")
+            options.cpuShares = line.value("cpu-shares")
+            options.cpuQuota = line.value("cpu-quota")
+            options.cpuset = line.value("cpuset")
+            options.mems = line.value("mems")
+            options.pidsMax = line.value("pids-max")
+            options.ioWeight = line.value("io-weight")
+            let jobID = try JobID.resolve(option: line.value("job"), environment: environment)
+            try start(
+                jobID, options: options, fromJobAd: line.flag("from-job-ad"), controllers: line.value("controllers"),
+                locator: (line.value("parent"), line.value("base")), command: line.command, config: config, environment: environment,
+                diagnostics: diagnostics)
+        }
+    }
+
+    /// Makes job `jobID`'s cgroups with its limits, moves into them and execs `command`; `locator` is --parent
+    /// and --base.
+    private static func start(
+        _ jobID: JobID, options: CgroupLimitOptions, fromJobAd: Bool, controllers: String?, locator names: (parent: String?, base: String?),
+        command: [String], config: JobboxConfig, environment: Environment, diagnostics: Diagnostics
+    ) throws -> Never {
         let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment)
         let selected = try controllers.map { text throws(JobboxError) in try CgroupController.parseList(text, for: "--controllers") }
         guard !command.isEmpty else {
             throw JobboxError.invalid("no command", nil, "give one after -- (cg-exec [options] -- COMMAND [ARG...])")
         }
-        let locator = try CgExec.locator(config: config, parent: parent, base: base)
+        let locator = try CgExec.locator(config: config, parent: names.parent, base: names.base)
         let plan = try JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected)
         try CgExec.run(plan, locator: locator, command: command, diagnostics: diagnostics)
     }

@@ -59,7 +59,25 @@ struct Jobstat: JobboxTool {
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "jobstat")
         let config = try global.loadConfig(diagnostics)
-        let request = try makeRequest()
+        return try Self.run(try makeRequest(), config: config, parent: parent)
+    }
+
+    static let fastOptions = FastCommandLine.Options(flags: ["raw"], single: ["config", "job", "parent"])
+
+    /// One job's figures as a ClassAd (`--job`, or the job of the environment), as `execute` would read it.
+    static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
+        guard !line.hasTerminator else { return nil }
+        return {
+            let diagnostics = Diagnostics(tool: "jobstat")
+            let config = try GlobalOptions(config: line.value("config")).loadConfig(diagnostics)
+            let job = try JobID.resolve(option: line.value("job"), environment: .current)
+            let request = JobStatRequest(selection: .job(job), format: .classad, raw: line.flag("raw"), interval: nil, count: nil, chirp: nil)
+            return try run(request, config: config, parent: line.value("parent"))
+        }
+    }
+
+    /// Reads and prints what `request` asks for, below `parent` (default: the configuration's).
+    private static func run(_ request: JobStatRequest, config: JobboxConfig, parent: String?) throws -> Int32 {
         let locator = try JobCgroupLocator.current(config: config, parentOverride: parent)
         return try JobStatRunner(request: request, planner: JobStatPlanner(locator: locator)).run()
     }

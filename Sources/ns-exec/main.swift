@@ -81,10 +81,6 @@ struct NsExecCommand: JobboxTool {
     var command: [String] = []
 
     func execute() throws -> Int32 {
-        let diagnostics = Diagnostics(tool: "ns-exec")
-        let environment = Environment.current
-        let config = try global.loadConfig(diagnostics, environment: environment)
-        if let job { _ = try JobID(job) }
         var request = NsExecRequest()
         request.pid = pid
         request.mount = mount
@@ -94,12 +90,9 @@ struct NsExecCommand: JobboxTool {
         request.userns = userns
         request.hostname = hostname
         request.scratch = scratch
-        request.mountUnderScratch = mountUnderScratch.map { list in
-            list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-        }
+        request.mountUnderScratch = mountUnderScratch.map(Self.splitList)
         request.privateDevShm = privateDevShm
         request.chroot = chroot
-        request.binds = try bind.map { text throws(JobboxError) in try BindRequest(parsing: text) }
         request.user = user
         request.group = group
         request.workdir = workdir
@@ -107,6 +100,57 @@ struct NsExecCommand: JobboxTool {
         request.noInit = noInit
         request.keepFDs = keepFD
         request.command = command
+        return try Self.run(request, binds: bind, global: global, job: job)
+    }
+
+    static let fastOptions = FastCommandLine.Options(
+        flags: ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"],
+        single: ["config", "job", "hostname", "scratch", "mount-under-scratch", "chroot", "user", "group", "workdir"],
+        repeatable: ["bind", "keep-fd"]
+    )
+
+    /// Every line that runs a command (after `--`), as `execute` would read it.
+    static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
+        // Both spellings of --private-dev-shm at once is ArgumentParser's to judge.
+        guard line.hasTerminator, !(line.flag("private-dev-shm") && line.flag("no-private-dev-shm")) else { return nil }
+        return {
+            var request = NsExecRequest()
+            request.pid = line.flag("pid")
+            request.mount = line.flag("mount")
+            request.uts = line.flag("uts")
+            request.ipc = line.flag("ipc")
+            request.net = line.flag("net")
+            request.userns = line.flag("userns")
+            request.hostname = line.value("hostname")
+            request.scratch = line.value("scratch")
+            request.mountUnderScratch = line.value("mount-under-scratch").map(splitList)
+            request.privateDevShm = line.flag("private-dev-shm") ? true : line.flag("no-private-dev-shm") ? false : nil
+            request.chroot = line.value("chroot")
+            request.user = line.value("user")
+            request.group = line.value("group")
+            request.workdir = line.value("workdir")
+            request.noNewPrivs = line.flag("no-new-privs")
+            request.noInit = line.flag("no-init")
+            request.keepFDs = line.all("keep-fd")
+            request.command = line.command
+            return try run(request, binds: line.all("bind"), global: GlobalOptions(config: line.value("config")), job: line.value("job"))
+        }
+    }
+
+    /// `--mount-under-scratch`'s list: comma- or space-separated.
+    private static func splitList(_ list: String) -> [String] {
+        list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+    }
+
+    /// Runs `request` with `binds` (as `--bind` gives them) and the configuration `global` names; `job` is only
+    /// checked. In this order, so the first error of a line is the same whichever path read it.
+    private static func run(_ request: NsExecRequest, binds: [String], global: GlobalOptions, job: String?) throws -> Int32 {
+        let diagnostics = Diagnostics(tool: "ns-exec")
+        let environment = Environment.current
+        let config = try global.loadConfig(diagnostics, environment: environment)
+        if let job { _ = try JobID(job) }
+        var request = request
+        request.binds = try binds.map { text throws(JobboxError) in try BindRequest(parsing: text) }
         return try NsExec.run(request, config: config, environment: environment, diagnostics: diagnostics)
     }
 }

@@ -226,8 +226,10 @@ struct ToolConventionTests {
         let errorFile = dir.path + "/.job_wrapper_failure"
         var environment = ProcessInfo.processInfo.environment
         environment["_CONDOR_WRAPPER_ERROR_FILE"] = errorFile
-        environment["JOBBOX_CONFIG"] = dir.path + "/none.conf"
-        try dir.write("none.conf", "BASE_CGROUP = \(TestSupport.uniqueName("jbtest"))\nCGROUP_PARENT = self\n")
+        // As root, a configuration from the environment must be root's alone.
+        let configDirectory = try Hostile.RootOnlyDirectory("jbconf")
+        defer { configDirectory.remove() }
+        environment["JOBBOX_CONFIG"] = try configDirectory.write("jobbox.conf", "BASE_CGROUP = \(TestSupport.uniqueName("jbtest"))\nCGROUP_PARENT = self\n")
         let before = try TestSupport.sh("find /sys/fs/cgroup -name 'job_*' | sort").stdout
         let result = try TestSupport.run(["cg-exec", "--job", "../../x", "--", "true"], environment: environment)
         #expect(result.status == 125)

@@ -313,7 +313,7 @@ struct NsExecHostileTests {
         #expect(mkfifo(ad, 0o644) == 0)
         let fifo = try TestSupport.run(["ns-exec", "--", "/usr/bin/id", "-un"], environment: environment)
         #expect(fifo.status == 125)
-        #expect(fifo.stderr == "ns-exec: cannot read job ad \(ad): it is not a regular file with a single link (refused as root)\n", "\(fifo)")
+        #expect(fifo.stderr == "ns-exec: cannot read job ad \(ad): it is not a regular file\n", "\(fifo)")
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 

@@ -15,43 +15,27 @@ struct ChirpHostileTests {
     /// A kill after two minutes only keeps a regression (a hang) from stopping the suite; nothing here is timed.
     static let guardKill = ["timeout", "-s", "KILL", "120"]
 
-    /// A job's scratch dir (owned by a throwaway user, as the starter makes it) under a fresh /tmp directory.
-    final class Scratch {
-        let directory: TestSupport.TemporaryDirectory
-        let user: NsExecTestSupport.TestUser
-        let path: String
+    /// A job's scratch dir (`Hostile.Scratch`) with recording listeners that write `.chirp.config` into it.
+    final class Scratch: Hostile.Scratch {
         private var listeners: [pid_t] = []
-
-        init() throws {
-            directory = try TestSupport.TemporaryDirectory("chirp-hostile")
-            do {
-                user = try NsExecTestSupport.TestUser()
-            } catch {
-                directory.remove()
-                throw error
-            }
-            path = directory.path + "/scratch"
-            mkdir(path, 0o755)
-            chown(path, user.uid, user.gid)
-        }
+        var path: String { scratch }
 
         /// Starts the recording listener (`prefix`: e.g. `ip netns exec NS`), which writes `.chirp.config` here.
         func listen(_ options: [String] = [], prefix: [String] = []) throws -> (config: String, received: String) {
             let config = path + "/.chirp.config"
-            let received = directory.path + "/received"
+            let received = base + "/received"
             unlink(config)
             listeners.append(try Spawn.start(prefix + [NetacctTopology.python, ChirpHostileTests.listener] + options + [config, received]))
             try waitForFile(config)
             return (config, received)
         }
 
-        func remove() {
+        override func remove() {
             for pid in listeners {
                 kill(pid, SIGKILL)
                 _ = Spawn.wait(pid)
             }
-            user.remove()
-            directory.remove()
+            super.remove()
         }
     }
 
@@ -67,7 +51,7 @@ struct ChirpHostileTests {
         defer { scratch.remove() }
         let (config, received) = try scratch.listen()
         // A root-only file whose words would make a valid config: the listener's address and a secret.
-        let secret = scratch.directory.path + "/secret"
+        let secret = scratch.base + "/secret"
         let address = try String(contentsOfFile: config, encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
         try "\(address) root-only-secret\n".write(toFile: secret, atomically: false, encoding: .utf8)
         chmod(secret, 0o600)
@@ -96,11 +80,11 @@ struct ChirpHostileTests {
         let scratch = try Scratch()
         defer { scratch.remove() }
         let (config, received) = try scratch.listen()
-        let rootConfig = scratch.directory.path + "/root.config"
+        let rootConfig = scratch.base + "/root.config"
         try String(contentsOfFile: config, encoding: .utf8).write(toFile: rootConfig, atomically: false, encoding: .utf8)
         let result = try Self.jobstat(config: rootConfig)
         #expect(result.status == 125, "\(result)")
-        #expect(result.stderr.hasPrefix("jobstat: cannot chirp \(rootConfig): \(scratch.directory.path) is root's;"), "\(result)")
+        #expect(result.stderr.hasPrefix("jobstat: cannot chirp \(rootConfig): \(scratch.base) is root's;"), "\(result)")
         #expect(!FileManager.default.fileExists(atPath: received))
     }
 

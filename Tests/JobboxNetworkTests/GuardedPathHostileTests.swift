@@ -5,69 +5,13 @@ import Testing
 @testable import JobboxNetwork
 import JobboxTestSupport
 
-/// A job's scratch dir, owned by a throwaway user, beside a root-only "canary" directory holding a file whose
-/// content must survive whatever the job plants: the set-up of every attack on root's file handling.
-final class HostileScratch {
-    let user: NsExecTestSupport.TestUser
-    /// The job's scratch dir (owned by `user`, mode 0700 as HTCondor makes it).
-    let scratch: String
-    /// A root-only directory (0700) standing for /etc.
-    let canaryDirectory: String
-    /// A root-only file (0600) in it standing for /etc/shadow.
-    let canary: String
-    static let canaryText = "root:secret-hash:19000:0:99999:7:::\n"
-    private let base: String
-
-    init() throws {
-        base = "/tmp/" + TestSupport.uniqueName("jbhostile")
-        scratch = base + "/scratch"
-        canaryDirectory = base + "/etc"
-        canary = canaryDirectory + "/shadow"
-        user = try NsExecTestSupport.TestUser()
-        do {
-            try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: canaryDirectory, withIntermediateDirectories: true)
-            chmod(canaryDirectory, 0o700)
-            try Self.canaryText.write(toFile: canary, atomically: false, encoding: .utf8)
-            chmod(canary, 0o600)
-            chown(scratch, user.uid, user.gid)
-            chmod(scratch, 0o700)
-        } catch {
-            remove()
-            throw error
-        }
-    }
-
-    /// Runs a shell script as the job's user: how the attacks are planted.
-    @discardableResult
-    func asUser(_ script: String) throws -> TestSupport.Result {
-        let result = try TestSupport.run(user.command(["/bin/sh", "-c", script]))
-        guard result.status == 0 else { throw TestFailure("as \(user.name): \(script): \(result)") }
-        return result
-    }
-
-    /// The canary directory's names and the canary's text: what no attack may change.
-    func canaryState() -> String {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: canaryDirectory)) ?? []).sorted()
-        let text = (try? String(contentsOfFile: canary, encoding: .utf8)) ?? "<unreadable>"
-        return names.joined(separator: ",") + "|" + text
-    }
-
-    static let untouched = "shadow|" + canaryText
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: base)
-        user.remove()
-    }
-}
-
 /// GuardedPath and GuardedFile as root against what a job can plant in its own directory: symlinks to root-only
 /// files and directories, FIFOs, hard links and huge files. Each of these attacks worked on the code before.
 @Suite("Hostile: files root writes or reads where the job can write", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
 struct GuardedPathHostileTests {
     @Test("a symlinked directory in the job's scratch dir is refused, not followed into a root-only directory")
     func symlinkedDirectory() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("ln -s \(job.canaryDirectory) \(job.scratch)/.jobbox")
         #expect(throws: JobboxError.self) {
@@ -79,12 +23,12 @@ struct GuardedPathHostileTests {
         #expect(throws: JobboxError.self) {
             _ = try GuardedFile.read(job.scratch + "/.jobbox/shadow", limit: 4096, for: "cannot read")
         }
-        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
     }
 
     @Test("the message names the planted link and says why it is refused")
     func refusalMessage() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("ln -s \(job.canaryDirectory) \(job.scratch)/.jobbox")
         do {
@@ -97,21 +41,21 @@ struct GuardedPathHostileTests {
 
     @Test("a symlink planted at the file's own name is replaced by the file, its target untouched")
     func symlinkAtTheName() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("ln -s \(job.canary) \(job.scratch)/network.ad")
         try GuardedFile.replace(job.scratch + "/network.ad", with: "NetworkOutgoing = 1\n", for: "cannot write ad file")
         #expect(try String(contentsOfFile: job.scratch + "/network.ad", encoding: .utf8) == "NetworkOutgoing = 1\n")
         var info = stat()
         #expect(lstat(job.scratch + "/network.ad", &info) == 0 && info.st_mode & S_IFMT == S_IFREG)
-        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
         // No temporary is left beside it.
         #expect(try FileManager.default.contentsOfDirectory(atPath: job.scratch) == ["network.ad"])
     }
 
     @Test("appending to a planted symlink, FIFO or hard link is refused and creates nothing")
     func appendRefusals() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("ln -s \(job.canaryDirectory)/nologin \(job.scratch)/err; mkfifo \(job.scratch)/fifo; echo mine > \(job.scratch)/own; echo theirs > \(job.scratch)/other; ln \(job.scratch)/other \(job.scratch)/linked")
         for name in ["err", "fifo", "linked"] {
@@ -119,7 +63,7 @@ struct GuardedPathHostileTests {
                 try GuardedFile.append("tool: failed\n", to: job.scratch + "/" + name, for: "cannot append")
             }
         }
-        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
         #expect(try String(contentsOfFile: job.scratch + "/own", encoding: .utf8) == "mine\n")
         // A plain file of the job's is appended to.
         try GuardedFile.append("tool: failed\n", to: job.scratch + "/own", for: "cannot append")
@@ -128,7 +72,7 @@ struct GuardedPathHostileTests {
 
     @Test("reading refuses a FIFO without blocking, a hard link, a device and a file over the limit")
     func readRefusals() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("mkfifo \(job.scratch)/fifo; echo mine > \(job.scratch)/own; echo theirs > \(job.scratch)/other; ln \(job.scratch)/other \(job.scratch)/linked; ln -s /dev/zero \(job.scratch)/zero; head -c 100000 /dev/zero > \(job.scratch)/big")
         for name in ["fifo", "linked", "zero", "big"] {
@@ -142,7 +86,7 @@ struct GuardedPathHostileTests {
 
     @Test("a job swapping .jobbox between a directory and a link to a root-only one, while root writes 2000 times, never wins the race")
     func checkAndUseRace() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("mkdir \(job.scratch)/real")
         // The user's loop renames a link over .jobbox and the real directory back, as fast as it can.
@@ -158,7 +102,7 @@ struct GuardedPathHostileTests {
             if (try? GuardedFile.replace(job.scratch + "/.jobbox/shadow", with: "round \(index)\n", for: "cannot write")) != nil { written += 1 }
             _ = try? GuardedFile.append("round \(index)\n", to: job.scratch + "/.jobbox/shadow", for: "cannot append")
         }
-        #expect(job.canaryState() == HostileScratch.untouched, "\(written) writes went through")
+        #expect(job.canaryState() == Hostile.Scratch.untouched, "\(written) writes went through")
     }
 
     @Test("symlinks root made in root-only directories are followed, as the kernel would")
@@ -188,7 +132,7 @@ struct GuardedPathHostileTests {
 struct AdAndErrorFileHostileTests {
     @Test("the job links .jobbox to a root-only directory and plants network.ad.tmp.<netacct's pid>: nothing outside the scratch dir changes")
     func netacctAdFile() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -199,7 +143,7 @@ struct AdAndErrorFileHostileTests {
             NetacctKernelTests.options(TestSupport.uniqueName("adf"), "iptables") + ["--ad-file", job.scratch + "/.jobbox/network.ad", "--"]
                 + job.user.command(["/bin/sh", "-c", plant]))
         #expect(result.status == 0, "\(result)")
-        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
         let ad = ClassAdReader.parse(try String(contentsOfFile: job.scratch + "/.jobbox/network.ad", encoding: .utf8))
         #expect(ad.integer("NetworkOutgoing") != nil)
 
@@ -209,12 +153,12 @@ struct AdAndErrorFileHostileTests {
             NetacctKernelTests.options(TestSupport.uniqueName("adf"), "iptables") + ["--ad-file", job.scratch + "/.jobbox/network.ad", "--", "true"])
         #expect(linked.status == 0, "\(linked)")
         #expect(linked.stderr.contains("netacct: cannot write ad file \(job.scratch)/.jobbox/network.ad: \(job.scratch)/.jobbox is a symbolic link in a directory the job can write (refused as root)"), "\(linked)")
-        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
     }
 
     @Test("the wrapper error file is a link to a root-only file or a missing one: root tools append nowhere", arguments: ["shadow", "nologin"])
     func wrapperErrorFile(target: String) throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         try job.asUser("ln -s \(job.canaryDirectory)/\(target) \(job.scratch)/.job_wrapper_failure")
         let environment = ["_CONDOR_WRAPPER_ERROR_FILE": job.scratch + "/.job_wrapper_failure", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -225,16 +169,50 @@ struct AdAndErrorFileHostileTests {
         let notFound = try TestSupport.run([TestSupport.tool("ns-exec"), "--", "/nonexistent/command"], environment: environment)
         #expect(notFound.status == 127)
         #expect(notFound.stderr.contains("ns-exec: cannot append to the wrapper error file"), "\(notFound)")
-        #expect(job.canaryState() == HostileScratch.untouched)
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
     }
 
     @Test("a real wrapper error file in the scratch dir still gets the line")
     func wrapperErrorFileWorks() throws {
-        let job = try HostileScratch()
+        let job = try Hostile.Scratch()
         defer { job.remove() }
         let file = job.scratch + "/.job_wrapper_failure"
         let result = try TestSupport.run([TestSupport.tool("cg-exec"), "--job", "7", "--memory", "2Q", "--", "true"], environment: ["_CONDOR_WRAPPER_ERROR_FILE": file])
         #expect(result.status == 125)
         #expect(try String(contentsOfFile: file, encoding: .utf8) == result.stderr)
+    }
+}
+
+/// HTCondor fills a root-run wrapper's environment from the job's description (`environment = ...` in the submit
+/// file), so the variables the tools read are the job's to choose: as root they must not pick a file.
+@Suite("Hostile: the environment of a root-run wrapper", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
+struct EnvironmentHostileTests {
+    @Test("$JOBBOX_CONFIG naming a configuration the job's user wrote is refused as root; --config is root's own choice")
+    func configFromEnvironment() throws {
+        let job = try Hostile.Scratch()
+        defer { job.remove() }
+        try job.asUser("printf 'BASE_CGROUP = hijacked\\n' > \(job.scratch)/jobbox.conf")
+        let result = try TestSupport.run([TestSupport.tool("cg-exec"), "--list"], environment: ["JOBBOX_CONFIG": job.scratch + "/jobbox.conf"])
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr == "cg-exec: cannot read configuration \(job.scratch)/jobbox.conf: as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)\n")
+        // A root-owned file the user can still replace (its directory is theirs) is no better.
+        chown(job.scratch + "/jobbox.conf", 0, 0)
+        let rootOwned = try TestSupport.run([TestSupport.tool("cg-exec"), "--list"], environment: ["JOBBOX_CONFIG": job.scratch + "/jobbox.conf"])
+        #expect(rootOwned.status == 125, "\(rootOwned)")
+    }
+
+    @Test("$XTABLES_LOCKFILE naming a missing file in a root-only directory does not make root netacct create it")
+    func xtablesLockFromEnvironment() throws {
+        let job = try Hostile.Scratch()
+        defer { job.remove() }
+        let net = try NetacctTopology()
+        defer { net.remove() }
+        let result = try TestSupport.run(
+            ["/usr/bin/env", "XTABLES_LOCKFILE=\(job.canaryDirectory)/nologin"]
+                + net.netacctArguments(NetacctKernelTests.options(TestSupport.uniqueName("xtl"), "iptables") + ["--", "true"]))
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr.contains("netacct: cannot open the xtables lock \(job.canaryDirectory)/nologin: No such file or directory"), "\(result)")
+        #expect(job.canaryState() == Hostile.Scratch.untouched)
+        #expect(net.leaseFiles().isEmpty)
     }
 }

@@ -30,7 +30,7 @@ final class NetacctTopology {
     let internet: String
     let directory: TestSupport.TemporaryDirectory
     /// `STATE_DIR`: netacct only uses one that root alone can write, which /tmp is not.
-    let state: TrustedStateDirectory
+    let state: Hostile.RootOnlyDirectory
     let configPath: String
     private var servers: [BackgroundRun] = []
 
@@ -43,7 +43,7 @@ final class NetacctTopology {
         directory = try TestSupport.TemporaryDirectory("netacct-test")
         configPath = directory.path + "/jobbox.conf"
         do {
-            state = try TrustedStateDirectory()
+            state = try Hostile.RootOnlyDirectory("jbstate")
         } catch {
             directory.remove()
             throw error
@@ -154,22 +154,6 @@ final class NetacctTopology {
         let dir = state.path + "/netacct"
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".lease") }.sorted()
     }
-}
-
-/// A fresh state directory only root can write (`/run/jobbox-tests/<unique>`, 0755), as netacct requires of
-/// `STATE_DIR`; removed by `remove()`.
-struct TrustedStateDirectory {
-    static let base = "/run/jobbox-tests"
-    let path: String
-
-    init() throws {
-        if mkdir(Self.base, 0o755) != 0 && errno != EEXIST { throw TestFailure("cannot make \(Self.base): errno \(errno)") }
-        chmod(Self.base, 0o755)
-        path = Self.base + "/" + TestSupport.uniqueName("state")
-        guard mkdir(path, 0o755) == 0, chmod(path, 0o755) == 0 else { throw TestFailure("cannot make \(path): errno \(errno)") }
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// Waits (up to a minute) for `path` to exist: a readiness wait, not a timing assertion.

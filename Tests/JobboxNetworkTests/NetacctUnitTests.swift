@@ -202,7 +202,7 @@ struct NetacctLeaseTests {
 
     @Test("20 concurrent takers get 20 distinct slots; a lease round-trips through its file")
     func concurrent() throws {
-        let dir = try TrustedStateDirectory()
+        let dir = try Hostile.RootOnlyDirectory("jbstate")
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
         let slots = Mutex<[Int]>([])
@@ -224,7 +224,7 @@ struct NetacctLeaseTests {
 
     @Test("a lease whose owner is gone is reclaimed; a live one with the same names is refused")
     func staleAndConflict() throws {
-        let dir = try TrustedStateDirectory()
+        let dir = try Hostile.RootOnlyDirectory("jbstate")
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
         let dead = ProcessIdentity(pid: ProcessIdentity.current.pid, startTime: ProcessIdentity.current.startTime + 1)

@@ -3,7 +3,7 @@
 #
 # Boots Debian's kernel (apt-get download linux-image-*-amd64) under qemu-system-x86_64 -accel tcg with a
 # busybox initramfs that mounts cgroup2 with every controller enabled at the root, copies in jobbox's release
-# binaries (swift build -c release --static-swift-stdlib --scratch-path .build-release) with the shared
+# binaries (scripts/release-build.sh, as make release builds them) with the shared
 # libraries ldd lists, and runs every scripts/vm/checks/*.sh in it. The VM has one disk, /dev/vda: a sparse
 # 256 MiB raw image in the work directory, on virtio (the kernel's virtio modules, taken from the same package,
 # are loaded by the init), for the block I/O and page cache checks.
@@ -47,7 +47,7 @@ fi
 # 1. jobbox's binaries.
 if [ -z "${JOBBOX_VM_SKIP_BUILD:-}" ]; then
     say "building the release binaries"
-    swift build -c release --static-swift-stdlib --scratch-path .build-release >&2
+    bash scripts/release-build.sh >&2
 fi
 release=$repo/.build-release/release
 
@@ -66,7 +66,7 @@ wanted_modules=(virtio_pci virtio_blk)
 
 # The file of module $1 in the unpacked module tree $2 (file names may spell _ as -).
 module_file() {
-    find "$2" -name "$(echo "$1" | sed 's/[_-]/[_-]/g').ko*" | head -n 1
+    find "$2" -name "${1//[_-]/[_-]}.ko*" | head -n 1
 }
 
 # Copies module $1 from tree $2 into directory $3 uncompressed, after the modules it depends on (the

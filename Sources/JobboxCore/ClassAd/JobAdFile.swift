@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
 /// Reading a job ad (`$_CONDOR_JOB_AD`) as bounded, hostile input.
 ///
 /// The starter writes `.job.ad` into the job's scratch directory, which the job can write: once the job runs (and
@@ -31,7 +37,17 @@ package enum JobAdFile {
                 throw JobboxError.invalid(operation, path, "it lies in a directory the job can write, so root does not believe it; \(remedy)")
             }
         }
-        let bytes = try GuardedFile.read(path, limit: maxBytes, for: operation)
+        return try parse(GuardedFile.read(path, limit: maxBytes, for: operation), path: path, for: operation)
+    }
+
+    /// Reads and parses the ad at `path` wherever it lies, with the uid that owns the file (from the descriptor
+    /// its text was read from): for a caller that believes the ad only as far as its owner.
+    package static func readWithOwner(_ path: String, for operation: String) throws(JobboxError) -> (ad: ClassAd, owner: uid_t) {
+        let (bytes, owner) = try GuardedFile.readWithOwner(path, limit: maxBytes, for: operation)
+        return (try parse(bytes, path: path, for: operation), owner)
+    }
+
+    static func parse(_ bytes: [UInt8], path: String, for operation: String) throws(JobboxError) -> ClassAd {
         let ad = ClassAdReader.parse(String(decoding: bytes, as: UTF8.self))
         guard ad.attributes.count <= maxAttributes else {
             throw JobboxError.invalid(operation, path, "it has more than \(maxAttributes) attributes")

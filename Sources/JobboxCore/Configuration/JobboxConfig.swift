@@ -64,9 +64,10 @@ package struct JobboxConfig: Sendable {
     }
 
     /// Reads the configuration: `explicitPath` (`--config`), else `$JOBBOX_CONFIG`, else the default path, where a
-    /// missing default file means built-in defaults. When the process runs with more privilege than its caller,
-    /// the environment is ignored and only a root-owned file that only root can write is accepted (the tools
-    /// refuse to run so in `JobboxTool.runMain`; this stays as a second line).
+    /// missing default file means built-in defaults. As root, `$JOBBOX_CONFIG` and the default file are believed only
+    /// when root's alone (a root-run job wrapper's environment may come from the job); `--config` is root's own
+    /// choice. When the process runs with more privilege than its caller, the environment is ignored and even
+    /// `--config` must be root's alone (the tools refuse to run so in `JobboxTool.runMain`; this is a second line).
     ///
     /// Trusted input: the file's text is the administrator's (or, run unprivileged, the user's own), but it is read
     /// through `GuardedFile` as bounded input all the same: a regular file of at most `ConfigFile.maxFileBytes`
@@ -77,12 +78,10 @@ package struct JobboxConfig: Sendable {
         let operation = "cannot read configuration"
         let bytes: [UInt8]
         do throws(JobboxError) {
-            if privileged {
-                do throws(Errno) {
-                    try requireRootOwned(path)
-                } catch {
-                    throw JobboxError.system(operation, path, error)
-                }
+            // As root, a file root's own command line did not name (it came from the environment, which a batch
+            // system may fill from the job, or is the default) must be root's alone, or the job could pick it.
+            if privileged || (GuardedPath.isPrivileged && explicitPath == nil) {
+                try requireRootOnly(path, operation: operation)
             }
             bytes = try GuardedFile.read(path, limit: ConfigFile.maxFileBytes, for: operation)
         } catch where error.errno == .noSuchFileOrDirectory && explicitPath == nil && fromEnvironment == nil {
@@ -91,10 +90,15 @@ package struct JobboxConfig: Sendable {
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
 
-    private static func requireRootOwned(_ path: String) throws(Errno) {
+    /// Requires `path` to lie in a directory only root can change and to be root's, writable by no one else.
+    private static func requireRootOnly(_ path: String, operation: String) throws(JobboxError) {
+        let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
+        defer { parent.close() }
         var info = stat()
-        guard stat(path, &info) == 0 else { throw Errno.last }
-        if info.st_uid != 0 || info.st_mode & (S_IWGRP | S_IWOTH) != 0 { throw Errno.permissionDenied }
+        guard fstatat(parent.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw JobboxError.lastErrno(operation, path) }
+        guard parent.isTrusted, info.st_uid == 0, info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+            throw JobboxError.invalid(operation, path, "as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)")
+        }
     }
 
     /// Parses configuration text; `path` names the file in errors and warnings. Errors name the line and knob, never

@@ -175,13 +175,19 @@ package enum GuardedFile {
     /// A symbolic link the job could have made, a FIFO, a device or, in a directory the job can write, a file
     /// with more than one link (a hard link to a file the job cannot read) is refused.
     package static func read(_ path: String, limit: Int, for operation: String) throws(JobboxError) -> [UInt8] {
+        try readWithOwner(path, limit: limit, for: operation).bytes
+    }
+
+    /// Reads the file as `read` does, with the uid that owns it, taken from the same descriptor (so the file
+    /// cannot be swapped between the check of its owner and the read of its text).
+    package static func readWithOwner(_ path: String, limit: Int, for operation: String) throws(JobboxError) -> (bytes: [UInt8], owner: uid_t) {
         let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
         defer { parent.close() }
         let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { throw refusal(operation, path, Errno.last, parent: parent, name: name) }
         let descriptor = FileDescriptor(rawValue: fd)
         defer { try? descriptor.close() }
-        try checkRegular(fd, operation: operation, path: path, untrusted: GuardedPath.isPrivileged && !parent.isTrusted)
+        let owner = try checkRegular(fd, operation: operation, path: path, untrusted: GuardedPath.isPrivileged && !parent.isTrusted)
         var result: [UInt8] = []
         while true {
             let count: Int
@@ -197,7 +203,7 @@ package enum GuardedFile {
             if result.count > limit {
                 throw JobboxError.invalid(operation, path, "it is larger than \(ByteSize.bytes(UInt64(limit)))")
             }
-            if count == 0 { return result }
+            if count == 0 { return (result, owner) }
         }
     }
 
@@ -260,13 +266,16 @@ package enum GuardedFile {
         }
     }
 
-    private static func checkRegular(_ fd: Int32, operation: String, path: String, untrusted: Bool) throws(JobboxError) {
+    /// Requires `fd` to be a regular file (with one link where `untrusted`); returns its owner.
+    @discardableResult
+    private static func checkRegular(_ fd: Int32, operation: String, path: String, untrusted: Bool) throws(JobboxError) -> uid_t {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno(operation, path) }
         guard info.st_mode & S_IFMT == S_IFREG else { throw JobboxError.invalid(operation, path, "it is not a regular file") }
         if untrusted && info.st_nlink != 1 {
             throw JobboxError.invalid(operation, path, "it has \(info.st_nlink) hard links in a directory the job can write (refused as root)")
         }
+        return info.st_uid
     }
 
     private static func refusal(_ operation: String, _ path: String, _ error: Errno, parent: GuardedDirectory, name: String) -> JobboxError {

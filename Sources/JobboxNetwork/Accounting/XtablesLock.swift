@@ -20,13 +20,24 @@ package struct XtablesLock: Sendable {
     /// The lock file of this environment.
     package init(environment: Environment = .current) {
         let override = Environment.isPrivilegedExecution ? nil : environment["XTABLES_LOCKFILE"]
-        path = (override?.isEmpty ?? true) ? "/run/xtables.lock" : override ?? "/run/xtables.lock"
+        path = (override?.isEmpty ?? true) ? XtablesLock.defaultPath : override ?? XtablesLock.defaultPath
     }
 
+    /// Where iptables keeps the lock unless told otherwise.
+    static let defaultPath = "/run/xtables.lock"
+
     /// Runs `body` while holding the lock, waiting for it as long as it takes.
+    ///
+    /// `$XTABLES_LOCKFILE` may come from a job (a root-run wrapper's environment): the file is reached by
+    /// `GuardedPath`'s rule, and as root only the default is ever created, so the variable cannot make root create
+    /// a file (`/etc/nologin`) or follow a link the job planted.
     package func withLock<Result>(_ body: () throws(JobboxError) -> Result) throws(JobboxError) -> Result {
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
-        if fd < 0 { throw JobboxError.lastErrno("cannot open the xtables lock", path) }
+        let operation = "cannot open the xtables lock"
+        let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
+        defer { parent.close() }
+        let create = !GuardedPath.isPrivileged || path == XtablesLock.defaultPath ? O_CREAT : 0
+        let fd = openat(parent.fd, name, create | O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
+        if fd < 0 { throw JobboxError.lastErrno(operation, path) }
         defer { close(fd) }
         do throws(Errno) {
             try FileLock.lockExclusive(fd)

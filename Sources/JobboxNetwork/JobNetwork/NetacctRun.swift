@@ -75,6 +75,8 @@ package struct NetacctRun {
         let (kind, reason) = FirewallProbe(environment: environment).resolve(options.backend)
         if options.verbose { diagnostics.note("backend \(kind.rawValue): \(reason)") }
         let backend = makeAccountingBackend(kind, environment: environment)
+        // A lock that cannot be taken would fail the install and then the removal: find out before anything is made.
+        if kind == .iptables { try XtablesLock(environment: environment).withLock {} }
         let names = JobNetworkNames(job: options.job)
         let namespace = try NetworkNamespace.currentID()
         let leases = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)

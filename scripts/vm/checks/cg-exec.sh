@@ -16,8 +16,7 @@ cgexec() { cg-exec --config "$CONF" "$@"; }
 run() {
     name=$1
     shift
-    reason=$("$@" 2>&1)
-    if [ $? -eq 0 ]; then
+    if reason=$("$@" 2>&1); then
         echo "PASS cg-exec-$name"
     else
         echo "FAIL cg-exec-$name: $(echo "$reason" | tail -n 4 | tr '\n' ' ')"
@@ -60,7 +59,7 @@ check_oom() {
     expect_file "$BASE/job_oom/memory.oom.group" 1 || return 1
     kills=$(awk '$1 == "oom_kill" {print $2}' "$BASE/job_oom/memory.events")
     group=$(awk '$1 == "oom_group_kill" {print $2}' "$BASE/job_oom/memory.events")
-    [ "${kills:-0}" -ge 1 ] && [ "${group:-0}" -ge 1 ] || { echo "memory.events: $(tr '\n' ' ' <"$BASE/job_oom/memory.events")"; return 1; }
+    { [ "${kills:-0}" -ge 1 ] && [ "${group:-0}" -ge 1 ]; } || { echo "memory.events: $(tr '\n' ' ' <"$BASE/job_oom/memory.events")"; return 1; }
     cgexec --remove --job oom || return 1
     [ ! -e "$BASE/job_oom" ] || { echo "job_oom still there"; return 1; }
 }
@@ -107,6 +106,7 @@ check_cpu_conversions() {
 }
 
 check_remove_sleepers() {
+    # shellcheck disable=SC2016 # the job's own shell expands it
     cgexec --job s50 -- sh -c 'for i in $(seq 50); do sleep 1000 </dev/null >/dev/null 2>&1 & done' || { echo "cg-exec failed"; return 1; }
     pids=$(find "$BASE/job_s50" -name cgroup.procs -exec cat {} +)
     [ "$(echo "$pids" | wc -l)" -eq 50 ] || { echo "$(echo "$pids" | wc -l) processes, not 50"; return 1; }
@@ -147,7 +147,7 @@ check_parallel() {
     expect_file "$BASE/job_p2/main/cgroup.procs" "$second" || return 1
     cgexec --remove --job p2 || return 1
     wait $second
-    [ ! -e "$BASE/job_p1" ] && [ ! -e "$BASE/job_p2" ] || { echo "a job cgroup is still there"; return 1; }
+    { [ ! -e "$BASE/job_p1" ] && [ ! -e "$BASE/job_p2" ]; } || { echo "a job cgroup is still there"; return 1; }
 }
 
 # bad_input BASE MESSAGE ARGS...: status 125, the message, and no cgroup made under a fresh base.
@@ -229,4 +229,4 @@ run half-made check_half_made
 run exec-failure check_exec_failure
 run delegated-unprivileged check_delegated
 rmdir "$BASE" 2>/dev/null
-[ ! -e "$BASE" ] || echo "FAIL cg-exec-cleanup: $BASE still has $(ls "$BASE" | grep job_)"
+[ ! -e "$BASE" ] || echo "FAIL cg-exec-cleanup: $BASE still has $(cd "$BASE" && echo job_*)"

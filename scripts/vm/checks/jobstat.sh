@@ -35,7 +35,7 @@ remove_job() {
     [ -d "$dir" ] || return 0
     if [ -e "$dir/cgroup.kill" ]; then echo 1 > "$dir/cgroup.kill"; fi
     for f in "$dir"/cgroup.procs "$dir"/*/cgroup.procs; do
-        [ -f "$f" ] && for pid in $(cat "$f"); do kill -9 "$pid" 2>/dev/null; done
+        [ -f "$f" ] && while read -r pid; do kill -9 "$pid" 2>/dev/null; done < "$f"
     done
     i=0
     while [ $i -lt 50 ] && [ -n "$(cat "$dir"/main/cgroup.procs 2>/dev/null)" ]; do sleep 0.1; i=$((i + 1)); done
@@ -43,8 +43,9 @@ remove_job() {
     rmdir "$dir" 2>/dev/null
 }
 
+# shellcheck disable=SC2317 # called by the trap below
 cleanup() {
-    for n in 1 2 3 4 5 6 7; do remove_job $n; done
+    for n in 1 2 3 4 5 6 7; do remove_job "$n"; done
     rmdir "$CGROOT/$BASE" 2>/dev/null
     rm -rf "$TMP"
 }
@@ -148,6 +149,7 @@ check_cpu() {
     # Spins until its own utime (field 14 of /proc/self/stat, in 1/100 s) reaches 100 ticks. The stat file is
     # read with the shell's own read, often: a cat per look would add its own CPU time (large under emulation)
     # to the cgroup's but not to the shell's utime.
+    # shellcheck disable=SC2016 # the job's own shell expands it
     run_in 4 'while :; do i=0; while [ $i -lt 2000 ]; do i=$((i + 1)); done; read -r line < /proc/$$/stat; set -- $line; [ ${14} -ge 100 ] && break; done'
     jobstat --job 4 > "$TMP/cpu.ad" || { fail $name "jobstat exited $?"; return; }
     user=$(attr "$TMP/cpu.ad" RemoteUserCpu)
@@ -172,7 +174,7 @@ check_oom() {
 
 # --- PSI, --all and a missing job ---
 check_rest() {
-    make_job 6 > /dev/null && make_job 7 > /dev/null || { fail jobstat-all "cannot make job_6 and job_7"; return; }
+    { make_job 6 > /dev/null && make_job 7 > /dev/null; } || { fail jobstat-all "cannot make job_6 and job_7"; return; }
     run_in 6 "true"
     jobstat --job 6 > "$TMP/psi.ad"
     if [ -n "$(attr "$TMP/psi.ad" CpuPressureSomeSeconds)" ] && [ -n "$(attr "$TMP/psi.ad" MemoryPressureFullAvg10)" ]; then

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The release build of make release, make install, bench/run and make check-v2: Swift's standard library static
+# (--static-swift-stdlib), linked as Package.swift's releaseLinking says, then checked by check-glibc-symbols.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scratch=${RELEASE_DIR:-.build-release}
+# The Swift toolchain links libstdc++ as -lstdc++, which finds the shared library; the build directory is the
+# first place the linker searches, so the archive put there is linked in instead (bench/README.md: the loader's
+# symbol lookups in libstdc++ were most of a tool's start-up).
+libdir=$scratch/$(uname -m)-unknown-linux-gnu/release
+archive=$(${CC:-cc} -print-file-name=libstdc++.a)
+[ -f "$archive" ] || { echo "release-build: no libstdc++.a (install libstdc++-12-dev)" >&2; exit 1; }
+mkdir -p "$libdir"
+ln -sf "$archive" "$libdir/libstdc++.a"
+swift build -c release --static-swift-stdlib --scratch-path "$scratch" "$@"
+bash scripts/check-glibc-symbols.sh "$scratch/release"

@@ -98,13 +98,13 @@ package enum ExitStatus {
 
 extension Errno {
     /// The calling thread's `errno` now: read it right after the failing call.
-    package static var last: Errno { Errno(rawValue: system_errno) }
+    package static var last: Errno { Errno(rawValue: systemErrno) }
 }
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
-private var system_errno: Int32 { Glibc.errno }
+private var systemErrno: Int32 { Glibc.errno }
 #elseif canImport(Musl)
 @preconcurrency import Musl
-private var system_errno: Int32 { Musl.errno }
+private var systemErrno: Int32 { Musl.errno }
 #endif

@@ -18,7 +18,7 @@ package final class CStringArray {
         pointers.reserveCapacity(strings.count + 1)
         for string in strings {
             guard let copy = strdup(string) else {
-                pointers.forEach { free($0) }
+                for pointer in pointers { free(pointer) }
                 return nil
             }
             pointers.append(copy)
@@ -32,6 +32,6 @@ package final class CStringArray {
     }
 
     deinit {
-        pointers.forEach { free($0) }
+        for pointer in pointers { free(pointer) }
     }
 }

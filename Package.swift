@@ -1,8 +1,34 @@
 // swift-tools-version: 6.2
+import Foundation
 import PackageDescription
 
-/// The five per-job tools; each is a thin executable over `Common`.
-let tools = ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"]
+/// The five per-job tools, each a thin executable over the modules it needs (docs/ARCHITECTURE.md).
+/// Only netacct links the netfilter libraries.
+let tools: [(name: String, modules: [Target.Dependency])] = [
+    ("cg-exec", ["JobboxCgroups"]),
+    ("ns-exec", ["JobboxNamespaces"]),
+    ("netacct", ["JobboxNetwork"]),
+    ("chroot-tool", ["JobboxChroot"]),
+    ("jobstat", ["JobboxStats", "JobboxCgroups"]),
+]
+
+/// libFuzzer targets for the parsers of untrusted text, built only when `JOBBOX_FUZZ=1` (`make fuzz`): they
+/// need `--sanitize=fuzzer`, which an ordinary build must not see. They live in this package so that they reach
+/// the `package` API; nothing in jobbox is `public`.
+let fuzzTargets: [(name: String, modules: [Target.Dependency])] = [
+    ("config", ["JobboxCore"]),
+    ("classad-read", ["JobboxCore"]),
+    ("classad-roundtrip", ["JobboxCore"]),
+    ("jobad", ["JobboxCore", "JobboxCgroups"]),
+    ("chroot-spec", ["JobboxChroot"]),
+    ("lease", ["JobboxNetwork"]),
+    ("mountinfo", ["JobboxCgroups"]),
+    ("cgroup-stat", ["JobboxStats"]),
+]
+let fuzzing = ProcessInfo.processInfo.environment["JOBBOX_FUZZ"] == "1"
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 
 /// How a release tool is linked (bench/README.md has the measurements behind each flag). glibc stays dynamic, so
 /// user and group lookups go through the node's NSS (LDAP, SSSD), which a static glibc cannot load reliably;
@@ -28,52 +54,80 @@ let releaseLinking: [LinkerSetting] = [
 
 let package = Package(
     name: "jobbox",
-    // The tools, and Common as a library for the libFuzzer targets under fuzz/ (a package of their own).
-    products: tools.map { .executable(name: $0, targets: [$0]) } + [.library(name: "JobboxCommon", targets: ["Common"])],
+    products: tools.map { .executable(name: $0.name, targets: [$0.name]) }
+        + (fuzzing ? fuzzTargets.map { .executable(name: "fuzz-\($0.name)", targets: ["fuzz-\($0.name)"]) } : []),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
-        // Everything Swift cannot reach in glibc, and every line that runs between fork and exec.
+        // The C every module needs: wrappers Swift cannot reach in glibc, and spawning (fork to exec in C).
         .target(name: "CLinux"),
-        // libiptc (legacy iptables), libmnl and libnftnl, found through pkg-config.
+        // ns-exec's fork/exec side: the flat namespace plan carried out in the child, and the job's init.
+        .target(name: "CNsExec", dependencies: ["CLinux"]),
+        // libiptc (legacy iptables), libmnl and libnftnl, found through pkg-config: netacct only.
         .systemLibrary(
             name: "CNetfilter",
             pkgConfig: "libip4tc libmnl libnftnl",
             providers: [.apt(["libiptc-dev", "libmnl-dev", "libnftnl-dev"])]
         ),
-        // netacct's cgroup BPF back end: the libbpf loader (C), the program compiled from source by the plugin
-        // (clang -target bpf) and embedded as a Swift source.
+        // Configuration, ClassAds and chirp, diagnostics and errors, guarded file access, the OS layer.
+        .target(name: "JobboxCore", dependencies: ["CLinux", systemPackage]),
+        // The command line every tool shares: JobboxTool's main, --config, --chirp.
+        .target(name: "JobboxCLI", dependencies: ["JobboxCore", argumentParser]),
+        // cgroup v1 and v2: layout, limits, a job's cgroup and its removal (cg-exec).
+        .target(name: "JobboxCgroups", dependencies: ["JobboxCore", systemPackage]),
+        // A job's cgroup figures as ClassAd, JSON or Prometheus text (jobstat).
+        .target(name: "JobboxStats", dependencies: ["JobboxCgroups", "JobboxCore", systemPackage]),
+        // Versioned chroots: build, switch, prune, report (chroot-tool).
+        .target(name: "JobboxChroot", dependencies: ["JobboxCore", "CLinux", systemPackage]),
+        // Namespaces, scratch, chroot and user of a job (ns-exec); reads a chroot's manifest.
+        .target(name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCore", "CNsExec", "CLinux", systemPackage]),
+        // netacct's cgroup BPF back end: the libbpf loader (C), and the program compiled from source by the plugin
+        // (clang -target bpf, scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
         .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf")]),
         .plugin(name: "NetacctBPFObjectPlugin", capability: .buildTool()),
         .target(name: "NetacctBPFObject", exclude: ["bpf"], plugins: ["NetacctBPFObjectPlugin"]),
+        // Per-job network namespace, veth pair, and accounting chains in iptables or nftables, or cgroup BPF on the
+        // job's own unified cgroup (netacct).
         .target(
-            name: "Common",
-            dependencies: [
-                "CLinux",
-                "CNetfilter",
-                "CNetacctBPF",
-                "NetacctBPFObject",
-                .product(name: "SystemPackage", package: "swift-system"),
-                // Shared by every tool's command line: exit codes, job ids and sizes as arguments.
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            name: "JobboxNetwork",
+            dependencies: ["JobboxCore", "JobboxCgroups", "CLinux", "CNetfilter", "CNetacctBPF", "NetacctBPFObject", systemPackage]
         ),
+
+        // Helpers the test targets share: sandboxes, fixtures, spawning the built tools.
+        .target(
+            name: "JobboxTestSupport",
+            dependencies: ["JobboxCore", "CLinux", systemPackage],
+            path: "Tests/JobboxTestSupport"
+        ),
+        .testTarget(name: "JobboxCoreTests", dependencies: ["JobboxCore", "JobboxCLI", "JobboxTestSupport", "CLinux"]),
+        .testTarget(name: "JobboxCgroupsTests", dependencies: ["JobboxCgroups", "JobboxTestSupport", "CLinux"]),
+        .testTarget(name: "JobboxStatsTests", dependencies: ["JobboxStats", "JobboxCgroups", "JobboxTestSupport"]),
+        .testTarget(name: "JobboxChrootTests", dependencies: ["JobboxChroot", "JobboxTestSupport"]),
         .testTarget(
-            name: "CommonTests",
-            dependencies: ["Common", "CLinux"],
-            exclude: ["Fixtures"]
+            name: "JobboxNamespacesTests",
+            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxTestSupport", "CNsExec", "CLinux"]
         ),
-    ] + tools.map { tool in
-        .executableTarget(
-            name: tool,
-            dependencies: [
-                "Common",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            linkerSettings: releaseLinking
-        )
-    },
+        .testTarget(name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxTestSupport"]),
+        // The built tools end to end, with HTCondor and Slurm.
+        .testTarget(name: "IntegrationTests", dependencies: ["JobboxCore", "JobboxTestSupport"]),
+    ]
+        + tools.map { tool in
+            .executableTarget(
+                name: tool.name,
+                dependencies: ["JobboxCLI", "JobboxCore", argumentParser] + tool.modules,
+                linkerSettings: releaseLinking
+            )
+        }
+        + (fuzzing
+            ? fuzzTargets.map { target in
+                .executableTarget(
+                    name: "fuzz-\(target.name)",
+                    dependencies: target.modules,
+                    path: "fuzz/Sources/fuzz-\(target.name)",
+                    swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+                )
+            } : []),
     swiftLanguageModes: [.v6]
 )

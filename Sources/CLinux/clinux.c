@@ -22,11 +22,6 @@
 #define SYS_pidfd_open 434
 #endif
 
-int jb_wifexited(int status) { return WIFEXITED(status); }
-int jb_wexitstatus(int status) { return WEXITSTATUS(status); }
-int jb_wifsignaled(int status) { return WIFSIGNALED(status); }
-int jb_wtermsig(int status) { return WTERMSIG(status); }
-
 int jb_shell_status(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -39,22 +34,11 @@ int jb_pivot_root(const char *new_root, const char *put_old) {
     return (int)syscall(SYS_pivot_root, new_root, put_old);
 }
 int jb_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
-int jb_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
-int jb_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
-int jb_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
-int jb_set_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
-
-long jb_statfs_type(const char *path) {
+int jb_cgroup_fs_kind(const char *path) {
     struct statfs buf;
     if (statfs(path, &buf) != 0) return -1;
-    return (long)buf.f_type;
-}
-
-int jb_cgroup_fs_kind(const char *path) {
-    long type = jb_statfs_type(path);
-    if (type == -1) return -1;
-    if (type == JB_CGROUP2_SUPER_MAGIC) return 2;
-    if (type == JB_CGROUP_SUPER_MAGIC) return 1;
+    if (buf.f_type == JB_CGROUP2_SUPER_MAGIC) return 2;
+    if (buf.f_type == JB_CGROUP_SUPER_MAGIC) return 1;
     return 0;
 }
 
@@ -183,6 +167,12 @@ int jb_exec_result(int fd) {
 
 static volatile sig_atomic_t forward_target;
 static const int forwarded_signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+#define FORWARDED_COUNT (sizeof forwarded_signals / sizeof forwarded_signals[0])
+
+void jb_forwarded_signal_set(sigset_t *set) {
+    sigemptyset(set);
+    for (size_t i = 0; i < FORWARDED_COUNT; i++) sigaddset(set, forwarded_signals[i]);
+}
 
 static void forward_handler(int sig) {
     pid_t target = (pid_t)forward_target;
@@ -198,7 +188,7 @@ int jb_forward_signals(pid_t pid) {
     action.sa_handler = pid > 0 ? forward_handler : SIG_DFL;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++)
+    for (size_t i = 0; i < FORWARDED_COUNT; i++)
         if (sigaction(forwarded_signals[i], &action, NULL) != 0) return -1;
     return 0;
 }
@@ -220,8 +210,7 @@ int jb_is_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
 
 int jb_wait_child_timeout(pid_t pid, int timeout_ms) {
     sigset_t forwarded;
-    sigemptyset(&forwarded);
-    for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++) sigaddset(&forwarded, forwarded_signals[i]);
+    jb_forwarded_signal_set(&forwarded);
     /* A signalfd only sees signals that are blocked; unblocked ones act as they always do. */
     int sfd = signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);

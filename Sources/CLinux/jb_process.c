@@ -1,6 +1,7 @@
 /* See jb_process.h. */
 #define _GNU_SOURCE
 #include "jb_process.h"
+#include "clinux.h"
 
 #include <signal.h>
 #include <string.h>
@@ -17,13 +18,7 @@ int jb_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 int jb_block_forwarded_signals(int block) {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
+    jb_forwarded_signal_set(&set);
     return sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 

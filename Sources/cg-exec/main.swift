@@ -1,5 +1,7 @@
 import ArgumentParser
-import Common
+import JobboxCLI
+import JobboxCore
+import JobboxCgroups
 
 @main
 struct CgExecCommand: JobboxTool {

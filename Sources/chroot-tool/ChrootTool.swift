@@ -1,5 +1,7 @@
 import ArgumentParser
-import Common
+import JobboxCLI
+import JobboxChroot
+import JobboxCore
 
 #if canImport(Glibc)
 @preconcurrency import Glibc

@@ -1,5 +1,8 @@
 import ArgumentParser
-import Common
+import JobboxCLI
+import JobboxCore
+import JobboxCgroups
+import JobboxStats
 
 extension JobStatFormat: ExpressibleByArgument {}
 

@@ -27,24 +27,23 @@
 #define JB_CGROUP2_SUPER_MAGIC 0x63677270
 #define JB_TMPFS_MAGIC         0x01021994
 
-/* Wait-status macros, which Swift cannot import. */
-int jb_wifexited(int status);
-int jb_wexitstatus(int status);
-int jb_wifsignaled(int status);
-int jb_wtermsig(int status);
-/* The status a shell reports for a wait status: the exit code, or 128+N for death by signal N. */
+/*
+ * The status a shell reports for a wait status: the exit code, or 128+N for death by signal N (125 for
+ * anything else). The one conversion: C needs it after fork, Swift calls it through ExitStatus.fromWaitStatus.
+ */
 int jb_shell_status(int status);
+
+/*
+ * The signals jobbox forwards to a job (HUP, INT, QUIT, TERM, USR1, USR2): jb_forward_signals, the job's init,
+ * ns-exec's and netacct's waiting parents all use this one set. Fills SET with them.
+ */
+void jb_forwarded_signal_set(sigset_t *set);
 
 /* Thin wrappers for calls Swift cannot reach (variadic, or declared only under _GNU_SOURCE). */
 int jb_unshare(int flags);
 int jb_setns(int fd, int nstype);
 int jb_pivot_root(const char *new_root, const char *put_old);
 int jb_pipe2(int fds[2], int flags);
-int jb_set_no_new_privs(void);
-int jb_get_no_new_privs(void);
-int jb_set_child_subreaper(void);
-int jb_set_death_signal(int signal);
-long jb_statfs_type(const char *path);
 int jb_cgroup_fs_kind(const char *path); /* 1: cgroup v1, 2: cgroup2, 0: neither, -1: error */
 
 /*

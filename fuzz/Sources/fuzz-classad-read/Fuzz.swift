@@ -1,4 +1,4 @@
-import Common
+import JobboxCore
 
 extension ClassAdValue {
     /// NaN is unequal to itself, so such a value cannot be compared.

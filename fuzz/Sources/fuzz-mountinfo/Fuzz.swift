@@ -1,4 +1,5 @@
-import Common
+import JobboxCgroups
+import JobboxCore
 
 /// The fuzz input as text (invalid UTF-8 repaired, as the tools read files).
 func text(_ data: UnsafePointer<UInt8>, _ size: Int) -> String {

@@ -1,6 +1,6 @@
 #!/bin/sh
 # cg-exec on cgroup v2 with real controllers: the checks the v1 kernel tests make on the build machines
-# (Tests/CommonTests/CgExec/CgExecKernelTests.swift), inside the VM of scripts/vm/run-v2-checks.sh.
+# (Tests/JobboxCgroupsTests/CgExecKernelTests.swift), inside the VM of scripts/vm/run-v2-checks.sh.
 # Runs as root in the root cgroup; prints `PASS cg-exec-<check>` or `FAIL cg-exec-<check>: <reason>`.
 set -u
 CG=/sys/fs/cgroup

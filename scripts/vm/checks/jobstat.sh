@@ -1,6 +1,6 @@
 #!/bin/sh
 # jobstat on cgroup v2 with real controllers, in the VM of scripts/vm/run-v2-checks.sh: the same checks as the v1
-# kernel tests (Tests/CommonTests/Jobstat/JobstatKernelTests.swift). busybox sh, as root; cgroup2 at
+# kernel tests (Tests/JobboxStatsTests/JobstatKernelTests.swift). busybox sh, as root; cgroup2 at
 # /sys/fs/cgroup with +memory +cpu +pids +io +cpuset enabled at the root. Prints one line per check:
 # "PASS <name>", "FAIL <name>: <reason>" or "SKIP <name>: <reason>".
 #

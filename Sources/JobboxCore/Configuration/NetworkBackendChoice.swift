@@ -1,0 +1,9 @@
+/// Which firewall back end netacct programs.
+package enum NetworkBackendChoice: String, Sendable, CaseIterable {
+    /// nftables when the host's `iptables` is the nft flavour or legacy tables are absent, else legacy.
+    case auto
+    /// Legacy iptables through libiptc.
+    case iptables
+    /// nftables through netlink.
+    case nftables
+}

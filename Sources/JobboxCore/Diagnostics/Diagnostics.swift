@@ -1,0 +1,69 @@
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// Where a tool's one-line messages go: stderr, and for errors also `$_CONDOR_WRAPPER_ERROR_FILE`.
+///
+/// HTCondor reads that file when the wrapper exits and requeues the job with its text as the reason, so an error
+/// line is appended there as well as printed.
+package struct Diagnostics: Sendable {
+    /// The tool's name, the first word of every line.
+    package let tool: String
+    /// The wrapper error file, if the batch system asked for one.
+    package let wrapperErrorFile: String?
+
+    /// Creates diagnostics for `tool`, reading the error file's path from the environment.
+    package init(tool: String, environment: Environment = .current) {
+        self.tool = tool
+        let path = environment["_CONDOR_WRAPPER_ERROR_FILE"]
+        self.wrapperErrorFile = (path?.isEmpty ?? true) ? nil : path
+    }
+
+    /// Prints `tool: message` on stderr and appends it to the wrapper error file.
+    package func error(_ message: String) {
+        let line = "\(tool): \(JobboxError.oneLine(message))\n"
+        writeAll(.standardError, line)
+        guard let file = wrapperErrorFile else { return }
+        // The file is the batch system's: append, never truncate, so an earlier step's reason survives. It lies in
+        // the job's scratch dir, where the job can plant a symlink and provoke an error at will: GuardedPath's
+        // rule keeps root from appending anywhere else. A refusal is said on stderr only (no recursion).
+        do throws(JobboxError) {
+            try GuardedFile.append(line, to: file, for: "cannot append to the wrapper error file")
+        } catch {
+            writeAll(.standardError, "\(tool): \(error.description)\n")
+        }
+    }
+
+    /// Prints `tool: warning: message` on stderr.
+    package func warning(_ message: String) {
+        writeAll(.standardError, "\(tool): warning: \(JobboxError.oneLine(message))\n")
+    }
+
+    /// Prints `tool: message` on stderr (progress and verbose output).
+    package func note(_ message: String) {
+        writeAll(.standardError, "\(tool): \(message)\n")
+    }
+}
+
+/// Writes all of `text` to `fd`, retrying short writes and EINTR; errors are dropped (stderr may be closed).
+package func writeAll(_ fd: FileDescriptor, _ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { buffer in
+            try? fd.write(UnsafeRawBufferPointer(rebasing: buffer[offset...]), retryOnInterrupt: true)
+        }
+        guard let count = written, count > 0 else { return }
+        offset += count
+    }
+    bytes.removeAll()
+}
+
+/// Writes `text` to stdout.
+package func printOut(_ text: String) {
+    writeAll(.standardOutput, text)
+}

@@ -1,0 +1,81 @@
+/// A size in bytes as a tool option or knob takes it: bytes, a K/M/G/T suffix (powers of 1024) or `max`.
+package enum ByteSize: Sendable, Equatable, CustomStringConvertible {
+    /// A number of bytes.
+    case bytes(UInt64)
+    /// No limit.
+    case unlimited
+
+    /// The accepted forms, for error messages.
+    package static let acceptedForms = "a number of bytes, a number with K, M, G or T (powers of 1024), or max"
+
+    /// Parses `text`; nil when it is not one of the accepted forms or overflows 64 bits.
+    package init?(parsing text: String) {
+        let trimmed = text.trimmingASCIISpaces()
+        if trimmed.lowercased() == "max" || trimmed.lowercased() == "unlimited" {
+            self = .unlimited
+            return
+        }
+        var digits = Substring(trimmed)
+        var multiplier: UInt64 = 1
+        // Accept K, KB, KiB (and the same for M, G, T) in any case.
+        for suffix in ["ib", "b"] where digits.lowercased().hasSuffix(suffix) && digits.count > suffix.count {
+            let candidate = digits.dropLast(suffix.count)
+            if let last = candidate.last, "kmgtKMGT".contains(last) || suffix == "b" {
+                digits = candidate
+                break
+            }
+        }
+        if let last = digits.last, let power = ["k": 1, "m": 2, "g": 3, "t": 4][last.lowercased()] {
+            multiplier = 1 << (10 * UInt64(power))
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = UInt64(digits) else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { return nil }
+        self = .bytes(product)
+    }
+
+    /// Parses `text` or throws an error naming `what` and the accepted forms.
+    package static func parse(_ text: String, for what: String) throws(JobboxError) -> ByteSize {
+        guard let size = ByteSize(parsing: text) else {
+            throw JobboxError.invalid("invalid size for", what, "'\(text)' is not \(acceptedForms)")
+        }
+        return size
+    }
+
+    /// The value as a cgroup file takes it: decimal bytes, or `max` (v2) / `-1` (v1) for no limit.
+    package func cgroupValue(v2: Bool) -> String {
+        switch self {
+        case .bytes(let n): return String(n)
+        case .unlimited: return v2 ? "max" : "-1"
+        }
+    }
+
+    /// The number of bytes, nil when unlimited.
+    package var byteCount: UInt64? {
+        if case .bytes(let n) = self { return n }
+        return nil
+    }
+
+    /// The size in its shortest exact form (`64M`, `1536K`, `max`).
+    package var description: String {
+        guard case .bytes(let n) = self else { return "max" }
+        for (suffix, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] where n != 0 && n % (1 << UInt64(shift)) == 0 {
+            return "\(n >> UInt64(shift))\(suffix)"
+        }
+        return String(n)
+    }
+}
+
+extension Character {
+    package var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces, tabs, CR and LF.
+    package func trimmingASCIISpaces() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

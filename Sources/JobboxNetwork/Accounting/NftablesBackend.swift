@@ -1,0 +1,203 @@
+import CNetfilter
+import JobboxCore
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// nftables through netlink (libmnl + libnftnl), in one `inet jobbox` table.
+///
+/// Per job, all named after its chain `JOB_<id>`: the regular chain `JOB_<id>` with the counting rules, a named
+/// counter per rule (`JOB_<id>.<class>.<n>`), base chains `JOB_<id>.input`, `.forward`, `.output` that jump to
+/// it for packets crossing the job's veth, and `JOB_<id>.postrouting` (type nat) that masquerades the job's
+/// address. A job's objects are added in one atomic batch and removed in one; no job ever edits a chain another
+/// job uses, so jobs need no lock between them. The table goes when its last job does: a non-recursive delete
+/// (`NLM_F_NONREC`) that the kernel refuses while anything is left in it.
+package struct NftablesBackend: AccountingBackend {
+    /// The table's name.
+    package static let table = "jobbox"
+    static let family = UInt16(NFPROTO_INET)
+
+    /// A back end for the current network namespace.
+    package init() {}
+
+    package var kind: BackendKind { .nftables }
+
+    package func install(_ plan: AccountingPlan) throws(JobboxError) {
+        let socket = try Self.open()
+        let batch = NftablesBatch(sequence: socket.nextSequence())
+        let create = NLM_F_CREATE | NLM_F_EXCL
+        batch.add(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { header in
+            NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
+        }
+        for rule in plan.rules {
+            batch.add(NFT_MSG_NEWOBJ, flags: create) { header in
+                NftObject.counter(rule.counterName).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
+            }
+        }
+        batch.add(NFT_MSG_NEWCHAIN, flags: create) { header in
+            NftObject.chain(plan.chain).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+        }
+        for rule in plan.rules {
+            batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
+                NftRules.accounting(rule, chain: plan.chain, interface: plan.interface).withPointer { nftnl_rule_nlmsg_build_payload(header, $0) }
+            }
+        }
+        for hook in NftHook.allCases {
+            let name = hook.chainName(plan.chain)
+            batch.add(NFT_MSG_NEWCHAIN, flags: create) { header in
+                NftObject.baseChain(name, hook: hook).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+            }
+            for rule in NftRules.hookRules(hook, chain: plan.chain, baseChain: name, interface: plan.interface, jobAddress: plan.jobAddress) {
+                batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
+                    rule.withPointer { nftnl_rule_nlmsg_build_payload(header, $0) }
+                }
+            }
+        }
+        do {
+            try batch.send(on: socket)
+        } catch {
+            throw JobboxError.system("cannot add nftables accounting", "inet \(Self.table) \(plan.chain)", error)
+        }
+    }
+
+    package func remove(chain: String) throws(JobboxError) {
+        try requireJobChain(chain)
+        let socket = try Self.open()
+        let chains: [String]
+        let counters: [String]
+        do {
+            chains = try Self.chainNames(socket).filter { $0 == chain || $0.hasPrefix(chain + ".") }
+            counters = try Self.counterValues(socket).keys.filter { $0.hasPrefix(chain + ".") }
+        } catch {
+            throw JobboxError.system("cannot list nftables table", "inet \(Self.table)", error)
+        }
+        if !chains.isEmpty || !counters.isEmpty {
+            let batch = NftablesBatch(sequence: socket.nextSequence())
+            // Base chains first: their jumps hold the job's chain, whose rules hold the counters.
+            for name in chains.sorted(by: { ($0 == chain ? 1 : 0) < ($1 == chain ? 1 : 0) }) {
+                batch.add(NFT_MSG_DELCHAIN, flags: 0) { header in
+                    NftObject.chain(name).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+                }
+            }
+            for name in counters {
+                batch.add(NFT_MSG_DELOBJ, flags: 0) { header in
+                    NftObject.counter(name).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
+                }
+            }
+            do {
+                try batch.send(on: socket)
+            } catch {
+                throw JobboxError.system("cannot delete nftables accounting", "inet \(Self.table) \(chain)", error)
+            }
+        }
+        try Self.deleteTableIfEmpty(socket)
+    }
+
+    /// Deletes the table unless something is left in it; the kernel checks emptiness inside the transaction, so a
+    /// job that adds its objects at the same moment either comes first (and the delete is refused) or after (and
+    /// makes the table anew). The table is also looked at first, so a kernel too old to know `NLM_F_NONREC` (which
+    /// would then delete recursively) is only asked when the table looked empty.
+    static func deleteTableIfEmpty(_ socket: NetlinkSocket) throws(JobboxError) {
+        do {
+            guard try chainNames(socket).isEmpty, try counterValues(socket).isEmpty else { return }
+        } catch {
+            throw JobboxError.system("cannot list nftables table", "inet \(table)", error)
+        }
+        let batch = NftablesBatch(sequence: socket.nextSequence())
+        batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { header in
+            NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
+        }
+        do {
+            try batch.send(on: socket)
+        } catch .resourceBusy, .noSuchFileOrDirectory {
+            return
+        } catch {
+            throw JobboxError.system("cannot delete nftables table", "inet \(table)", error)
+        }
+    }
+
+    package func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
+        let socket = try Self.open()
+        let values: [String: UInt64]
+        let existing: Set<String>
+        do {
+            values = try Self.counterValues(socket)
+            existing = Set(try Self.chainNames(socket))
+        } catch {
+            throw JobboxError.system("cannot read nftables counters", "inet \(Self.table)", error)
+        }
+        // One pass over the snapshot, so reading every job costs the same per job whatever the number of jobs.
+        let wanted = Set(chains).intersection(existing)
+        var result: [String: TrafficCounters] = [:]
+        for chain in wanted { result[chain] = TrafficCounters() }
+        for (name, bytes) in values {
+            if let (chain, trafficClass) = TrafficCounters.owner(ofCounter: name), wanted.contains(chain) {
+                result[chain]?.add(bytes, to: trafficClass)
+            }
+        }
+        return result
+    }
+
+    static func open() throws(JobboxError) -> NetlinkSocket {
+        do {
+            return try NetlinkSocket(bus: NETLINK_NETFILTER)
+        } catch {
+            throw JobboxError.system("cannot open netlink socket", "NETLINK_NETFILTER", error)
+        }
+    }
+
+    /// The names of the table's chains (none when the table does not exist).
+    static func chainNames(_ socket: NetlinkSocket) throws(Errno) -> [String] {
+        let request = NetlinkMessage { buffer in
+            let header = nftnl_nlmsg_build_hdr(buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETCHAIN.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
+            guard let header else { fatalError("libnftnl: cannot build a message header") }
+            NftObject.chain(nil).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+            return header
+        }
+        var names: [String] = []
+        do throws(Errno) {
+            try socket.dump(request) { header in
+                NftObject(nftnl_chain_alloc(), free: nftnl_chain_free).withPointer { chain in
+                    guard nftnl_chain_nlmsg_parse(header, chain) >= 0,
+                        let tableName = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_TABLE)), String(cString: tableName) == table,
+                        let name = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_NAME))
+                    else { return }
+                    names.append(String(cString: name))
+                }
+            }
+        } catch .noSuchFileOrDirectory {
+            return []
+        }
+        return names
+    }
+
+    /// The table's named counters and their byte counts (none when the table does not exist).
+    static func counterValues(_ socket: NetlinkSocket) throws(Errno) -> [String: UInt64] {
+        let request = NetlinkMessage { buffer in
+            let header = nftnl_nlmsg_build_hdr(buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETOBJ.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
+            guard let header else { fatalError("libnftnl: cannot build a message header") }
+            NftObject.counter(nil).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
+            return header
+        }
+        var values: [String: UInt64] = [:]
+        do throws(Errno) {
+            try socket.dump(request) { header in
+                NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
+                    guard nftnl_obj_nlmsg_parse(header, object) >= 0,
+                        let tableName = nftnl_obj_get_str(object, attr(NFTNL_OBJ_TABLE)), String(cString: tableName) == table,
+                        nftnl_obj_get_u32(object, attr(NFTNL_OBJ_TYPE)) == UInt32(NFT_OBJECT_COUNTER),
+                        let name = nftnl_obj_get_str(object, attr(NFTNL_OBJ_NAME))
+                    else { return }
+                    values[String(cString: name)] = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES))
+                }
+            }
+        } catch .noSuchFileOrDirectory {
+            return [:]
+        }
+        return values
+    }
+}

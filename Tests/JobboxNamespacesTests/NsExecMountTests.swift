@@ -1,0 +1,182 @@
+@testable import JobboxNamespaces
+@testable import JobboxChroot
+@testable import JobboxCore
+import JobboxTestSupport
+import Foundation
+import Testing
+
+/// ns-exec's mount namespace: scratch binds, the symlink refusal, /dev/shm, binds, propagation.
+@Suite("ns-exec mounts", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
+struct NsExecMountTests {
+    typealias Support = NsExecTestSupport
+
+    @Test("the mount-table check every test ends with sees a mount left on the host, and its removal")
+    func mountCheckSeesLeftovers() throws {
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let target = try dir.make("leftover")
+        let before = try Support.hostMounts()
+        #expect(before.contains { $0.mountPoint == "/" })
+        #expect(mount("jobbox-leftover", target, "tmpfs", 0, nil) == 0)
+        defer { umount2(target, Int32(MNT_DETACH)) }
+        #expect(try Support.mountChanges(since: before, paths: [dir.path]).count == 1)
+        let mounted = try Support.hostMounts()
+        umount2(target, Int32(MNT_DETACH))
+        let vanished = try Support.mountChanges(since: mounted, paths: [dir.path])
+        #expect(vanished.count == 1 && vanished[0].hasPrefix("vanished: \(target) (tmpfs jobbox-leftover"), "\(vanished)")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("a file the job writes to /tmp lands in <scratch>/tmp (0700, the job's user) and never in the host's /tmp")
+    func tmpLandsInScratch() throws {
+        let before = try Support.hostMounts()
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let scratch = try dir.make("scratch")
+        let name = TestSupport.uniqueName("jobfile")
+        let script = "echo from-the-job > /tmp/\(name); echo var > /var/tmp/\(name); id -un"
+        let result = try TestSupport.run([
+            "ns-exec", "--pid", "--scratch", scratch, "--mount-under-scratch", "/tmp,/var/tmp", "--user", "nobody", "--",
+            "/bin/sh", "-c", script,
+        ])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == "nobody\n")
+        #expect(try String(contentsOfFile: scratch + "/tmp/" + name, encoding: .utf8) == "from-the-job\n")
+        #expect(try String(contentsOfFile: scratch + "/var/tmp/" + name, encoding: .utf8) == "var\n")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/" + name))
+        #expect(!FileManager.default.fileExists(atPath: "/var/tmp/" + name))
+        let attributes = try FileManager.default.attributesOfItem(atPath: scratch + "/tmp")
+        #expect(attributes[.posixPermissions] as? Int == 0o700)
+        #expect(attributes[.ownerAccountName] as? String == "nobody")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("MOUNT_UNDER_SCRATCH is the default list; a directory holding the scratch dir is the job's own too, the scratch dir still in it")
+    func configuredListAndHoldingDirectory() throws {
+        let before = try Support.hostMounts()
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let scratch = try dir.make("scratch")
+        // /var/lib holds the scratch dir: the job's /var/lib is <scratch>/var/lib, with the scratch dir bound back in.
+        try dir.write("jobbox.conf", "MOUNT_UNDER_SCRATCH = /var/tmp, /var/lib\n")
+        let name = TestSupport.uniqueName("jobfile")
+        let result = try TestSupport.run([
+            "ns-exec", "--config", dir.path + "/jobbox.conf", "--scratch", scratch, "--", "/bin/sh", "-c",
+            "echo x > /var/tmp/\(name) && echo y > /tmp/\(name) && ls \(scratch) && ls /var/lib",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: "/tmp/" + name) }
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == "var\n" + String(dir.path.dropFirst("/var/lib/".count)) + "\n")
+        #expect(FileManager.default.fileExists(atPath: scratch + "/var/tmp/" + name))
+        // /tmp was not in the list: the job wrote the host's /tmp.
+        #expect(FileManager.default.fileExists(atPath: "/tmp/" + name))
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("a symlink from <scratch>/tmp to /etc is refused with 125; nothing is mounted or made")
+    func symlinkRefused() throws {
+        let before = try Support.hostMounts()
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let scratch = try dir.make("scratch")
+        try FileManager.default.createSymbolicLink(atPath: scratch + "/tmp", withDestinationPath: "/etc")
+        let marker = "/etc/" + TestSupport.uniqueName("jobbox-planted")
+        let result = try TestSupport.run([
+            "ns-exec", "--pid", "--scratch", scratch, "--mount-under-scratch", "/var/tmp,/tmp", "--", "/bin/sh", "-c", "touch /tmp/\(marker.dropFirst(5))",
+        ])
+        #expect(result.status == 125)
+        #expect(result.stderr == "ns-exec: refusing to mount \(scratch)/tmp: it is a symlink or not a directory (nothing under the scratch directory is followed)\n")
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        // <scratch>/var/tmp, made before the refusal, was removed again.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch) == ["tmp"])
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: scratch + "/tmp") == "/etc")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("the C shim itself refuses a symlink planted after the checks: it opens every component with O_NOFOLLOW")
+    func shimRefusesSymlink() async throws {
+        let before = try Support.hostMounts()
+        let dir = "/var/lib/jbtest-shim-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir + "/scratch", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/scratch/tmp", withDestinationPath: "/etc")
+        // In a child process: the plan skips the Swift-side preparation that would refuse the symlink first, as
+        // if the symlink appeared between that check and the mount.
+        await #expect(processExitsWith: .exitCode(125)) {
+            let scratch = "/var/lib/jbtest-shim-\(getppid())/scratch"
+            var plan = NsExecPlan()
+            plan.namespaces = [.mount]
+            plan.layout.scratch = scratch
+            plan.mounts = [.makeSlave, .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: false)]
+            plan.command = ["/bin/true"]
+            let outcome = NamespaceLauncher.run(plan)
+            let refused = JobDirectories.refusal(scratch + "/tmp")
+            exit(outcome == .failed(refused) ? 125 : 1)
+        }
+        try Support.expectMountsUnchanged(since: before, paths: [dir])
+    }
+
+    @Test("--private-dev-shm gives the job its own /dev/shm; --no-private-dev-shm shares the host's")
+    func privateDevShm() throws {
+        let before = try Support.hostMounts()
+        let name = TestSupport.uniqueName("jobbox-shm")
+        defer { try? FileManager.default.removeItem(atPath: "/dev/shm/" + name) }
+        let own = try TestSupport.run(["ns-exec", "--mount", "--private-dev-shm", "--", "/bin/sh", "-c", "echo x > /dev/shm/\(name) && ls /dev/shm"])
+        #expect(own.status == 0, "\(own)")
+        #expect(own.stdout == name + "\n")
+        #expect(!FileManager.default.fileExists(atPath: "/dev/shm/" + name))
+        let shared = try TestSupport.run(["ns-exec", "--mount", "--no-private-dev-shm", "--", "/bin/sh", "-c", "echo x > /dev/shm/\(name)"])
+        #expect(shared.status == 0, "\(shared)")
+        #expect(FileManager.default.fileExists(atPath: "/dev/shm/" + name))
+        try Support.expectMountsUnchanged(since: before)
+    }
+
+    @Test("--bind shows a host directory at another path, only to the job")
+    func bind() throws {
+        let before = try Support.hostMounts()
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let source = try dir.make("data")
+        let target = try dir.make("view")
+        try dir.write("data/file", "bound\n")
+        let result = try TestSupport.run(["ns-exec", "--bind", "\(source):\(target)", "--", "/bin/cat", target + "/file"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == "bound\n")
+        #expect(!FileManager.default.fileExists(atPath: target + "/file"))
+        let bad = try TestSupport.run(["ns-exec", "--bind", "relative:/x", "--", "/bin/true"])
+        #expect(bad.status == 125)
+        #expect(bad.stderr == "ns-exec: invalid bind 'relative:/x': expected SRC or SRC:DST with absolute paths without . or ..\n")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("the job's mounts are slaves: a mount the host makes later reaches the job, the job's never reach the host")
+    func slavePropagation() throws {
+        let before = try Support.hostMounts()
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        // A shared mount of the test's own, since this machine's / is private (nothing would propagate at all).
+        let shared = try dir.make("shared")
+        try dir.make("shared/from-host")
+        try dir.make("shared/from-job")
+        #expect(mount(shared, shared, nil, UInt(MS_BIND), nil) == 0)
+        defer { umount2(shared, Int32(MNT_DETACH)) }
+        #expect(mount(nil, shared, nil, UInt(MS_SHARED), nil) == 0)
+        let ready = dir.path + "/ready"
+        let go = dir.path + "/go"
+        let script = """
+            mount -t tmpfs jobtmpfs \(shared)/from-job && touch \(ready); \
+            while [ ! -e \(go) ]; do sleep 0.05; done; grep -c ' \(shared)/from-host ' /proc/self/mountinfo
+            """
+        let job = try Support.Background(["ns-exec", "--mount", "--", "/bin/sh", "-c", script], directory: dir.path)
+        #expect(Support.eventually { FileManager.default.fileExists(atPath: ready) })
+        #expect(try Support.hostMounts().filter { $0.mountPoint == shared + "/from-job" }.isEmpty)
+        #expect(mount("hosttmpfs", shared + "/from-host", "tmpfs", 0, nil) == 0)
+        defer { umount2(shared + "/from-host", Int32(MNT_DETACH)) }
+        _ = FileManager.default.createFile(atPath: go, contents: nil)
+        #expect(job.wait() == 0, "\(job.stderr)")
+        #expect(job.stdout == "1\n")
+        umount2(shared + "/from-host", Int32(MNT_DETACH))
+        umount2(shared, Int32(MNT_DETACH))
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+}

@@ -109,7 +109,7 @@ let package = Package(
             name: "JobboxNamespacesTests",
             dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxTestSupport", "CNsExec", "CLinux"]
         ),
-        .testTarget(name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxTestSupport"]),
+        .testTarget(name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxCgroups", "NetacctBPFObject", "JobboxTestSupport"]),
         // The built tools end to end, with HTCondor and Slurm.
         .testTarget(name: "IntegrationTests", dependencies: ["JobboxCore", "JobboxTestSupport"]),
     ]

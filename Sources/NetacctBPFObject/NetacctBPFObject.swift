@@ -1,7 +1,7 @@
 /// netacct's BPF object, decoded from the base64 the build embeds (NetacctBPFObjectPlugin).
-public enum NetacctBPFObject {
+package enum NetacctBPFObject {
     /// The ELF bytes, or nil when the embedded text is not base64 (a broken build).
-    public static func bytes() -> [UInt8]? {
+    package static func bytes() -> [UInt8]? {
         netacctBPFObjectBase64.withUTF8Buffer { decodeBase64($0) }
     }
 

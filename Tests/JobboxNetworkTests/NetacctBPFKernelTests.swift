@@ -1,7 +1,10 @@
 import Foundation
+import JobboxCgroups
+import JobboxTestSupport
 import Testing
 
-@testable import Common
+@testable import JobboxCore
+@testable import JobboxNetwork
 
 /// netacct's bpf back end on the real kernel: the job runs in the topology's "node" namespace itself (no veth),
 /// in a cgroup netacct makes below the test's own unified cgroup, and talks to the campus and internet hosts
@@ -176,6 +179,14 @@ enum BPFTestSupport {
         for _ in 0..<500 where rmdir(path) != 0 { usleep(10_000) }
     }
 
+    /// Removes cg-exec's base cgroup `base` (its jobs removed already) below this process's cgroup in every hierarchy.
+    static func removeBase(_ base: String) {
+        guard let layout = try? CgroupLayout.current(), let membership = try? CgroupMembership.read() else { return }
+        for hierarchy in layout.hierarchies {
+            if let own = layout.directory(of: membership, in: hierarchy) { _ = rmdir(own + "/" + base) }
+        }
+    }
+
     /// The ids of the programs attached to the cgroup at `path` (none once it is gone).
     static func attachedPrograms(_ path: String) throws -> [String] {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
@@ -286,11 +297,14 @@ extension NetacctBPFKernelTests {
     @Test("inside cg-exec's job (its unified job_<id>/main) the programs sit on job_<id>, which netacct neither makes nor removes")
     func insideCgExec() throws {
         let (net, job) = try BPFTestSupport.topology(job: "bpfcg")
-        let sandbox = try CgExecSandbox()
+        // cg-exec with a base cgroup of this test's own, below the test process's cgroups.
+        let base = TestSupport.uniqueName("jbbpfcg")
+        let cgExecConfig = net.directory.path + "/cg-exec.conf"
+        try "BASE_CGROUP = \(base)\nCGROUP_PARENT = self\n".write(toFile: cgExecConfig, atomically: true, encoding: .utf8)
         defer {
             try? FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: true)
-            _ = try? sandbox.run(["--remove", "--job", job])
-            sandbox.cleanUp()
+            _ = try? TestSupport.run([TestSupport.tool("cg-exec"), "--config", cgExecConfig, "--remove", "--job", job])
+            BPFTestSupport.removeBase(base)
             BPFTestSupport.remove(net, jobs: [job])
         }
         let adFile = net.directory.path + "/job.ad"
@@ -299,16 +313,17 @@ extension NetacctBPFKernelTests {
             "udp", Self.campus, Self.port, "3", "200", "400", "udp", Self.internet6, Self.port, "2", "100", "300",
             "pidfile", pidFile, "wait", net.directory.path + "/never",
         ]
-        let run = try sandbox.start(
-            ["--job", job, "--"] + net.netacctArguments(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions)))
+        let run = try BackgroundRun(
+            [TestSupport.tool("cg-exec"), "--config", cgExecConfig, "--job", job, "--"]
+                + net.netacctArguments(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions)))
         try waitForFile(pidFile)
-        let jobDirectory = try sandbox.jobDirectory("unified", job)
+        let jobDirectory = BPFTestSupport.ownCgroup() + "/\(base)/" + (try JobID(job)).cgroupName
         #expect(try BPFTestSupport.attachedPrograms(jobDirectory).count == 2)
         #expect(try BPFTestSupport.attachedPrograms(jobDirectory + "/main").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: jobDirectory + "/main").allSatisfy { !$0.hasPrefix("netacct_") })
         try FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: false)
-        run.waitUntilExit()
-        #expect(run.terminationStatus == 0)
+        let result = run.wait()
+        #expect(result.status == 0, "\(result)")
         let ad = ClassAdReader.parse(try String(contentsOfFile: adFile, encoding: .utf8))
         #expect(Self.count(ad, "NetworkOutgoingInternal") == 3 * 228)
         #expect(Self.count(ad, "NetworkIncomingInternal") == 3 * 428)

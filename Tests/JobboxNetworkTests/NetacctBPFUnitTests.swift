@@ -1,6 +1,9 @@
+import JobboxCgroups
+import JobboxTestSupport
 import Testing
 
-@testable import Common
+@testable import JobboxCore
+@testable import JobboxNetwork
 @testable import NetacctBPFObject
 
 @Suite("netacct bpf: IPv6 networks, the embedded object, leases")

@@ -6,4 +6,6 @@ package enum NetworkBackendChoice: String, Sendable, CaseIterable {
     case iptables
     /// nftables through netlink.
     case nftables
+    /// cgroup BPF programs on the job's own unified cgroup: no namespace, veth or firewall rule (never chosen by auto).
+    case bpf
 }

@@ -143,7 +143,7 @@ package enum GuardedPath {
     }
 
     /// The directory part and the last component of an absolute path (`/a/b/` gives `/a` and `b`).
-    static func split(_ path: String) -> (String, String) {
+    package static func split(_ path: String) -> (String, String) {
         var trimmed = Substring(path)
         while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
         guard let slash = trimmed.lastIndex(of: "/") else { return (".", String(trimmed)) }

@@ -1,17 +1,17 @@
 /// An IPv6 address: its 16 octets in network order.
-public struct IPv6Address: Sendable, Hashable, CustomStringConvertible {
+package struct IPv6Address: Sendable, Hashable, CustomStringConvertible {
     /// The octets, most significant first.
-    public let octets: [UInt8]
+    package let octets: [UInt8]
 
     /// An address from exactly 16 octets; nil for any other count.
-    public init?(octets: [UInt8]) {
+    package init?(octets: [UInt8]) {
         guard octets.count == 16 else { return nil }
         self.octets = octets
     }
 
     /// Parses RFC 4291 text (`2001:db8::1`, `::1`, `::ffff:10.0.0.1`); nil when malformed. A zone (`%eth0`) is
     /// refused: a network to count by has none.
-    public init?(parsing text: some StringProtocol) {
+    package init?(parsing text: some StringProtocol) {
         let string = String(text)
         guard !string.isEmpty, string.utf8.count <= 45, !string.contains("%") else { return nil }
         let halves = string.components(separatedByDoubleColon: ())
@@ -43,7 +43,7 @@ public struct IPv6Address: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The canonical text of RFC 5952 (lower case, the longest run of two or more zero groups as `::`).
-    public var description: String {
+    package var description: String {
         let words = (0..<8).map { UInt16(octets[2 * $0]) << 8 | UInt16(octets[2 * $0 + 1]) }
         var bestStart = -1
         var bestLength = 1
@@ -82,14 +82,14 @@ extension String {
 }
 
 /// An IPv6 network in CIDR form (`2001:db8::/32`).
-public struct IPv6Network: Sendable, Hashable, CustomStringConvertible {
+package struct IPv6Network: Sendable, Hashable, CustomStringConvertible {
     /// The network address (host bits zero).
-    public let address: IPv6Address
+    package let address: IPv6Address
     /// The prefix length, 0 to 128.
-    public let prefixLength: Int
+    package let prefixLength: Int
 
     /// Parses `address/n` or a bare address (a /128); nil when malformed or when host bits are set.
-    public init?(parsing text: some StringProtocol) {
+    package init?(parsing text: some StringProtocol) {
         let parts = text.trimmingASCIISpaces().split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2, let address = IPv6Address(parsing: parts[0]) else { return nil }
         var length = 128
@@ -107,18 +107,18 @@ public struct IPv6Network: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// CIDR text.
-    public var description: String { "\(address)/\(prefixLength)" }
+    package var description: String { "\(address)/\(prefixLength)" }
 }
 
 /// A network of either family, as `NETWORK_INTERNAL` and `--internal` take them.
-public enum IPNetwork: Sendable, Hashable, CustomStringConvertible {
+package enum IPNetwork: Sendable, Hashable, CustomStringConvertible {
     /// An IPv4 network.
     case v4(IPv4Network)
     /// An IPv6 network.
     case v6(IPv6Network)
 
     /// Parses one network of either family; nil when it is neither.
-    public init?(parsing text: some StringProtocol) {
+    package init?(parsing text: some StringProtocol) {
         if let network = IPv4Network(parsing: text) {
             self = .v4(network)
         } else if let network = IPv6Network(parsing: text) {
@@ -129,7 +129,7 @@ public enum IPNetwork: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// CIDR text.
-    public var description: String {
+    package var description: String {
         switch self {
         case .v4(let network): return network.description
         case .v6(let network): return network.description
@@ -138,7 +138,7 @@ public enum IPNetwork: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses a comma- or space-separated list of networks of both families, split by family; nil when any is
     /// malformed.
-    public static func parseList(_ text: String) -> (v4: [IPv4Network], v6: [IPv6Network])? {
+    package static func parseList(_ text: String) -> (v4: [IPv4Network], v6: [IPv6Network])? {
         var v4: [IPv4Network] = []
         var v6: [IPv6Network] = []
         for item in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {

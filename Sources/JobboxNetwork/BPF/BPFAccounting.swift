@@ -1,4 +1,5 @@
 import CNetacctBPF
+import JobboxCore
 import NetacctBPFObject
 import SystemPackage
 
@@ -11,12 +12,12 @@ import SystemPackage
 /// One job's instance of netacct's cgroup BPF programs (`netacct.bpf.c`) with its own maps, loaded through libbpf
 /// (`jb_netacct_bpf.c`). Attached through bpf_links held by this process only: when netacct dies, even by kill -9,
 /// the kernel detaches them, so there is nothing pinned and nothing to find in bpffs afterwards.
-public final class BPFAccounting {
+package final class BPFAccounting {
     private var handle: OpaquePointer?
 
     /// Loads the programs with `internal` networks and loopback (127.0.0.0/8, ::1: not counted) in their networks
     /// map; `denyExternal` makes them drop external packets after counting them.
-    public init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
+    package init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
         guard let object = NetacctBPFObject.bytes() else {
             throw JobboxError.invalid("cannot load BPF programs", nil, "the embedded object is not base64 (a broken build)")
         }
@@ -47,7 +48,7 @@ public final class BPFAccounting {
     }
 
     /// Attaches ingress and egress to the cgroup open at `cgroupFD` (a directory of the unified hierarchy).
-    public func attach(cgroupFD: Int32, path: String) throws(JobboxError) {
+    package func attach(cgroupFD: Int32, path: String) throws(JobboxError) {
         var stage: UnsafePointer<CChar>? = nil
         if jb_netacct_bpf_attach(handle, cgroupFD, &stage) != 0 {
             throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "attach the BPF programs") to", path)
@@ -55,24 +56,24 @@ public final class BPFAccounting {
     }
 
     /// The kernel id of the counters map, recorded in the lease for `--show`.
-    public var countersMapID: UInt32 { handle.map { jb_netacct_bpf_counters_id($0) } ?? 0 }
+    package var countersMapID: UInt32 { handle.map { jb_netacct_bpf_counters_id($0) } ?? 0 }
 
     /// The job's counters: every cgroup of its subtree, summed.
-    public func counters() throws(JobboxError) -> TrafficCounters {
+    package func counters() throws(JobboxError) -> TrafficCounters {
         var total = jb_netacct_counters()
         if jb_netacct_bpf_read(handle, &total) != 0 { throw JobboxError.lastErrno("cannot read the BPF counters", nil) }
         return TrafficCounters(total)
     }
 
     /// The counters of the map with kernel id `id` (another netacct's: `--show`), checked to be netacct's.
-    public static func counters(mapID id: UInt32) throws(JobboxError) -> TrafficCounters {
+    package static func counters(mapID id: UInt32) throws(JobboxError) -> TrafficCounters {
         var total = jb_netacct_counters()
         if jb_netacct_bpf_read_map_id(id, &total) != 0 { throw JobboxError.lastErrno("cannot read the BPF counters map", "\(id)") }
         return TrafficCounters(total)
     }
 
     /// Detaches the programs and frees the maps (idempotent).
-    public func close() {
+    package func close() {
         if let handle { jb_netacct_bpf_close(handle) }
         handle = nil
     }

@@ -1,4 +1,6 @@
 import CLinux
+import JobboxCgroups
+import JobboxCore
 import SystemPackage
 
 #if canImport(Glibc)
@@ -15,17 +17,17 @@ import SystemPackage
 /// - Anywhere else: `netacct_<id>` below netacct's own unified cgroup, made for the job and removed after it.
 ///
 /// On hybrid nodes the unified tree has no controllers; it is used only because BPF programs attach there.
-public struct BPFJobCgroup: Sendable, Equatable {
+package struct BPFJobCgroup: Sendable, Equatable {
     /// The cgroup's directory.
-    public let path: String
+    package let path: String
     /// Whether netacct makes it (and so removes it and what is left in it).
-    public let made: Bool
+    package let made: Bool
 
     /// The name of the cgroup netacct makes for `job`.
-    public static func madeName(for job: JobID) -> String { job.shortName(prefix: "netacct_", maxLength: 200) }
+    package static func madeName(for job: JobID) -> String { job.shortName(prefix: "netacct_", maxLength: 200) }
 
     /// The cgroup for `job` run by this process, decided from `/proc/self/mountinfo` and `/proc/self/cgroup`.
-    public static func place(for job: JobID) throws(JobboxError) -> BPFJobCgroup {
+    package static func place(for job: JobID) throws(JobboxError) -> BPFJobCgroup {
         let layout = try CgroupLayout.current()
         guard let unified = layout.unified else {
             throw JobboxError.invalid(
@@ -51,7 +53,7 @@ public struct BPFJobCgroup: Sendable, Equatable {
     /// Makes the cgroup (when `made`) and opens it for the BPF attach; returns the descriptor and the cgroup's id
     /// (its inode). An existing `netacct_<id>` is an error: it belongs to another run of the job, or to a dead
     /// one that `--cleanup --stale` removes.
-    public func create() throws(JobboxError) -> (fd: Int32, id: UInt64) {
+    package func create() throws(JobboxError) -> (fd: Int32, id: UInt64) {
         let (parent, name) = try openParent(for: "cannot make the job's cgroup")
         defer { parent.close() }
         if made, mkdirat(parent.fd, name, 0o755) != 0 {
@@ -74,13 +76,13 @@ public struct BPFJobCgroup: Sendable, Equatable {
     }
 
     /// Moves `pid` (held before exec) into the cgroup open at `fd`.
-    public func add(pid: Int32, cgroupFD fd: Int32) throws(JobboxError) {
+    package func add(pid: Int32, cgroupFD fd: Int32) throws(JobboxError) {
         try Self.write("\(pid)\n", to: "cgroup.procs", in: fd, path: path, for: "cannot move the job into")
     }
 
     /// Kills what is left in the cgroup (when netacct made it) and removes it; `id` (when not 0) must be the
     /// cgroup's inode, so a cgroup of the same name made since is never touched. A missing cgroup is no error.
-    public func remove(id: UInt64) throws(JobboxError) {
+    package func remove(id: UInt64) throws(JobboxError) {
         guard made else { return }
         let (parent, name) = try openParent(for: "cannot remove the job's cgroup")
         defer { parent.close() }

@@ -1,3 +1,6 @@
+import JobboxCgroups
+import JobboxCore
+
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Musl)
@@ -9,20 +12,20 @@
 ///
 /// Nothing is pinned: the programs hang on bpf_links only netacct holds (the kernel detaches them when it dies),
 /// so a dead run leaves at most its cgroup and this file.
-public struct BPFJobLease: Sendable, Equatable {
+package struct BPFJobLease: Sendable, Equatable {
     /// The job's id.
-    public var job: String
+    package var job: String
     /// The netacct process that owns the lease.
-    public var owner: ProcessIdentity
+    package var owner: ProcessIdentity
     /// The cgroup the programs are attached to.
-    public var cgroup: BPFJobCgroup
+    package var cgroup: BPFJobCgroup
     /// The cgroup's id (inode), 0 until it is made.
-    public var cgroupID: UInt64
+    package var cgroupID: UInt64
     /// The kernel id of the counters map (`--show`).
-    public var countersMapID: UInt32
+    package var countersMapID: UInt32
 
     /// The lease as a ClassAd, the state directory's format.
-    public var classAd: ClassAd {
+    package var classAd: ClassAd {
         var ad = ClassAd()
         ad.set("JobboxJobId", job)
         ad.set("OwnerPid", Int64(owner.pid))
@@ -36,7 +39,7 @@ public struct BPFJobLease: Sendable, Equatable {
     }
 
     /// A lease from its parts.
-    public init(job: String, owner: ProcessIdentity, cgroup: BPFJobCgroup, cgroupID: UInt64, countersMapID: UInt32) {
+    package init(job: String, owner: ProcessIdentity, cgroup: BPFJobCgroup, cgroupID: UInt64, countersMapID: UInt32) {
         self.job = job
         self.owner = owner
         self.cgroup = cgroup
@@ -45,7 +48,7 @@ public struct BPFJobLease: Sendable, Equatable {
     }
 
     /// A lease from its ad; nil when anything is missing or malformed.
-    public init?(classAd ad: ClassAd) {
+    package init?(classAd ad: ClassAd) {
         guard let job = ad.string("JobboxJobId"), let pid = ad.integer("OwnerPid"), let start = ad.integer("OwnerStartTime"),
             ad.string("Backend") == "bpf", let path = ad.string("Cgroup"), let made = ad.boolean("CgroupMade"), let id = ad.integer("CgroupId"),
             let map = ad.integer("CountersMapId"), let mapID = UInt32(exactly: map)
@@ -61,22 +64,22 @@ public struct BPFJobLease: Sendable, Equatable {
 /// Trusted inputs: as for `JobNetworkLeases`, only files in a directory root's alone, and a lease is believed
 /// only when it names what netacct itself would (`validate`): the cgroup's last component derived from the job
 /// id, an absolute path without `..` below a cgroup2 mount.
-public struct BPFJobLeases: Sendable {
+package struct BPFJobLeases: Sendable {
     /// `STATE_DIR/netacct`, whose lock is shared.
-    public let network: JobNetworkLeases
+    package let network: JobNetworkLeases
     /// `STATE_DIR/netacct/bpf`.
-    public var directory: String { network.directory + "/bpf" }
+    package var directory: String { network.directory + "/bpf" }
 
     /// The bpf leases beside `network`'s.
-    public init(_ network: JobNetworkLeases) { self.network = network }
+    package init(_ network: JobNetworkLeases) { self.network = network }
 
     func fileName(_ lease: BPFJobLease) -> String { GuardedPath.split(lease.cgroup.path).1 + ".lease" }
 
     /// Whether this process sees a cgroup2 mount, below which every bpf job's cgroup lies.
-    public static var isVisible: Bool { (try? CgroupLayout.current())?.unified != nil }
+    package static var isVisible: Bool { (try? CgroupLayout.current())?.unified != nil }
 
     /// Why `lease`, read from `fileName`, is not one netacct wrote; nil when it is.
-    public func validate(_ lease: BPFJobLease, fileName: String) -> String? {
+    package func validate(_ lease: BPFJobLease, fileName: String) -> String? {
         guard let job = try? JobID(lease.job) else { return "its JobboxJobId is not a job id" }
         let path = lease.cgroup.path
         guard path.hasPrefix("/"), !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
@@ -94,7 +97,7 @@ public struct BPFJobLeases: Sendable {
     }
 
     /// Every believable lease; others are reported and skipped. A missing directory has none.
-    public func all() throws(JobboxError) -> [BPFJobLease] {
+    package func all() throws(JobboxError) -> [BPFJobLease] {
         // Without a cgroup2 mount in sight (`ip netns exec` mounts a /sys without it) no lease can be checked or
         // acted on: they are left for a run that sees the host's mounts (see `isVisible`).
         guard Self.isVisible else { return [] }
@@ -107,7 +110,7 @@ public struct BPFJobLeases: Sendable {
 
     /// Takes the lease of `cgroup` for `job`: a stale one of the same cgroup is handed to `reclaim` first (which
     /// removes its leftovers and says whether it could); a live one is an error.
-    public func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
+    package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
         try network.withLock { () throws(JobboxError) -> BPFJobLease in
             for lease in try all() where lease.cgroup.path == cgroup.path {
                 if !lease.owner.isAlive && reclaim(lease) {
@@ -127,7 +130,7 @@ public struct BPFJobLeases: Sendable {
     }
 
     /// Writes `lease` (atomically), making the directory when missing.
-    public func write(_ lease: BPFJobLease) throws(JobboxError) {
+    package func write(_ lease: BPFJobLease) throws(JobboxError) {
         let text: String
         do {
             text = try ClassAdWriter.render(lease.classAd)
@@ -139,7 +142,7 @@ public struct BPFJobLeases: Sendable {
     }
 
     /// Removes `lease`'s file.
-    public func release(_ lease: BPFJobLease) {
+    package func release(_ lease: BPFJobLease) {
         guard let parent = try? GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory") else { return }
         defer { parent.close() }
         _ = unlinkat(parent.fd, fileName(lease), 0)

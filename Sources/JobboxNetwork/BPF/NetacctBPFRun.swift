@@ -1,3 +1,5 @@
+import JobboxCore
+
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Musl)

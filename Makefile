@@ -18,7 +18,7 @@ build: deps
 # Every test: unit tests on fixtures, kernel tests as root, HTCondor's parser on every ad.
 check: build
 	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
-	@$(MAKE) --no-print-directory lint-man lint-shell
+	@$(MAKE) --no-print-directory lint-man lint-shell lint-swift
 	@$(MAKE) --no-print-directory fuzz-run
 
 # libFuzzer targets for the parsers of untrusted text (fuzz/Sources): targets of this package that exist only
@@ -63,11 +63,11 @@ lint-man:
 
 # swift format's lint with the committed .swift-format (`make format` rewrites the tree to it).
 lint-swift:
-	@$(SWIFT) format lint --strict --recursive --parallel --configuration .swift-format Package.swift Sources Tests fuzz/Sources \
+	@$(SWIFT) format lint --strict --recursive --parallel --configuration .swift-format Package.swift Plugins Sources Tests fuzz/Sources \
 	    && echo "swift sources: swift format clean"
 
 format:
-	$(SWIFT) format --in-place --recursive --parallel --configuration .swift-format Package.swift Sources Tests fuzz/Sources
+	$(SWIFT) format --in-place --recursive --parallel --configuration .swift-format Package.swift Plugins Sources Tests fuzz/Sources
 
 # shellcheck on every tracked shell script (found by its #! line, so none is skipped by name).
 lint-shell: deps

@@ -44,12 +44,13 @@ let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "s
 ///   Sources/CLinux/jb_glibc_compat.c, so the binaries load on EL9's glibc 2.34
 ///   (scripts/check-glibc-symbols.sh checks every release build).
 let releaseLinking: [LinkerSetting] = [
-    .unsafeFlags([
-        "-Xclang-linker", "-no-pie",
-        "-Xlinker", "--no-export-dynamic",
-        "-Xlinker", "--wrap=hypotf",
-        "-Xlinker", "--wrap=arc4random",
-    ], .when(configuration: .release)),
+    .unsafeFlags(
+        [
+            "-Xclang-linker", "-no-pie",
+            "-Xlinker", "--no-export-dynamic",
+            "-Xlinker", "--wrap=hypotf",
+            "-Xlinker", "--wrap=arc4random",
+        ], .when(configuration: .release))
 ]
 
 let package = Package(

@@ -4,7 +4,11 @@ import JobboxCore
 /// `--chirp` and `--chirp-delayed`, shared by the tools that print an ad.
 package struct ChirpOptions: ParsableArguments {
     /// `--chirp`.
-    @Flag(name: .customLong("chirp"), help: "Also push the ad into the running job's ad with chirp set_job_attr ($_CONDOR_CHIRP_CONFIG; the job needs +WantIOProxy = true). As root, done as the job's user (the owner of the file's directory); 10 s at most.")
+    @Flag(
+        name: .customLong("chirp"),
+        help:
+            "Also push the ad into the running job's ad with chirp set_job_attr ($_CONDOR_CHIRP_CONFIG; the job needs +WantIOProxy = true). As root, done as the job's user (the owner of the file's directory); 10 s at most."
+    )
     package var immediate = false
 
     /// `--chirp-delayed`.

@@ -33,11 +33,13 @@ enum CgroupFailure {
         if hint == nil {
             switch (errno, file) {
             case (.permissionDenied, "cgroup.procs"), (.notPermitted, "cgroup.procs"):
-                hint = "\(user) may not move processes here: that needs write access to this file and to cgroup.procs of the common ancestor of the process's current cgroup"
+                hint =
+                    "\(user) may not move processes here: that needs write access to this file and to cgroup.procs of the common ancestor of the process's current cgroup"
             case (.permissionDenied, _), (.notPermitted, _), (.readOnlyFileSystem, _):
                 hint = "\(user) may not write it: the cgroup is not delegated to this user"
             case (.resourceBusy, "cgroup.subtree_control"):
-                hint = "the cgroup has processes of its own, and cgroup v2 enables controllers only for cgroups without any: pass --parent with a cgroup that has none"
+                hint =
+                    "the cgroup has processes of its own, and cgroup v2 enables controllers only for cgroups without any: pass --parent with a cgroup that has none"
             case (.noSuchFileOrDirectory, "cgroup.subtree_control"):
                 hint = "the controller is not in this cgroup's cgroup.controllers: the cgroup above does not delegate it"
             case (.noSuchFileOrDirectory, _):

@@ -64,7 +64,8 @@ extension CgroupLimits {
             } else {
                 if memoryHigh != nil {
                     throw JobboxError.invalid(
-                        "cannot apply", "--memory-high", "cgroup v1 has no memory.high and this node's memory controller is on v1 (use --memory or --memory-soft)")
+                        "cannot apply", "--memory-high",
+                        "cgroup v1 has no memory.high and this node's memory controller is on v1 (use --memory or --memory-soft)")
                 }
                 if let memory { add("--memory", "memory.limit_in_bytes", memory.cgroupValue(v2: false)) }
                 if let memorySoft { add("--memory-soft", "memory.soft_limit_in_bytes", memorySoft.cgroupValue(v2: false)) }

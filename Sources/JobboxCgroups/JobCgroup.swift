@@ -55,7 +55,8 @@ package struct JobCgroupCreator {
             _ = undo(createdDirectories: progress.created, bases: progress.bases, previousCgroups: progress.previous)
             throw error
         }
-        return JobCgroup(plan: plan, createdDirectories: progress.created, createdBases: progress.bases, previousCgroups: progress.previous, warnings: progress.warnings)
+        return JobCgroup(
+            plan: plan, createdDirectories: progress.created, createdBases: progress.bases, previousCgroups: progress.previous, warnings: progress.warnings)
     }
 
     /// Moves the process back where it was and removes the directories `job` made. Returns what could not be
@@ -169,7 +170,9 @@ package struct JobCgroupCreator {
     /// hierarchy's root down to `directory`, writing only where one is missing (so a delegated subtree needs no
     /// write access above it). A controller that no limit needs is dropped where it cannot be had; one that a
     /// limit needs is an error naming the file. Returns the controllers that are available below `directory`.
-    private func enableControllers(_ target: JobCgroupTarget, required: Set<CgroupController>, downTo directory: String) throws(JobboxError) -> [CgroupController] {
+    private func enableControllers(_ target: JobCgroupTarget, required: Set<CgroupController>, downTo directory: String) throws(JobboxError)
+        -> [CgroupController]
+    {
         var wanted = target.controllers
         let root = target.hierarchy.mountPoint
         var chain = [root]

@@ -70,7 +70,9 @@ package struct JobCgroupPlan: Sendable, Equatable {
                         "cannot apply", option, "no mounted cgroup hierarchy has the \(controller.displayName) controller (\(modeDescription(layout)))")
                 }
                 if explicit != nil {
-                    throw JobboxError.invalid("unavailable controller", "'\(controller.rawValue)' in --controllers", "no mounted cgroup hierarchy has it (\(modeDescription(layout)))")
+                    throw JobboxError.invalid(
+                        "unavailable controller", "'\(controller.rawValue)' in --controllers", "no mounted cgroup hierarchy has it (\(modeDescription(layout)))"
+                    )
                 }
                 continue
             }

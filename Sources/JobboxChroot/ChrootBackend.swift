@@ -49,10 +49,11 @@ struct RPMBackend: ChrootBackend {
         try FileSystem.writeFile(home + "/.rpmmacros", "%_dbpath \(Self.databasePath)\n")
         let configuration = workDirectory + "/\(kind.rawValue).conf"
         try FileSystem.writeFile(configuration, configurationText(reposDirectory: reposDirectory))
-        let arguments = [
-            kind.rawValue, "-y", "--installroot=\(root)", "--releasever=\(spec.release ?? "")", "--config=\(configuration)",
-            "--setopt=reposdir=\(reposDirectory)", "install",
-        ] + spec.packages
+        let arguments =
+            [
+                kind.rawValue, "-y", "--installroot=\(root)", "--releasever=\(spec.release ?? "")", "--config=\(configuration)",
+                "--setopt=reposdir=\(reposDirectory)", "install",
+            ] + spec.packages
         return (arguments, ["HOME": home])
     }
 

@@ -148,9 +148,13 @@ package struct ChrootBuilder {
                 guard parent >= 0 else { throw JobboxError.lastErrno("cannot open", AbsolutePath.join(root, prefix)) }
                 defer { close(parent) }
                 let mode: mode_t = ["tmp", "var/tmp"].contains(candidate) ? 0o1777 : 0o755
-                guard mkdirat(parent, component, mode) == 0 else { throw JobboxError.lastErrno("cannot create mount point", AbsolutePath.join(root, candidate)) }
+                guard mkdirat(parent, component, mode) == 0 else {
+                    throw JobboxError.lastErrno("cannot create mount point", AbsolutePath.join(root, candidate))
+                }
                 // Whatever the umask.
-                guard fchmodat(parent, component, mode, 0) == 0 else { throw JobboxError.lastErrno("cannot set the mode of", AbsolutePath.join(root, candidate)) }
+                guard fchmodat(parent, component, mode, 0) == 0 else {
+                    throw JobboxError.lastErrno("cannot set the mode of", AbsolutePath.join(root, candidate))
+                }
                 made.append("/" + candidate)
                 prefix = candidate
             }

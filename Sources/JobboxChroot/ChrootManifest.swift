@@ -136,7 +136,9 @@ package struct ChrootManifest: Sendable, Equatable {
         guard let backend = ChrootBackendKind(rawValue: try required("BACKEND")) else {
             throw JobboxError.invalid("bad manifest", path, "BACKEND is not dnf, yum or debootstrap")
         }
-        let binds = (values["BINDS"] ?? "").split(separator: ",").map { $0.trimmingASCIISpaces() }.filter { !$0.isEmpty }.compactMap({ try? BindRequest(parsing: $0) })
+        let binds = (values["BINDS"] ?? "").split(separator: ",").map { $0.trimmingASCIISpaces() }.filter { !$0.isEmpty }.compactMap({
+            try? BindRequest(parsing: $0)
+        })
         let spec = values["SPEC"] ?? ""
         return ChrootManifest(
             version: ChrootVersion(name: name, number: number), backend: backend, release: try required("RELEASE"),

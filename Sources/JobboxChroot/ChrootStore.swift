@@ -90,7 +90,8 @@ package struct ChrootStore: Sendable {
             version = given
         case .current(let name):
             guard let current = current(of: name) else {
-                throw JobboxError.invalid("no current version of", name.rawValue, "\(linkPath(of: name)) is not a link to a version; name one, such as \(name)-v1")
+                throw JobboxError.invalid(
+                    "no current version of", name.rawValue, "\(linkPath(of: name)) is not a link to a version; name one, such as \(name)-v1")
             }
             version = current
         }
@@ -135,7 +136,8 @@ package struct ChrootStore: Sendable {
         let lock = try lock(name)
         defer { lock.release() }
         guard let target = rollbackTarget(of: name) else {
-            throw JobboxError.invalid("cannot roll back", name.rawValue, "no earlier version to go back to (\(historyPath(of: name)) records none that still exists)")
+            throw JobboxError.invalid(
+                "cannot roll back", name.rawValue, "no earlier version to go back to (\(historyPath(of: name)) records none that still exists)")
         }
         let previous = try switchLocked(to: target, event: .rollback)
         return (previous, target)

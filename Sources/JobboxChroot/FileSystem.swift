@@ -123,7 +123,8 @@ enum FileSystem {
     /// Appends `line` to `path` (created when missing) in one write, and flushes it to disk.
     static func appendLine(_ path: String, _ line: String) throws(JobboxError) {
         do {
-            let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .append, .closeOnExec, .noFollow], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            let fd = try FileDescriptor.open(
+                path, .writeOnly, options: [.create, .append, .closeOnExec, .noFollow], permissions: [.ownerReadWrite, .groupRead, .otherRead])
             try fd.closeAfter {
                 var bytes = Array((line + "\n").utf8)
                 _ = try bytes.withUnsafeMutableBytes { try fd.writeAll(UnsafeRawBufferPointer($0)) }

@@ -82,7 +82,8 @@ package enum NamespaceLauncher {
         case Int(JB_NSEXEC_SETUID.rawValue):
             return .system("cannot switch to uid", plan.identity.map { String($0.uid) }, errno)
         case Int(JB_NSEXEC_IRREVERSIBLE.rawValue):
-            return .invalid("refusing to run the job as uid", plan.identity.map { String($0.uid) }, "the switch could be undone (root or the old ids came back)")
+            return .invalid(
+                "refusing to run the job as uid", plan.identity.map { String($0.uid) }, "the switch could be undone (root or the old ids came back)")
         case Int(JB_NSEXEC_NO_NEW_PRIVS.rawValue):
             return .system("cannot set no_new_privs", nil, errno)
         case Int(JB_NSEXEC_DEATH_SIGNAL.rawValue):

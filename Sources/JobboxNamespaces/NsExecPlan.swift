@@ -269,7 +269,8 @@ package enum NsExecPlanner {
         if caller.isRoot && !request.userns { return wanted }
         // Without root (or inside a user namespace, which maps only the caller's own ids) no other identity exists.
         guard wanted.uid == caller.uid && wanted.gid == caller.gid else {
-            let reason = request.userns
+            let reason =
+                request.userns
                 ? "a user namespace of ns-exec maps only the caller's own uid \(caller.uid) and gid \(caller.gid)"
                 : "only root can run a job as another user or group"
             throw JobboxError.invalid("cannot switch to", describe(user: user, group: request.group), reason)
@@ -279,9 +280,9 @@ package enum NsExecPlanner {
 
     private static func describe(user: String?, group: String?) -> String {
         switch (user, group) {
-        case let (user?, group?): return "user '\(user)' and group '\(group)'"
-        case let (user?, nil): return "user '\(user)'"
-        case let (nil, group?): return "group '\(group)'"
+        case (let user?, let group?): return "user '\(user)' and group '\(group)'"
+        case (let user?, nil): return "user '\(user)'"
+        case (nil, let group?): return "group '\(group)'"
         default: return "the caller"
         }
     }
@@ -358,11 +359,13 @@ package enum NsExecPlanner {
         }
         if case .missing(let parent) = MountPlanner.scratchPlacement(layout, isDirectory: isDirectory) {
             throw JobboxError.invalid(
-                "missing mount point", AbsolutePath.join(root, AbsolutePath.relative(parent)), "the scratch dir's parent is not a directory in the chroot; \(advice)")
+                "missing mount point", AbsolutePath.join(root, AbsolutePath.relative(parent)),
+                "the scratch dir's parent is not a directory in the chroot; \(advice)")
         }
         for bind in layout.binds where probe.isDirectory(.host(bind.source), nil) && !isDirectory(.inRoot(AbsolutePath.relative(bind.target))) {
             throw JobboxError.invalid(
-                "missing mount point", AbsolutePath.join(root, AbsolutePath.relative(bind.target)), "--bind \(bind.description) needs a directory there; \(advice)")
+                "missing mount point", AbsolutePath.join(root, AbsolutePath.relative(bind.target)),
+                "--bind \(bind.description) needs a directory there; \(advice)")
         }
     }
 

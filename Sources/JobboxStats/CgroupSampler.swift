@@ -28,12 +28,13 @@ package struct RawStat: Sendable, Equatable {
     }
 
     static func sanitize(_ key: String) -> String {
-        String(key.unicodeScalars.map { scalar -> Character in
-            switch scalar {
-            case "A"..."Z", "a"..."z", "0"..."9", "_": return Character(scalar)
-            default: return "_"
-            }
-        })
+        String(
+            key.unicodeScalars.map { scalar -> Character in
+                switch scalar {
+                case "A"..."Z", "a"..."z", "0"..."9", "_": return Character(scalar)
+                default: return "_"
+                }
+            })
     }
 }
 
@@ -99,7 +100,10 @@ package struct CgroupSampler {
         self.init(sources: sources, includeRaw: includeRaw, reader: reader, clockTicksPerSecond: clockTicksPerSecond, blkioFiles: Self.defaultBlkioFiles)
     }
 
-    init(sources: CgroupStatSources, includeRaw: Bool, reader: StatFileReader, clockTicksPerSecond: UInt64?, blkioFiles: [(bytes: String, requests: String, recursive: Bool, throttle: Bool)]) {
+    init(
+        sources: CgroupStatSources, includeRaw: Bool, reader: StatFileReader, clockTicksPerSecond: UInt64?,
+        blkioFiles: [(bytes: String, requests: String, recursive: Bool, throttle: Bool)]
+    ) {
         self.blkioFiles = blkioFiles
         self.sources = sources
         self.includeRaw = includeRaw

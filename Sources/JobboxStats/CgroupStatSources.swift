@@ -38,7 +38,10 @@ package struct CgroupStatSources: Sendable, Equatable {
     package var pressure: String?
 
     /// Creates sources by hand (fixture tests).
-    package init(memory: Source? = nil, cpuTime: Source? = nil, cpuThrottle: Source? = nil, block: Source? = nil, blockRoot: String? = nil, processes: String? = nil, pressure: String? = nil) {
+    package init(
+        memory: Source? = nil, cpuTime: Source? = nil, cpuThrottle: Source? = nil, block: Source? = nil, blockRoot: String? = nil, processes: String? = nil,
+        pressure: String? = nil
+    ) {
         self.memory = memory
         self.cpuTime = cpuTime
         self.cpuThrottle = cpuThrottle

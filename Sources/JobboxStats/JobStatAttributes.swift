@@ -151,7 +151,8 @@ package enum JobStatAttributes {
                 result.append(
                     StatAttribute(
                         name: "\(resource.attribute)Pressure\(kind)Avg10", metric: "\(metricPrefix)pressure_\(resource.metric)_\(lowered)_avg10_ratio",
-                        metricType: .gauge, help: "Share of the last 10 s in which \(who) tasks stalled on \(resource.metric) (\(resource.file) \(lowered) avg10/100).",
+                        metricType: .gauge,
+                        help: "Share of the last 10 s in which \(who) tasks stalled on \(resource.metric) (\(resource.file) \(lowered) avg10/100).",
                         classAdValue: { real(line($0)?.avg10) },
                         // The kernel prints two decimals: dividing whole hundredths keeps 1.53 % at 0.0153.
                         metricValue: { real(line($0).map { ($0.avg10 * 100).rounded() / 10000 }) }))

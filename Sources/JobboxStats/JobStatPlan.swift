@@ -48,7 +48,9 @@ package struct JobStatPlanner: Sendable {
     /// Creates a planner.
     package init(
         locator: JobCgroupLocator,
-        membershipOf: @escaping @Sendable (Int32) throws(JobboxError) -> CgroupMembership = { pid throws(JobboxError) in try CgroupMembership.read(pid: String(pid)) },
+        membershipOf: @escaping @Sendable (Int32) throws(JobboxError) -> CgroupMembership = { pid throws(JobboxError) in
+            try CgroupMembership.read(pid: String(pid))
+        },
         exists: @escaping @Sendable (String) -> Bool = StatFileReader.isDirectory
     ) {
         self.locator = locator
@@ -62,16 +64,22 @@ package struct JobStatPlanner: Sendable {
         switch selection {
         case .job(let job):
             let name = job.cgroupName
-            return single(labels: [("job", String(name.dropFirst(Self.jobPrefix.count)))], missing: "no cgroup for job", object: job.rawValue) { locator.jobDirectory(job, in: $0) }
+            return single(labels: [("job", String(name.dropFirst(Self.jobPrefix.count)))], missing: "no cgroup for job", object: job.rawValue) {
+                locator.jobDirectory(job, in: $0)
+            }
         case .cgroup(let text):
             let path = try cgroupPath(text)
             return single(labels: [("cgroup", path)], missing: "no cgroup", object: path) { layout.directory(forCgroupPath: path, in: $0) }
         case .pid(let pid):
             let membership = try membershipOf(pid)
-            return single(labels: [("cgroup", primaryPath(membership))], missing: "no visible cgroup for pid", object: String(pid)) { layout.directory(of: membership, in: $0) }
+            return single(labels: [("cgroup", primaryPath(membership))], missing: "no visible cgroup for pid", object: String(pid)) {
+                layout.directory(of: membership, in: $0)
+            }
         case .current:
             let membership = locator.membership
-            return single(labels: [("cgroup", primaryPath(membership))], missing: "no visible cgroup for", object: "this process") { layout.directory(of: membership, in: $0) }
+            return single(labels: [("cgroup", primaryPath(membership))], missing: "no visible cgroup for", object: "this process") {
+                layout.directory(of: membership, in: $0)
+            }
         case .all:
             return .found(allJobs())
         }

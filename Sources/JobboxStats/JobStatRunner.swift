@@ -23,7 +23,9 @@ package struct JobStatRequest: Sendable {
     package var chirp: ChirpUpdate?
 
     /// Creates a request.
-    package init(selection: JobStatSelection, format: JobStatFormat = .classad, raw: Bool = false, interval: Double? = nil, count: Int? = nil, chirp: ChirpUpdate? = nil) {
+    package init(
+        selection: JobStatSelection, format: JobStatFormat = .classad, raw: Bool = false, interval: Double? = nil, count: Int? = nil, chirp: ChirpUpdate? = nil
+    ) {
         self.selection = selection
         self.chirp = chirp
         self.format = format

@@ -1,7 +1,7 @@
 import ArgumentParser
 import JobboxCLI
-import JobboxCore
 import JobboxCgroups
+import JobboxCore
 
 @main
 struct CgExecCommand: JobboxTool {
@@ -44,13 +44,19 @@ struct CgExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("The job's id (default: ClusterId.ProcId from $_CONDOR_JOB_AD, else $SLURM_JOB_ID).", valueName: "id"))
     var job: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where BASE_CGROUP lives: /, self (this process's own cgroup) or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Where BASE_CGROUP lives: /, self (this process's own cgroup) or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
     var parent: String?
 
     @Option(name: .long, help: ArgumentHelp("The base cgroup below the parent (default: BASE_CGROUP, jobbox).", valueName: "name"))
     var base: String?
 
-    @Option(name: .long, help: ArgumentHelp("The controllers to make the job's cgroup for (default: all of memory,cpu,cpuacct,cpuset,io,pids,freezer the node has; cpuset on v2 only when asked).", valueName: "list"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The controllers to make the job's cgroup for (default: all of memory,cpu,cpuacct,cpuset,io,pids,freezer the node has; cpuset on v2 only when asked).",
+            valueName: "list"))
     var controllers: String?
 
     @Option(name: .long, help: ArgumentHelp("Hard memory limit: v1 memory.limit_in_bytes, v2 memory.max.", valueName: "size"))
@@ -62,7 +68,9 @@ struct CgExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("Throttle above this: v2 memory.high (an error on v1).", valueName: "size"))
     var memoryHigh: String?
 
-    @Option(name: .long, help: ArgumentHelp("Swap on top of memory: v1 memory.memsw.limit_in_bytes = memory + swap (needs --memory), v2 memory.swap.max.", valueName: "size"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Swap on top of memory: v1 memory.memsw.limit_in_bytes = memory + swap (needs --memory), v2 memory.swap.max.", valueName: "size"))
     var swap: String?
 
     @Option(name: .long, help: ArgumentHelp("CPU weight of N CPUs: v1 cpu.shares = 1024*N, v2 cpu.weight = 100*N.", valueName: "n"))
@@ -74,7 +82,9 @@ struct CgExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("CPU shares 2..262144: v1 cpu.shares; v2 cpu.weight = S*100/1024, clamped to 1..10000.", valueName: "s"))
     var cpuShares: String?
 
-    @Option(name: .long, help: ArgumentHelp("Hard cap of CPUS CPUs' time (or max): v1 cpu.cfs_quota_us per 100 ms cpu.cfs_period_us, v2 cpu.max.", valueName: "cpus"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Hard cap of CPUS CPUs' time (or max): v1 cpu.cfs_quota_us per 100 ms cpu.cfs_period_us, v2 cpu.max.", valueName: "cpus"))
     var cpuQuota: String?
 
     @Option(name: .long, help: ArgumentHelp("CPUs the job may use, such as 0-3,8: cpuset.cpus (v1: the parent's when not given).", valueName: "list"))
@@ -131,13 +141,17 @@ struct CgExecCommand: JobboxTool {
         }
 
         if timeout != nil { throw JobboxError.invalid("invalid use of", "--timeout", "it goes with --remove") }
-        try Self.start(jobID, options: options, fromJobAd: fromJobAd, controllers: controllers, locator: (parent, base), command: command, config: config, environment: environment, diagnostics: diagnostics)
+        try Self.start(
+            jobID, options: options, fromJobAd: fromJobAd, controllers: controllers, locator: (parent, base), command: command, config: config,
+            environment: environment, diagnostics: diagnostics)
     }
 
     static let fastOptions = FastCommandLine.Options(
         flags: ["from-job-ad"],
-        single: ["config", "job", "parent", "base", "controllers", "memory", "memory-soft", "memory-high", "swap", "cpus", "cpu-weight",
-                 "cpu-shares", "cpu-quota", "cpuset", "mems", "pids-max", "io-weight"]
+        single: [
+            "config", "job", "parent", "base", "controllers", "memory", "memory-soft", "memory-high", "swap", "cpus", "cpu-weight",
+            "cpu-shares", "cpu-quota", "cpuset", "mems", "pids-max", "io-weight",
+        ]
     )
 
     /// Every line that starts a job (limits, then a command after `--`), as `execute` would read it.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import JobboxCLI
-import JobboxCore
 import JobboxChroot
+import JobboxCore
 
 extension ChrootTool {
     struct Build: JobboxTool {
@@ -27,13 +27,18 @@ extension ChrootTool {
         @Option(name: .long, help: ArgumentHelp("dnf/yum --releasever, or debootstrap's suite such as bookworm (spec: RELEASE).", valueName: "release"))
         var release: String?
 
-        @Option(name: .customLong("repo"), help: ArgumentHelp("A repository base URL (dnf/yum, repeatable) or the mirror (debootstrap) (spec: REPOS).", valueName: "url"))
+        @Option(
+            name: .customLong("repo"),
+            help: ArgumentHelp("A repository base URL (dnf/yum, repeatable) or the mirror (debootstrap) (spec: REPOS).", valueName: "url"))
         var repos: [String] = []
 
         @Option(name: .long, help: ArgumentHelp("Packages to install, separated by commas or spaces (spec: PACKAGES).", valueName: "list"))
         var packages: String?
 
-        @Option(name: .long, help: ArgumentHelp("Read BACKEND, RELEASE, REPOS, PACKAGES, BINDS, GPGCHECK, GPGKEYS and VARIANT from FILE (jobbox.conf syntax).", valueName: "file"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Read BACKEND, RELEASE, REPOS, PACKAGES, BINDS, GPGCHECK, GPGKEYS and VARIANT from FILE (jobbox.conf syntax).", valueName: "file"))
         var spec: String?
 
         @Flag(name: .customLong("no-gpg-check"), help: "Do not check package signatures (spec: GPGCHECK = false).")

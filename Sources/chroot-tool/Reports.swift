@@ -1,7 +1,7 @@
 import ArgumentParser
 import JobboxCLI
-import JobboxCore
 import JobboxChroot
+import JobboxCore
 
 extension ChrootTool {
     struct List: JobboxTool {
@@ -28,7 +28,9 @@ extension ChrootTool {
         @Argument(help: ArgumentHelp("The chroot's name (default: every chroot).", valueName: "name"))
         var name: String?
 
-        @Flag(name: .customLong(String(configFlagSpelling.dropFirst(2))), help: ArgumentHelp("Spelled --config after list: print the NAMED_CHROOT line.", visibility: .hidden))
+        @Flag(
+            name: .customLong(String(configFlagSpelling.dropFirst(2))),
+            help: ArgumentHelp("Spelled --config after list: print the NAMED_CHROOT line.", visibility: .hidden))
         var configurationLine = false
 
         func execute() throws -> Int32 {
@@ -75,7 +77,9 @@ extension ChrootTool {
     struct Diff: JobboxTool {
         static let configuration = CommandConfiguration(
             abstract: "Show the packages added, removed and changed from version A to version B.",
-            discussion: "One line per package, by name: '+ NAME VERSION ARCH' (added), '- NAME VERSION ARCH' (removed), '~ NAME OLD -> NEW ARCH' (changed). Nothing when they hold the same packages.")
+            discussion:
+                "One line per package, by name: '+ NAME VERSION ARCH' (added), '- NAME VERSION ARCH' (removed), '~ NAME OLD -> NEW ARCH' (changed). Nothing when they hold the same packages."
+        )
 
         @ParentCommand var tool: ChrootTool
 

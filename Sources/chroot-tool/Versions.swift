@@ -1,7 +1,7 @@
 import ArgumentParser
 import JobboxCLI
-import JobboxCore
 import JobboxChroot
+import JobboxCore
 
 extension ChrootTool {
     struct Switch: JobboxTool {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import JobboxCLI
-import JobboxCore
 import JobboxCgroups
+import JobboxCore
 import JobboxStats
 
 extension JobStatFormat: ExpressibleByArgument {}
@@ -39,7 +39,9 @@ struct Jobstat: JobboxTool {
     @Flag(name: .long, help: "Print every job under the base cgroup (job_* below --parent/BASE_CGROUP).")
     var all = false
 
-    @Option(name: .long, help: ArgumentHelp("Where BASE_CGROUP lives for --job and --all: /, self, or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Where BASE_CGROUP lives for --job and --all: /, self, or a cgroup path (default: CGROUP_PARENT).", valueName: "path|self"))
     var parent: String?
 
     @Option(name: .long, help: ArgumentHelp("Output format.", valueName: "format"))

@@ -40,16 +40,23 @@ struct Netacct: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("The job's id (default: from $_CONDOR_JOB_AD or $SLURM_JOB_ID).", valueName: "id"))
     var job: String?
 
-    @Option(name: .long, help: ArgumentHelp("Remote networks counted as internal, IPv4 or IPv6 (bpf only), comma-separated (default: NETWORK_INTERNAL).", valueName: "cidrs"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Remote networks counted as internal, IPv4 or IPv6 (bpf only), comma-separated (default: NETWORK_INTERNAL).", valueName: "cidrs"))
     var `internal`: String?
 
-    @Option(name: .long, help: ArgumentHelp("Where to count: auto, iptables (legacy, libiptc), nftables, or bpf (cgroup BPF, no namespace) (default: NETWORK_BACKEND).", valueName: "backend"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Where to count: auto, iptables (legacy, libiptc), nftables, or bpf (cgroup BPF, no namespace) (default: NETWORK_BACKEND).", valueName: "backend"))
     var backend: String?
 
     @Option(name: .long, help: ArgumentHelp("Seconds between ad writes to --ad-file while the job runs.", valueName: "seconds"))
     var interval: Int = 60
 
-    @Option(name: .customLong("ad-file"), help: ArgumentHelp("Write the ad to FILE every interval and after the job (default: the final ad to stderr).", valueName: "file"))
+    @Option(
+        name: .customLong("ad-file"),
+        help: ArgumentHelp("Write the ad to FILE every interval and after the job (default: the final ad to stderr).", valueName: "file"))
     var adFile: String?
 
     @OptionGroup var chirp: ChirpOptions
@@ -134,7 +141,9 @@ struct Netacct: JobboxTool {
     /// netacct changes the host's links and firewall: say so plainly instead of failing on the first EPERM.
     func requireRoot() throws(JobboxError) {
         if !Privilege.isRoot {
-            throw JobboxError.invalid("netacct needs root", nil, "it makes veth pairs and firewall rules, or cgroups and BPF programs (run it as root, e.g. in a root-run job wrapper or Slurm prolog)")
+            throw JobboxError.invalid(
+                "netacct needs root", nil,
+                "it makes veth pairs and firewall rules, or cgroups and BPF programs (run it as root, e.g. in a root-run job wrapper or Slurm prolog)")
         }
     }
 }

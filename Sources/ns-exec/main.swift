@@ -47,19 +47,30 @@ struct NsExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("The job's scratch directory (implies --mount).", valueName: "dir"))
     var scratch: String?
 
-    @Option(name: .long, help: ArgumentHelp("Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp). A D holding the scratch dir gets it bound back at its path.", valueName: "list"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp). A D holding the scratch dir gets it bound back at its path.",
+            valueName: "list"))
     var mountUnderScratch: String?
 
-    @Flag(name: .long, inversion: .prefixedNo, help: "A fresh tmpfs on /dev/shm of JOB_TMPFS_SIZE, at most the memory cgroup's limit (default: MOUNT_PRIVATE_DEV_SHM, true).")
+    @Flag(
+        name: .long, inversion: .prefixedNo,
+        help: "A fresh tmpfs on /dev/shm of JOB_TMPFS_SIZE, at most the memory cgroup's limit (default: MOUNT_PRIVATE_DEV_SHM, true).")
     var privateDevShm: Bool?
 
-    @Option(name: .long, help: ArgumentHelp("Run in a chroot, read-only, with per-job /tmp, /var/tmp, /run: a name from NAMED_CHROOT, or a path (root only).", valueName: "name|path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run in a chroot, read-only, with per-job /tmp, /var/tmp, /run: a name from NAMED_CHROOT, or a path (root only).", valueName: "name|path"))
     var chroot: String?
 
     @Option(name: .long, help: ArgumentHelp("Bind host path SRC at DST (inside the chroot, if any); repeatable.", valueName: "src[:dst]"))
     var bind: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Run as USER (name or uid; root only; default: the job ad's Owner when root, which may not be root).", valueName: "user"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Run as USER (name or uid; root only; default: the job ad's Owner when root, which may not be root).", valueName: "user"))
     var user: String?
 
     @Option(name: .long, help: ArgumentHelp("Run with GROUP as primary group (name or gid; root only).", valueName: "group"))
@@ -74,7 +85,10 @@ struct NsExecCommand: JobboxTool {
     @Flag(name: .long, help: "With --pid, make the job itself PID 1 (it then ignores signals it has no handler for).")
     var noInit = false
 
-    @Option(name: .customLong("keep-fd"), help: ArgumentHelp("Pass open descriptor N (above 2) on to the job; repeatable. Others above 2 are closed when the user or root changes.", valueName: "n"))
+    @Option(
+        name: .customLong("keep-fd"),
+        help: ArgumentHelp(
+            "Pass open descriptor N (above 2) on to the job; repeatable. Others above 2 are closed when the user or root changes.", valueName: "n"))
     var keepFD: [String] = []
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// The shell scripts sites copy (examples/) and the test harnesses: they must pass shellcheck, so quoting and
 /// portability mistakes are caught before a batch system runs them.
@@ -17,8 +17,10 @@ struct ExampleScriptsTests {
         "scripts/vm/checks/htcondor-wrapper.sh",
     ]
 
-    @Test("shellcheck finds nothing", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/shellcheck"), "shellcheck is not installed (scripts/deps/integration.txt)"),
-          arguments: scripts)
+    @Test(
+        "shellcheck finds nothing",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/shellcheck"), "shellcheck is not installed (scripts/deps/integration.txt)"),
+        arguments: scripts)
     func shellcheck(script: String) throws {
         let result = try Spawn.run(["/usr/bin/shellcheck", TestSupport.repositoryRoot + "/" + script])
         #expect(result.status == 0, "\(result.stdout)")

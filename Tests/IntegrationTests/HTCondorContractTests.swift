@@ -1,13 +1,14 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// HTCondor's USER_JOB_WRAPPER contract end to end: the starter emulation (`Tests/integration/htcondor-contract.sh`)
 /// runs the example wrapper with the real tools and a real job, once as the job's user (what HTCondor does) and
 /// once as root (the full chain), and the test checks what the job saw, what it left, and what reached the
 /// error file, the scratch dir and the chirp proxy.
-@Suite("HTCondor USER_JOB_WRAPPER contract", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot),
-       .enabled(if: HTCondorClassAds.available, "the final ads are parsed with HTCondor's library: make deps"))
+@Suite(
+    "HTCondor USER_JOB_WRAPPER contract", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot),
+    .enabled(if: HTCondorClassAds.available, "the final ads are parsed with HTCondor's library: make deps"))
 struct HTCondorContractTests {
     static let unprivilegedTools = ["ns-exec", "jobstat"]
     static let fullChain = ["cg-exec", "ns-exec", "netacct", "jobstat"]
@@ -33,7 +34,9 @@ struct HTCondorContractTests {
             base = TestSupport.uniqueName("jbxit")
             starterCgroup = TestSupport.uniqueName("jbxstarter")
             marker = TestSupport.uniqueName("jbx-marker-")
-            config = try execute.file("jobbox.conf", """
+            config = try execute.file(
+                "jobbox.conf",
+                """
                 CGROUP_PARENT = self
                 BASE_CGROUP = \(base)
                 STATE_DIR = \(execute.path)/state
@@ -57,8 +60,10 @@ struct HTCondorContractTests {
         /// Runs the wrapper with the real tools under the starter emulation; the job's arguments: the marker name
         /// and what else to do.
         func run(asRoot: Bool, options: [String] = [], env: [String] = [], job: [String]? = nil) throws -> ContractRun {
-            var arguments = ["--execute", execute.path, "--user", user.name, "--cgroup", starterCgroup, "--cluster", "\(cluster)", "--proc", "0",
-                             "--env", "JOBBOX_BIN=\(jobbox.bin)", "--env", "JOBBOX_CONFIG=\(config)"]
+            var arguments = [
+                "--execute", execute.path, "--user", user.name, "--cgroup", starterCgroup, "--cluster", "\(cluster)", "--proc", "0",
+                "--env", "JOBBOX_BIN=\(jobbox.bin)", "--env", "JOBBOX_CONFIG=\(config)",
+            ]
             arguments += env.flatMap { ["--env", $0] }
             if asRoot { arguments.append("--wrapper-as-root") }
             return try ContractRun.run(arguments + options, job: job ?? [execute.path + "/job.sh", marker], jobbox: jobbox)
@@ -115,8 +120,9 @@ struct HTCondorContractTests {
 
     // MARK: - as the job's user
 
-    @Test("as the job's user: private /tmp and /var/tmp in the scratch dir, own PID view, figures of the job's cgroup",
-          .enabled(if: Integration.waitingFor(unprivilegedTools) == nil, Integration.waitingFor(unprivilegedTools) ?? ""))
+    @Test(
+        "as the job's user: private /tmp and /var/tmp in the scratch dir, own PID view, figures of the job's cgroup",
+        .enabled(if: Integration.waitingFor(unprivilegedTools) == nil, Integration.waitingFor(unprivilegedTools) ?? ""))
     func unprivileged() throws {
         let world = try World()
         defer { world.remove() }
@@ -147,8 +153,9 @@ struct HTCondorContractTests {
 
     // MARK: - as root
 
-    @Test("as root: the job's cgroup with its memory limit, removed after; private /tmp as the job's user; network counters; the final ad",
-          .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""))
+    @Test(
+        "as root: the job's cgroup with its memory limit, removed after; private /tmp as the job's user; network counters; the final ad",
+        .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""))
     func privileged() throws {
         let world = try World()
         defer { world.remove() }
@@ -194,11 +201,12 @@ struct HTCondorContractTests {
 
     // MARK: - chirp
 
-    @Test("with an I/O proxy the final figures reach the job's ad: every attribute of the final ad is chirped with its value (as the job's user only on cgroup v2)",
-          .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""),
-          .enabled(if: Integration.tool("jobstat", hasOption: "--chirp-delayed"), "jobstat has no --chirp yet"),
-          .enabled(if: HTCondorClassAds.available, "needs the test venv's python (make deps)"),
-          arguments: [(false, true), (true, true), (true, false)])
+    @Test(
+        "with an I/O proxy the final figures reach the job's ad: every attribute of the final ad is chirped with its value (as the job's user only on cgroup v2)",
+        .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""),
+        .enabled(if: Integration.tool("jobstat", hasOption: "--chirp-delayed"), "jobstat has no --chirp yet"),
+        .enabled(if: HTCondorClassAds.available, "needs the test venv's python (make deps)"),
+        arguments: [(false, true), (true, true), (true, false)])
     func chirp(asRoot: Bool, wantIOProxy: Bool) throws {
         let world = try World()
         defer { world.remove() }
@@ -267,14 +275,16 @@ struct HTCondorContractTests {
 
     // MARK: - broken steps
 
-    @Test("a broken step (bad jobbox.conf) as the job's user: one line from ns-exec in the error file; the job does not run; nothing is left",
-          .enabled(if: Integration.waitingFor(["ns-exec"]) == nil, Integration.waitingFor(["ns-exec"]) ?? ""))
+    @Test(
+        "a broken step (bad jobbox.conf) as the job's user: one line from ns-exec in the error file; the job does not run; nothing is left",
+        .enabled(if: Integration.waitingFor(["ns-exec"]) == nil, Integration.waitingFor(["ns-exec"]) ?? ""))
     func brokenConfigurationUnprivileged() throws {
         try expectBrokenConfiguration(asRoot: false)
     }
 
-    @Test("a broken step (bad jobbox.conf) as root: one line from cg-exec in the error file; the job does not run; nothing is left",
-          .enabled(if: Integration.waitingFor(["cg-exec"]) == nil, Integration.waitingFor(["cg-exec"]) ?? ""))
+    @Test(
+        "a broken step (bad jobbox.conf) as root: one line from cg-exec in the error file; the job does not run; nothing is left",
+        .enabled(if: Integration.waitingFor(["cg-exec"]) == nil, Integration.waitingFor(["cg-exec"]) ?? ""))
     func brokenConfigurationPrivileged() throws {
         try expectBrokenConfiguration(asRoot: true)
     }
@@ -297,8 +307,9 @@ struct HTCondorContractTests {
         #expect(Integration.cgroups(named: world.starterCgroup).isEmpty)
     }
 
-    @Test("a chroot the node does not have is ns-exec's one-line reason in the error file, and cg-exec still removes the job's cgroup",
-          .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""))
+    @Test(
+        "a chroot the node does not have is ns-exec's one-line reason in the error file, and cg-exec still removes the job's cgroup",
+        .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""))
     func unknownChroot() throws {
         let world = try World()
         defer { world.remove() }
@@ -311,14 +322,16 @@ struct HTCondorContractTests {
         #expect(Integration.cgroups(named: world.jobCgroup).filter { $0.contains(world.base) }.isEmpty)
     }
 
-    @Test("the job's own failure is its status, not a wrapper failure (as the job's user)",
-          .enabled(if: Integration.waitingFor(unprivilegedTools) == nil, Integration.waitingFor(unprivilegedTools) ?? ""))
+    @Test(
+        "the job's own failure is its status, not a wrapper failure (as the job's user)",
+        .enabled(if: Integration.waitingFor(unprivilegedTools) == nil, Integration.waitingFor(unprivilegedTools) ?? ""))
     func jobStatusUnprivileged() throws {
         try expectJobStatus(asRoot: false)
     }
 
-    @Test("the job's own failure is its status, not a wrapper failure (as root)",
-          .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""))
+    @Test(
+        "the job's own failure is its status, not a wrapper failure (as root)",
+        .enabled(if: Integration.waitingFor(fullChain) == nil, Integration.waitingFor(fullChain) ?? ""))
     func jobStatusPrivileged() throws {
         try expectJobStatus(asRoot: true)
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// The example USER_JOB_WRAPPER's own logic, run under the starter emulation with stand-ins for the tools (they
 /// log how they were called and do the least the real tool would): what it derives from the job ad, which
@@ -52,7 +52,9 @@ struct JobboxWrapperTests {
         #expect(run.stdout == "job ran as \(setup.user.name) with: one two words\n", "\(run)")
         #expect(run.errorFile == nil, "\(run)")
         let ns = setup.tools.calls(of: "ns-exec")
-        #expect(ns == ["ns-exec uid=\(setup.user.uid) errfile=set [--userns] [--pid] [--mount] [--scratch] [\(run.scratch)] [--] [\(setup.job)] [one] [two words]"], "\(setup.tools.calls)")
+        #expect(
+            ns == ["ns-exec uid=\(setup.user.uid) errfile=set [--userns] [--pid] [--mount] [--scratch] [\(run.scratch)] [--] [\(setup.job)] [one] [two words]"],
+            "\(setup.tools.calls)")
         if Integration.isUnifiedCgroupNode {
             // Only with a delegated slice, which the emulation makes when asked (--cgroup); not asked here.
             #expect(setup.tools.calls(of: "cg-exec").isEmpty)
@@ -67,8 +69,9 @@ struct JobboxWrapperTests {
         #expect(run.finalAd == "", "\(run)")
     }
 
-    @Test("as the job's user in the starter's v1 cgroups: only the figures of the job's own hierarchies are kept, and not chirped",
-          .enabled(if: !Integration.isUnifiedCgroupNode, "a cgroup v1 or hybrid node"))
+    @Test(
+        "as the job's user in the starter's v1 cgroups: only the figures of the job's own hierarchies are kept, and not chirped",
+        .enabled(if: !Integration.isUnifiedCgroupNode, "a cgroup v1 or hybrid node"))
     func unprivilegedFiguresOnV1() throws {
         let setup = try Setup()
         defer { setup.remove() }
@@ -85,8 +88,9 @@ struct JobboxWrapperTests {
     func privilegedChain() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let run = try setup.run(["--wrapper-as-root", "--cluster", "7", "--proc", "3", "--request-memory", "256", "--request-cpus", "2"],
-                                env: ["JOB_STATUS=0"])
+        let run = try setup.run(
+            ["--wrapper-as-root", "--cluster", "7", "--proc", "3", "--request-memory", "256", "--request-cpus", "2"],
+            env: ["JOB_STATUS=0"])
 
         #expect(run.status == 0, "\(run)")
         // The fake ns-exec cannot drop to the user, so the job runs as root here; the real one is checked elsewhere.
@@ -95,14 +99,17 @@ struct JobboxWrapperTests {
         #expect(calls.count == 5, "\(calls)")
         let chain = calls.prefix(3).map { $0.replacingOccurrences(of: #"/run/jobbox-wrapper\.[A-Za-z0-9]+"#, with: "PRIVATE", options: .regularExpression) }
         let rest = "[--] [\(setup.job)] [one] [two words]"
-        #expect(chain == [
-            "cg-exec uid=0 errfile=set [--job] [7.3] [--memory] [256M] [--cpus] [2] [--] [\(setup.tools.directory)/netacct] [--job] [7.3] [--ad-file] [PRIVATE/network.ad] [--] [\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
-            "netacct uid=0 errfile=set [--job] [7.3] [--ad-file] [PRIVATE/network.ad] [--] [\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
-            "ns-exec uid=0 errfile=set [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
-        ])
+        #expect(
+            chain == [
+                "cg-exec uid=0 errfile=set [--job] [7.3] [--memory] [256M] [--cpus] [2] [--] [\(setup.tools.directory)/netacct] [--job] [7.3] [--ad-file] [PRIVATE/network.ad] [--] [\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
+                "netacct uid=0 errfile=set [--job] [7.3] [--ad-file] [PRIVATE/network.ad] [--] [\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
+                "ns-exec uid=0 errfile=set [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
+            ])
         #expect(Array(calls.suffix(2)) == ["jobstat uid=0 errfile= [--job] [7.3]", "cg-exec uid=0 errfile= [--remove] [--job] [7.3]"])
         // jobstat's ad and netacct's final ad become one, written into the scratch dir as the job's user.
-        #expect(run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\nBlockReadBytes = 7\nNumPids = 1\nCpuPressureSomeAvg10 = 0.5\nNetworkOutgoing = 42\n", "\(run)")
+        #expect(
+            run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\nBlockReadBytes = 7\nNumPids = 1\nCpuPressureSomeAvg10 = 0.5\nNetworkOutgoing = 42\n",
+            "\(run)")
         var info = stat()
         #expect(stat(run.scratch + "/.jobbox/job.ad", &info) == 0 && info.st_uid == setup.user.uid)
         #expect(run.errorFile == nil, "\(run)")
@@ -121,7 +128,8 @@ struct JobboxWrapperTests {
 
         let user = try setup.run(["--job-attr", "RequestedChroot = \"EL9\""])
         #expect(user.status == 125)
-        #expect(user.errorFile == "jobbox-wrapper: RequestedChroot \"EL9\" needs the privileged chain, but the wrapper runs as uid \(setup.user.uid)\n", "\(user)")
+        #expect(
+            user.errorFile == "jobbox-wrapper: RequestedChroot \"EL9\" needs the privileged chain, but the wrapper runs as uid \(setup.user.uid)\n", "\(user)")
         #expect(!user.stdout.contains("job ran"), "\(user)")
         #expect(user.requeue?.hasPrefix("The job wrapper failed to execute the job: jobbox-wrapper: RequestedChroot") == true)
     }
@@ -130,8 +138,10 @@ struct JobboxWrapperTests {
     func memoryFromSlot() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let run = try setup.run(["--wrapper-as-root", "--request-memory", "512", "--request-cpus", "4",
-                                 "--job-attr", "RequestMemory = ifthenelse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 128)"])
+        let run = try setup.run([
+            "--wrapper-as-root", "--request-memory", "512", "--request-cpus", "4",
+            "--job-attr", "RequestMemory = ifthenelse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 128)",
+        ])
         #expect(run.status == 0, "\(run)")
         #expect(setup.tools.calls(of: "cg-exec").first?.contains("[--job] [1.0] [--memory] [512M] [--cpus] [4] [--]") == true, "\(setup.tools.calls)")
     }
@@ -209,9 +219,11 @@ struct JobboxWrapperTests {
         defer { setup.remove() }
         let noIds = try setup.run(["--omit-job-attr", "ProcId"])
         #expect(noIds.status == 125, "\(noIds)")
-        #expect(noIds.errorFile == "jobbox-wrapper: cannot derive the job id from \(noIds.scratch)/.job.ad: it has no integer ClusterId and ProcId\n", "\(noIds)")
+        #expect(
+            noIds.errorFile == "jobbox-wrapper: cannot derive the job id from \(noIds.scratch)/.job.ad: it has no integer ClusterId and ProcId\n", "\(noIds)")
 
-        let noTools = try ContractRun.run(["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=/nonexistent"], job: [setup.job], jobbox: setup.jobbox)
+        let noTools = try ContractRun.run(
+            ["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=/nonexistent"], job: [setup.job], jobbox: setup.jobbox)
         #expect(noTools.status == 125)
         #expect(noTools.errorFile == "jobbox-wrapper: ns-exec not found: /nonexistent/ns-exec is not executable (JOBBOX_BIN)\n", "\(noTools)")
 
@@ -235,7 +247,9 @@ struct JobboxWrapperTests {
         defer { setup.remove() }
         // The fake tools exec, so the wrapper is the job's parent: the job signals it as the starter would.
         // SigIgn bits 1 and 2 are INT and QUIT, which a shell's asynchronous command would have ignored.
-        let job = try setup.execute.script("signalled.sh", """
+        let job = try setup.execute.script(
+            "signalled.sh",
+            """
             #!/bin/sh
             trap 'echo "job got TERM"; exit 143' TERM
             ignored=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status)
@@ -245,8 +259,11 @@ struct JobboxWrapperTests {
             while [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
             echo "no signal arrived"
             """)
-        let run = try ContractRun.run(["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=\(setup.tools.directory)",
-                                       "--env", "FAKE_TOOL_LOG=\(setup.tools.log)"] + (asRoot ? ["--wrapper-as-root"] : []), job: [job], jobbox: setup.jobbox)
+        let run = try ContractRun.run(
+            [
+                "--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=\(setup.tools.directory)",
+                "--env", "FAKE_TOOL_LOG=\(setup.tools.log)",
+            ] + (asRoot ? ["--wrapper-as-root"] : []), job: [job], jobbox: setup.jobbox)
         #expect(run.stdout == "INT and QUIT ignored: 0\njob got TERM\n", "\(run)")
         #expect(run.status == 143, "\(run)")
     }

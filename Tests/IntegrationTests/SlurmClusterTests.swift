@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// A running single-node Slurm cluster from Debian's packages (`Tests/integration/slurm-ci.sh`), with its own
 /// directory, node name and ports, so several can run side by side; `down()` stops it and removes everything.
@@ -42,8 +42,9 @@ struct SlurmCluster {
     /// Submits a batch job as `user` with `environment` exported to it; returns the job id.
     func sbatch(as user: TestUser, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let variables = ["SLURM_CONF=\(conf)", "PATH=\(Self.path)"] + environment.map { "\($0.key)=\($0.value)" }
-        let result = try Spawn.run(["setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "env", "-i"] + variables
-            + ["sbatch", "--parsable"] + arguments)
+        let result = try Spawn.run(
+            ["setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "env", "-i"] + variables
+                + ["sbatch", "--parsable"] + arguments)
         let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.status == 0, Int(id) != nil else { throw TestFailure("sbatch failed: \(result)") }
         return id
@@ -99,9 +100,10 @@ struct SlurmCluster {
 /// The Slurm examples with a real single-node cluster: `jobbox-prolog.sh` makes each job's cgroup with its
 /// `--mem` and CPUs, `jobbox-job.sh` (the batch script, as the job's user) joins it and runs the job under
 /// ns-exec, `jobbox-epilog.sh` records the figures and removes everything; jobs are submitted with sbatch.
-@Suite("Slurm: the chain in a real single-node cluster", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot),
-       .enabled(if: HTCondorClassAds.available, "the figures are parsed with HTCondor's library: make deps"),
-       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/slurmctld"), "slurmctld is not installed (scripts/deps/integration.txt)"))
+@Suite(
+    "Slurm: the chain in a real single-node cluster", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot),
+    .enabled(if: HTCondorClassAds.available, "the figures are parsed with HTCondor's library: make deps"),
+    .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/slurmctld"), "slurmctld is not installed (scripts/deps/integration.txt)"))
 struct SlurmClusterTests {
     static let tools = ["cg-exec", "ns-exec", "jobstat"]
 
@@ -131,7 +133,9 @@ struct SlurmClusterTests {
             try FileManager.default.setAttributes([.posixPermissions: 0o1777], ofItemAtPath: output)
             var hooks = ""
             for hook in ["prolog", "epilog"] {
-                let shim = try execute.script("\(hook).sh", """
+                let shim = try execute.script(
+                    "\(hook).sh",
+                    """
                     #!/bin/sh
                     export JOBBOX_BIN='\(jobbox.bin)' JOBBOX_CONFIG='\(config)' JOBBOX_SLURM_DIR='\(state)'
                     exec '\(jobbox.root)/examples/slurm/jobbox-\(hook).sh'
@@ -162,8 +166,10 @@ struct SlurmClusterTests {
 
         /// Submits the job wrapper around `command` with sbatch options `options`.
         func submit(_ options: [String], _ command: [String], environment: [String: String]? = nil) throws -> String {
-            try cluster.sbatch(as: user, ["-D", output, "-o", output + "/%j.out", "-e", output + "/%j.err"] + options
-                + [jobbox.slurmJobWrapper] + command, environment: environment ?? submitEnvironment)
+            try cluster.sbatch(
+                as: user,
+                ["-D", output, "-o", output + "/%j.out", "-e", output + "/%j.err"] + options
+                    + [jobbox.slurmJobWrapper] + command, environment: environment ?? submitEnvironment)
         }
 
         /// Waits (bounded) for the epilog of `job`: its figures recorded and its state dir gone.
@@ -207,8 +213,9 @@ struct SlurmClusterTests {
         exec python3 -c "b = b'x' * ($megabytes << 20); s = sum(range(2000000)); print('done=%d' % len(b))"
         """#
 
-    @Test("sbatch jobs through the chain: the job's cgroup with --mem, own PID view and /tmp, its exit status, OOM, figures, and nothing left",
-          .enabled(if: Integration.waitingFor(tools) == nil, Integration.waitingFor(tools) ?? ""))
+    @Test(
+        "sbatch jobs through the chain: the job's cgroup with --mem, own PID view and /tmp, its exit status, OOM, figures, and nothing left",
+        .enabled(if: Integration.waitingFor(tools) == nil, Integration.waitingFor(tools) ?? ""))
     func jobsThroughTheChain() throws {
         let world = try World()
         defer { world.remove() }
@@ -257,12 +264,16 @@ struct SlurmClusterTests {
         let oomAd = try world.waitForEpilog(hungry)
         #expect((Int(Integration.attributes(oomAd)["OOMKills"] ?? "") ?? 0) >= 1, "\(oomAd)")
 
-        #expect(Integration.cgroups(named: world.base).allSatisfy { (try? FileManager.default.contentsOfDirectory(atPath: $0))?.contains { $0.hasPrefix("job_") } == false },
-                "no job cgroup is left")
+        #expect(
+            Integration.cgroups(named: world.base).allSatisfy {
+                (try? FileManager.default.contentsOfDirectory(atPath: $0))?.contains { $0.hasPrefix("job_") } == false
+            },
+            "no job cgroup is left")
     }
 
-    @Test("on a cluster without the prolog the job wrapper still runs the job with its own PID view, and says why there is no more",
-          .enabled(if: Integration.waitingFor(["ns-exec"]) == nil, Integration.waitingFor(["ns-exec"]) ?? ""))
+    @Test(
+        "on a cluster without the prolog the job wrapper still runs the job with its own PID view, and says why there is no more",
+        .enabled(if: Integration.waitingFor(["ns-exec"]) == nil, Integration.waitingFor(["ns-exec"]) ?? ""))
     func withoutProlog() throws {
         let world = try World(hooks: false)
         defer { world.remove() }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// examples/slurm/jobbox-job.sh and Slurm's PMI-1 descriptor: ns-exec closes the descriptors it is not told to
 /// keep whenever it changes the job's user or root, so the batch script names `$PMI_FD` with `--keep-fd`.

@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import SystemPackage
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// cg-exec switches on cgroup v1 block I/O accounting on the real kernel: since Linux commit a3166c51702b a disk
 /// counts nothing in `blkio.throttle.io_service_bytes` until some cgroup writes a throttle rule for it.
@@ -14,10 +14,11 @@ struct CgExecBlockIOKernelTests {
     static func countingDevices(_ sandbox: CgExecSandbox) throws -> Set<String> {
         let root = try sandbox.hierarchy("blkio").mountPoint
         let text = try String(contentsOfFile: root + "/" + BlockIOAccounting.statisticsFile, encoding: .utf8)
-        return Set(text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ")
-            return fields.count == 3 ? String(fields[0]) : nil
-        })
+        return Set(
+            text.split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: " ")
+                return fields.count == 3 ? String(fields[0]) : nil
+            })
     }
 
     /// A new loop disk the kernel does not count yet. Any cg-exec running beside this test switches on every disk
@@ -148,7 +149,8 @@ struct BlockIOAccountingTests {
     @Test("an unreadable /sys/block is one warning, and the job goes on")
     func noSysBlock() {
         let filesystem = RecordingFilesystem(files: [Self.rules: ""])
-        let warnings = BlockIOAccounting(filesystem: filesystem, disks: BlockDisks(directory: "/nonexistent/sys/block")).switchOn(in: Self.job, hierarchyRoot: Self.root)
+        let warnings = BlockIOAccounting(filesystem: filesystem, disks: BlockDisks(directory: "/nonexistent/sys/block")).switchOn(
+            in: Self.job, hierarchyRoot: Self.root)
         #expect(warnings == ["block I/O accounting not switched on: cannot list the disks in /nonexistent/sys/block: \(Errno.noSuchFileOrDirectory)"])
         #expect(filesystem.written.isEmpty)
     }

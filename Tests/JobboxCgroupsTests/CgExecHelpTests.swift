@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 @Suite("cg-exec --help and man page")
 struct CgExecHelpTests {

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// cg-exec on this machine's real cgroup v1 hierarchies (hybrid: cgroup2 mounted beside them), as root, each
 /// test in its own base cgroup below the test process's own cgroups.
@@ -28,7 +28,8 @@ struct CgExecKernelTests {
     func removeFiftySleepers() throws {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
-        let started = try sandbox.run(["--job", "s50", "--"] + CgExecSandbox.leavingBackground("for i in $(seq 50); do sleep 1000 </dev/null >/dev/null 2>&1 & done"))
+        let started = try sandbox.run(
+            ["--job", "s50", "--"] + CgExecSandbox.leavingBackground("for i in $(seq 50); do sleep 1000 </dev/null >/dev/null 2>&1 & done"))
         #expect(started.status == 0, "\(started)")
         let pids = try sandbox.pids("pids", "s50")
         #expect(pids.count == 50)
@@ -102,8 +103,12 @@ struct CgExecKernelTests {
         defer { sandbox.cleanUp() }
         #expect(try sandbox.run(["--job", "w", "--cpu-weight", "50", "--", "true"]).status == 0)
         let parent = try sandbox.parentDirectory("cpuset")
-        #expect(try sandbox.file("cpuset", "w", "cpuset.cpus") == String(contentsOfFile: parent + "/cpuset.cpus", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
-        #expect(try sandbox.file("cpuset", "w", "cpuset.mems") == String(contentsOfFile: parent + "/cpuset.mems", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            try sandbox.file("cpuset", "w", "cpuset.cpus")
+                == String(contentsOfFile: parent + "/cpuset.cpus", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            try sandbox.file("cpuset", "w", "cpuset.mems")
+                == String(contentsOfFile: parent + "/cpuset.mems", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(try sandbox.file("cpu", "w", "cpu.shares") == "512")
         #expect(try sandbox.run(["--job", "s", "--cpu-shares", "3000", "--", "true"]).status == 0)
         #expect(try sandbox.file("cpu", "s", "cpu.shares") == "3000")
@@ -134,23 +139,28 @@ struct CgExecKernelTests {
         #expect(second.terminationStatus == SIGKILL)
     }
 
-    @Test("bad input exits 125 with one line before anything is created", arguments: [
-        (["--job", "a/b"], "cg-exec: invalid job id 'a/b': only letters, digits and _ . @ - are allowed"),
-        (["--job", "x", "--controllers", "memory,bogus"], "cg-exec: unknown controller 'bogus' in --controllers: known controllers are"),
-        (["--job", "x", "--memory", "12Q"], "cg-exec: invalid size for --memory: '12Q' is not a number of bytes"),
-        (["--job", "x", "--cpuset", "3-1"], "cg-exec: invalid list for --cpuset: '3-1' is not a list of numbers and ranges such as 0-3,8"),
-        (["--job", "x", "--cpus", "0"], "cg-exec: invalid number of CPUs for --cpus: '0'"),
-        (["--job", "x", "--pids-max", "lots"], "cg-exec: invalid value for --pids-max: 'lots'"),
-        (["--job", "x", "--base", "../x"], "cg-exec: invalid --base '../x': it is not a relative cgroup path without '..'"),
-        (["--job", "x", "--parent", "/a/../b"], "cg-exec: invalid --parent '/a/../b': it is not /, self, or an absolute cgroup path without '..'"),
-        (["--job", "x", "--memory-high", "1G"], "cg-exec: cannot apply --memory-high: cgroup v1 has no memory.high"),
-        (["--job", "x", "--swap", "1G"], "cg-exec: cannot apply --swap: on cgroup v1 it needs --memory"),
-        (["--job", "x", "--cpus", "1", "--cpu-shares", "100"], "cg-exec: conflicting options --cpus, --cpu-weight and --cpu-shares"),
-        (["--job", "x", "--controllers", "memory", "--pids-max", "5"], "cg-exec: cannot apply --pids-max: it needs the pids controller, which --controllers leaves out"),
-        (["--job", "x", "--timeout", "5"], "cg-exec: invalid use of --timeout: it goes with --remove"),
-        (["--remove", "--job", "x", "--memory", "1G"], "cg-exec: invalid use of --remove: it takes no limits and no command"),
-        (["--job", "x", "--from-job-ad"], "cg-exec: cannot use --from-job-ad: $_CONDOR_JOB_AD is not set"),
-    ])
+    @Test(
+        "bad input exits 125 with one line before anything is created",
+        arguments: [
+            (["--job", "a/b"], "cg-exec: invalid job id 'a/b': only letters, digits and _ . @ - are allowed"),
+            (["--job", "x", "--controllers", "memory,bogus"], "cg-exec: unknown controller 'bogus' in --controllers: known controllers are"),
+            (["--job", "x", "--memory", "12Q"], "cg-exec: invalid size for --memory: '12Q' is not a number of bytes"),
+            (["--job", "x", "--cpuset", "3-1"], "cg-exec: invalid list for --cpuset: '3-1' is not a list of numbers and ranges such as 0-3,8"),
+            (["--job", "x", "--cpus", "0"], "cg-exec: invalid number of CPUs for --cpus: '0'"),
+            (["--job", "x", "--pids-max", "lots"], "cg-exec: invalid value for --pids-max: 'lots'"),
+            (["--job", "x", "--base", "../x"], "cg-exec: invalid --base '../x': it is not a relative cgroup path without '..'"),
+            (["--job", "x", "--parent", "/a/../b"], "cg-exec: invalid --parent '/a/../b': it is not /, self, or an absolute cgroup path without '..'"),
+            (["--job", "x", "--memory-high", "1G"], "cg-exec: cannot apply --memory-high: cgroup v1 has no memory.high"),
+            (["--job", "x", "--swap", "1G"], "cg-exec: cannot apply --swap: on cgroup v1 it needs --memory"),
+            (["--job", "x", "--cpus", "1", "--cpu-shares", "100"], "cg-exec: conflicting options --cpus, --cpu-weight and --cpu-shares"),
+            (
+                ["--job", "x", "--controllers", "memory", "--pids-max", "5"],
+                "cg-exec: cannot apply --pids-max: it needs the pids controller, which --controllers leaves out"
+            ),
+            (["--job", "x", "--timeout", "5"], "cg-exec: invalid use of --timeout: it goes with --remove"),
+            (["--remove", "--job", "x", "--memory", "1G"], "cg-exec: invalid use of --remove: it takes no limits and no command"),
+            (["--job", "x", "--from-job-ad"], "cg-exec: cannot use --from-job-ad: $_CONDOR_JOB_AD is not set"),
+        ])
     func badInput(arguments: [String], message: String) throws {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
@@ -185,7 +195,12 @@ struct CgExecKernelTests {
         let running = try sandbox.start(["--job", "keep", "--", "sleep", "1000"])
         try sandbox.wait("the first job") { try sandbox.pids("memory", "keep").count == 1 }
         #expect(try sandbox.run(["--job", "fail", "--cpuset", "1023", "--", "true"]).status == 125)
-        #expect(sandbox.existingBases.count == sandbox.layout.hierarchies.filter { $0.name == nil && ($0.version == .v2 || !$0.controllers.isDisjoint(with: ["memory", "cpu", "cpuacct", "cpuset", "blkio", "pids", "freezer"])) }.count)
+        #expect(
+            sandbox.existingBases.count
+                == sandbox.layout.hierarchies.filter {
+                    $0.name == nil
+                        && ($0.version == .v2 || !$0.controllers.isDisjoint(with: ["memory", "cpu", "cpuacct", "cpuset", "blkio", "pids", "freezer"]))
+                }.count)
         #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory("memory", "fail")))
         #expect(try sandbox.pids("memory", "keep") == [running.processIdentifier])
         #expect(try sandbox.run(["--remove", "--job", "keep"]).status == 0)
@@ -243,8 +258,13 @@ struct CgExecKernelTests {
         defer { sandbox.cleanUp() }
         #expect(try sandbox.run(["--job", "stuck", "--"] + CgExecSandbox.leavingBackground("sleep 1000 </dev/null >/dev/null 2>&1 &")).status == 0)
         // The job's shell may still be exiting: wait until only the background sleep is left.
-        let comm: (Int32) -> String = { ((try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
-        try sandbox.wait("only the sleep left") { let left = try sandbox.pids("freezer", "stuck"); return left.count == 1 && comm(left[0]) == "sleep" }
+        let comm: (Int32) -> String = {
+            ((try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        try sandbox.wait("only the sleep left") {
+            let left = try sandbox.pids("freezer", "stuck")
+            return left.count == 1 && comm(left[0]) == "sleep"
+        }
         let pid = try #require(try sandbox.pids("freezer", "stuck").first)
         // A frozen v1 task keeps a pending SIGKILL until it is thawed: the job's process cannot die.
         let holder = try sandbox.baseDirectory("freezer") + "/holder"

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// One kernel test's own corner of this machine's cgroups: a unique BASE_CGROUP below the test process's own
 /// cgroup in every hierarchy (`CGROUP_PARENT = self`), a config file naming it, and a cleanup that removes

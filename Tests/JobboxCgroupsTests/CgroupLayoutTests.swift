@@ -1,9 +1,10 @@
+import CLinux
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 @Suite("cgroup discovery")
 struct CgroupLayoutTests {
@@ -71,7 +72,8 @@ struct CgroupLayoutTests {
         #expect(layout.hierarchy(for: "blkio") == nil)
         #expect(
             layout.directory(of: membership, in: unified)
-                == root + "/sys/fs/cgroup/system.slice/htcondor/condor_var_lib_condor_execute_slot1_1@ospool.slice/condor_var_lib_condor_execute_slot1_1@ospool.scope")
+                == root
+                + "/sys/fs/cgroup/system.slice/htcondor/condor_var_lib_condor_execute_slot1_1@ospool.slice/condor_var_lib_condor_execute_slot1_1@ospool.scope")
     }
 
     @Test("a container with its own cgroup namespace: v2, its cgroup is the mount's root")
@@ -117,7 +119,5 @@ struct CgroupLayoutTests {
         }
     }
 }
-
-import CLinux
 
 private func jbKind(_ path: String) -> Int32 { jb_cgroup_fs_kind(path) }

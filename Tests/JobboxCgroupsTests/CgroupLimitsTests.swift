@@ -1,8 +1,8 @@
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 @Suite("cg-exec limits: parsing, conversions and the files each version gets")
 struct CgroupLimitsTests {
@@ -103,7 +103,12 @@ struct CgroupLimitsTests {
         #expect(try Self.files(CgroupLimits(), .memory, .v2) == ["memory.oom.group=1"])
         #expect(try Self.files(Self.limits { $0.cpuQuota = "max" }, .cpu, .v2) == ["cpu.max=max 100000"])
         #expect(try Self.files(Self.limits { $0.cpuQuota = "max" }, .cpu, .v1) == ["cpu.cfs_quota_us=-1"])
-        #expect(try Self.files(Self.limits { $0.memory = "max"; $0.swap = "1G" }, .memory, .v1) == ["memory.limit_in_bytes=-1", "memory.memsw.limit_in_bytes=-1"])
+        #expect(
+            try Self.files(
+                Self.limits {
+                    $0.memory = "max"
+                    $0.swap = "1G"
+                }, .memory, .v1) == ["memory.limit_in_bytes=-1", "memory.memsw.limit_in_bytes=-1"])
     }
 
     @Test("what v1 cannot do is an error naming the option")
@@ -121,17 +126,19 @@ struct CgroupLimitsTests {
         #expect(try swapOnly.writes(for: .memory, version: .v2).map(\.description) == ["memory.swap.max = 1073741824", "memory.oom.group = 1"])
     }
 
-    @Test("malformed limits are refused with the option and the accepted forms", arguments: [
-        ("memory", "12Q", "invalid size for --memory: '12Q' is not a number of bytes"),
-        ("cpus", "-1", "invalid number of CPUs for --cpus: '-1' is not a number of CPUs above 0"),
-        ("cpu-weight", "0", "invalid value for --cpu-weight: '0' is not a whole number from 1 to 10000"),
-        ("cpu-shares", "1", "invalid value for --cpu-shares: '1' is not a whole number from 2 to 262144"),
-        ("cpu-quota", "lots", "invalid number of CPUs for --cpu-quota: 'lots'"),
-        ("cpuset", "3-1", "invalid list for --cpuset: '3-1' is not a list of numbers and ranges"),
-        ("mems", "", "invalid list for --mems: ''"),
-        ("pids-max", "-5", "invalid value for --pids-max: '-5' is not a whole number from 1 to 4194304, or max"),
-        ("io-weight", "20000", "invalid value for --io-weight: '20000' is not a whole number from 1 to 10000"),
-    ])
+    @Test(
+        "malformed limits are refused with the option and the accepted forms",
+        arguments: [
+            ("memory", "12Q", "invalid size for --memory: '12Q' is not a number of bytes"),
+            ("cpus", "-1", "invalid number of CPUs for --cpus: '-1' is not a number of CPUs above 0"),
+            ("cpu-weight", "0", "invalid value for --cpu-weight: '0' is not a whole number from 1 to 10000"),
+            ("cpu-shares", "1", "invalid value for --cpu-shares: '1' is not a whole number from 2 to 262144"),
+            ("cpu-quota", "lots", "invalid number of CPUs for --cpu-quota: 'lots'"),
+            ("cpuset", "3-1", "invalid list for --cpuset: '3-1' is not a list of numbers and ranges"),
+            ("mems", "", "invalid list for --mems: ''"),
+            ("pids-max", "-5", "invalid value for --pids-max: '-5' is not a whole number from 1 to 4194304, or max"),
+            ("io-weight", "20000", "invalid value for --io-weight: '20000' is not a whole number from 1 to 10000"),
+        ])
     func malformed(option: String, value: String, message: String) {
         var options = CgroupLimitOptions()
         switch option {
@@ -155,8 +162,18 @@ struct CgroupLimitsTests {
 
     @Test("--cpus, --cpu-weight and --cpu-shares exclude each other")
     func cpuAlternatives() {
-        #expect(throws: JobboxError.self) { try Self.limits { $0.cpus = "1"; $0.cpuWeight = "100" } }
-        #expect(throws: JobboxError.self) { try Self.limits { $0.cpuShares = "1024"; $0.cpuWeight = "100" } }
+        #expect(throws: JobboxError.self) {
+            try Self.limits {
+                $0.cpus = "1"
+                $0.cpuWeight = "100"
+            }
+        }
+        #expect(throws: JobboxError.self) {
+            try Self.limits {
+                $0.cpuShares = "1024"
+                $0.cpuWeight = "100"
+            }
+        }
     }
 
     @Test("the job ad fills what no option set: RequestMemory in MiB, RequestCpus; options win")
@@ -166,7 +183,10 @@ struct CgroupLimitsTests {
         try limits.fill(fromJobAd: ad, path: "job.ad")
         #expect(limits.memory == .bytes(2048 << 20))
         #expect(limits.cpuWeight == .cpus(CPUAmount(milli: 2000)))
-        var explicit = try Self.limits { $0.memory = "1G"; $0.cpuWeight = "300" }
+        var explicit = try Self.limits {
+            $0.memory = "1G"
+            $0.cpuWeight = "300"
+        }
         try explicit.fill(fromJobAd: ad, path: "job.ad")
         #expect(explicit.memory == .bytes(1 << 30))
         #expect(explicit.cpuWeight == .weight(300))
@@ -191,7 +211,9 @@ struct CgroupLimitsTests {
             _ = try CgroupController.parseList("memory,bogus", for: "--controllers")
             Issue.record("accepted bogus")
         } catch {
-            #expect(error.description == "unknown controller 'bogus' in --controllers: known controllers are memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer")
+            #expect(
+                error.description
+                    == "unknown controller 'bogus' in --controllers: known controllers are memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer")
         }
         #expect(throws: JobboxError.self) { try CgroupController.parseList(",", for: "--controllers") }
     }

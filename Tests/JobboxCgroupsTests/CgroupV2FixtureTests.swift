@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// cg-exec's v2 file writes against fixture trees (this machine's cgroup2 mount has no controllers; the real
 /// kernel's v2 behaviour is checked in the VM by scripts/vm/checks/cg-exec.sh).
@@ -110,7 +110,12 @@ struct CgroupV2FixtureTests {
         let fixture = try FixtureCgroupV2(controllers: Self.allControllers)
         defer { fixture.remove() }
         let slice = try Self.htcondorSlice(fixture)
-        _ = try Self.create(fixture, parent: .path(slice), ownPath: slice + "/slot1_1.scope", limits: try Self.limits { $0.memory = "1G"; $0.pidsMax = "50" })
+        _ = try Self.create(
+            fixture, parent: .path(slice), ownPath: slice + "/slot1_1.scope",
+            limits: try Self.limits {
+                $0.memory = "1G"
+                $0.pidsMax = "50"
+            })
         let job = slice + "/jobbox/job_7_0"
         #expect(fixture.contents(job + "/memory.max") == "1073741824\n")
         #expect(fixture.contents(job + "/pids.max") == "50\n")
@@ -141,7 +146,8 @@ struct CgroupV2FixtureTests {
         let scope = slice + "/slot1_1.scope"
         let message = Self.failure { _ = try Self.create(fixture, parent: .current, ownPath: scope, limits: try Self.limits()) }
         #expect(message.hasPrefix("cannot create cgroup \(fixture.mountPoint)\(scope)/jobbox: Permission denied ("))
-        #expect(message.contains("may not create cgroups in \(fixture.mountPoint)\(scope): it is not delegated to this user (pass --parent with a cgroup you own)"))
+        #expect(
+            message.contains("may not create cgroups in \(fixture.mountPoint)\(scope): it is not delegated to this user (pass --parent with a cgroup you own)"))
         let denied = Self.failure { _ = try Self.create(fixture, parent: .path("/system.slice"), ownPath: scope, limits: try Self.limits()) }
         #expect(denied.hasPrefix("cannot create cgroup \(fixture.mountPoint)/system.slice/jobbox: Permission denied"))
     }
@@ -165,8 +171,17 @@ struct CgroupV2FixtureTests {
     func halfMade() throws {
         let fixture = try FixtureCgroupV2(controllers: Self.allControllers)
         defer { fixture.remove() }
-        let message = Self.failure { _ = try Self.create(fixture, limits: try Self.limits { $0.memory = "1G"; $0.cpuset = "9" }) }
-        #expect(message.hasPrefix("cannot write '9' to \(fixture.mountPoint)/jobbox/job_7_0/cpuset.cpus: Invalid argument (--cpuset 9 is not within the parent's 0-3"))
+        let message = Self.failure {
+            _ = try Self.create(
+                fixture,
+                limits: try Self.limits {
+                    $0.memory = "1G"
+                    $0.cpuset = "9"
+                })
+        }
+        #expect(
+            message.hasPrefix(
+                "cannot write '9' to \(fixture.mountPoint)/jobbox/job_7_0/cpuset.cpus: Invalid argument (--cpuset 9 is not within the parent's 0-3"))
         #expect(!fixture.isDirectory("/jobbox"))
         let removals = fixture.log.filter { $0.hasPrefix("rmdir") }
         #expect(removals == ["rmdir /jobbox/job_7_0/main", "rmdir /jobbox/job_7_0", "rmdir /jobbox"])
@@ -262,7 +277,9 @@ struct CgroupV2FixtureTests {
 
 @Suite("cg-exec plans on the node layouts of the fixtures")
 struct JobCgroupPlanTests {
-    static func plan(_ name: String, parent: CgroupParent = .current, limits: CgroupLimits = CgroupLimits(), controllers: Set<CgroupController>? = nil) throws -> (JobCgroupPlan, String) {
+    static func plan(_ name: String, parent: CgroupParent = .current, limits: CgroupLimits = CgroupLimits(), controllers: Set<CgroupController>? = nil) throws
+        -> (JobCgroupPlan, String)
+    {
         let (layout, membership) = try CgroupLayoutTests.fixture(name)
         let locator = JobCgroupLocator(layout: layout, parent: parent, base: "jobbox", membership: membership)
         return (try JobCgroupPlan.make(locator: locator, job: try JobID("12.3"), limits: limits, controllers: controllers), layout.fsRoot)
@@ -331,8 +348,13 @@ struct JobCgroupPlanTests {
             _ = try JobCgroupPlan.make(locator: locator, job: try JobID("1"), limits: io, controllers: nil)
             Issue.record("planned --io-weight without an io controller")
         } catch {
-            #expect(error.description == "cannot apply --io-weight: no mounted cgroup hierarchy has the io (v1: blkio) controller (cgroup v2 node offering memory pids)")
+            #expect(
+                error.description
+                    == "cannot apply --io-weight: no mounted cgroup hierarchy has the io (v1: blkio) controller (cgroup v2 node offering memory pids)")
         }
-        #expect(try JobCgroupPlan.make(locator: locator, job: try JobID("1"), limits: CgroupLimits(), controllers: nil).targets[0].controllersToEnable == ["memory", "pids"])
+        #expect(
+            try JobCgroupPlan.make(locator: locator, job: try JobID("1"), limits: CgroupLimits(), controllers: nil).targets[0].controllersToEnable == [
+                "memory", "pids",
+            ])
     }
 }

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import SystemPackage
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// A cgroup v2 hierarchy as a plain directory tree, for the v2 paths this machine's kernel cannot reach (its
 /// cgroup2 mount has no controllers). It keeps the kernel's rules that cg-exec depends on:

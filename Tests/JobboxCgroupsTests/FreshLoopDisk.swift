@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// A loop disk made for one test with `LOOP_CTL_ADD` at an index no loop device has, so that the kernel sets up a
 /// new disk: nothing about it (such as the block throttle policy a rule switches on) is left from earlier tests,
@@ -32,7 +32,10 @@ final class FreshLoopDisk {
         for _ in 0..<20 {
             // High indexes, away from the ones `losetup --find` hands out.
             let candidate = Int32.random(in: 4096..<65536)
-            if try Self.control(Self.addRequest, candidate) { chosen = candidate; break }
+            if try Self.control(Self.addRequest, candidate) {
+                chosen = candidate
+                break
+            }
         }
         guard let index = chosen else {
             image.remove()

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// Findings 6 and 10 of issue #12: what a job (or a user) writes is read as bounded input, and as root no job-
 /// writable file names a job. Each test is an attack that worked on main before the fix.
@@ -35,13 +35,15 @@ struct ParserHostileTests {
         }
     }
 
-    @Test("configuration errors name the line, never the text of the file", arguments: [
-        "root:$y$j9T$secretsecret:19000:0:99999:7:::",
-        "sec ret = value",
-        "BASE_CGROUP = ../secret",
-        "NAMED_CHROOT = secret",
-        "NETWORK_BACKEND = secret",
-    ])
+    @Test(
+        "configuration errors name the line, never the text of the file",
+        arguments: [
+            "root:$y$j9T$secretsecret:19000:0:99999:7:::",
+            "sec ret = value",
+            "BASE_CGROUP = ../secret",
+            "NAMED_CHROOT = secret",
+            "NETWORK_BACKEND = secret",
+        ])
     func configErrorsQuoteNothing(line: String) throws {
         let dir = try TestSupport.TemporaryDirectory()
         defer { dir.remove() }
@@ -124,15 +126,20 @@ struct JobAdAsRootHostileTests {
         let victim = try #require(try sandbox.pids("memory", "4242.0").first)
         // The attacker's scratch dir, with an ad it rewrote after its job started.
         let scratch = try Hostile.jobWritableDirectory(in: execute.path, uid: user.uid, gid: user.gid)
-        let rewrite = try TestSupport.run(["/usr/bin/setpriv", "--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--",
-                                           "/bin/sh", "-c", "printf 'ClusterId = 4242\\nProcId = 0\\n' > \(scratch)/.job.ad"])
+        let rewrite = try TestSupport.run([
+            "/usr/bin/setpriv", "--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--",
+            "/bin/sh", "-c", "printf 'ClusterId = 4242\\nProcId = 0\\n' > \(scratch)/.job.ad",
+        ])
         #expect(rewrite.status == 0, "\(rewrite)")
         var environment = ProcessInfo.processInfo.environment
         environment["_CONDOR_JOB_AD"] = scratch + "/.job.ad"
         environment["SLURM_JOB_ID"] = nil
         let result = try sandbox.run(["--remove"], environment: environment)
         #expect(result.status == 125, "\(result)")
-        #expect(result.stderr == "cg-exec: cannot derive job id from \(scratch)/.job.ad: it lies in a directory the job can write, so root does not believe it; pass --job ID\n", "\(result)")
+        #expect(
+            result.stderr
+                == "cg-exec: cannot derive job id from \(scratch)/.job.ad: it lies in a directory the job can write, so root does not believe it; pass --job ID\n",
+            "\(result)")
         #expect(FileManager.default.fileExists(atPath: try sandbox.jobDirectory("memory", "4242.0")))
         #expect(!CgExecSandbox.isDead(victim), "the other job's process was killed")
         // jobstat and --from-job-ad take nothing from it either.

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxChroot
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// chroot-tool with debootstrap against the Debian mirror apt is configured with. Slow (a minbase system is
 /// unpacked and configured), so one test; the downloaded packages are kept in .cache/chroot-tool/debootstrap in
@@ -62,19 +62,21 @@ struct ChrootDebootstrapTests {
         #expect(manifest.installed.map(\.description) == installed.sorted { InstalledPackage(parsing: $0)! < InstalledPackage(parsing: $1)! })
 
         let show = try bed.tool(["show", "deb"])
-        #expect(show.stdout.hasPrefix("""
-            # chroot-tool manifest of deb-v1: what it was built from and every package it holds
-            NAME = deb
-            VERSION = 1
-            BACKEND = debootstrap
-            RELEASE = \(suite)
-            REPOS = \(mirror)
-            PACKAGES = ca-certificates
-            GPGCHECK = true
-            VARIANT = minbase
-            BUILT = \(ChrootTestBed.epochText)
+        #expect(
+            show.stdout.hasPrefix(
+                """
+                # chroot-tool manifest of deb-v1: what it was built from and every package it holds
+                NAME = deb
+                VERSION = 1
+                BACKEND = debootstrap
+                RELEASE = \(suite)
+                REPOS = \(mirror)
+                PACKAGES = ca-certificates
+                GPGCHECK = true
+                VARIANT = minbase
+                BUILT = \(ChrootTestBed.epochText)
 
-            """))
+                """))
 
         let verify = try bed.tool(["verify", "deb"])
         #expect(verify.status == 0, "\(verify)")

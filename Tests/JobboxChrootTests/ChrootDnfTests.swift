@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxChroot
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// chroot-tool with the dnf (and yum) backend for real: RPMs made with rpmbuild, a local repository made with
 /// createrepo_c, dnf --installroot; no RPM mirror is reached.
@@ -53,24 +53,25 @@ struct ChrootDnfTests {
 
         let show = try bed.tool(["show", "el"])
         #expect(show.status == 0)
-        #expect(show.stdout == """
-            # chroot-tool manifest of el-v2: what it was built from and every package it holds
-            NAME = el
-            VERSION = 2
-            BACKEND = dnf
-            RELEASE = 9
-            REPOS = \(repo2)
-            PACKAGES = jbx-base jbx-extra
-            BINDS = /cvmfs, /etc/grid-security:/grid
-            GPGCHECK = false
-            SPEC = \(specPath)
-            BUILT = \(ChrootTestBed.epochText)
-            BUILT_BY = chroot-tool \(JobboxVersion.string)
-            INSTALLED = jbx-base 1.1-1 noarch
-            INSTALLED = jbx-extra 2.0-1 noarch
-            INSTALLED = jbx-shell 1.0-1 x86_64
+        #expect(
+            show.stdout == """
+                # chroot-tool manifest of el-v2: what it was built from and every package it holds
+                NAME = el
+                VERSION = 2
+                BACKEND = dnf
+                RELEASE = 9
+                REPOS = \(repo2)
+                PACKAGES = jbx-base jbx-extra
+                BINDS = /cvmfs, /etc/grid-security:/grid
+                GPGCHECK = false
+                SPEC = \(specPath)
+                BUILT = \(ChrootTestBed.epochText)
+                BUILT_BY = chroot-tool \(JobboxVersion.string)
+                INSTALLED = jbx-base 1.1-1 noarch
+                INSTALLED = jbx-extra 2.0-1 noarch
+                INSTALLED = jbx-shell 1.0-1 x86_64
 
-            """)
+                """)
         #expect(try bed.tool(["show", "el-v2", "--spec"]).stdout == specText)
         #expect(try bed.tool(["show", "el-v1"]).stdout.contains("\nINSTALLED = jbx-old 1.0-1 noarch\n"))
         // ns-exec reads the binds through the link jobs use.
@@ -97,30 +98,36 @@ struct ChrootDnfTests {
         #expect(try bed.tool(["rollback", "el"]).stdout == "rolled back el from el-v2 to el-v1\n")
         let nothingLeft = try bed.tool(["rollback", "el"])
         #expect(nothingLeft.status == 125)
-        #expect(nothingLeft.stderr == "chroot-tool: cannot roll back el: no earlier version to go back to (\(bed.chrootDir)/.el.history records none that still exists)\n")
-        #expect(try String(contentsOfFile: bed.chrootDir + "/.el.history", encoding: .utf8) == [
-            "build v1", "switch v1", "build v2", "switch v2", "rollback v1", "switch v2", "rollback v1",
-        ].map { "\(ChrootTestBed.epochText) \($0)\n" }.joined())
+        #expect(
+            nothingLeft.stderr
+                == "chroot-tool: cannot roll back el: no earlier version to go back to (\(bed.chrootDir)/.el.history records none that still exists)\n")
+        #expect(
+            try String(contentsOfFile: bed.chrootDir + "/.el.history", encoding: .utf8)
+                == [
+                    "build v1", "switch v1", "build v2", "switch v2", "rollback v1", "switch v2", "rollback v1",
+                ].map { "\(ChrootTestBed.epochText) \($0)\n" }.joined())
 
         let list = try bed.tool(["list", "el"])
         let rows = list.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         #expect(rows.count == 3, "\(list.stdout)")
         #expect(rows.first == ["NAME", "VERSION", "STATE", "SIZE", "BUILT", "IN", "USE"])
-        #expect(rows.dropFirst().map { [$0[0], $0[1], $0[2], $0[4], $0[5]] } == [
-            ["el", "v1", "current", ChrootTestBed.epochText, "no"], ["el", "v2", "-", ChrootTestBed.epochText, "no"],
-        ])
+        #expect(
+            rows.dropFirst().map { [$0[0], $0[1], $0[2], $0[4], $0[5]] } == [
+                ["el", "v1", "current", ChrootTestBed.epochText, "no"], ["el", "v2", "-", ChrootTestBed.epochText, "no"],
+            ])
         #expect(rows.dropFirst().allSatisfy { $0[3].hasSuffix("M") }, "a chroot with static busybox takes megabytes")
 
         let verify = try bed.tool(["verify", "el"])
         #expect(verify.status == 0, "\(verify)")
-        #expect(verify.stdout == """
-            el-v1: link: ok (\(bed.chrootDir)/el -> el-v1)
-            el-v1: manifest: ok (dnf, built \(ChrootTestBed.epochText))
-            el-v1: packages: ok (3 as in the manifest)
-            el-v1: files: ok (unchanged)
-            el-v1: shell: ok (/bin/sh runs inside)
+        #expect(
+            verify.stdout == """
+                el-v1: link: ok (\(bed.chrootDir)/el -> el-v1)
+                el-v1: manifest: ok (dnf, built \(ChrootTestBed.epochText))
+                el-v1: packages: ok (3 as in the manifest)
+                el-v1: files: ok (unchanged)
+                el-v1: shell: ok (/bin/sh runs inside)
 
-            """)
+                """)
         // A damaged file and a package removed behind chroot-tool's back are found.
         try "tampered\n".write(toFile: bed.chrootDir + "/el-v2/etc/jbx-extra", atomically: false, encoding: .utf8)
         let removed = try TestSupport.run(["rpm", "--root", bed.chrootDir + "/el-v2", "--dbpath", "/var/lib/rpm", "-e", "--nodeps", "jbx-base"])
@@ -143,7 +150,8 @@ struct ChrootDnfTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/yum")
         let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")
         let result = try bed.tool(
-            ["build", "sl", "--backend", "yum", "--release", "7", "--repo", repo1, "--packages", "jbx-base", "--no-gpg-check", "--switch"], environment: ["PATH": path])
+            ["build", "sl", "--backend", "yum", "--release", "7", "--repo", repo1, "--packages", "jbx-base", "--no-gpg-check", "--switch"],
+            environment: ["PATH": path])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout == "sl-v1\n")
         #expect(result.stderr.contains("[yum] Complete!\n"))
@@ -167,7 +175,9 @@ struct ChrootDnfTests {
 
         let noShell = try bed.tool(Self.dnfBuild(repo1, "jbx-old"))
         #expect(noShell.status == 125)
-        #expect(noShell.stderr.hasSuffix("chroot-tool: no working shell in \(bed.chrootDir)/.el-v1.tmp/root: chroot /bin/sh exited with status 127\n"), "\(noShell.stderr)")
+        #expect(
+            noShell.stderr.hasSuffix("chroot-tool: no working shell in \(bed.chrootDir)/.el-v1.tmp/root: chroot /bin/sh exited with status 127\n"),
+            "\(noShell.stderr)")
         #expect(bed.entries() == [".el.build.lock"])
         #expect(try bed.tool(["list"]).stdout == "")
     }
@@ -280,7 +290,9 @@ struct ChrootDnfTests {
         defer {
             if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL) }
         }
-        try waitFor("the sleeper to be chrooted") { FileManager.default.destinationOfSymbolicLinkOrNil("/proc/\(sleeper.processIdentifier)/root") == bed.chrootDir + "/el-v1" }
+        try waitFor("the sleeper to be chrooted") {
+            FileManager.default.destinationOfSymbolicLinkOrNil("/proc/\(sleeper.processIdentifier)/root") == bed.chrootDir + "/el-v1"
+        }
 
         let listed = try bed.tool(["list", "el"]).stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         #expect(listed.dropFirst().map { [$0[1], $0[2], $0[5]] } == [["v1", "-", "yes"], ["v2", "-", "no"], ["v3", "current", "no"]])
@@ -323,7 +335,9 @@ struct ChrootDnfTests {
 
         let result = try bed.tool(["gc", "el", "--keep", "0"])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout == "kept el-v1: in use: \(bed.chrootDir)/el-v1/var is mounted in the mount namespace of process \(holder.processIdentifier)\nremoved el-v3\n")
+        #expect(
+            result.stdout
+                == "kept el-v1: in use: \(bed.chrootDir)/el-v1/var is mounted in the mount namespace of process \(holder.processIdentifier)\nremoved el-v3\n")
         #expect(bed.entries().filter { !$0.hasPrefix(".") } == ["el", "el-v1", "el-v2", "el-v4"], "v2 is the rollback target, v4 the current one")
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
@@ -339,7 +353,9 @@ struct ChrootDnfTests {
         #expect(try bed.tool(Self.dnfBuild(repo, "jbx-base")).stdout == "el-v1\n")
         #expect(try bed.tool(Self.dnfBuild(repo, "jbx-base", ["--switch"])).stdout == "el-v2\n")
         #expect(try bed.tool(["gc", "el", "--keep", "0"]).stdout == "removed el-v1\n")
-        #expect(try bed.tool(["switch", "el", "1"]).stderr == "chroot-tool: no such version \(bed.chrootDir)/el-v1: it does not exist (chroot-tool list el shows the versions)\n")
+        #expect(
+            try bed.tool(["switch", "el", "1"]).stderr
+                == "chroot-tool: no such version \(bed.chrootDir)/el-v1: it does not exist (chroot-tool list el shows the versions)\n")
 
         let build = try bed.start(Self.dnfBuild(repo, "jbx-slow"), log: bed.directory.path + "/build.log")
         defer {

@@ -1,8 +1,9 @@
+import Foundation
+import JobboxTestSupport
+import Testing
+
 @testable import JobboxChroot
 @testable import JobboxCore
-import JobboxTestSupport
-import Foundation
-import Testing
 
 /// chroot-tool build makes the mount points ns-exec needs, since ns-exec makes nothing in a (read-only) version.
 @Suite("chroot-tool mount points")

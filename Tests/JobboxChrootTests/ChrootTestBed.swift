@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxChroot
 @testable import JobboxCore
-import JobboxTestSupport
 
 /// A throwaway CHROOT_DIR with its own jobbox.conf, and chroot-tool run against it.
 ///

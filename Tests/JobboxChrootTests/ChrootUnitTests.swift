@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxChroot
 @testable import JobboxCore
-import JobboxTestSupport
 
 @Suite("chroot-tool: names, specs, manifests, history")
 struct ChrootUnitTests {
@@ -73,7 +73,9 @@ struct ChrootUnitTests {
         var spec = ChrootSpec()
         #expect(throws: JobboxError.invalid("no backend", nil, "pass --backend dnf|yum|debootstrap or set BACKEND in the spec")) { try spec.validated() }
         try spec.override("BACKEND", with: "yum", option: "--backend")
-        #expect(throws: JobboxError.invalid("no release", nil, "pass --release or set RELEASE in the spec (dnf: 9; debootstrap: bookworm)")) { try spec.validated() }
+        #expect(throws: JobboxError.invalid("no release", nil, "pass --release or set RELEASE in the spec (dnf: 9; debootstrap: bookworm)")) {
+            try spec.validated()
+        }
         try spec.override("RELEASE", with: "7", option: "--release")
         #expect(throws: JobboxError.invalid("no repository", nil, "yum needs --repo URL or REPOS in the spec")) { try spec.validated() }
         try spec.override("REPOS", with: "file:///srv/repo", option: "--repo")
@@ -98,30 +100,31 @@ struct ChrootUnitTests {
         spec.release = "9"
         spec.repos = ["https://m/el9/BaseOS/$basearch/os", "file:///srv/extra"]
         spec.gpgKeys = ["file:///k1", "file:///k2"]
-        #expect(RPMBackend(kind: .dnf, spec: spec).configurationText(reposDirectory: "/w/repos.d") == """
-            # written by chroot-tool for one build
-            [main]
-            reposdir=/w/repos.d
-            gpgcheck=1
-            install_weak_deps=False
-            keepcache=0
-            assumeyes=True
+        #expect(
+            RPMBackend(kind: .dnf, spec: spec).configurationText(reposDirectory: "/w/repos.d") == """
+                # written by chroot-tool for one build
+                [main]
+                reposdir=/w/repos.d
+                gpgcheck=1
+                install_weak_deps=False
+                keepcache=0
+                assumeyes=True
 
-            [jobbox-1]
-            name=chroot-tool repository 1
-            baseurl=https://m/el9/BaseOS/$basearch/os
-            enabled=1
-            gpgcheck=1
-            gpgkey=file:///k1 file:///k2
+                [jobbox-1]
+                name=chroot-tool repository 1
+                baseurl=https://m/el9/BaseOS/$basearch/os
+                enabled=1
+                gpgcheck=1
+                gpgkey=file:///k1 file:///k2
 
-            [jobbox-2]
-            name=chroot-tool repository 2
-            baseurl=file:///srv/extra
-            enabled=1
-            gpgcheck=1
-            gpgkey=file:///k1 file:///k2
+                [jobbox-2]
+                name=chroot-tool repository 2
+                baseurl=file:///srv/extra
+                enabled=1
+                gpgcheck=1
+                gpgkey=file:///k1 file:///k2
 
-            """)
+                """)
     }
 
     @Test("debootstrap's command line follows the spec")
@@ -134,11 +137,13 @@ struct ChrootUnitTests {
         spec.packages = ["ca-certificates", "python3"]
         spec.repos = ["http://deb.example.org/debian"]
         spec.gpgCheck = false
-        let command = try DebootstrapBackend(spec: spec, cacheDirectory: work.path + "/cache").installCommand(root: "/c/.d-v1.tmp/root", workDirectory: work.path)
-        #expect(command.arguments == [
-            "debootstrap", "--variant=minbase", "--include=ca-certificates,python3", "--no-check-gpg", "--cache-dir=\(work.path)/cache", "bookworm",
-            "/c/.d-v1.tmp/root", "http://deb.example.org/debian",
-        ])
+        let command = try DebootstrapBackend(spec: spec, cacheDirectory: work.path + "/cache").installCommand(
+            root: "/c/.d-v1.tmp/root", workDirectory: work.path)
+        #expect(
+            command.arguments == [
+                "debootstrap", "--variant=minbase", "--include=ca-certificates,python3", "--no-check-gpg", "--cache-dir=\(work.path)/cache", "bookworm",
+                "/c/.d-v1.tmp/root", "http://deb.example.org/debian",
+            ])
         #expect(FileManager.default.fileExists(atPath: work.path + "/cache"))
     }
 
@@ -148,27 +153,31 @@ struct ChrootUnitTests {
             version: ChrootVersion(name: try ChrootName("sl5"), number: 4), backend: .yum, release: "5", repos: ["http://a/x", "file:///b"],
             requestedPackages: ["bash", "glibc"], binds: [try BindRequest(parsing: "/cvmfs"), try BindRequest(parsing: "/a:/b")], gpgCheck: true,
             variant: nil, specPath: "/etc/jobbox/sl5.spec", built: "2026-01-02T03:04:05Z", builtBy: "chroot-tool 0.1.0",
-            installed: [InstalledPackage(name: "glibc", version: "2.5-123", architecture: "i686"), InstalledPackage(name: "bash", version: "1:3.2-33", architecture: "x86_64"),
-                InstalledPackage(name: "glibc", version: "2.5-123", architecture: "x86_64")])
+            installed: [
+                InstalledPackage(name: "glibc", version: "2.5-123", architecture: "i686"),
+                InstalledPackage(name: "bash", version: "1:3.2-33", architecture: "x86_64"),
+                InstalledPackage(name: "glibc", version: "2.5-123", architecture: "x86_64"),
+            ])
         let text = manifest.render()
-        #expect(text == """
-            # chroot-tool manifest of sl5-v4: what it was built from and every package it holds
-            NAME = sl5
-            VERSION = 4
-            BACKEND = yum
-            RELEASE = 5
-            REPOS = http://a/x, file:///b
-            PACKAGES = bash glibc
-            BINDS = /cvmfs, /a:/b
-            GPGCHECK = true
-            SPEC = /etc/jobbox/sl5.spec
-            BUILT = 2026-01-02T03:04:05Z
-            BUILT_BY = chroot-tool 0.1.0
-            INSTALLED = bash 1:3.2-33 x86_64
-            INSTALLED = glibc 2.5-123 i686
-            INSTALLED = glibc 2.5-123 x86_64
+        #expect(
+            text == """
+                # chroot-tool manifest of sl5-v4: what it was built from and every package it holds
+                NAME = sl5
+                VERSION = 4
+                BACKEND = yum
+                RELEASE = 5
+                REPOS = http://a/x, file:///b
+                PACKAGES = bash glibc
+                BINDS = /cvmfs, /a:/b
+                GPGCHECK = true
+                SPEC = /etc/jobbox/sl5.spec
+                BUILT = 2026-01-02T03:04:05Z
+                BUILT_BY = chroot-tool 0.1.0
+                INSTALLED = bash 1:3.2-33 x86_64
+                INSTALLED = glibc 2.5-123 i686
+                INSTALLED = glibc 2.5-123 x86_64
 
-            """)
+                """)
         #expect(try ChrootManifest.parse(text, path: "m") == manifest)
         #expect(throws: JobboxError.invalid("bad manifest", "m:2", "INSTALLED: 'bash' is not NAME VERSION ARCH")) {
             try ChrootManifest.parse("NAME = x\nINSTALLED = bash\n", path: "m")
@@ -191,14 +200,20 @@ struct ChrootUnitTests {
     func history() {
         var history = ChrootHistory()
         func add(_ event: ChrootHistory.Event, _ number: Int) { history.records.append(.init(time: "t", event: event, number: number)) }
-        add(.build, 1); add(.switch, 1); add(.build, 2); add(.switch, 2); add(.build, 3); add(.switch, 3)
+        add(.build, 1)
+        add(.switch, 1)
+        add(.build, 2)
+        add(.switch, 2)
+        add(.build, 3)
+        add(.switch, 3)
         #expect(history.highestBuilt == 3)
         #expect(history.rollbackTarget(current: 3) { _ in true } == 2)
         #expect(history.rollbackTarget(current: 3) { $0 != 2 } == 1, "a version removed by hand is skipped")
         add(.rollback, 2)
         #expect(history.currentStack == [1, 2])
         #expect(history.rollbackTarget(current: 2) { _ in true } == 1)
-        add(.switch, 3); add(.switch, 2)
+        add(.switch, 3)
+        add(.switch, 2)
         #expect(history.rollbackTarget(current: 2) { _ in true } == 3)
         #expect(history.rollbackTarget(current: 7) { _ in true } == 2, "a link changed by hand: back to the last version chroot-tool set")
         let parsed = ChrootHistory(parsing: history.records.map(\.line).joined(separator: "\n") + "\ngarbage line\n")
@@ -273,7 +288,8 @@ struct ChrootCommandLineTests {
 
         let list = try TestSupport.run(["chroot-tool", "--config", dir.path + "/jobbox.conf", "list"])
         let rows = list.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        #expect(rows.map { $0.prefix(3) } == [["NAME", "VERSION", "STATE"], ["el9", "v1", "current"], ["sl7", "v3", "current"]], "temporary directories never show")
+        #expect(
+            rows.map { $0.prefix(3) } == [["NAME", "VERSION", "STATE"], ["el9", "v1", "current"], ["sl7", "v3", "current"]], "temporary directories never show")
         #expect(rows.dropFirst().map { $0[4] } == ["?", "?"], "no manifest, no build time")
     }
 

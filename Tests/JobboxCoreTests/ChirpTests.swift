@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxCore
 @testable import JobboxCLI
-import JobboxTestSupport
+@testable import JobboxCore
 
 @Suite("Chirp client")
 struct ChirpTests {
@@ -22,8 +22,10 @@ struct ChirpTests {
     /// connection recorded (a client that connects once and has exited).
     /// `owner`: who owns the listener's directory (as root, tools chirp as the owner of the directory holding the
     /// config, the job's user).
-    static func record(lines expectedLines: Int? = 1 + ad.attributes.count, owner: NsExecTestSupport.TestUser? = nil,
-                       _ client: (_ configFile: String) throws -> Void) throws -> [UInt8] {
+    static func record(
+        lines expectedLines: Int? = 1 + ad.attributes.count, owner: NsExecTestSupport.TestUser? = nil,
+        _ client: (_ configFile: String) throws -> Void
+    ) throws -> [UInt8] {
         let dir = try TestSupport.TemporaryDirectory("jobbox-chirp")
         defer { dir.remove() }
         if let owner { chown(dir.path, owner.uid, owner.gid) }
@@ -37,7 +39,8 @@ struct ChirpTests {
         try client(dir.path + "/chirp.config")
         // The request connection is complete once its cookie line and one line per attribute are recorded.
         for _ in 0..<1000 {
-            if let data = FileManager.default.contents(atPath: dir.path + "/received"), expectedLines == nil || data.filter({ $0 == 10 }).count == expectedLines {
+            if let data = FileManager.default.contents(atPath: dir.path + "/received"), expectedLines == nil || data.filter({ $0 == 10 }).count == expectedLines
+            {
                 return Array(data)
             }
             usleep(10_000)
@@ -45,9 +48,10 @@ struct ChirpTests {
         throw TestFailure("the listener recorded no complete request connection")
     }
 
-    @Test("sends exactly the bytes of HTCondor's own Python client (htchirp), immediate and delayed",
-          .enabled(if: HTCondorClassAds.available, "the test venv with htchirp is not installed (make deps)"),
-          arguments: [ChirpUpdate.immediate, .delayed])
+    @Test(
+        "sends exactly the bytes of HTCondor's own Python client (htchirp), immediate and delayed",
+        .enabled(if: HTCondorClassAds.available, "the test venv with htchirp is not installed (make deps)"),
+        arguments: [ChirpUpdate.immediate, .delayed])
     func matchesHTChirp(update: ChirpUpdate) throws {
         let python = try #require(HTCondorClassAds.python)
         let verb = update == .immediate ? "set_job_attr" : "set_job_attr_delayed"
@@ -99,8 +103,9 @@ struct ChirpTests {
         }
     }
 
-    @Test("jobstat --chirp pushes the ad it prints, attribute by attribute, with the same values",
-          .enabled(if: HTCondorClassAds.available, "the test venv is not installed (make deps)"))
+    @Test(
+        "jobstat --chirp pushes the ad it prints, attribute by attribute, with the same values",
+        .enabled(if: HTCondorClassAds.available, "the test venv is not installed (make deps)"))
     func jobstatChirps() throws {
         var printed = ""
         // As root, jobstat chirps as the job's user: the owner of the directory holding the config.

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxCore
 @testable import JobboxCLI
-import JobboxTestSupport
+@testable import JobboxCore
 
 @Suite("ClassAd writer and reader")
 struct ClassAdTests {
@@ -59,17 +59,19 @@ struct ClassAdTests {
         #expect(try ClassAdWriter.render([first, second]) == "JobId = \"1.0\"\n\nJobId = \"2.0\"\n")
     }
 
-    @Test("refuses what HTCondor's parser would not read back", arguments: [
-        ("Bad Name", ClassAdValue.integer(1)),
-        ("1abc", .integer(1)),
-        ("true", .integer(1)),
-        ("Undefined", .integer(1)),
-        ("isnt", .integer(1)),
-        ("Note", .string("two\nlines")),
-        ("Note", .string("ends in \\")),
-        ("Note", .string("bell\u{7}")),
-        ("Expr", .expression("a + b")),
-    ])
+    @Test(
+        "refuses what HTCondor's parser would not read back",
+        arguments: [
+            ("Bad Name", ClassAdValue.integer(1)),
+            ("1abc", .integer(1)),
+            ("true", .integer(1)),
+            ("Undefined", .integer(1)),
+            ("isnt", .integer(1)),
+            ("Note", .string("two\nlines")),
+            ("Note", .string("ends in \\")),
+            ("Note", .string("bell\u{7}")),
+            ("Expr", .expression("a + b")),
+        ])
     func refusals(name: String, value: ClassAdValue) {
         var ad = ClassAd()
         ad.set(name, value)
@@ -112,8 +114,9 @@ struct ClassAdTests {
         #expect(ClassAdReader.parseAll(text + "\n" + text).count == 2)
     }
 
-    @Test("HTCondor's own ClassAd library reads every attribute back with its value and type",
-          .enabled(if: HTCondorClassAds.available, "HTCondor's Python bindings are not installed (make deps)"))
+    @Test(
+        "HTCondor's own ClassAd library reads every attribute back with its value and type",
+        .enabled(if: HTCondorClassAds.available, "HTCondor's Python bindings are not installed (make deps)"))
     func htcondorParsesGolden() throws {
         let text = try ClassAdWriter.render([Self.sample, Self.sample])
         let parsed = try HTCondorClassAds.parse(text)
@@ -122,7 +125,7 @@ struct ClassAdTests {
             let seen = try #require(parsed[0][name], "\(name) missing from HTCondor's parse")
             switch value {
             case .integer(let number): #expect(seen == .init(type: "int", value: String(number)), "\(name)")
-            case .real(let number): 
+            case .real(let number):
                 #expect(seen.type == "float", "\(name)")
                 #expect(Double(seen.value) == number, "\(name): \(seen.value)")
             case .string(let text): #expect(seen == .init(type: "str", value: text), "\(name)")

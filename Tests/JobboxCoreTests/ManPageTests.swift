@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxCore
 @testable import JobboxCLI
-import JobboxTestSupport
+@testable import JobboxCore
 
 @Suite("Man pages")
 struct ManPageTests {

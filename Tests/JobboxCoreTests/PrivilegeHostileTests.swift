@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// Finding 2 of issue #12: a setuid-root (or setgid, or file-capability) copy of a tool must not run the caller's
 /// command with its privileges, append to a file the caller names, or echo a file the caller cannot read.
@@ -9,7 +9,8 @@ import JobboxTestSupport
 @Suite("Hostile: privileged execution", .serialized, .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
 struct PrivilegeHostileTests {
     static let tools = ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"]
-    static let refusal = "refusing to run setuid, setgid or with file capabilities: jobbox tools are not made for a privileged install; run them as root or as the job's user"
+    static let refusal =
+        "refusing to run setuid, setgid or with file capabilities: jobbox tools are not made for a privileged install; run them as root or as the job's user"
 
     /// What makes the copy privileged: a mode for chmod, or file capabilities for setcap.
     enum Privilege: String, CaseIterable, CustomTestStringConvertible {
@@ -64,8 +65,9 @@ struct PrivilegeHostileTests {
         }
     }
 
-    @Test("a privileged copy refuses before it reads its arguments, config or the error file, and runs nothing",
-          arguments: PrivilegeHostileTests.tools, Privilege.allCases)
+    @Test(
+        "a privileged copy refuses before it reads its arguments, config or the error file, and runs nothing",
+        arguments: PrivilegeHostileTests.tools, Privilege.allCases)
     func refuses(tool: String, privilege: Privilege) throws {
         if privilege == .capability && PrivilegeHostileTests.setcap == nil { return }
         let scene = try Scene()
@@ -96,7 +98,10 @@ struct PrivilegeHostileTests {
         let copy = try scene.privilegedCopy(of: "jobstat", .setuid)
         _ = try TestSupport.run(["chmod", "u-s", copy])
         let result = try TestSupport.run(
-            ["/usr/bin/setpriv", "--reuid", String(scene.user.uid), "--regid", String(scene.user.gid), "--clear-groups", "--", copy, "--config", scene.secret, "--job", "1.0"])
+            [
+                "/usr/bin/setpriv", "--reuid", String(scene.user.uid), "--regid", String(scene.user.gid), "--clear-groups", "--", copy, "--config",
+                scene.secret, "--job", "1.0",
+            ])
         #expect(result.status == 125, "\(result)")
         #expect(result.stderr == "jobstat: cannot read configuration \(scene.secret): Permission denied\n", "\(result)")
     }

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxCore
 @testable import JobboxCLI
-import JobboxTestSupport
+@testable import JobboxCore
 
 @Suite("Configuration file")
 struct ConfigTests {
@@ -58,17 +58,19 @@ struct ConfigTests {
         #expect(config.warnings == ["/etc/jobbox/jobbox.conf:13: unknown knob SOME_FUTURE_KNOB ignored"])
     }
 
-    @Test("a malformed value names the file, the line and the knob", arguments: [
-        ("BASE_CGROUP = ../escape", "BASE_CGROUP"),
-        ("CGROUP_PARENT = relative/path", "CGROUP_PARENT"),
-        ("MOUNT_UNDER_SCRATCH = tmp", "MOUNT_UNDER_SCRATCH"),
-        ("MOUNT_PRIVATE_DEV_SHM = maybe", "MOUNT_PRIVATE_DEV_SHM"),
-        ("NAMED_CHROOT = SL7", "NAMED_CHROOT"),
-        ("CHROOT_DIR = chroot", "CHROOT_DIR"),
-        ("NETWORK_INTERNAL = 10.0.0.1/8", "NETWORK_INTERNAL"),
-        ("NETWORK_JOB_SUBNET = 10.0.0.0/31", "NETWORK_JOB_SUBNET"),
-        ("NETWORK_BACKEND = ipfw", "NETWORK_BACKEND"),
-    ])
+    @Test(
+        "a malformed value names the file, the line and the knob",
+        arguments: [
+            ("BASE_CGROUP = ../escape", "BASE_CGROUP"),
+            ("CGROUP_PARENT = relative/path", "CGROUP_PARENT"),
+            ("MOUNT_UNDER_SCRATCH = tmp", "MOUNT_UNDER_SCRATCH"),
+            ("MOUNT_PRIVATE_DEV_SHM = maybe", "MOUNT_PRIVATE_DEV_SHM"),
+            ("NAMED_CHROOT = SL7", "NAMED_CHROOT"),
+            ("CHROOT_DIR = chroot", "CHROOT_DIR"),
+            ("NETWORK_INTERNAL = 10.0.0.1/8", "NETWORK_INTERNAL"),
+            ("NETWORK_JOB_SUBNET = 10.0.0.0/31", "NETWORK_JOB_SUBNET"),
+            ("NETWORK_BACKEND = ipfw", "NETWORK_BACKEND"),
+        ])
     func malformed(line: String, knob: String) {
         do {
             _ = try JobboxConfig.parse("# first line\n\n" + line + "\n", path: "/etc/jobbox/jobbox.conf")
@@ -90,7 +92,9 @@ struct ConfigTests {
         let dir = try TestSupport.TemporaryDirectory()
         defer { dir.remove() }
         try dir.write("jobbox.conf", "# ok\nSTATE_DIR = /run/jobbox\nNETWORK_BACKEND = carrier-pigeon\n")
-        let arguments = tool == "chroot-tool" ? [tool, "--config", dir.path + "/jobbox.conf", "list"] : [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0", "--", "/bin/true"]
+        let arguments =
+            tool == "chroot-tool"
+            ? [tool, "--config", dir.path + "/jobbox.conf", "list"] : [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0", "--", "/bin/true"]
         let result = try TestSupport.run(tool == "jobstat" ? [tool, "--config", dir.path + "/jobbox.conf", "--job", "1.0"] : arguments)
         #expect(result.status == 125)
         #expect(result.stderr == "\(tool): bad configuration \(dir.path)/jobbox.conf:3: NETWORK_BACKEND: not auto, iptables, nftables or bpf\n")
@@ -107,7 +111,9 @@ struct JobIDTests {
         #expect(try JobID(String(repeating: "a", count: 64)).rawValue.count == 64)
     }
 
-    @Test("ids that could escape a directory or make odd names are refused", arguments: ["", "../../x", "a/b", ".hidden", "a b", "x\n", String(repeating: "9", count: 65), "é"])
+    @Test(
+        "ids that could escape a directory or make odd names are refused",
+        arguments: ["", "../../x", "a/b", ".hidden", "a b", "x\n", String(repeating: "9", count: 65), "é"])
     func invalid(text: String) {
         #expect(throws: JobboxError.self) { try JobID(text) }
     }
@@ -142,11 +148,13 @@ struct JobIDTests {
 
 @Suite("Sizes and CPU lists")
 struct ValueTests {
-    @Test("sizes in bytes, powers of 1024, and max", arguments: [
-        ("4096", ByteSize.bytes(4096)), ("64M", .bytes(64 << 20)), ("64m", .bytes(64 << 20)), ("2G", .bytes(2 << 30)),
-        ("1T", .bytes(1 << 40)), ("512K", .bytes(512 << 10)), ("512KiB", .bytes(512 << 10)), ("3MB", .bytes(3 << 20)),
-        ("100B", .bytes(100)), ("max", .unlimited), (" 7 ", .bytes(7)),
-    ])
+    @Test(
+        "sizes in bytes, powers of 1024, and max",
+        arguments: [
+            ("4096", ByteSize.bytes(4096)), ("64M", .bytes(64 << 20)), ("64m", .bytes(64 << 20)), ("2G", .bytes(2 << 30)),
+            ("1T", .bytes(1 << 40)), ("512K", .bytes(512 << 10)), ("512KiB", .bytes(512 << 10)), ("3MB", .bytes(3 << 20)),
+            ("100B", .bytes(100)), ("max", .unlimited), (" 7 ", .bytes(7)),
+        ])
     func sizes(text: String, expected: ByteSize) {
         #expect(ByteSize(parsing: text) == expected)
     }

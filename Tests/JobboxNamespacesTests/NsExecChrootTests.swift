@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// ns-exec's chroots: named and by path, what is bound into them, and the ownership check.
 @Suite("ns-exec chroot", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))

@@ -1,8 +1,8 @@
 import CLinux
 import CNsExec
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// Issue #12 for ns-exec: root never trusts what a job can write. Each test runs the attack for real, as a
 /// throwaway user against the root tool, and checks that nothing outside the job changed and nothing leaked.
@@ -94,7 +94,8 @@ struct NsExecHostileTests {
         #expect(!result.stdout.contains(canary.secret) && !result.stderr.contains(canary.secret))
 
         // --keep-fd passes exactly the one asked for (the control: the leak is real when a descriptor is passed).
-        let kept = "exec 7<\(canary.path) 8<\(canary.path); exec \(nsExec) \(extra.joined(separator: " ")) --keep-fd 7 --user \(user.name) -- /bin/sh -c '\(job)'"
+        let kept =
+            "exec 7<\(canary.path) 8<\(canary.path); exec \(nsExec) \(extra.joined(separator: " ")) --keep-fd 7 --user \(user.name) -- /bin/sh -c '\(job)'"
         let keptResult = try TestSupport.sh(kept)
         #expect(keptResult.stdout == canary.secret + "done\n", "\(keptResult)")
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
@@ -129,14 +130,16 @@ struct NsExecHostileTests {
         }
         let canary = try Canary(in: dir)
         let release = dir.path + "/release"
-        let script = "exec 7<\(canary.path); exec \(TestSupport.tool("ns-exec")) --pid --user \(user.name) -- /bin/sh -c 'while [ ! -e \(release) ]; do sleep 0.05; done'"
+        let script =
+            "exec 7<\(canary.path); exec \(TestSupport.tool("ns-exec")) --pid --user \(user.name) -- /bin/sh -c 'while [ ! -e \(release) ]; do sleep 0.05; done'"
         let job = try Support.Background(["/bin/sh", "-c", script], directory: dir.path)
         defer { _ = FileManager.default.createFile(atPath: release, contents: nil) }
         var inits: [Int32] = []
-        #expect(Support.eventually {
-            inits = Self.children(of: job.pid).filter { Self.command(of: $0) == "ns-exec-init" }
-            return !inits.isEmpty
-        })
+        #expect(
+            Support.eventually {
+                inits = Self.children(of: job.pid).filter { Self.command(of: $0) == "ns-exec-init" }
+                return !inits.isEmpty
+            })
         for pid in inits {
             let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
             let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
@@ -333,10 +336,11 @@ struct NsExecHostileTests {
         let snapshot = try chroot.snapshot()
         let name = TestSupport.uniqueName("planted")
         let attack = "echo evil > /srv/drop/\(name) 2>/dev/null && echo wrote-drop; echo mine > /tmp/\(name) && echo wrote-tmp; pwd"
-        let result = try TestSupport.run(user.command([
-            try chroot.dir.nsExecCopy(), "--config", chroot.config, "--userns", "--pid", "--chroot", chroot.name, "--scratch", scratch,
-            "--", "/bin/sh", "-c", attack,
-        ]))
+        let result = try TestSupport.run(
+            user.command([
+                try chroot.dir.nsExecCopy(), "--config", chroot.config, "--userns", "--pid", "--chroot", chroot.name, "--scratch", scratch,
+                "--", "/bin/sh", "-c", attack,
+            ]))
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout == "wrote-tmp\n\(scratch)\n", "\(result)")
         #expect(try chroot.snapshot() == snapshot)
@@ -410,7 +414,8 @@ struct NsExecHostileTests {
         try FileManager.default.createDirectory(atPath: cgroup, withIntermediateDirectories: false)
         defer { rmdir(cgroup) }
         try "33554432".write(toFile: cgroup + "/memory.limit_in_bytes", atomically: false, encoding: .utf8)
-        let script = "echo $$ > \(cgroup)/cgroup.procs && exec \(TestSupport.tool("ns-exec")) --pid --private-dev-shm --user nobody -- stat -f -c '%b %S' /dev/shm"
+        let script =
+            "echo $$ > \(cgroup)/cgroup.procs && exec \(TestSupport.tool("ns-exec")) --pid --private-dev-shm --user nobody -- stat -f -c '%b %S' /dev/shm"
         let result = try TestSupport.sh(script)
         #expect(result.status == 0, "\(result)")
         let figures = result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }

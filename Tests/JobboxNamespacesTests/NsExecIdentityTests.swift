@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// ns-exec's switch to the job's user, as root.
 @Suite("ns-exec identity", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
@@ -15,7 +15,8 @@ struct NsExecIdentityTests {
     @Test("--user nobody: nobody's ids and groups only, no capabilities, and root cannot be regained")
     func nobody() throws {
         let before = try Support.hostMounts()
-        let script = "id -u; id -g; id -G; grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs):' /proc/self/status; perl -e 'use POSIX; print POSIX::setuid(0) ? \"regained\\n\" : \"refused\\n\"'"
+        let script =
+            "id -u; id -g; id -G; grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs):' /proc/self/status; perl -e 'use POSIX; print POSIX::setuid(0) ? \"regained\\n\" : \"refused\\n\"'"
         let result = try TestSupport.run(["ns-exec", "--pid", "--user", "nobody", "--no-new-privs", "--", "/bin/sh", "-c", script])
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map { $0.split(whereSeparator: { $0 == "\t" || $0 == " " }).joined(separator: " ") }
@@ -25,7 +26,10 @@ struct NsExecIdentityTests {
         #expect(lines[1] == "65534")
         #expect(lines[2].split(separator: " ").map(String.init).sorted() == (try Self.groupsOfNobody()))
         #expect(!lines[2].split(separator: " ").contains("0"))
-        #expect(Array(lines[3...7]) == ["CapInh: 0000000000000000", "CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapAmb: 0000000000000000", "NoNewPrivs: 1"])
+        #expect(
+            Array(lines[3...7]) == [
+                "CapInh: 0000000000000000", "CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapAmb: 0000000000000000", "NoNewPrivs: 1",
+            ])
         #expect(lines[8] == "refused")
         try Support.expectMountsUnchanged(since: before)
     }
@@ -106,7 +110,9 @@ struct NsExecUserNamespaceTests {
         #expect(byPath.stderr == "ns-exec: refusing chroot /var: only root may name a chroot by path; use a name from NAMED_CHROOT\n")
         let other = try TestSupport.run(user.command([tool, "--userns", "--user", "root", "--", "/bin/true"]))
         #expect(other.status == 125)
-        #expect(other.stderr == "ns-exec: cannot switch to user 'root': a user namespace of ns-exec maps only the caller's own uid \(user.uid) and gid \(user.gid)\n")
+        #expect(
+            other.stderr
+                == "ns-exec: cannot switch to user 'root': a user namespace of ns-exec maps only the caller's own uid \(user.uid) and gid \(user.gid)\n")
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
@@ -123,9 +129,10 @@ struct NsExecUserNamespaceTests {
             ps -e -o pid=,comm=; id -u; hostname; ip -o link | cut -d' ' -f2; echo mine > /tmp/\(name); \
             grep -E '^(CapEff|NoNewPrivs):' /proc/self/status
             """
-        let result = try TestSupport.run(user.command([
-            try dir.nsExecCopy(), "--userns", "--pid", "--net", "--hostname", "userjob", "--scratch", scratch, "--", "/bin/sh", "-c", script,
-        ]))
+        let result = try TestSupport.run(
+            user.command([
+                try dir.nsExecCopy(), "--userns", "--pid", "--net", "--hostname", "userjob", "--scratch", scratch, "--", "/bin/sh", "-c", script,
+            ]))
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ") }
         #expect(lines == ["1 ns-exec-init", "2 sh", "3 ps", String(user.uid), "userjob", "lo:", "CapEff: 0000000000000000", "NoNewPrivs: 1"])
@@ -152,10 +159,11 @@ struct NsExecUserNamespaceTests {
         try FileManager.default.createDirectory(atPath: root + scratch, withIntermediateDirectories: true)
         try dir.write("jobbox.conf", "NAMED_CHROOT = usertiny=\(root)\n")
         chmod(dir.path + "/jobbox.conf", 0o644)
-        let result = try TestSupport.run(user.command([
-            try dir.nsExecCopy(), "--config", dir.path + "/jobbox.conf", "--userns", "--pid", "--chroot", "usertiny", "--scratch", scratch,
-            "--", "/bin/sh", "-c", "ps -o pid,comm; cat /etc/os-release; id -u; pwd; echo in > /tmp/f",
-        ]))
+        let result = try TestSupport.run(
+            user.command([
+                try dir.nsExecCopy(), "--config", dir.path + "/jobbox.conf", "--userns", "--pid", "--chroot", "usertiny", "--scratch", scratch,
+                "--", "/bin/sh", "-c", "ps -o pid,comm; cat /etc/os-release; id -u; pwd; echo in > /tmp/f",
+            ]))
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
         #expect(lines == ["PID COMMAND", "1 ns-exec-init", "2 sh", "3 ps", String(release.dropLast()), String(user.uid), scratch])

@@ -1,9 +1,10 @@
-@testable import JobboxNamespaces
+import Foundation
+import JobboxTestSupport
+import Testing
+
 @testable import JobboxChroot
 @testable import JobboxCore
-import JobboxTestSupport
-import Foundation
-import Testing
+@testable import JobboxNamespaces
 
 /// ns-exec's mount namespace: scratch binds, the symlink refusal, /dev/shm, binds, propagation.
 @Suite("ns-exec mounts", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
@@ -85,7 +86,9 @@ struct NsExecMountTests {
             "ns-exec", "--pid", "--scratch", scratch, "--mount-under-scratch", "/var/tmp,/tmp", "--", "/bin/sh", "-c", "touch /tmp/\(marker.dropFirst(5))",
         ])
         #expect(result.status == 125)
-        #expect(result.stderr == "ns-exec: refusing to mount \(scratch)/tmp: it is a symlink or not a directory (nothing under the scratch directory is followed)\n")
+        #expect(
+            result.stderr == "ns-exec: refusing to mount \(scratch)/tmp: it is a symlink or not a directory (nothing under the scratch directory is followed)\n"
+        )
         #expect(!FileManager.default.fileExists(atPath: marker))
         // <scratch>/var/tmp, made before the refusal, was removed again.
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch) == ["tmp"])

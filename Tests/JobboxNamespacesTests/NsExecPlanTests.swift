@@ -1,8 +1,9 @@
-@testable import JobboxNamespaces
-@testable import JobboxChroot
-@testable import JobboxCore
 import JobboxTestSupport
 import Testing
+
+@testable import JobboxChroot
+@testable import JobboxCore
+@testable import JobboxNamespaces
 
 /// The planner and the mount planner, without the kernel: a described file system instead of the real one.
 @Suite("ns-exec plans")
@@ -25,7 +26,9 @@ struct NsExecPlanTests {
 
     static let host = probe(["/tmp", "/var/tmp", "/dev/shm", "/scratch", "/data", "/srv/view"])
 
-    func plan(_ build: (inout NsExecRequest) -> Void, config: JobboxConfig = JobboxConfig(), caller: Caller = root, probe: PathProbe = host) throws -> NsExecPlan {
+    func plan(_ build: (inout NsExecRequest) -> Void, config: JobboxConfig = JobboxConfig(), caller: Caller = root, probe: PathProbe = host) throws
+        -> NsExecPlan
+    {
         var request = NsExecRequest()
         request.command = ["job"]
         build(&request)
@@ -41,7 +44,13 @@ struct NsExecPlanTests {
         #expect(plan.workdir == "/work" && plan.workdirOptional)
         var config = JobboxConfig()
         config.mountPrivateDevShm = false
-        #expect(try self.plan({ $0.pid = true; $0.noInit = true }, config: config).mounts == [.makeSlave, .proc(target: .host("/proc"))])
+        #expect(
+            try self.plan(
+                {
+                    $0.pid = true
+                    $0.noInit = true
+                }, config: config
+            ).mounts == [.makeSlave, .proc(target: .host("/proc"))])
     }
 
     @Test("no namespace option: no namespaces, no mounts, the caller's directory untouched")
@@ -65,12 +74,17 @@ struct NsExecPlanTests {
         let plan = try plan({ $0.scratch = "/scratch/" }, config: config)
         #expect(plan.layout.scratch == "/scratch")
         #expect(plan.scratchTargets == ["/tmp", "/var/tmp"])
-        #expect(plan.mounts == [
-            .makeSlave, .tmpfs(target: .host("/dev/shm"), options: "mode=1777,size=50%"),
-            .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: false),
-            .bind(source: .underScratch("var/tmp"), target: .host("/var/tmp"), recursive: false),
-        ])
-        let none = try self.plan({ $0.scratch = "/scratch"; $0.mountUnderScratch = []; $0.privateDevShm = false })
+        #expect(
+            plan.mounts == [
+                .makeSlave, .tmpfs(target: .host("/dev/shm"), options: "mode=1777,size=50%"),
+                .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: false),
+                .bind(source: .underScratch("var/tmp"), target: .host("/var/tmp"), recursive: false),
+            ])
+        let none = try self.plan({
+            $0.scratch = "/scratch"
+            $0.mountUnderScratch = []
+            $0.privateDevShm = false
+        })
         #expect(none.mounts == [.makeSlave])
     }
 
@@ -90,20 +104,21 @@ struct NsExecPlanTests {
         layout.tmpfsSize = "1048576"
         layout.jobOwner = UserIDs(uid: 1000, gid: 100)
         let operations = MountPlanner.operations(layout) { probe.isDirectory($0, chroot) }
-        #expect(operations == [
-            .makeSlave,
-            .bind(source: .host(chroot), target: .host(chroot), recursive: true),
-            .readOnly(target: .host(chroot)),
-            .bind(source: .host("/dev"), target: .inRoot("dev"), recursive: true),
-            .proc(target: .inRoot("proc")),
-            .tmpfs(target: .inRoot("dev/shm"), options: "mode=1777,size=1048576"),
-            .tmpfs(target: .inRoot("var/tmp"), options: "mode=1777,size=1048576"),
-            .tmpfs(target: .inRoot("run"), options: "mode=0755,uid=1000,gid=100,size=1048576"),
-            .bind(source: .underScratch(""), target: .inRoot("scratch"), recursive: true),
-            .bind(source: .underScratch("tmp"), target: .inRoot("tmp"), recursive: false),
-            .bind(source: .host("/data"), target: .inRoot("data"), recursive: true),
-            .pivotRoot(chroot),
-        ])
+        #expect(
+            operations == [
+                .makeSlave,
+                .bind(source: .host(chroot), target: .host(chroot), recursive: true),
+                .readOnly(target: .host(chroot)),
+                .bind(source: .host("/dev"), target: .inRoot("dev"), recursive: true),
+                .proc(target: .inRoot("proc")),
+                .tmpfs(target: .inRoot("dev/shm"), options: "mode=1777,size=1048576"),
+                .tmpfs(target: .inRoot("var/tmp"), options: "mode=1777,size=1048576"),
+                .tmpfs(target: .inRoot("run"), options: "mode=0755,uid=1000,gid=100,size=1048576"),
+                .bind(source: .underScratch(""), target: .inRoot("scratch"), recursive: true),
+                .bind(source: .underScratch("tmp"), target: .inRoot("tmp"), recursive: false),
+                .bind(source: .host("/data"), target: .inRoot("data"), recursive: true),
+                .pivotRoot(chroot),
+            ])
         layout.freshProc = false
         #expect(MountPlanner.operations(layout) { probe.isDirectory($0, chroot) }[4] == .bind(source: .host("/proc"), target: .inRoot("proc"), recursive: true))
     }
@@ -117,13 +132,14 @@ struct NsExecPlanTests {
         let withParent = Self.probe(["\(chroot):/execute", "\(chroot):/tmp"])
         #expect(MountPlanner.scratchPlacement(layout) { withParent.isDirectory($0, chroot) } == .onTmpfs(parent: "/execute", coverParent: true))
         let operations = MountPlanner.operations(layout) { withParent.isDirectory($0, chroot) }
-        #expect(Array(operations.suffix(5)) == [
-            .tmpfs(target: .inRoot("tmp"), options: "mode=1777"),
-            .tmpfs(target: .inRoot("execute"), options: "mode=0755,size=1m"),
-            .makeDirectory(in: .inRoot("execute"), name: "dir_7"),
-            .bind(source: .underScratch(""), target: .inRoot("execute/dir_7"), recursive: true),
-            .pivotRoot(chroot),
-        ])
+        #expect(
+            Array(operations.suffix(5)) == [
+                .tmpfs(target: .inRoot("tmp"), options: "mode=1777"),
+                .tmpfs(target: .inRoot("execute"), options: "mode=0755,size=1m"),
+                .makeDirectory(in: .inRoot("execute"), name: "dir_7"),
+                .bind(source: .underScratch(""), target: .inRoot("execute/dir_7"), recursive: true),
+                .pivotRoot(chroot),
+            ])
         // Below a per-job tmpfs already: only the directory.
         layout.scratch = "/tmp/dir_7"
         #expect(MountPlanner.scratchPlacement(layout) { withParent.isDirectory($0, chroot) } == .onTmpfs(parent: "/tmp", coverParent: false))
@@ -134,17 +150,29 @@ struct NsExecPlanTests {
     @Test("a scratch dir below a directory mounted under scratch is bound back at its own path inside it; below two is refused")
     func scratchBelowCoveredDirectory() throws {
         let probe = Self.probe(["/tmp", "/var/tmp", "/tmp/execute/dir_1"])
-        let plan = try plan({ $0.scratch = "/tmp/execute/dir_1"; $0.privateDevShm = false }, probe: probe)
+        let plan = try plan(
+            {
+                $0.scratch = "/tmp/execute/dir_1"
+                $0.privateDevShm = false
+            }, probe: probe)
         #expect(plan.scratchTargets == ["/tmp", "/var/tmp", "/tmp/execute/dir_1"])
-        #expect(plan.mounts == [
-            .makeSlave,
-            .bind(source: .underScratch(""), target: .underScratch("tmp/execute/dir_1"), recursive: false),
-            .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: true),
-            .bind(source: .underScratch("var/tmp"), target: .host("/var/tmp"), recursive: false),
-        ])
+        #expect(
+            plan.mounts == [
+                .makeSlave,
+                .bind(source: .underScratch(""), target: .underScratch("tmp/execute/dir_1"), recursive: false),
+                .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: true),
+                .bind(source: .underScratch("var/tmp"), target: .host("/var/tmp"), recursive: false),
+            ])
         let nested = Self.probe(["/tmp", "/tmp/a", "/tmp/a/dir_1"])
-        #expect(throws: JobboxError.invalid("invalid scratch directory", "/tmp/a/dir_1", "it lies below more than one directory mounted under scratch (/tmp, /tmp/a)")) {
-            try self.plan({ $0.scratch = "/tmp/a/dir_1"; $0.mountUnderScratch = ["/tmp", "/tmp/a"] }, probe: nested)
+        #expect(
+            throws: JobboxError.invalid(
+                "invalid scratch directory", "/tmp/a/dir_1", "it lies below more than one directory mounted under scratch (/tmp, /tmp/a)")
+        ) {
+            try self.plan(
+                {
+                    $0.scratch = "/tmp/a/dir_1"
+                    $0.mountUnderScratch = ["/tmp", "/tmp/a"]
+                }, probe: nested)
         }
     }
 
@@ -161,7 +189,11 @@ struct NsExecPlanTests {
 
     @Test("a non-root caller: no_new_privs always, no other user, --userns maps the caller's own ids")
     func unprivilegedCaller() throws {
-        let plan = try plan({ $0.userns = true; $0.pid = true }, caller: Self.alice)
+        let plan = try plan(
+            {
+                $0.userns = true
+                $0.pid = true
+            }, caller: Self.alice)
         #expect(plan.noNewPrivs)
         #expect(plan.userNamespace == UserIDs(uid: 1000, gid: 1000))
         #expect(plan.identity == nil)
@@ -170,13 +202,20 @@ struct NsExecPlanTests {
             try self.plan({ $0.user = "root" }, caller: Self.alice)
         }
         #expect(throws: JobboxError.invalid("refusing chroot", "/srv", "only root may name a chroot by path; use a name from NAMED_CHROOT")) {
-            try self.plan({ $0.userns = true; $0.chroot = "/srv" }, caller: Self.alice)
+            try self.plan(
+                {
+                    $0.userns = true
+                    $0.chroot = "/srv"
+                }, caller: Self.alice)
         }
     }
 
     @Test("root's --user resolves ids and groups before anything runs; the scratch dirs go to that user")
     func rootSwitchesUser() throws {
-        let plan = try plan { $0.user = "nobody"; $0.scratch = "/scratch" }
+        let plan = try plan {
+            $0.user = "nobody"
+            $0.scratch = "/scratch"
+        }
         let identity = try #require(plan.identity)
         #expect(identity.uid == 65534)
         #expect(identity.userName == "nobody")
@@ -184,7 +223,11 @@ struct NsExecPlanTests {
         #expect(!identity.groups.contains(0))
         #expect(plan.owner == UserIDs(uid: 65534, gid: identity.gid))
         #expect(!plan.noNewPrivs)
-        #expect(try self.plan({ $0.user = "nobody"; $0.noNewPrivs = true }).noNewPrivs)
+        #expect(
+            try self.plan({
+                $0.user = "nobody"
+                $0.noNewPrivs = true
+            }).noNewPrivs)
     }
 
     @Test("options that need another are refused before anything is made")
@@ -194,7 +237,9 @@ struct NsExecPlanTests {
             try self.plan { $0.mountUnderScratch = ["/tmp"] }
         }
         #expect(throws: JobboxError.invalid("invalid scratch directory", "/nowhere", "no such directory")) { try self.plan { $0.scratch = "/nowhere" } }
-        #expect(throws: JobboxError.invalid("invalid scratch directory", "'scratch'", "not an absolute path without . or ..")) { try self.plan { $0.scratch = "scratch" } }
+        #expect(throws: JobboxError.invalid("invalid scratch directory", "'scratch'", "not an absolute path without . or ..")) {
+            try self.plan { $0.scratch = "scratch" }
+        }
         #expect(throws: JobboxError.invalid("invalid bind", "/nowhere:/data", "/nowhere does not exist")) {
             try self.plan { $0.binds = [BindRequest(source: "/nowhere", target: "/data")] }
         }
@@ -208,15 +253,21 @@ struct NsExecPlanTests {
 
     @Test("--hostname implies UTS, --net brings lo up, --bind implies a mount namespace")
     func implications() throws {
-        let plan = try plan { $0.hostname = "job"; $0.net = true; $0.binds = [BindRequest(source: "/data", target: "/srv/view")] }
+        let plan = try plan {
+            $0.hostname = "job"
+            $0.net = true
+            $0.binds = [BindRequest(source: "/data", target: "/srv/view")]
+        }
         #expect(plan.namespaces == [.uts, .net, .mount])
         #expect(plan.loopbackUp)
         #expect(plan.mounts.last == .bind(source: .host("/data"), target: .host("/srv/view"), recursive: true))
     }
 
-    @Test("bind and path syntax", arguments: [
-        ("/a", BindRequest(source: "/a", target: "/a")), ("/a//b/:/c", BindRequest(source: "/a/b", target: "/c")),
-    ])
+    @Test(
+        "bind and path syntax",
+        arguments: [
+            ("/a", BindRequest(source: "/a", target: "/a")), ("/a//b/:/c", BindRequest(source: "/a/b", target: "/c")),
+        ])
     func bindSyntax(text: String, expected: BindRequest) throws {
         #expect(try BindRequest(parsing: text) == expected)
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import JobboxTestSupport
+import Testing
 
 /// ns-exec's PID namespace, init, signals and statuses, on the real kernel.
 @Suite("ns-exec processes", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCore
 @testable import JobboxNetwork
-import JobboxTestSupport
 
 /// Attacks through `$_CONDOR_CHIRP_CONFIG` on jobstat and netacct run as root (issue #12, finding 3): the file
 /// lies in the job's scratch dir, so the job picks where root connects, can make it a symlink to a root-only file
@@ -124,7 +124,8 @@ struct ChirpHostileTests {
             + NetacctKernelTests.options(job, "nftables") + ["--chirp"] + extra + ["--"] + NetacctTopology.client(actions)
     }
 
-    @Test("netacct: a proxy on the node's loopback (where HTCondor's starter binds it) is reached as the job's user, and nothing else from the node's namespace")
+    @Test(
+        "netacct: a proxy on the node's loopback (where HTCondor's starter binds it) is reached as the job's user, and nothing else from the node's namespace")
     func loopbackFromNodeNamespace() throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -194,7 +195,8 @@ struct ChirpHostileTests {
         defer { scratch.remove() }
         let before = try net.nodeState()
         let (config, _) = try scratch.listen(["--bind", NetacctTopology.campusAddress, "--silent"], prefix: ["ip", "netns", "exec", net.campus])
-        let result = try TestSupport.run(Self.netacct(net, config: config, job: "silent", extra: ["--ad-file", net.directory.path + "/job.ad"], actions: ["address", "exit", "3"]))
+        let result = try TestSupport.run(
+            Self.netacct(net, config: config, job: "silent", extra: ["--ad-file", net.directory.path + "/job.ad"], actions: ["address", "exit", "3"]))
         #expect(result.status == 3, "\(result)")
         #expect(result.stderr == "netacct: cannot chirp authenticate: the proxy did not answer within \(ChirpClient.timeout) s\n")
         #expect(try net.nodeState() == before)
@@ -209,7 +211,8 @@ struct ChirpHostileTests {
         defer { scratch.remove() }
         let before = try net.nodeState()
         let (config, _) = try scratch.listen(["--bind", NetacctTopology.campusAddress, "--silent"], prefix: ["ip", "netns", "exec", net.campus])
-        let run = try BackgroundRun(Array(Self.netacct(net, config: config, job: "term", extra: ["--ad-file", net.directory.path + "/job.ad"]).dropFirst(Self.guardKill.count)))
+        let run = try BackgroundRun(
+            Array(Self.netacct(net, config: config, job: "term", extra: ["--ad-file", net.directory.path + "/job.ad"]).dropFirst(Self.guardKill.count)))
         // `ip netns exec` execs netacct: the run's pid is netacct's. Wait for its chirp publisher to exist.
         var publisher: pid_t = 0
         for _ in 0..<6000 where publisher == 0 {
@@ -233,7 +236,8 @@ struct ChirpHostileTests {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         for entry in entries {
             guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
+                let close = stat.lastIndex(of: ")")
+            else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 1, pid_t(fields[1]) == parent else { continue }
             if let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), String(decoding: line, as: UTF8.self).contains(word) { return pid }

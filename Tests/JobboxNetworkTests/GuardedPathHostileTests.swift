@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
 @testable import JobboxCore
 @testable import JobboxNetwork
-import JobboxTestSupport
 
 /// GuardedPath and GuardedFile as root against what a job can plant in its own directory: symlinks to root-only
 /// files and directories, FIFOs, hard links and huge files. Each of these attacks worked on the code before.
@@ -35,7 +35,10 @@ struct GuardedPathHostileTests {
             try GuardedFile.replace(job.scratch + "/.jobbox/network.ad", with: "x\n", for: "cannot write ad file")
             Issue.record("the planted link was followed")
         } catch {
-            #expect(error.description == "cannot write ad file \(job.scratch)/.jobbox/network.ad: \(job.scratch)/.jobbox is a symbolic link in a directory the job can write (refused as root)")
+            #expect(
+                error.description
+                    == "cannot write ad file \(job.scratch)/.jobbox/network.ad: \(job.scratch)/.jobbox is a symbolic link in a directory the job can write (refused as root)"
+            )
         }
     }
 
@@ -57,7 +60,9 @@ struct GuardedPathHostileTests {
     func appendRefusals() throws {
         let job = try Hostile.Scratch()
         defer { job.remove() }
-        try job.asUser("ln -s \(job.canaryDirectory)/nologin \(job.scratch)/err; mkfifo \(job.scratch)/fifo; echo mine > \(job.scratch)/own; echo theirs > \(job.scratch)/other; ln \(job.scratch)/other \(job.scratch)/linked")
+        try job.asUser(
+            "ln -s \(job.canaryDirectory)/nologin \(job.scratch)/err; mkfifo \(job.scratch)/fifo; echo mine > \(job.scratch)/own; echo theirs > \(job.scratch)/other; ln \(job.scratch)/other \(job.scratch)/linked"
+        )
         for name in ["err", "fifo", "linked"] {
             #expect(throws: JobboxError.self, "\(name)") {
                 try GuardedFile.append("tool: failed\n", to: job.scratch + "/" + name, for: "cannot append")
@@ -74,7 +79,9 @@ struct GuardedPathHostileTests {
     func readRefusals() throws {
         let job = try Hostile.Scratch()
         defer { job.remove() }
-        try job.asUser("mkfifo \(job.scratch)/fifo; echo mine > \(job.scratch)/own; echo theirs > \(job.scratch)/other; ln \(job.scratch)/other \(job.scratch)/linked; ln -s /dev/zero \(job.scratch)/zero; head -c 100000 /dev/zero > \(job.scratch)/big")
+        try job.asUser(
+            "mkfifo \(job.scratch)/fifo; echo mine > \(job.scratch)/own; echo theirs > \(job.scratch)/other; ln \(job.scratch)/other \(job.scratch)/linked; ln -s /dev/zero \(job.scratch)/zero; head -c 100000 /dev/zero > \(job.scratch)/big"
+        )
         for name in ["fifo", "linked", "zero", "big"] {
             #expect(throws: JobboxError.self, "\(name)") {
                 _ = try GuardedFile.read(job.scratch + "/" + name, limit: 65536, for: "cannot read job ad")
@@ -90,9 +97,13 @@ struct GuardedPathHostileTests {
         defer { job.remove() }
         try job.asUser("mkdir \(job.scratch)/real")
         // The user's loop renames a link over .jobbox and the real directory back, as fast as it can.
-        let swapper = try BackgroundRun(job.user.command(["/bin/sh", "-c", """
-            cd \(job.scratch) && while [ ! -e stop ]; do mv -T real .jobbox; mv -T .jobbox real; ln -s \(job.canaryDirectory) .jobbox; rm -f .jobbox; done
-            """]))
+        let swapper = try BackgroundRun(
+            job.user.command([
+                "/bin/sh", "-c",
+                """
+                cd \(job.scratch) && while [ ! -e stop ]; do mv -T real .jobbox; mv -T .jobbox real; ln -s \(job.canaryDirectory) .jobbox; rm -f .jobbox; done
+                """,
+            ]))
         defer {
             FileManager.default.createFile(atPath: job.scratch + "/stop", contents: nil)
             _ = swapper.wait()
@@ -152,7 +163,10 @@ struct AdAndErrorFileHostileTests {
         let linked = try net.netacct(
             NetacctKernelTests.options(TestSupport.uniqueName("adf"), "iptables") + ["--ad-file", job.scratch + "/.jobbox/network.ad", "--", "true"])
         #expect(linked.status == 0, "\(linked)")
-        #expect(linked.stderr.contains("netacct: cannot write ad file \(job.scratch)/.jobbox/network.ad: \(job.scratch)/.jobbox is a symbolic link in a directory the job can write (refused as root)"), "\(linked)")
+        #expect(
+            linked.stderr.contains(
+                "netacct: cannot write ad file \(job.scratch)/.jobbox/network.ad: \(job.scratch)/.jobbox is a symbolic link in a directory the job can write (refused as root)"
+            ), "\(linked)")
         #expect(job.canaryState() == Hostile.Scratch.untouched)
     }
 
@@ -177,7 +191,8 @@ struct AdAndErrorFileHostileTests {
         let job = try Hostile.Scratch()
         defer { job.remove() }
         let file = job.scratch + "/.job_wrapper_failure"
-        let result = try TestSupport.run([TestSupport.tool("cg-exec"), "--job", "7", "--memory", "2Q", "--", "true"], environment: ["_CONDOR_WRAPPER_ERROR_FILE": file])
+        let result = try TestSupport.run(
+            [TestSupport.tool("cg-exec"), "--job", "7", "--memory", "2Q", "--", "true"], environment: ["_CONDOR_WRAPPER_ERROR_FILE": file])
         #expect(result.status == 125)
         #expect(try String(contentsOfFile: file, encoding: .utf8) == result.stderr)
     }
@@ -194,7 +209,10 @@ struct EnvironmentHostileTests {
         try job.asUser("printf 'BASE_CGROUP = hijacked\\n' > \(job.scratch)/jobbox.conf")
         let result = try TestSupport.run([TestSupport.tool("cg-exec"), "--list"], environment: ["JOBBOX_CONFIG": job.scratch + "/jobbox.conf"])
         #expect(result.status == 125, "\(result)")
-        #expect(result.stderr == "cg-exec: cannot read configuration \(job.scratch)/jobbox.conf: as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)\n")
+        #expect(
+            result.stderr
+                == "cg-exec: cannot read configuration \(job.scratch)/jobbox.conf: as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)\n"
+        )
         // A root-owned file the user can still replace (its directory is theirs) is no better.
         chown(job.scratch + "/jobbox.conf", 0, 0)
         let rootOwned = try TestSupport.run([TestSupport.tool("cg-exec"), "--list"], environment: ["JOBBOX_CONFIG": job.scratch + "/jobbox.conf"])

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxNetwork
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxNetwork
 
 /// Attacks on netacct as root through what a job (or anyone but root) can write: the state directory and its
 /// leases and lock (issue #12, finding 5). Each runs the attack against the real tool, in namespaces the test
@@ -12,8 +12,10 @@ import JobboxTestSupport
 @Suite("Hostile: netacct", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
 struct NetacctHostileTests {
     /// A lease as netacct writes one, with every field open to forgery.
-    static func lease(job: String, interface: String, chain: String, slot: Int = 0, host: String = "10.213.0.1", address: String = "10.213.0.2",
-                      namespace: String, backend: String = "iptables", ownerPid: Int = 999_999) -> String {
+    static func lease(
+        job: String, interface: String, chain: String, slot: Int = 0, host: String = "10.213.0.1", address: String = "10.213.0.2",
+        namespace: String, backend: String = "iptables", ownerPid: Int = 999_999
+    ) -> String {
         """
         JobboxJobId = "\(job)"
         OwnerPid = \(ownerPid)
@@ -42,8 +44,9 @@ struct NetacctHostileTests {
 
     // MARK: - the state directory
 
-    @Test("a STATE_DIR the job's user owns, holding a forged lease (Chain DROP, Interface c0) and a lock symlink: refused, 125, nothing deleted or created",
-          arguments: NetacctKernelTests.backends)
+    @Test(
+        "a STATE_DIR the job's user owns, holding a forged lease (Chain DROP, Interface c0) and a lock symlink: refused, 125, nothing deleted or created",
+        arguments: NetacctKernelTests.backends)
     func jobOwnedStateDirectory(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -55,7 +58,8 @@ struct NetacctHostileTests {
         #expect(mkdir(dir, 0o755) == 0)
         chown(dir, user.uid, user.gid)
         let canary = net.directory.path + "/created-by-root"
-        try Self.write(dir + "/jb_x.lease", Self.lease(job: "x", interface: "c0", chain: "DROP", namespace: try Self.namespace(of: net), backend: backend), owner: user)
+        try Self.write(
+            dir + "/jb_x.lease", Self.lease(job: "x", interface: "c0", chain: "DROP", namespace: try Self.namespace(of: net), backend: backend), owner: user)
         #expect(symlink(canary, dir + "/lock") == 0)
         lchown(dir + "/lock", user.uid, user.gid)
 
@@ -77,8 +81,9 @@ struct NetacctHostileTests {
         let before = try net.nodeState()
         let config = net.directory.path + "/tmp.conf"
         try Self.write(config, "STATE_DIR = \(net.directory.path)/state\n")
-        let run = try TestSupport.run(["ip", "netns", "exec", net.node, TestSupport.tool("netacct"), "--config", config]
-            + NetacctKernelTests.options("tmp", "iptables") + ["--"] + NetacctTopology.client(["address"]))
+        let run = try TestSupport.run(
+            ["ip", "netns", "exec", net.node, TestSupport.tool("netacct"), "--config", config]
+                + NetacctKernelTests.options("tmp", "iptables") + ["--"] + NetacctTopology.client(["address"]))
         #expect(run.status == 125, "\(run)")
         #expect(run.stderr == "netacct: cannot use state directory \(net.directory.path)/state/netacct: /tmp is writable by others than root (mode 1777)\n")
         #expect(!FileManager.default.fileExists(atPath: net.directory.path + "/state"))
@@ -103,8 +108,9 @@ struct NetacctHostileTests {
 
     // MARK: - forged leases in root's own state directory
 
-    @Test("a forged lease (Chain DROP, Interface c0) is reported, not acted on, by --cleanup --stale and by a run's reclaim",
-          arguments: NetacctKernelTests.backends)
+    @Test(
+        "a forged lease (Chain DROP, Interface c0) is reported, not acted on, by --cleanup --stale and by a run's reclaim",
+        arguments: NetacctKernelTests.backends)
     func forgedLease(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -123,8 +129,9 @@ struct NetacctHostileTests {
         #expect(try net.nodeState() == before)
     }
 
-    @Test("a lease in another file naming a live job (its id, so its interface and chain): refused; the live job keeps its network",
-          arguments: NetacctKernelTests.backends)
+    @Test(
+        "a lease in another file naming a live job (its id, so its interface and chain): refused; the live job keeps its network",
+        arguments: NetacctKernelTests.backends)
     func leaseNamingLiveJob(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -135,8 +142,11 @@ struct NetacctHostileTests {
         let names = JobNetworkNames(job: try JobID(victim))
         // The victim's own lease is jb_victim_<backend>.lease; this one has a dead owner and another file name.
         let forged = net.state.path + "/netacct/jb_evil.lease"
-        try Self.write(forged, Self.lease(job: victim, interface: names.interface, chain: names.chain, slot: 1, host: "10.213.0.5", address: "10.213.0.6",
-                                          namespace: try Self.namespace(of: net), backend: backend))
+        try Self.write(
+            forged,
+            Self.lease(
+                job: victim, interface: names.interface, chain: names.chain, slot: 1, host: "10.213.0.5", address: "10.213.0.6",
+                namespace: try Self.namespace(of: net), backend: backend))
         let cleanup = try net.netacct(["--cleanup", "--stale"])
         #expect(cleanup.status == 0, "\(cleanup)")
         #expect(cleanup.stderr == "netacct: warning: ignored lease \(forged): its file is not named \(names.interface).lease\n")
@@ -153,8 +163,9 @@ struct NetacctHostileTests {
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: IPv4Network(parsing: "10.213.0.0/16")!)
         let names = JobNetworkNames(job: try JobID("a"))
-        let good = JobNetworkLease(job: "a", owner: .current, namespace: 1, slot: 3, hostAddress: leases.addresses(of: 3).host, jobAddress: leases.addresses(of: 3).job,
-                                   prefixLength: 30, names: names, backend: .iptables)
+        let good = JobNetworkLease(
+            job: "a", owner: .current, namespace: 1, slot: 3, hostAddress: leases.addresses(of: 3).host, jobAddress: leases.addresses(of: 3).job,
+            prefixLength: 30, names: names, backend: .iptables)
         #expect(leases.validate(good, fileName: "jb_a.lease") == nil)
         var moved = good
         moved.jobAddress = leases.addresses(of: 4).job

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxNetwork
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxNetwork
 
 /// netacct on the real kernel, for both firewall back ends, inside namespaces the tests make (see
 /// `NetacctTopology`): exact byte counts, TCP within a bounded overhead, 20 jobs at once, kills, cleanup,
@@ -98,10 +98,15 @@ struct NetacctKernelTests {
         var runs: [BackgroundRun] = []
         for index in 0..<count {
             // Each job reports its address, then waits until all 20 run, so they overlap for certain.
-            let actions = ["address", "pidfile", "\(net.directory.path)/started\(index)", "wait", go,
-                           "udp", Self.campus, Self.port, "\(index + 1)", "\(100 + index)", "\(200 + index)"]
-            runs.append(try BackgroundRun(net.netacctArguments(
-                Self.options("many\(index).\(backend)", backend) + ["--ad-file", "\(net.directory.path)/job\(index).ad", "--"] + NetacctTopology.client(actions))))
+            let actions = [
+                "address", "pidfile", "\(net.directory.path)/started\(index)", "wait", go,
+                "udp", Self.campus, Self.port, "\(index + 1)", "\(100 + index)", "\(200 + index)",
+            ]
+            runs.append(
+                try BackgroundRun(
+                    net.netacctArguments(
+                        Self.options("many\(index).\(backend)", backend) + ["--ad-file", "\(net.directory.path)/job\(index).ad", "--"]
+                            + NetacctTopology.client(actions))))
         }
         for index in 0..<count { try waitForFile("\(net.directory.path)/started\(index)") }
         #expect(net.leaseFiles().count == count)
@@ -125,10 +130,13 @@ struct NetacctKernelTests {
     }
 
     /// Starts a job that writes its pid and netacct's to a file and then waits forever; returns the run and the pids.
-    static func startWaitingJob(_ net: NetacctTopology, job: String, backend: String, extra: [String] = []) throws -> (BackgroundRun, job: Int32, netacct: Int32) {
+    static func startWaitingJob(_ net: NetacctTopology, job: String, backend: String, extra: [String] = []) throws -> (
+        BackgroundRun, job: Int32, netacct: Int32
+    ) {
         let pidFile = net.directory.path + "/\(job).pids"
-        let run = try BackgroundRun(net.netacctArguments(
-            options(job, backend) + extra + ["--"] + NetacctTopology.client(["pidfile", pidFile, "wait", net.directory.path + "/never"])))
+        let run = try BackgroundRun(
+            net.netacctArguments(
+                options(job, backend) + extra + ["--"] + NetacctTopology.client(["pidfile", pidFile, "wait", net.directory.path + "/never"])))
         try waitForFile(pidFile)
         let pids = try String(contentsOfFile: pidFile, encoding: .utf8).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
         guard pids.count == 2 else { throw TestFailure("bad pid file: \(pids)") }
@@ -141,8 +149,9 @@ struct NetacctKernelTests {
         case netacctTerminated
     }
 
-    @Test("a job killed with KILL, or netacct sent TERM (forwarded to the job): status 128+N, everything removed",
-          arguments: backends, Ending.allCases)
+    @Test(
+        "a job killed with KILL, or netacct sent TERM (forwarded to the job): status 128+N, everything removed",
+        arguments: backends, Ending.allCases)
     func jobEnds(backend: String, ending: Ending) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
@@ -176,8 +185,9 @@ struct NetacctKernelTests {
         #expect(cleanup.status == 0, "\(cleanup)")
         #expect(cleanup.stderr.contains("removed the network of job crashed.\(backend)"), "\(cleanup)")
         #expect(net.leaseFiles() == [JobNetworkNames(job: try JobID("alive.\(backend)")).interface + ".lease"])
-        #expect(try net.nodeState().replacingOccurrences(of: #"[0-9]+: jb_"#, with: "N: jb_", options: .regularExpression)
-            == withSurvivor.replacingOccurrences(of: #"[0-9]+: jb_"#, with: "N: jb_", options: .regularExpression))
+        #expect(
+            try net.nodeState().replacingOccurrences(of: #"[0-9]+: jb_"#, with: "N: jb_", options: .regularExpression)
+                == withSurvivor.replacingOccurrences(of: #"[0-9]+: jb_"#, with: "N: jb_", options: .regularExpression))
         try FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: false)
         #expect(survivor.wait().status == 0)
         #expect(try net.nodeState() == before)
@@ -230,9 +240,10 @@ struct NetacctKernelTests {
         let adFile = net.directory.path + "/job.ad"
         let ready = net.directory.path + "/ready"
         let go = net.directory.path + "/go"
-        let run = try BackgroundRun(net.netacctArguments(
-            Self.options(job, backend) + ["--interval", "1", "--ad-file", adFile, "--"]
-                + NetacctTopology.client(["udp", Self.campus, Self.port, "4", "250", "500", "pidfile", ready, "wait", go])))
+        let run = try BackgroundRun(
+            net.netacctArguments(
+                Self.options(job, backend) + ["--interval", "1", "--ad-file", adFile, "--"]
+                    + NetacctTopology.client(["udp", Self.campus, Self.port, "4", "250", "500", "pidfile", ready, "wait", go])))
         try waitForFile(ready)
         // The job has sent everything and now waits: the next interval's ad has its counts.
         let deadline = Date().addingTimeInterval(30)
@@ -278,44 +289,48 @@ struct NetacctKernelTests {
         #expect(chain == "JOB_show_\(backend)")
         if backend == "iptables" {
             let save = try net.exec(net.node, ["iptables-legacy-save"]).stdout.split(separator: "\n").map(String.init)
-            #expect(save.filter { $0.contains(chain) && !$0.hasPrefix(":") } == [
-                "-A POSTROUTING -s 10.213.0.2/32 -m comment --comment \(chain) -j MASQUERADE",
-                "-A INPUT -i \(link) -j \(chain)",
-                "-A FORWARD -i \(link) -j \(chain)",
-                "-A FORWARD -o \(link) -j \(chain)",
-                "-A OUTPUT -o \(link) -j \(chain)",
-                "-A \(chain) -d 172.20.0.0/16 -i \(link) -m comment --comment OutgoingInternal -j RETURN",
-                "-A \(chain) -d 10.213.0.0/16 -i \(link) -m comment --comment OutgoingInternal -j RETURN",
-                "-A \(chain) -i \(link) -m comment --comment OutgoingExternal -j RETURN",
-                "-A \(chain) -s 172.20.0.0/16 -o \(link) -m comment --comment IncomingInternal -j RETURN",
-                "-A \(chain) -s 10.213.0.0/16 -o \(link) -m comment --comment IncomingInternal -j RETURN",
-                "-A \(chain) -o \(link) -m comment --comment IncomingExternal -j RETURN",
-            ])
+            #expect(
+                save.filter { $0.contains(chain) && !$0.hasPrefix(":") } == [
+                    "-A POSTROUTING -s 10.213.0.2/32 -m comment --comment \(chain) -j MASQUERADE",
+                    "-A INPUT -i \(link) -j \(chain)",
+                    "-A FORWARD -i \(link) -j \(chain)",
+                    "-A FORWARD -o \(link) -j \(chain)",
+                    "-A OUTPUT -o \(link) -j \(chain)",
+                    "-A \(chain) -d 172.20.0.0/16 -i \(link) -m comment --comment OutgoingInternal -j RETURN",
+                    "-A \(chain) -d 10.213.0.0/16 -i \(link) -m comment --comment OutgoingInternal -j RETURN",
+                    "-A \(chain) -i \(link) -m comment --comment OutgoingExternal -j RETURN",
+                    "-A \(chain) -s 172.20.0.0/16 -o \(link) -m comment --comment IncomingInternal -j RETURN",
+                    "-A \(chain) -s 10.213.0.0/16 -o \(link) -m comment --comment IncomingInternal -j RETURN",
+                    "-A \(chain) -o \(link) -m comment --comment IncomingExternal -j RETURN",
+                ])
         } else {
             let listing = try net.exec(net.node, ["nft", "list", "table", "inet", "jobbox"]).stdout
-            let lines = listing.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.contains("jb_") || $0.contains("masquerade") || $0.hasPrefix("chain") || $0.hasPrefix("type") }
-            #expect(lines == [
-                "chain \(chain) {",
-                "iifname \"\(link)\" ip daddr 172.20.0.0/16 counter name \"\(chain).OutgoingInternal.0\" return comment \"OutgoingInternal\"",
-                "iifname \"\(link)\" ip daddr 10.213.0.0/16 counter name \"\(chain).OutgoingInternal.1\" return comment \"OutgoingInternal\"",
-                "iifname \"\(link)\" meta nfproto ipv4 counter name \"\(chain).OutgoingExternal.0\" return comment \"OutgoingExternal\"",
-                "oifname \"\(link)\" ip saddr 172.20.0.0/16 counter name \"\(chain).IncomingInternal.0\" return comment \"IncomingInternal\"",
-                "oifname \"\(link)\" ip saddr 10.213.0.0/16 counter name \"\(chain).IncomingInternal.1\" return comment \"IncomingInternal\"",
-                "oifname \"\(link)\" meta nfproto ipv4 counter name \"\(chain).IncomingExternal.0\" return comment \"IncomingExternal\"",
-                "chain \(chain).input {",
-                "type filter hook input priority filter; policy accept;",
-                "iifname \"\(link)\" jump \(chain)",
-                "chain \(chain).forward {",
-                "type filter hook forward priority filter; policy accept;",
-                "iifname \"\(link)\" jump \(chain)",
-                "oifname \"\(link)\" jump \(chain)",
-                "chain \(chain).output {",
-                "type filter hook output priority filter; policy accept;",
-                "oifname \"\(link)\" jump \(chain)",
-                "chain \(chain).postrouting {",
-                "type nat hook postrouting priority srcnat; policy accept;",
-                "ip saddr 10.213.0.2 masquerade",
-            ], "\(listing)")
+            let lines = listing.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                $0.contains("jb_") || $0.contains("masquerade") || $0.hasPrefix("chain") || $0.hasPrefix("type")
+            }
+            #expect(
+                lines == [
+                    "chain \(chain) {",
+                    "iifname \"\(link)\" ip daddr 172.20.0.0/16 counter name \"\(chain).OutgoingInternal.0\" return comment \"OutgoingInternal\"",
+                    "iifname \"\(link)\" ip daddr 10.213.0.0/16 counter name \"\(chain).OutgoingInternal.1\" return comment \"OutgoingInternal\"",
+                    "iifname \"\(link)\" meta nfproto ipv4 counter name \"\(chain).OutgoingExternal.0\" return comment \"OutgoingExternal\"",
+                    "oifname \"\(link)\" ip saddr 172.20.0.0/16 counter name \"\(chain).IncomingInternal.0\" return comment \"IncomingInternal\"",
+                    "oifname \"\(link)\" ip saddr 10.213.0.0/16 counter name \"\(chain).IncomingInternal.1\" return comment \"IncomingInternal\"",
+                    "oifname \"\(link)\" meta nfproto ipv4 counter name \"\(chain).IncomingExternal.0\" return comment \"IncomingExternal\"",
+                    "chain \(chain).input {",
+                    "type filter hook input priority filter; policy accept;",
+                    "iifname \"\(link)\" jump \(chain)",
+                    "chain \(chain).forward {",
+                    "type filter hook forward priority filter; policy accept;",
+                    "iifname \"\(link)\" jump \(chain)",
+                    "oifname \"\(link)\" jump \(chain)",
+                    "chain \(chain).output {",
+                    "type filter hook output priority filter; policy accept;",
+                    "oifname \"\(link)\" jump \(chain)",
+                    "chain \(chain).postrouting {",
+                    "type nat hook postrouting priority srcnat; policy accept;",
+                    "ip saddr 10.213.0.2 masquerade",
+                ], "\(listing)")
         }
     }
 

@@ -1,9 +1,9 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxNetwork
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxNetwork
 
 /// A test network made only of namespaces this test creates, so the host's links, routes and firewall are never
 /// touched: netacct runs inside "node" (`ip netns exec`), which routes between the job, a "campus" host on an
@@ -85,7 +85,10 @@ final class NetacctTopology {
         try must(["ip", "netns", "exec", node, "iptables-legacy", "-A", "FORWARD", "-s", "192.0.2.1", "-j", "DROP"])
         try must(["ip", "netns", "exec", node, "iptables-legacy", "-A", "INPUT", "-s", "192.0.2.1", "-j", "DROP"])
         try must(["ip", "netns", "exec", node, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-s", "192.0.2.1", "-j", "MASQUERADE"])
-        try must(["ip", "netns", "exec", node, "nft", "add table inet admin; add chain inet admin forward { type filter hook forward priority 0; }; add rule inet admin forward ip saddr 192.0.2.1 drop"])
+        try must([
+            "ip", "netns", "exec", node, "nft",
+            "add table inet admin; add chain inet admin forward { type filter hook forward priority 0; }; add rule inet admin forward ip saddr 192.0.2.1 drop",
+        ])
     }
 
     /// Stops the servers and deletes the namespaces (which takes every link, address and rule in them) and the
@@ -167,7 +170,8 @@ final class NetacctTopology {
     /// The lease files left in the state directory (the bpf back end's too).
     func leaseFiles() -> [String] {
         let dir = state.path + "/netacct"
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) + ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/bpf")) ?? [])
+        let files =
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) + ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/bpf")) ?? [])
         return files.filter { $0.hasSuffix(".lease") }.sorted()
     }
 }

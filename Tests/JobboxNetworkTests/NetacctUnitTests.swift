@@ -1,11 +1,11 @@
 import CNetfilter
 import Foundation
+import JobboxTestSupport
 import Synchronization
 import Testing
 
-@testable import JobboxNetwork
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxNetwork
 
 /// Reads a byte fixture: hex bytes, `#` comments.
 func hexFixture(_ name: String) throws -> [UInt8] {
@@ -48,18 +48,23 @@ struct NetacctPlanTests {
     @Test("one rule per class and internal network, outgoing first, each ending in a catch-all")
     func rules() throws {
         let internalNetworks = try #require(IPv4Network.parseList("172.20.0.0/16,192.168.0.0/16"))
-        let plan = AccountingPlan(chain: "JOB_1_0", interface: "jb_1_0", jobAddress: IPv4Address(0x0AD5_0002), internalNetworks: internalNetworks, jobSubnet: Self.subnet, denyExternal: false)
-        #expect(plan.rules.map(\.trafficClass.rawValue) == [
-            "OutgoingInternal", "OutgoingInternal", "OutgoingInternal", "OutgoingExternal",
-            "IncomingInternal", "IncomingInternal", "IncomingInternal", "IncomingExternal",
-        ])
-        #expect(plan.rules.map { $0.remote?.description ?? "any" } == [
-            "172.20.0.0/16", "192.168.0.0/16", "10.213.0.0/16", "any", "172.20.0.0/16", "192.168.0.0/16", "10.213.0.0/16", "any",
-        ])
-        #expect(plan.rules.map(\.counterName) == [
-            "JOB_1_0.OutgoingInternal.0", "JOB_1_0.OutgoingInternal.1", "JOB_1_0.OutgoingInternal.2", "JOB_1_0.OutgoingExternal.0",
-            "JOB_1_0.IncomingInternal.0", "JOB_1_0.IncomingInternal.1", "JOB_1_0.IncomingInternal.2", "JOB_1_0.IncomingExternal.0",
-        ])
+        let plan = AccountingPlan(
+            chain: "JOB_1_0", interface: "jb_1_0", jobAddress: IPv4Address(0x0AD5_0002), internalNetworks: internalNetworks, jobSubnet: Self.subnet,
+            denyExternal: false)
+        #expect(
+            plan.rules.map(\.trafficClass.rawValue) == [
+                "OutgoingInternal", "OutgoingInternal", "OutgoingInternal", "OutgoingExternal",
+                "IncomingInternal", "IncomingInternal", "IncomingInternal", "IncomingExternal",
+            ])
+        #expect(
+            plan.rules.map { $0.remote?.description ?? "any" } == [
+                "172.20.0.0/16", "192.168.0.0/16", "10.213.0.0/16", "any", "172.20.0.0/16", "192.168.0.0/16", "10.213.0.0/16", "any",
+            ])
+        #expect(
+            plan.rules.map(\.counterName) == [
+                "JOB_1_0.OutgoingInternal.0", "JOB_1_0.OutgoingInternal.1", "JOB_1_0.OutgoingInternal.2", "JOB_1_0.OutgoingExternal.0",
+                "JOB_1_0.IncomingInternal.0", "JOB_1_0.IncomingInternal.1", "JOB_1_0.IncomingInternal.2", "JOB_1_0.IncomingExternal.0",
+            ])
         #expect(plan.rules.allSatisfy { !$0.reject })
     }
 
@@ -79,8 +84,9 @@ struct NetacctPlanTests {
         #expect(TrafficCounters.trafficClass(ofCounter: "JOB_a.IncomingExternal.", chain: "JOB_a") == nil)
     }
 
-    @Test("the ad has HTCondor's four names and the two totals, and HTCondor's parser reads them as integers",
-          .enabled(if: HTCondorClassAds.available, "needs HTCondor's Python bindings (make deps)"))
+    @Test(
+        "the ad has HTCondor's four names and the two totals, and HTCondor's parser reads them as integers",
+        .enabled(if: HTCondorClassAds.available, "needs HTCondor's Python bindings (make deps)"))
     func ad() throws {
         var counters = TrafficCounters()
         counters.add(579, to: .outgoingInternal)
@@ -88,15 +94,16 @@ struct NetacctPlanTests {
         counters.add(4_000_000_000_000, to: .incomingInternal)
         counters.add(20, to: .incomingExternal)
         let text = try ClassAdWriter.render(counters.classAd)
-        #expect(text == """
-            NetworkOutgoingInternal = 579
-            NetworkOutgoingExternal = 1
-            NetworkIncomingInternal = 4000000000000
-            NetworkIncomingExternal = 20
-            NetworkOutgoing = 580
-            NetworkIncoming = 4000000000020
+        #expect(
+            text == """
+                NetworkOutgoingInternal = 579
+                NetworkOutgoingExternal = 1
+                NetworkIncomingInternal = 4000000000000
+                NetworkIncomingExternal = 20
+                NetworkOutgoing = 580
+                NetworkIncoming = 4000000000020
 
-            """)
+                """)
         let parsed = try HTCondorClassAds.parse(text)
         #expect(parsed.first?["NetworkIncoming"] == HTCondorClassAds.Parsed(type: "int", value: "4000000000020"))
         #expect(parsed.first?.values.allSatisfy { $0.type == "int" } == true)
@@ -161,7 +168,9 @@ struct NetacctFirewallProbeTests {
 
     @Test("auto: nftables for the nft flavour or without legacy tables, else iptables")
     func auto() throws {
-        for (flavour, legacy, expected) in [("nft", true, BackendKind.nftables), ("legacy", true, .iptables), ("legacy", false, .nftables), (nil, true, .iptables), (nil, false, .nftables)] as [(String?, Bool, BackendKind)] {
+        for (flavour, legacy, expected) in [
+            ("nft", true, BackendKind.nftables), ("legacy", true, .iptables), ("legacy", false, .nftables), (nil, true, .iptables), (nil, false, .nftables),
+        ] as [(String?, Bool, BackendKind)] {
             let (probe, dir) = try probe(flavour: flavour, legacy: legacy)
             defer { dir.remove() }
             #expect(probe.resolve(.auto).kind == expected, "flavour \(flavour ?? "none"), legacy tables \(legacy)")
@@ -209,7 +218,9 @@ struct NetacctLeaseTests {
         let failures = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 20) { index in
             do {
-                let lease = try leases.acquire(job: try JobID("c\(index)"), names: try names("c\(index)"), backend: .nftables, namespace: 1, owner: .current) { _ in true }
+                let lease = try leases.acquire(job: try JobID("c\(index)"), names: try names("c\(index)"), backend: .nftables, namespace: 1, owner: .current) {
+                    _ in true
+                }
                 slots.withLock { $0.append(lease.slot) }
             } catch {
                 failures.withLock { $0.append("\(error)") }
@@ -260,15 +271,20 @@ struct NetacctLeaseTests {
 
 @Suite("netacct: command line")
 struct NetacctCommandLineTests {
-    @Test("bad options are one line and 125, before anything is made", arguments: [
-        (["--job", "x", "--internal", "10.0.0.0/33", "--", "true"], "netacct: invalid --internal '10.0.0.0/33': give networks such as 10.0.0.0/8,192.168.0.0/16,fd00::/8\n"),
-        (["--job", "x", "--backend", "pf", "--", "true"], "netacct: invalid --backend 'pf': give auto, iptables, nftables or bpf\n"),
-        (["--job", "x", "--interval", "0", "--", "true"], "netacct: invalid --interval 0: give a whole number of seconds, at least 1\n"),
-        (["--job", "x"], "netacct: no command: give the job's command after --\n"),
-        (["--cleanup"], "netacct: invalid options: use --cleanup --stale alone\n"),
-        (["--show", "--all", "--job", "x"], "netacct: invalid options: use --show with --job or --all, not both\n"),
-        (["--job", "../x", "--", "true"], "netacct: invalid job id '../x': only letters, digits and _ . @ - are allowed\n"),
-    ])
+    @Test(
+        "bad options are one line and 125, before anything is made",
+        arguments: [
+            (
+                ["--job", "x", "--internal", "10.0.0.0/33", "--", "true"],
+                "netacct: invalid --internal '10.0.0.0/33': give networks such as 10.0.0.0/8,192.168.0.0/16,fd00::/8\n"
+            ),
+            (["--job", "x", "--backend", "pf", "--", "true"], "netacct: invalid --backend 'pf': give auto, iptables, nftables or bpf\n"),
+            (["--job", "x", "--interval", "0", "--", "true"], "netacct: invalid --interval 0: give a whole number of seconds, at least 1\n"),
+            (["--job", "x"], "netacct: no command: give the job's command after --\n"),
+            (["--cleanup"], "netacct: invalid options: use --cleanup --stale alone\n"),
+            (["--show", "--all", "--job", "x"], "netacct: invalid options: use --show with --job or --all, not both\n"),
+            (["--job", "../x", "--", "true"], "netacct: invalid job id '../x': only letters, digits and _ . @ - are allowed\n"),
+        ])
     func badOptions(arguments: [String], message: String) throws {
         let dir = try TestSupport.TemporaryDirectory("netacct-cli")
         defer { dir.remove() }

@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxStats
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxStats
 
 /// jobstat on fixture trees of nodes this machine cannot be: an EL6 node of the seed's era (v1, no oom_kill, no
 /// `_recursive` blkio files), a v2 node with every controller (Linux 6.6), and an older v2 node (Linux 5.10)
@@ -89,7 +89,8 @@ struct JobstatFixtureTests {
     func el6Promtool() throws {
         let fixture = try JobstatFixture("v1-el6")
         try OutputChecks.promtoolAccepts(try fixture.output(JobStatRequest(selection: .job(try JobID("1234.0")), format: .prometheus), parent: .root))
-        try OutputChecks.promtoolAccepts(try fixture.output(JobStatRequest(selection: .job(try JobID("1234.0")), format: .prometheus, raw: true), parent: .root))
+        try OutputChecks.promtoolAccepts(
+            try fixture.output(JobStatRequest(selection: .job(try JobID("1234.0")), format: .prometheus, raw: true), parent: .root))
     }
 
     @Test("v2 (Linux 6.6): anon+shmem, memory.peak, memory.events, cpu.stat, io.stat over devices, PSI; the leaf and a delegated sibling counted")
@@ -160,7 +161,9 @@ struct JobstatFixtureTests {
         #expect(prometheus.contains("jobbox_job_pressure_io_some_avg10_ratio{job=\"1234_0\"} 0.124\n"))
     }
 
-    @Test("v2 Prometheus text (one job, --all, --raw) passes promtool check metrics", .enabled(if: OutputChecks.promtoolAvailable, "needs promtool (Debian's prometheus package)"))
+    @Test(
+        "v2 Prometheus text (one job, --all, --raw) passes promtool check metrics",
+        .enabled(if: OutputChecks.promtoolAvailable, "needs promtool (Debian's prometheus package)"))
     func v2Promtool() throws {
         let fixture = try JobstatFixture("v2-6.6")
         try OutputChecks.promtoolAccepts(try fixture.output(JobStatRequest(selection: .job(try JobID("1234.0")), format: .prometheus), parent: .current))
@@ -173,7 +176,10 @@ struct JobstatFixtureTests {
         let text = try fixture.output(JobStatRequest(selection: .job(try JobID("77.batch"))), parent: .root)
         try expectGolden(text, fixture, "job.classad")
         let ad = ClassAdReader.parse(text)
-        for missing in ["MemoryPeakKb", "CpuThrottledSeconds", "BlockReadBytes", "BlockWriteBytes", "BlockReads", "BlockWrites", "BlockReadKbytes", "CpuPressureFullAvg10", "CpuPressureFullSeconds"] {
+        for missing in [
+            "MemoryPeakKb", "CpuThrottledSeconds", "BlockReadBytes", "BlockWriteBytes", "BlockReads", "BlockWrites", "BlockReadKbytes", "CpuPressureFullAvg10",
+            "CpuPressureFullSeconds",
+        ] {
             #expect(ad[missing] == nil, "\(missing) must be left out, not made up")
         }
         #expect(ad.int("ResidentSetSize") == 102_400)
@@ -197,7 +203,8 @@ struct JobstatFixtureTests {
             Issue.record("a missing job was found")
             return
         }
-        #expect(error.description == "no cgroup for job 99.0: \(fixture.directory)/tree/sys/fs/cgroup/system.slice/condor.service/jobbox/job_99_0 does not exist")
+        #expect(
+            error.description == "no cgroup for job 99.0: \(fixture.directory)/tree/sys/fs/cgroup/system.slice/condor.service/jobbox/job_99_0 does not exist")
         #expect(error.exitStatus == 125)
         let runner = JobStatRunner(request: JobStatRequest(selection: .job(try JobID("99.0"))), planner: planner, write: { Issue.record("wrote \($0)") })
         #expect(throws: error) { try runner.run() }
@@ -212,9 +219,11 @@ struct JobstatFixtureTests {
         let byDirectory = try fixture.output(JobStatRequest(selection: .cgroup("/sys/fs/cgroup/system.slice/condor.service/jobbox/job_1234_0/")), parent: .root)
         #expect(byPath == byDirectory)
         #expect(byPath == (try fixture.golden("job.classad")))
-        let leaf = ClassAdReader.parse(try fixture.output(JobStatRequest(selection: .cgroup("/system.slice/condor.service/jobbox/job_1234_0/main")), parent: .root))
+        let leaf = ClassAdReader.parse(
+            try fixture.output(JobStatRequest(selection: .cgroup("/system.slice/condor.service/jobbox/job_1234_0/main")), parent: .root))
         #expect(leaf.int("NumPids") == 2, "the leaf alone has the job's two processes, not the sibling's")
-        let prometheus = try fixture.output(JobStatRequest(selection: .cgroup("/system.slice/condor.service/jobbox/job_1234_0"), format: .prometheus), parent: .root)
+        let prometheus = try fixture.output(
+            JobStatRequest(selection: .cgroup("/system.slice/condor.service/jobbox/job_1234_0"), format: .prometheus), parent: .root)
         #expect(prometheus.contains("jobbox_job_processes{cgroup=\"/system.slice/condor.service/jobbox/job_1234_0\"} 3\n"))
         for bad in ["relative/path", "/a/../b", "/a/./b"] {
             #expect(throws: JobboxError.self) { try fixture.planner(parent: .root).targets(.cgroup(bad)) }

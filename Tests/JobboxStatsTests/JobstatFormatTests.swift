@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxStats
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxStats
 
 /// The parsers of cgroup stat files, the fixed-buffer reader and the small writers, on byte input.
 @Suite("jobstat parsers and writers")
@@ -15,7 +15,8 @@ struct JobstatFormatTests {
 
     @Test("flat-keyed files: key value lines in order; bad, negative, fractional and overflowing values are left out; no final newline needed")
     func flatKeyed() {
-        let stat = parse("anon 4096\nfile 0\nbad line here\nneg -1\nfrac 1.5\nhuge 99999999999999999999\nmax 18446744073709551615\nlast 7", CgroupStatFormat.flatKeyed)
+        let stat = parse(
+            "anon 4096\nfile 0\nbad line here\nneg -1\nfrac 1.5\nhuge 99999999999999999999\nmax 18446744073709551615\nlast 7", CgroupStatFormat.flatKeyed)
         #expect(stat.entries.map(\.key) == ["anon", "file", "max", "last"])
         #expect(stat.value("anon") == 4096)
         #expect(stat.value("max") == UInt64.max)
@@ -27,7 +28,9 @@ struct JobstatFormatTests {
 
     @Test("io.stat: one entry per device, integer fields only (the root's cost.vrate=100.00 is left out)")
     func ioStat() {
-        let devices = parse("8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6\n253:1 rbytes=10 wbytes=0 rios=1 wios=0 dbytes=0 dios=0 cost.vrate=100.00 cost.usage=5\n", CgroupStatFormat.nestedKeyed)
+        let devices = parse(
+            "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6\n253:1 rbytes=10 wbytes=0 rios=1 wios=0 dbytes=0 dios=0 cost.vrate=100.00 cost.usage=5\n",
+            CgroupStatFormat.nestedKeyed)
         #expect(devices.map(\.device) == ["8:0", "253:1"])
         #expect(devices[0].fields.map(\.key) == ["rbytes", "wbytes", "rios", "wios", "dbytes", "dios"])
         #expect(devices[1].value("cost.vrate") == nil)
@@ -37,7 +40,9 @@ struct JobstatFormatTests {
 
     @Test("v1 blkio: device operation value lines and the grand Total; sums per operation; adding a sub-cgroup's figures")
     func blkio() {
-        var stat = parse("8:0 Read 100\n8:0 Write 50\n8:0 Sync 150\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 150\n8:16 Read 1\n8:16 Write 2\nTotal 153\n", CgroupStatFormat.blkio)
+        var stat = parse(
+            "8:0 Read 100\n8:0 Write 50\n8:0 Sync 150\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 150\n8:16 Read 1\n8:16 Write 2\nTotal 153\n",
+            CgroupStatFormat.blkio)
         #expect(stat.sum("Read") == 101)
         #expect(stat.sum("Write") == 52)
         #expect(stat.total == 153)
@@ -91,7 +96,8 @@ struct JobstatFormatTests {
 
     @Test("raw keys become valid ClassAd names under their controller's prefix")
     func rawNames() throws {
-        #expect(RawStat(file: "cpu.stat", key: "core_sched.force_idle_usec", value: 0, prefix: "CgroupCpu_").attribute == "CgroupCpu_core_sched_force_idle_usec")
+        #expect(
+            RawStat(file: "cpu.stat", key: "core_sched.force_idle_usec", value: 0, prefix: "CgroupCpu_").attribute == "CgroupCpu_core_sched_force_idle_usec")
         #expect(RawStat(file: "io.stat", key: "259:0 rbytes", value: 0, prefix: "CgroupIo_").attribute == "CgroupIo_259_0_rbytes")
         #expect(RawStat(file: "x", key: "a-b/c é", value: 0, prefix: "CgroupMemory_").attribute == "CgroupMemory_a_b_c__")
         for name in ["CgroupCpu_core_sched_force_idle_usec", "CgroupIo_259_0_rbytes"] { try ClassAdWriter.checkName(name) }
@@ -123,16 +129,17 @@ struct JobstatFormatTests {
             JobStatEntry(labels: [("job", "a\"b\\c\nd")], stats: full),
             JobStatEntry(labels: [("job", "2")], stats: partial),
         ])
-        #expect(text == """
-            # HELP jobbox_job_memory_rss_bytes Resident memory as HTCondor counts it: anon+shmem (v2), total_rss (v1).
-            # TYPE jobbox_job_memory_rss_bytes gauge
-            jobbox_job_memory_rss_bytes{job="a\\"b\\\\c\\nd"} 4096
-            # HELP jobbox_job_cpu_user_seconds_total User CPU time of the cgroup's subtree.
-            # TYPE jobbox_job_cpu_user_seconds_total counter
-            jobbox_job_cpu_user_seconds_total{job="a\\"b\\\\c\\nd"} 1.5
-            jobbox_job_cpu_user_seconds_total{job="2"} 0.25
+        #expect(
+            text == """
+                # HELP jobbox_job_memory_rss_bytes Resident memory as HTCondor counts it: anon+shmem (v2), total_rss (v1).
+                # TYPE jobbox_job_memory_rss_bytes gauge
+                jobbox_job_memory_rss_bytes{job="a\\"b\\\\c\\nd"} 4096
+                # HELP jobbox_job_cpu_user_seconds_total User CPU time of the cgroup's subtree.
+                # TYPE jobbox_job_cpu_user_seconds_total counter
+                jobbox_job_cpu_user_seconds_total{job="a\\"b\\\\c\\nd"} 1.5
+                jobbox_job_cpu_user_seconds_total{job="2"} 0.25
 
-            """)
+                """)
         #expect(PrometheusText.render([]) == "")
     }
 

@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxStats
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxStats
 
 /// jobstat on this machine's real cgroup v1 hierarchies (hybrid node: every controller on v1, cgroup2 with only
 /// hugetlb), with jobs the tests run in cgroups they make below their own cgroup.
@@ -18,7 +18,9 @@ struct JobstatKernelTests {
         return ClassAdReader.parse(result.stdout)
     }
 
-    @Test("a job that writes 32 MiB with dd oflag=direct (in a sub-cgroup of its own) shows BlockWriteBytes >= 32 MiB; the per-cgroup files summed over the subtree agree")
+    @Test(
+        "a job that writes 32 MiB with dd oflag=direct (in a sub-cgroup of its own) shows BlockWriteBytes >= 32 MiB; the per-cgroup files summed over the subtree agree"
+    )
     func blockWrites() throws {
         let scratch = try BlockScratch()
         defer { scratch.remove() }
@@ -44,7 +46,10 @@ struct JobstatKernelTests {
         // The same figures from the files that count one cgroup each, summed by jobstat over the subtree.
         let blkio = try #require(job.directory("blkio"))
         let sources = CgroupStatSources(block: .init(directory: blkio, version: .v1))
-        let summed = try CgroupSampler(sources: sources, includeRaw: false, reader: StatFileReader(), clockTicksPerSecond: nil, blkioFiles: Array(CgroupSampler.defaultBlkioFiles.dropFirst())).sample()
+        let summed = try CgroupSampler(
+            sources: sources, includeRaw: false, reader: StatFileReader(), clockTicksPerSecond: nil,
+            blkioFiles: Array(CgroupSampler.defaultBlkioFiles.dropFirst())
+        ).sample()
         #expect(summed.blockWriteBytes.map(Int.init) == bytes)
         #expect(summed.blockWrites.map(Int.init) == ad.int("BlockWrites"))
         print("jobstat blockWrites: dd oflag=direct went to \(scratch.description): BlockWriteBytes = \(bytes)")
@@ -181,7 +186,11 @@ struct JobstatKernelTests {
         // Watch without a count; remove the job's directories once the first sample is out.
         let dir = try TestSupport.TemporaryDirectory("jobstat-watch")
         defer { dir.remove() }
-        let command = ([TestSupport.tool("jobstat"), "--config", job.configDirectory.path + "/jobbox.conf", "--parent", "self", "--job", job.id.rawValue, "--watch", "0.1"]).joined(separator: " ")
+        let command =
+            ([
+                TestSupport.tool("jobstat"), "--config", job.configDirectory.path + "/jobbox.conf", "--parent", "self", "--job", job.id.rawValue, "--watch",
+                "0.1",
+            ]).joined(separator: " ")
         let removal = job.jobDirectories.map { "rmdir \($0)" }.joined(separator: " && ")
         let script = """
             \(command) > \(dir.path)/out 2> \(dir.path)/err & pid=$!

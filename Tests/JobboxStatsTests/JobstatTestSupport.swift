@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxStats
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxStats
 
 /// A fixture node for jobstat: a mountinfo, a /proc/self/cgroup and a file tree standing in for the cgroup
 /// mounts (Tests/Fixtures/jobstat/<name>).
@@ -67,7 +67,9 @@ enum OutputChecks {
                 case .boolean: expected = "bool"
                 case .expression: expected = "expression"
                 }
-                #expect(theirs[name]?.type == expected, "\(name): HTCondor read \(theirs[name]?.description ?? "nothing"), expected \(expected)", sourceLocation: sourceLocation)
+                #expect(
+                    theirs[name]?.type == expected, "\(name): HTCondor read \(theirs[name]?.description ?? "nothing"), expected \(expected)",
+                    sourceLocation: sourceLocation)
             }
         }
         return parsed
@@ -111,6 +113,9 @@ enum OutputChecks {
     }
 
     /// The attribute names jobstat writes as integers and as reals.
-    static let integerNames: Set<String> = Set(JobStatAttributes.all.filter { $0.name.hasSuffix("Kb") || $0.name.hasPrefix("Block") || ["MemoryUsage", "ResidentSetSize", "OOMKills", "NumPids"].contains($0.name) }.map(\.name))
+    static let integerNames: Set<String> = Set(
+        JobStatAttributes.all.filter {
+            $0.name.hasSuffix("Kb") || $0.name.hasPrefix("Block") || ["MemoryUsage", "ResidentSetSize", "OOMKills", "NumPids"].contains($0.name)
+        }.map(\.name))
     static let realNames: Set<String> = Set(JobStatAttributes.all.map(\.name)).subtracting(integerNames)
 }

@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxStats
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxStats
 
 /// jobstat's command line: option checks (one line, status 125, nothing read), --help.
 @Suite("jobstat command line")
@@ -21,19 +21,24 @@ struct JobstatToolTests {
         return try TestSupport.run(["jobstat", "--config", dir.path + "/jobbox.conf"] + arguments, environment: environment)
     }
 
-    @Test("refused option combinations and values: one line, status 125, no output", arguments: [
-        (["--job", "1", "--all"], "jobstat: invalid options --job --all: give at most one of --job, --cgroup, --pid, --self, --all\n"),
-        (["--self", "--pid", "1"], "jobstat: invalid options --pid --self: give at most one of --job, --cgroup, --pid, --self, --all\n"),
-        (["--self", "--count", "2"], "jobstat: invalid --count '2': it needs --watch\n"),
-        (["--self", "--watch", "0"], "jobstat: invalid --watch '0': it is not a number of seconds between 0 and 86400\n"),
-        (["--self", "--watch", "soon"], "jobstat: invalid --watch 'soon': it is not a number of seconds between 0 and 86400\n"),
-        (["--self", "--watch", "1", "--count", "0"], "jobstat: invalid --count '0': it is not a positive number\n"),
-        (["--pid", "0"], "jobstat: invalid --pid '0': it is not a process id\n"),
-        (["--cgroup", "jobbox/job_1"], "jobstat: invalid --cgroup 'jobbox/job_1': it is not an absolute cgroup path without '.' or '..'\n"),
-        (["--job", "../../x"], "jobstat: invalid job id '../../x': only letters, digits and _ . @ - are allowed\n"),
-        (["--job", "1", "--parent", "up/../there"], "jobstat: invalid --parent 'up/../there': it is not /, self, or an absolute cgroup path without '..'\n"),
-        ([], "jobstat: no job id: pass --job ID, or run under HTCondor ($_CONDOR_JOB_AD) or Slurm ($SLURM_JOB_ID)\n"),
-    ])
+    @Test(
+        "refused option combinations and values: one line, status 125, no output",
+        arguments: [
+            (["--job", "1", "--all"], "jobstat: invalid options --job --all: give at most one of --job, --cgroup, --pid, --self, --all\n"),
+            (["--self", "--pid", "1"], "jobstat: invalid options --pid --self: give at most one of --job, --cgroup, --pid, --self, --all\n"),
+            (["--self", "--count", "2"], "jobstat: invalid --count '2': it needs --watch\n"),
+            (["--self", "--watch", "0"], "jobstat: invalid --watch '0': it is not a number of seconds between 0 and 86400\n"),
+            (["--self", "--watch", "soon"], "jobstat: invalid --watch 'soon': it is not a number of seconds between 0 and 86400\n"),
+            (["--self", "--watch", "1", "--count", "0"], "jobstat: invalid --count '0': it is not a positive number\n"),
+            (["--pid", "0"], "jobstat: invalid --pid '0': it is not a process id\n"),
+            (["--cgroup", "jobbox/job_1"], "jobstat: invalid --cgroup 'jobbox/job_1': it is not an absolute cgroup path without '.' or '..'\n"),
+            (["--job", "../../x"], "jobstat: invalid job id '../../x': only letters, digits and _ . @ - are allowed\n"),
+            (
+                ["--job", "1", "--parent", "up/../there"],
+                "jobstat: invalid --parent 'up/../there': it is not /, self, or an absolute cgroup path without '..'\n"
+            ),
+            ([], "jobstat: no job id: pass --job ID, or run under HTCondor ($_CONDOR_JOB_AD) or Slurm ($SLURM_JOB_ID)\n"),
+        ])
     func refused(arguments: [String], message: String) throws {
         let result = try jobstat(arguments)
         #expect(result.status == 125)
@@ -68,7 +73,9 @@ struct JobstatToolTests {
     func help() throws {
         let result = try jobstat(["--help"])
         #expect(result.status == 0)
-        for option in ["--config", "--job", "--cgroup", "--pid", "--self", "--all", "--parent", "--format", "--watch", "--count", "--raw", "--version", "--help"] {
+        for option in [
+            "--config", "--job", "--cgroup", "--pid", "--self", "--all", "--parent", "--format", "--watch", "--count", "--raw", "--version", "--help",
+        ] {
             #expect(result.stdout.contains(option), "\(option) missing from --help")
         }
         let manual = try String(contentsOfFile: TestSupport.repositoryRoot + "/man/jobstat.1", encoding: .utf8)

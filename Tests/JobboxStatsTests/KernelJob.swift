@@ -1,10 +1,10 @@
 import Foundation
+import JobboxTestSupport
 import Testing
 
-@testable import JobboxStats
 @testable import JobboxCgroups
 @testable import JobboxCore
-import JobboxTestSupport
+@testable import JobboxStats
 
 /// A job cgroup made by a test on this machine's real hierarchies, as cg-exec makes them:
 /// `<own cgroup>/<unique BASE_CGROUP>/job_<id>` in each v1 hierarchy jobstat reads (or the unified one on v2).
@@ -35,7 +35,9 @@ final class KernelJob: @unchecked Sendable {
         locator = JobCgroupLocator(layout: layout, parent: .current, base: self.base, membership: try CgroupMembership.read())
         do {
             for hierarchy in Self.hierarchies(layout) {
-                guard let baseDirectory = locator.baseDirectory(in: hierarchy), let jobDirectory = locator.jobDirectory(self.id, in: hierarchy) else { continue }
+                guard let baseDirectory = locator.baseDirectory(in: hierarchy), let jobDirectory = locator.jobDirectory(self.id, in: hierarchy) else {
+                    continue
+                }
                 if !baseDirectories.contains(baseDirectory) {
                     try Self.makeDirectory(baseDirectory)
                     baseDirectories.append(baseDirectory)
@@ -110,7 +112,8 @@ final class KernelJob: @unchecked Sendable {
     /// Runs jobstat on this job with the test's configuration.
     func jobstat(_ arguments: [String] = []) throws -> TestSupport.Result {
         let selects = arguments.contains { ["--all", "--pid", "--cgroup", "--self", "--job"].contains($0) }
-        return try TestSupport.run(["jobstat", "--config", configDirectory.path + "/jobbox.conf", "--parent", "self"] + (selects ? [] : ["--job", id.rawValue]) + arguments)
+        return try TestSupport.run(
+            ["jobstat", "--config", configDirectory.path + "/jobbox.conf", "--parent", "self"] + (selects ? [] : ["--job", id.rawValue]) + arguments)
     }
 
     /// Kills what is left in the job and removes every directory this object made.
@@ -205,8 +208,14 @@ final class BlockScratch {
     }
 
     /// glibc's encoding of dev_t (gnu_dev_major/minor are macros Swift does not import).
-    static func major(_ dev: UInt) -> UInt32 { let device = UInt64(dev); return UInt32(truncatingIfNeeded: ((device >> 8) & 0xfff) | ((device >> 32) & ~UInt64(0xfff))) }
-    static func minor(_ dev: UInt) -> UInt32 { let device = UInt64(dev); return UInt32(truncatingIfNeeded: (device & 0xff) | ((device >> 12) & ~UInt64(0xff))) }
+    static func major(_ dev: UInt) -> UInt32 {
+        let device = UInt64(dev)
+        return UInt32(truncatingIfNeeded: ((device >> 8) & 0xfff) | ((device >> 32) & ~UInt64(0xfff)))
+    }
+    static func minor(_ dev: UInt) -> UInt32 {
+        let device = UInt64(dev)
+        return UInt32(truncatingIfNeeded: (device & 0xff) | ((device >> 12) & ~UInt64(0xff)))
+    }
 
     func remove() {
         for cleanup in cleanups.reversed() { cleanup() }

@@ -230,7 +230,9 @@ package struct ContractRun: CustomStringConvertible {
         var settings: [String] = []
         for (index, option) in options.enumerated() where option == "--env" && index + 1 < options.count {
             let assignment = options[index + 1]
-            if ["JOBBOX_BIN=", "JOBBOX_CONFIG=", "JOBBOX_FIGURES=", "JOBBOX_WRAPPER_RUNDIR="].contains(where: assignment.hasPrefix) { settings.append(assignment) }
+            if ["JOBBOX_BIN=", "JOBBOX_CONFIG=", "JOBBOX_FIGURES=", "JOBBOX_WRAPPER_RUNDIR="].contains(where: assignment.hasPrefix) {
+                settings.append(assignment)
+            }
         }
         let directory = "/run/" + TestSupport.uniqueName("jbwrapper")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])

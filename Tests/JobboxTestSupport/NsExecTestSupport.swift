@@ -31,7 +31,9 @@ package enum NsExecTestSupport {
         try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ").map(String.init)
             guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count >= dash + 3 else { return nil }
-            return Mount(mountPoint: fields[4], root: fields[3], fsType: fields[dash + 1], source: fields[dash + 2], propagation: fields[6..<dash].joined(separator: " "))
+            return Mount(
+                mountPoint: fields[4], root: fields[3], fsType: fields[dash + 1], source: fields[dash + 2], propagation: fields[6..<dash].joined(separator: " ")
+            )
         }
     }
 

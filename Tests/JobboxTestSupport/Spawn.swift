@@ -64,7 +64,9 @@ package enum Spawn {
 
     /// Starts `arguments` in the background with stdout and stderr on `stdout`/`stderr` (nil: /dev/null) and
     /// returns its pid; end it with `kill` and `wait`.
-    package static func start(_ arguments: [String], environment: [String: String]? = nil, stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil) throws -> pid_t {
+    package static func start(_ arguments: [String], environment: [String: String]? = nil, stdin: Int32? = nil, stdout: Int32? = nil, stderr: Int32? = nil)
+        throws -> pid_t
+    {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

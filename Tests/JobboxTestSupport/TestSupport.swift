@@ -1,5 +1,5 @@
-import Synchronization
 import Foundation
+import Synchronization
 import Testing
 
 /// Shared helpers for jobbox's tests: running the built tools, unique names, temporary directories, HTCondor's

@@ -240,7 +240,8 @@ package struct ChirpClient {
             }
             tried += 1
             // Non-blocking, so a connect that is never answered (a firewall that drops) ends at the deadline.
-            let fd = Glibc.socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), info.pointee.ai_protocol)
+            let fd = Glibc.socket(
+                info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), info.pointee.ai_protocol)
             if fd >= 0 {
                 if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return FileDescriptor(rawValue: fd) }
                 lastError = Errno.last

@@ -74,7 +74,9 @@ package enum ChirpAsJob {
     }
 
     /// Runs one copy and waits for it; returns 0, or `deferStatus` for a loopback-only copy that did not connect.
-    private static func runCopy(_ text: String, update: ChirpUpdate, reach: String, path: String, uid: uid_t, gid: gid_t, namespace: Int32?) throws(JobboxError) -> Int32 {
+    private static func runCopy(_ text: String, update: ChirpUpdate, reach: String, path: String, uid: uid_t, gid: gid_t, namespace: Int32?) throws(JobboxError)
+        -> Int32
+    {
         // The ad goes into the pipe before the copy starts (it fits in the pipe's buffer), so the parent never
         // blocks writing; the copy reads to end of file.
         var input: [Int32] = [-1, -1]
@@ -149,7 +151,8 @@ package enum ChirpAsJob {
         var info = stat()
         guard fstat(parent.fd, &info) == 0 else { throw JobboxError.lastErrno("cannot chirp", parent.path) }
         guard info.st_uid != 0 else {
-            throw JobboxError.invalid("cannot chirp", path, "\(parent.path) is root's; chirp runs as the job's user, the owner of the directory holding $_CONDOR_CHIRP_CONFIG")
+            throw JobboxError.invalid(
+                "cannot chirp", path, "\(parent.path) is root's; chirp runs as the job's user, the owner of the directory holding $_CONDOR_CHIRP_CONFIG")
         }
         let gid = getpwuid(info.st_uid).map { $0.pointee.pw_gid } ?? info.st_gid
         guard gid != 0 else {
@@ -186,19 +189,20 @@ package enum ChirpAsJob {
                 throw JobboxError.invalid("cannot chirp", nil, "the chirp publisher never runs as root")
             }
             guard arguments.count == 2, let update = arguments[0] == "immediate" ? ChirpUpdate.immediate : arguments[0] == "delayed" ? .delayed : nil,
-                  let reach = arguments[1] == "any" ? ChirpClient.Reach.any : arguments[1] == "loopback" ? .loopbackOnly : nil
+                let reach = arguments[1] == "any" ? ChirpClient.Reach.any : arguments[1] == "loopback" ? .loopbackOnly : nil
             else {
                 throw JobboxError.invalid("cannot chirp", nil, "usage: \(childFlag) immediate|delayed any|loopback")
             }
             let ad = ClassAdReader.parse(try readInput())
             do {
                 try ChirpClient.publish(ad, update: update, config: ChirpConfig.load(environment: .current), reach: reach)
-            } catch where reach == .loopbackOnly && error.reason == ChirpClient.notLoopback {
+            } catch  where reach == .loopbackOnly && error.reason == ChirpClient.notLoopback {
                 return deferStatus
             }
             return 0
         } catch {
-            writeAll(.standardOutput, "\(JobboxError.oneLine(error.operation))\n\(JobboxError.oneLine(error.object ?? ""))\n\(JobboxError.oneLine(error.reason))\n")
+            writeAll(
+                .standardOutput, "\(JobboxError.oneLine(error.operation))\n\(JobboxError.oneLine(error.object ?? ""))\n\(JobboxError.oneLine(error.reason))\n")
             return ExitStatus.toolFailure
         }
     }

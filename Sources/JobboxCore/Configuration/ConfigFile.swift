@@ -67,7 +67,9 @@ package enum ConfigFile {
             throw JobboxError.invalid("bad configuration", "\(path):\(line)", "expected NAME = value")
         }
         let name = text[..<equals].trimmingASCIISpaces()
-        let validName = !name.isEmpty && name.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "." }
+        let validName =
+            !name.isEmpty
+            && name.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "." }
         guard validName else {
             throw JobboxError.invalid("bad configuration", "\(path):\(line)", "the name before '=' is not a knob name (letters, digits, _ and .)")
         }

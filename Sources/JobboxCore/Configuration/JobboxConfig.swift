@@ -74,7 +74,9 @@ package struct JobboxConfig: Sendable {
     /// Trusted input: the file's text is the administrator's (or, run unprivileged, the user's own), but it is read
     /// through `GuardedFile` as bounded input all the same: a regular file of at most `ConfigFile.maxFileBytes`
     /// (`--config /dev/zero` is an error, not a read until memory runs out), no symlink a job could have made.
-    package static func load(explicitPath: String?, environment: Environment, privileged: Bool = Environment.isPrivilegedExecution) throws(JobboxError) -> JobboxConfig {
+    package static func load(explicitPath: String?, environment: Environment, privileged: Bool = Environment.isPrivilegedExecution) throws(JobboxError)
+        -> JobboxConfig
+    {
         let fromEnvironment = privileged ? nil : environment["JOBBOX_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         let path = explicitPath ?? fromEnvironment ?? defaultPath
         let operation = "cannot read configuration"
@@ -86,7 +88,7 @@ package struct JobboxConfig: Sendable {
                 try requireRootOnly(path, operation: operation)
             }
             bytes = try GuardedFile.read(path, limit: ConfigFile.maxFileBytes, for: operation)
-        } catch where error.errno == .noSuchFileOrDirectory && explicitPath == nil && fromEnvironment == nil {
+        } catch  where error.errno == .noSuchFileOrDirectory && explicitPath == nil && fromEnvironment == nil {
             return JobboxConfig()
         }
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
@@ -99,7 +101,8 @@ package struct JobboxConfig: Sendable {
         var info = stat()
         guard fstatat(parent.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw JobboxError.lastErrno(operation, path) }
         guard parent.isTrusted, info.st_uid == 0, info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
-            throw JobboxError.invalid(operation, path, "as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)")
+            throw JobboxError.invalid(
+                operation, path, "as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)")
         }
     }
 
@@ -149,7 +152,9 @@ package struct JobboxConfig: Sendable {
         case "NAMED_CHROOT":
             namedChroots = try Self.parseNamedChroots(value)
         case "JOB_TMPFS_SIZE":
-            guard let size = JobTmpfsSize(parsing: value) else { throw KnobError("'\(value)' is not a size such as 512M or 2G, or a percentage of RAM such as 25%") }
+            guard let size = JobTmpfsSize(parsing: value) else {
+                throw KnobError("'\(value)' is not a size such as 512M or 2G, or a percentage of RAM such as 25%")
+            }
             jobTmpfsSize = size
         case "CHROOT_MOUNT_POINTS":
             let list = value.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
@@ -194,7 +199,9 @@ package struct JobboxConfig: Sendable {
         for (index, item) in text.split(separator: ",").enumerated() {
             let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingASCIISpaces() }
             guard parts.count == 2, !parts[0].isEmpty,
-                parts[0].unicodeScalars.allSatisfy({ ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }),
+                parts[0].unicodeScalars.allSatisfy({
+                    ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0)
+                }),
                 isCleanAbsolutePath(parts[1])
             else { throw KnobError("item \(index + 1) is not NAME=/absolute/path") }
             result.append(NamedChroot(name: parts[0], path: parts[1]))

@@ -85,7 +85,8 @@ package enum GuardedPath {
                     throw error
                 }
                 let trusted = current.isTrusted && isRootOnly(info)
-                stack.append(GuardedDirectory(fd: fd, path: current.path == "/" ? "/" + name : current.path + "/" + name, isTrusted: trusted, owner: info.st_uid))
+                stack.append(
+                    GuardedDirectory(fd: fd, path: current.path == "/" ? "/" + name : current.path + "/" + name, isTrusted: trusted, owner: info.st_uid))
                 continue
             }
             let failure = Errno.last
@@ -93,7 +94,9 @@ package enum GuardedPath {
                 throw JobboxError.system(operation, shown, failure)
             }
             guard current.isTrusted else {
-                throw JobboxError.invalid(operation, shown, "\(current.path == "/" ? "" : current.path)/\(name) is a symbolic link in a directory the job can write (refused as root)")
+                throw JobboxError.invalid(
+                    operation, shown, "\(current.path == "/" ? "" : current.path)/\(name) is a symbolic link in a directory the job can write (refused as root)"
+                )
             }
             links += 1
             guard links <= maxSymbolicLinks else { throw JobboxError.system(operation, shown, .tooManySymbolicLinkLevels) }
@@ -214,7 +217,9 @@ package enum GuardedFile {
 
     /// Creates or replaces `path` atomically: the text goes to a new file of an unpredictable name, created with
     /// `O_EXCL` beside it, which is then renamed over `path` (rename replaces a planted symlink, never follows it).
-    package static func replace(_ path: String, with text: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead], for operation: String) throws(JobboxError) {
+    package static func replace(
+        _ path: String, with text: String, permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead], for operation: String
+    ) throws(JobboxError) {
         let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
         defer { parent.close() }
         var temporary = ""

@@ -104,6 +104,6 @@ package struct FirewallProbe: Sendable {
 func requireJobChain(_ chain: String) throws(JobboxError) {
     let suffix = chain.utf8.dropFirst(4)
     guard chain.hasPrefix("JOB_"), !suffix.isEmpty, chain.utf8.count <= 28,
-          suffix.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D })
+        suffix.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D })
     else { throw JobboxError.invalid("refusing to remove chain", chain, "it is not a name netacct gives a job's chain (JOB_<id>)") }
 }

@@ -55,7 +55,8 @@ package struct AccountingPlan: Sendable, Equatable {
         var rules: [AccountingRule] = []
         for (internalClass, externalClass) in [(TrafficClass.outgoingInternal, TrafficClass.outgoingExternal), (.incomingInternal, .incomingExternal)] {
             for (index, network) in networks.enumerated() {
-                rules.append(AccountingRule(trafficClass: internalClass, remote: network, reject: false, counterName: "\(chain).\(internalClass.rawValue).\(index)"))
+                rules.append(
+                    AccountingRule(trafficClass: internalClass, remote: network, reject: false, counterName: "\(chain).\(internalClass.rawValue).\(index)"))
             }
             rules.append(AccountingRule(trafficClass: externalClass, remote: nil, reject: denyExternal, counterName: "\(chain).\(externalClass.rawValue).0"))
         }

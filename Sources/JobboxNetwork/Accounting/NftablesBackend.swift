@@ -153,7 +153,8 @@ package struct NftablesBackend: AccountingBackend {
     /// The names of the table's chains (none when the table does not exist).
     static func chainNames(_ socket: NetlinkSocket) throws(Errno) -> [String] {
         let request = NetlinkMessage { buffer in
-            let header = nftnl_nlmsg_build_hdr(buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETCHAIN.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
+            let header = nftnl_nlmsg_build_hdr(
+                buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETCHAIN.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
             guard let header else { fatalError("libnftnl: cannot build a message header") }
             NftObject.chain(nil).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
             return header
@@ -178,7 +179,8 @@ package struct NftablesBackend: AccountingBackend {
     /// The table's named counters and their byte counts (none when the table does not exist).
     static func counterValues(_ socket: NetlinkSocket) throws(Errno) -> [String: UInt64] {
         let request = NetlinkMessage { buffer in
-            let header = nftnl_nlmsg_build_hdr(buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETOBJ.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
+            let header = nftnl_nlmsg_build_hdr(
+                buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETOBJ.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
             guard let header else { fatalError("libnftnl: cannot build a message header") }
             NftObject.counter(nil).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
             return header

@@ -86,7 +86,10 @@ package struct JobNetworkLease: Sendable, Equatable {
     }
 
     /// A lease from its parts.
-    package init(job: String, owner: ProcessIdentity, namespace: UInt64, slot: Int, hostAddress: IPv4Address, jobAddress: IPv4Address, prefixLength: Int, names: JobNetworkNames, backend: BackendKind) {
+    package init(
+        job: String, owner: ProcessIdentity, namespace: UInt64, slot: Int, hostAddress: IPv4Address, jobAddress: IPv4Address, prefixLength: Int,
+        names: JobNetworkNames, backend: BackendKind
+    ) {
         self.job = job
         self.owner = owner
         self.namespace = namespace
@@ -195,8 +198,10 @@ package struct JobNetworkLeases: Sendable {
     /// Takes a lease for `job`. Under the lock: stale leases of this namespace are handed to `reclaim` (which
     /// removes their leftovers and returns whether it could) and dropped, a live lease with the same names is an
     /// error, and the lowest free slot is recorded for this process.
-    package func acquire(job: JobID, names: JobNetworkNames, backend: BackendKind, namespace: UInt64, owner: ProcessIdentity,
-                        reclaim: (JobNetworkLease) -> Bool) throws(JobboxError) -> JobNetworkLease {
+    package func acquire(
+        job: JobID, names: JobNetworkNames, backend: BackendKind, namespace: UInt64, owner: ProcessIdentity,
+        reclaim: (JobNetworkLease) -> Bool
+    ) throws(JobboxError) -> JobNetworkLease {
         try withLock { () throws(JobboxError) -> JobNetworkLease in
             var taken = Set<Int>()
             for lease in try all() {
@@ -206,10 +211,14 @@ package struct JobNetworkLeases: Sendable {
                 }
                 if lease.names.interface == names.interface || lease.names.chain == names.chain {
                     let state =
-                        lease.owner.isAlive ? "running under netacct pid \(lease.owner.pid)"
-                        : lease.namespace != namespace ? "left by netacct pid \(lease.owner.pid) in another network namespace"
-                        : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
-                    throw JobboxError.invalid("cannot start network accounting for job", job.rawValue, "its names \(names.interface)/\(names.chain) are in use by job \(lease.job), \(state)")
+                        lease.owner.isAlive
+                        ? "running under netacct pid \(lease.owner.pid)"
+                        : lease.namespace != namespace
+                            ? "left by netacct pid \(lease.owner.pid) in another network namespace"
+                            : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
+                    throw JobboxError.invalid(
+                        "cannot start network accounting for job", job.rawValue,
+                        "its names \(names.interface)/\(names.chain) are in use by job \(lease.job), \(state)")
                 }
                 taken.insert(lease.slot)
             }
@@ -217,8 +226,9 @@ package struct JobNetworkLeases: Sendable {
                 throw JobboxError.invalid("no free address pair in", subnet.description, "\(taken.count) jobs hold every pair of NETWORK_JOB_SUBNET")
             }
             let (host, address) = addresses(of: slot)
-            let lease = JobNetworkLease(job: job.rawValue, owner: owner, namespace: namespace, slot: slot, hostAddress: host, jobAddress: address,
-                                        prefixLength: 30, names: names, backend: backend)
+            let lease = JobNetworkLease(
+                job: job.rawValue, owner: owner, namespace: namespace, slot: slot, hostAddress: host, jobAddress: address,
+                prefixLength: 30, names: names, backend: backend)
             try write(lease)
             return lease
         }

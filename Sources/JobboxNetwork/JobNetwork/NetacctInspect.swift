@@ -18,20 +18,21 @@ package struct NetacctCleanup {
     package func removeStale() throws(JobboxError) -> Int {
         let namespace = try NetworkNamespace.currentID()
         let removedBPF = try removeStaleBPF()
-        return try removedBPF + leases.withLock { () throws(JobboxError) -> Int in
-            var removed = 0
-            for lease in try leases.all() where !lease.owner.isAlive {
-                guard lease.namespace == namespace else {
-                    diagnostics.note("skipped job \(lease.job): its network was made in another network namespace (net:[\(lease.namespace)])")
-                    continue
+        return try removedBPF
+            + leases.withLock { () throws(JobboxError) -> Int in
+                var removed = 0
+                for lease in try leases.all() where !lease.owner.isAlive {
+                    guard lease.namespace == namespace else {
+                        diagnostics.note("skipped job \(lease.job): its network was made in another network namespace (net:[\(lease.namespace)])")
+                        continue
+                    }
+                    if dismantle(lease) {
+                        leases.release(lease)
+                        removed += 1
+                    }
                 }
-                if dismantle(lease) {
-                    leases.release(lease)
-                    removed += 1
-                }
+                return removed
             }
-            return removed
-        }
     }
 
     /// Removes a stale lease's veth and firewall objects (not the lease file); whether everything went.
@@ -39,7 +40,9 @@ package struct NetacctCleanup {
         do {
             try JobLinks.remove(lease.names)
             try makeAccountingBackend(lease.backend, environment: environment).remove(chain: lease.names.chain)
-            diagnostics.note("removed the network of job \(lease.job) left by netacct pid \(lease.owner.pid): \(lease.names.interface), \(lease.names.chain) (\(lease.backend.rawValue)), \(lease.jobAddress)")
+            diagnostics.note(
+                "removed the network of job \(lease.job) left by netacct pid \(lease.owner.pid): \(lease.names.interface), \(lease.names.chain) (\(lease.backend.rawValue)), \(lease.jobAddress)"
+            )
             return true
         } catch {
             diagnostics.error(error.description)
@@ -74,7 +77,8 @@ package struct NetacctShow {
                 throw JobboxError.invalid("no network accounting for job", job.rawValue, "netacct does not run it in this network namespace")
             }
             guard lease.owner.isAlive else {
-                throw JobboxError.invalid("no network accounting for job", job.rawValue, "netacct pid \(lease.owner.pid) is gone; run netacct --cleanup --stale")
+                throw JobboxError.invalid(
+                    "no network accounting for job", job.rawValue, "netacct pid \(lease.owner.pid) is gone; run netacct --cleanup --stale")
             }
             running = [lease]
         } else {
@@ -86,15 +90,16 @@ package struct NetacctShow {
             if chains.isEmpty { continue }
             for (chain, value) in try makeAccountingBackend(kind, environment: environment).counters(chains: chains) { counters[chain] = value }
         }
-        return bpf + running.compactMap { lease in
-            guard let value = counters[lease.names.chain] else { return nil }
-            var ad = ClassAd()
-            ad.set("JobboxJobId", lease.job)
-            for (name, attribute) in value.classAd.attributes { ad.set(name, attribute) }
-            ad.set("JobboxNetworkBackend", lease.backend.rawValue)
-            ad.set("JobboxNetworkInterface", lease.names.interface)
-            ad.set("JobboxNetworkAddress", lease.jobAddress.description)
-            return ad
-        }
+        return bpf
+            + running.compactMap { lease in
+                guard let value = counters[lease.names.chain] else { return nil }
+                var ad = ClassAd()
+                ad.set("JobboxJobId", lease.job)
+                for (name, attribute) in value.classAd.attributes { ad.set(name, attribute) }
+                ad.set("JobboxNetworkBackend", lease.backend.rawValue)
+                ad.set("JobboxNetworkInterface", lease.names.interface)
+                ad.set("JobboxNetworkAddress", lease.jobAddress.description)
+                return ad
+            }
     }
 }

@@ -34,8 +34,10 @@ package struct NetacctRunOptions: Sendable {
     package var verbose: Bool
 
     /// Options with every field given.
-    package init(job: JobID, command: [String], internalNetworks: [IPv4Network], jobSubnet: IPv4Network, stateDirectory: String,
-                backend: NetworkBackendChoice, interval: Int, adFile: String?, denyExternal: Bool, verbose: Bool) {
+    package init(
+        job: JobID, command: [String], internalNetworks: [IPv4Network], jobSubnet: IPv4Network, stateDirectory: String,
+        backend: NetworkBackendChoice, interval: Int, adFile: String?, denyExternal: Bool, verbose: Bool
+    ) {
         self.job = job
         self.command = command
         self.internalNetworks = internalNetworks
@@ -89,10 +91,13 @@ package struct NetacctRun {
         let lease = try leases.acquire(job: options.job, names: names, backend: kind, namespace: namespace, owner: .current) { stale in
             NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment).dismantle(stale)
         }
-        let plan = AccountingPlan(chain: names.chain, interface: names.interface, jobAddress: lease.jobAddress,
-                                  internalNetworks: options.internalNetworks, jobSubnet: options.jobSubnet, denyExternal: options.denyExternal)
+        let plan = AccountingPlan(
+            chain: names.chain, interface: names.interface, jobAddress: lease.jobAddress,
+            internalNetworks: options.internalNetworks, jobSubnet: options.jobSubnet, denyExternal: options.denyExternal)
         if options.verbose {
-            diagnostics.note("job \(options.job): veth \(names.interface) \(lease.hostAddress)/\(lease.prefixLength) <-> \(JobNetworkNames.jobInterface) \(lease.jobAddress)/\(lease.prefixLength) in the job, chain \(names.chain)")
+            diagnostics.note(
+                "job \(options.job): veth \(names.interface) \(lease.hostAddress)/\(lease.prefixLength) <-> \(JobNetworkNames.jobInterface) \(lease.jobAddress)/\(lease.prefixLength) in the job, chain \(names.chain)"
+            )
         }
 
         let job: HeldJob

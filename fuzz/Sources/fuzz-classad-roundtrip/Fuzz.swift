@@ -17,8 +17,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let raw = String(line[line.index(after: equals)...])
         let value: ClassAdValue
         switch kind {
-        case "i": guard let number = Int64(raw) else { continue }; value = .integer(number)
-        case "r": guard let number = Double(raw) else { continue }; value = .real(number)
+        case "i":
+            guard let number = Int64(raw) else { continue }
+            value = .integer(number)
+        case "r":
+            guard let number = Double(raw) else { continue }
+            value = .real(number)
         case "s": value = .string(raw)
         case "b": value = .boolean(raw.count % 2 == 0)
         default: continue

@@ -105,7 +105,8 @@ struct NsExecChrootTests {
         try FileManager.default.createSymbolicLink(atPath: fixture.dir.path + "/link", withDestinationPath: elsewhere + "/tiny")
         let viaLink = try TestSupport.run(["ns-exec", "--chroot", fixture.dir.path + "/link", "--", "/bin/true"])
         #expect(viaLink.status == 125)
-        #expect(viaLink.stderr == "ns-exec: refusing chroot \(fixture.dir.path)/link: \(elsewhere) is owned by uid 65534, not root\n")
+        // The walk stops at the user's link itself: it is not followed at all.
+        #expect(viaLink.stderr == "ns-exec: refusing chroot \(fixture.dir.path)/link: \(elsewhere)/tiny is a symbolic link in a directory the job can write (refused as root)\n")
         try Support.expectMountsUnchanged(since: before, paths: [fixture.dir.path])
     }
 }

@@ -33,10 +33,11 @@ package enum GuardedPath {
     }
 
     /// Opens the directory at `path` (an `O_PATH` descriptor) without following a symbolic link that lies in a
-    /// directory the job could write; `operation` phrases the error ("cannot write ad file").
-    package static func openDirectory(_ path: String, for operation: String) throws(JobboxError) -> GuardedDirectory {
+    /// directory the job could write; `operation` phrases the error ("cannot write ad file"). `strict` walks by
+    /// the rule even unprivileged (for a chroot, which must be root's alone whoever enters it).
+    package static func openDirectory(_ path: String, for operation: String, strict: Bool = isPrivileged) throws(JobboxError) -> GuardedDirectory {
         var links = 0
-        return try resolveDirectory(absolute(path), links: &links, operation: operation, shown: path)
+        return try resolveDirectory(absolute(path), links: &links, operation: operation, shown: path, strict: strict)
     }
 
     /// Opens the directory that holds `path` and returns it with the last component's name, resolving a final
@@ -59,8 +60,8 @@ package enum GuardedPath {
         }
     }
 
-    static func resolveDirectory(_ full: String, links: inout Int, operation: String, shown: String) throws(JobboxError) -> GuardedDirectory {
-        guard isPrivileged else {
+    static func resolveDirectory(_ full: String, links: inout Int, operation: String, shown: String, strict: Bool = isPrivileged) throws(JobboxError) -> GuardedDirectory {
+        guard strict else {
             let fd = open(full, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { throw JobboxError.lastErrno(operation, shown) }
             return GuardedDirectory(fd: fd, path: full, isTrusted: false, owner: owner(of: fd))

@@ -17,9 +17,19 @@ extension GuardedPath {
     /// thing only root may do).
     package static func openTrustedDirectory(_ path: String, creating: Bool, for operation: String) throws(JobboxError) -> GuardedDirectory {
         let full = absolute(path)
-        if creating && isPrivileged { try makeMissing(full, shown: path, operation: operation) }
-        let directory = try openDirectory(full, for: operation)
-        guard isPrivileged, !directory.isTrusted else { return directory }
+        guard isPrivileged else { return try openDirectory(full, for: operation) }
+        if creating { try makeMissing(full, shown: path, operation: operation) }
+        return try openRootOnlyDirectory(path, for: operation)
+    }
+
+    /// Opens the directory at `path` and requires it to be root's alone all the way up, whoever runs this (a
+    /// chroot: whoever could write a directory on the way could swap the tree for one with a setuid shell in it).
+    /// Symbolic links are followed only where root made them; the error names the first directory on the way
+    /// that root does not alone control.
+    package static func openRootOnlyDirectory(_ path: String, for operation: String) throws(JobboxError) -> GuardedDirectory {
+        let full = absolute(path)
+        let directory = try openDirectory(full, for: operation, strict: true)
+        guard !directory.isTrusted else { return directory }
         directory.close()
         throw JobboxError.invalid(operation, path, untrustedReason(full, operation: operation))
     }
@@ -49,7 +59,7 @@ extension GuardedPath {
         var prefix = ""
         for component in [""] + full.split(separator: "/", omittingEmptySubsequences: true).map(String.init) {
             prefix = component.isEmpty ? "/" : (prefix == "/" ? "" : prefix) + "/" + component
-            guard let directory = try? openDirectory(prefix, for: operation) else { continue }
+            guard let directory = try? openDirectory(prefix, for: operation, strict: true) else { continue }
             defer { directory.close() }
             var info = stat()
             guard fstat(directory.fd, &info) == 0, !isRootOnly(info) else { continue }

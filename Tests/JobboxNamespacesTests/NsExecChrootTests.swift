@@ -106,7 +106,10 @@ struct NsExecChrootTests {
         let viaLink = try TestSupport.run(["ns-exec", "--chroot", fixture.dir.path + "/link", "--", "/bin/true"])
         #expect(viaLink.status == 125)
         // The walk stops at the user's link itself: it is not followed at all.
-        #expect(viaLink.stderr == "ns-exec: refusing chroot \(fixture.dir.path)/link: \(elsewhere)/tiny is a symbolic link in a directory the job can write (refused as root)\n")
+        #expect(
+            viaLink.stderr
+                == "ns-exec: refusing chroot \(fixture.dir.path)/link: \(elsewhere)/tiny is a symbolic link in a directory the job can write (refused as root)\n"
+        )
         try Support.expectMountsUnchanged(since: before, paths: [fixture.dir.path])
     }
 }

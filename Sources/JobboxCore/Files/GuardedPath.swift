@@ -60,7 +60,9 @@ package enum GuardedPath {
         }
     }
 
-    static func resolveDirectory(_ full: String, links: inout Int, operation: String, shown: String, strict: Bool = isPrivileged) throws(JobboxError) -> GuardedDirectory {
+    static func resolveDirectory(_ full: String, links: inout Int, operation: String, shown: String, strict: Bool = isPrivileged) throws(JobboxError)
+        -> GuardedDirectory
+    {
         guard strict else {
             let fd = open(full, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { throw JobboxError.lastErrno(operation, shown) }

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -326,6 +327,17 @@ class Bench:
             argv = ["/usr/bin/nsenter", "--net=/run/netns/" + node, cg, "--job", job, "--memory", "1G", "--",
                     ns, "--pid", "--mount", "--", na, "--job", job, "--backend", "nftables", "--", "/bin/sleep", "60"]
             jobs.append((job, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+
+        def stop_jobs():
+            # Also run by close() when the measurement fails or the run is stopped: no job or cgroup stays.
+            for _, p in jobs:
+                if p.poll() is None:
+                    p.terminate()
+            for job, p in jobs:
+                p.wait()
+                subprocess.run([cg, "--remove", "--job", job], check=False)
+            jobs.clear()
+        self.cleanups.append(stop_jobs)
         time.sleep(3.0)
         per_job = []
         detail = []
@@ -351,11 +363,7 @@ class Bench:
         lines.append("")
         lines.append("Private_Dirty summed over one job's jobbox processes, 10 jobs running: median %d KiB (min %d, max %d); target at most 512 KiB."
                      % (sorted(per_job)[len(per_job) // 2], min(per_job), max(per_job)))
-        for job, p in jobs:
-            p.terminate()
-        for job, p in jobs:
-            p.wait()
-            subprocess.run([cg, "--remove", "--job", job], check=False)
+        stop_jobs()
         self.results.append({"title": "6b. private memory per job, 10 jobs", "rows": [], "private_dirty_kib": per_job})
         self.private_table = "\n".join(lines)
         print(self.private_table, flush=True)
@@ -372,6 +380,12 @@ def main():
     b = Bench(os.path.abspath(args.bin), args.out, args.quick)
     wanted = [w for w in args.only.split(",") if w] or ["versions", "job_start", "isolation", "full_chain", "chain_peer", "network_scaling",
                                                          "jobstat", "memory", "private_memory"]
+    # A TERM, HUP or INT (a timeout, a closed terminal) ends the run through the finally below, so the
+    # benchmark's cgroups, namespaces and jobs are removed: Python's default for TERM and HUP skips it.
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, stop)
     try:
         for name in wanted:
             getattr(b, name)()

@@ -34,7 +34,7 @@ struct HTCondorContractTests {
             base = TestSupport.uniqueName("jbxit")
             starterCgroup = TestSupport.uniqueName("jbxstarter")
             marker = TestSupport.uniqueName("jbx-marker-")
-            config = try execute.file(
+            config = try execute.write(
                 "jobbox.conf",
                 """
                 CGROUP_PARENT = self

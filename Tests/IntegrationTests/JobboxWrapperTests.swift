@@ -75,7 +75,7 @@ struct JobboxWrapperTests {
     func unprivilegedFiguresOnV1() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let config = try setup.execute.file("chirp.config", "127.0.0.1 9 cookie\n")
+        let config = try setup.execute.write("chirp.config", "127.0.0.1 9 cookie\n")
         let run = try setup.run(["--cgroup", TestSupport.uniqueName("jbxstarter"), "--chirp-config", config])
         #expect(run.status == 0, "\(run)")
         // HTCondor's v1 starter makes memory, cpu, cpuacct and freezer cgroups; block I/O, pids and PSI are the starter's.
@@ -150,7 +150,7 @@ struct JobboxWrapperTests {
     func chirp() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let config = try setup.execute.file("chirp.config", "127.0.0.1 9 cookie\n")
+        let config = try setup.execute.write("chirp.config", "127.0.0.1 9 cookie\n")
         // As the job's user, --self figures are chirped only where the job has cgroups of its own in every
         // hierarchy (unprivilegedFiguresOnV1 covers the other case).
         if Integration.isUnifiedCgroupNode {

@@ -128,7 +128,7 @@ struct SlurmClusterTests {
             base = TestSupport.uniqueName("jbxslurm")
             state = execute.path + "/state"
             output = execute.path + "/out"
-            config = try execute.file("jobbox.conf", "CGROUP_PARENT = self\nBASE_CGROUP = \(base)\n\(configExtra)\n")
+            config = try execute.write("jobbox.conf", "CGROUP_PARENT = self\nBASE_CGROUP = \(base)\n\(configExtra)\n")
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o1777])
             try FileManager.default.setAttributes([.posixPermissions: 0o1777], ofItemAtPath: output)
             var hooks = ""

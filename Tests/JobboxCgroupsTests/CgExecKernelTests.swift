@@ -285,7 +285,7 @@ struct CgExecKernelTests {
         let sandbox = try CgExecSandbox()
         defer { sandbox.cleanUp() }
         // As root the ad is believed only where only root can write (Hostile: the job ad as root).
-        let adDirectory = try Hostile.RootOnlyDirectory()
+        let adDirectory = try ExecuteDirectory()
         defer { adDirectory.remove() }
         var environment = ProcessInfo.processInfo.environment
         environment["_CONDOR_JOB_AD"] = try adDirectory.write(".job.ad", "ClusterId = 4711\nProcId = 2\nRequestMemory = 128\nRequestCpus = 3\n")

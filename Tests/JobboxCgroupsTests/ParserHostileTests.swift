@@ -74,7 +74,7 @@ struct ParserHostileTests {
 
     @Test("a job ad larger than the limit, or with more attributes than the limit, is refused")
     func jobAdBounded() throws {
-        let dir = try Hostile.RootOnlyDirectory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         var many = "ClusterId = 1\nProcId = 0\n"
         for n in 0..<40_000 { many += "Attr\(n) = \(n)\n" }
@@ -90,7 +90,7 @@ struct ParserHostileTests {
 
     @Test("a CRLF job ad gives its job id")
     func jobAdCRLF() throws {
-        let dir = try Hostile.RootOnlyDirectory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let path = try dir.write("crlf.ad", "MyType = \"Job\"\r\nClusterId = 77\r\nProcId = 3\r\nOwner = \"bob\"\r\n")
         #expect(try JobID.resolve(option: nil, environment: Environment(["_CONDOR_JOB_AD": path])).rawValue == "77.3")
@@ -153,7 +153,7 @@ struct JobAdAsRootHostileTests {
     func symlinkedAd() throws {
         let user = try TestUser()
         let execute = try ExecuteDirectory()
-        let secret = try Hostile.RootOnlyDirectory()
+        let secret = try ExecuteDirectory()
         defer {
             user.remove()
             execute.remove()

@@ -280,7 +280,7 @@ struct ChrootCommandLineTests {
         let parsed = try JobboxConfig.parse(result.stdout, path: "out")
         #expect(parsed.namedChroots == [NamedChroot(name: "el9", path: dir.path + "/chroot/el9"), NamedChroot(name: "sl7", path: dir.path + "/chroot/sl7")])
         // As root, a configuration from the environment must be root's alone: a copy in a root-only directory.
-        let configDirectory = try Hostile.RootOnlyDirectory("jbconf")
+        let configDirectory = try ExecuteDirectory("jbconf")
         defer { configDirectory.remove() }
         let copy = try configDirectory.write("jobbox.conf", try String(contentsOfFile: dir.path + "/jobbox.conf", encoding: .utf8))
         let environment = ProcessInfo.processInfo.environment.merging(["JOBBOX_CONFIG": copy]) { $1 }

@@ -26,8 +26,8 @@ struct PrivilegeHostileTests {
     /// word with root's rights.
     struct Scene {
         let user: TestUser
-        let copies: Hostile.RootOnlyDirectory
-        let victims: Hostile.RootOnlyDirectory
+        let copies: ExecuteDirectory
+        let victims: ExecuteDirectory
         let secret: String
         let canary: String
         let errorFile: String
@@ -35,8 +35,8 @@ struct PrivilegeHostileTests {
         init() throws {
             user = try TestUser()
             // /var/tmp and /run lie on filesystems without nosuid here; /run/<unique> is root-only, 0755.
-            copies = try Hostile.RootOnlyDirectory("jbsuid")
-            victims = try Hostile.RootOnlyDirectory("jbvictim")
+            copies = try ExecuteDirectory("jbsuid")
+            victims = try ExecuteDirectory("jbvictim")
             try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: victims.path)
             secret = try victims.write("secret.conf", "TOP SECRET first line of a root-only file\n", mode: 0o600)
             errorFile = try victims.write("error-file", "before\n", mode: 0o600)

@@ -121,7 +121,7 @@ struct JobIDTests {
     @Test("derived from the job ad, then Slurm, in that order")
     func resolve() throws {
         // As root the ad must lie where only root can write (see the Hostile suites); unprivileged, anywhere.
-        let dir = try Hostile.RootOnlyDirectory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         try dir.write(".job.ad", "ClusterId = 77\nProcId = 3\nOwner = \"bob\"\n")
         let condor = Environment(["_CONDOR_JOB_AD": dir.path + "/.job.ad", "SLURM_JOB_ID": "9"])
@@ -235,7 +235,7 @@ struct ToolConventionTests {
         var environment = ProcessInfo.processInfo.environment
         environment["_CONDOR_WRAPPER_ERROR_FILE"] = errorFile
         // As root, a configuration from the environment must be root's alone.
-        let configDirectory = try Hostile.RootOnlyDirectory("jbconf")
+        let configDirectory = try ExecuteDirectory("jbconf")
         defer { configDirectory.remove() }
         environment["JOBBOX_CONFIG"] = try configDirectory.write("jobbox.conf", "BASE_CGROUP = \(TestSupport.uniqueName("jbtest"))\nCGROUP_PARENT = self\n")
         let before = try TestSupport.sh("find /sys/fs/cgroup -name 'job_*' | sort").stdout

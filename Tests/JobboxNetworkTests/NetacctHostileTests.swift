@@ -159,7 +159,7 @@ struct NetacctHostileTests {
 
     @Test("a lease whose addresses are not its slot's, or whose slot is outside the subnet, is not believed")
     func leaseAddressesChecked() throws {
-        let dir = try Hostile.RootOnlyDirectory("jbstate")
+        let dir = try ExecuteDirectory("jbstate")
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: IPv4Network(parsing: "10.213.0.0/16")!)
         let names = JobNetworkNames(job: try JobID("a"))

@@ -38,7 +38,7 @@ final class NetacctTopology {
     let internet: String
     let directory: TestSupport.TemporaryDirectory
     /// `STATE_DIR`: netacct only uses one that root alone can write, which /tmp is not.
-    let state: Hostile.RootOnlyDirectory
+    let state: ExecuteDirectory
     let configPath: String
     private var servers: [BackgroundRun] = []
 
@@ -51,7 +51,7 @@ final class NetacctTopology {
         directory = try TestSupport.TemporaryDirectory("netacct-test")
         configPath = directory.path + "/jobbox.conf"
         do {
-            state = try Hostile.RootOnlyDirectory("jbstate")
+            state = try ExecuteDirectory("jbstate")
         } catch {
             directory.remove()
             throw error

@@ -211,7 +211,7 @@ struct NetacctLeaseTests {
 
     @Test("20 concurrent takers get 20 distinct slots; a lease round-trips through its file")
     func concurrent() throws {
-        let dir = try Hostile.RootOnlyDirectory("jbstate")
+        let dir = try ExecuteDirectory("jbstate")
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
         let slots = Mutex<[Int]>([])
@@ -235,7 +235,7 @@ struct NetacctLeaseTests {
 
     @Test("a lease whose owner is gone is reclaimed; a live one with the same names is refused")
     func staleAndConflict() throws {
-        let dir = try Hostile.RootOnlyDirectory("jbstate")
+        let dir = try ExecuteDirectory("jbstate")
         defer { dir.remove() }
         let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
         let dead = ProcessIdentity(pid: ProcessIdentity.current.pid, startTime: ProcessIdentity.current.startTime + 1)

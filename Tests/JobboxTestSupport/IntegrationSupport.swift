@@ -115,7 +115,9 @@ package struct TestUser {
 }
 
 /// A root-owned directory that plays HTCondor's EXECUTE (or Slurm's spool) for one test: world-searchable like
-/// the real one, and outside /tmp and /var/tmp, which a per-job private /tmp would otherwise skip.
+/// the real one, and outside /tmp and /var/tmp, which a per-job private /tmp would otherwise skip. It and every
+/// directory above it are root's alone, so root tools believe what lies in it (a job ad, a configuration, a
+/// STATE_DIR: `GuardedDirectory.isTrusted`).
 package struct ExecuteDirectory {
     package let path: String
 
@@ -127,15 +129,12 @@ package struct ExecuteDirectory {
     /// Writes an executable script (mode 0755) and returns its path.
     @discardableResult
     package func script(_ name: String, _ text: String) throws -> String {
-        let file = path + "/" + name
-        try text.write(toFile: file, atomically: false, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: file)
-        return file
+        try write(name, text, mode: 0o755)
     }
 
-    /// Writes a plain file readable by everyone and returns its path.
+    /// Writes a file (readable by everyone unless `mode` says otherwise) and returns its path.
     @discardableResult
-    package func file(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
+    package func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
         let file = path + "/" + name
         try text.write(toFile: file, atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file)
@@ -279,7 +278,7 @@ package struct FakeTools {
             try FileManager.default.createSymbolicLink(atPath: directory + "/" + tool, withDestinationPath: fakeTool)
         }
         // The job's user appends to it too.
-        try execute.file("fake-tools.log", "", mode: 0o666)
+        try execute.write("fake-tools.log", "", mode: 0o666)
     }
 
     /// The logged calls, one per line: `name uid=N errfile=set|  [arg] [arg]...`.

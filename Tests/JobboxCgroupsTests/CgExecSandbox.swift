@@ -137,7 +137,7 @@ final class CgExecSandbox {
 
     /// Whether `pid` is gone or a zombie waiting for its new parent to reap it (it holds no resources).
     static func isDead(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+        guard let stat = ProcessStat.read(pid: pid) else { return true }
+        return stat.state == "Z"
     }
 }

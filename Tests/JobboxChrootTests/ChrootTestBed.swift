@@ -64,8 +64,8 @@ struct ChrootTestBed {
     }
 
     static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
+        guard let stat = ProcessStat.read(pid: pid) else { return true }
+        return stat.state == "Z"
     }
 
     /// Kills whatever still runs inside, then removes everything (never crossing into a mount).

@@ -235,11 +235,8 @@ struct ChirpHostileTests {
     static func child(of parent: pid_t, containing word: String) -> pid_t? {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         for entry in entries {
-            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 1, pid_t(fields[1]) == parent else { continue }
+            // Field 4 of /proc/PID/stat is the parent's pid.
+            guard let pid = pid_t(entry), let ppid = ProcessStat.read(pid: pid)?.field(4), pid_t(ppid) == parent else { continue }
             if let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), String(decoding: line, as: UTF8.self).contains(word) { return pid }
         }
         return nil

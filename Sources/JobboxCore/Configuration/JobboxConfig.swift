@@ -100,7 +100,7 @@ package struct JobboxConfig: Sendable {
         defer { parent.close() }
         var info = stat()
         guard fstatat(parent.fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { throw JobboxError.lastErrno(operation, path) }
-        guard parent.isTrusted, info.st_uid == 0, info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+        guard parent.isTrusted, GuardedPath.isRootOnly(info) else {
             throw JobboxError.invalid(
                 operation, path, "as root, a configuration not given with --config must be root's alone (owned by root, in directories only root can write)")
         }

@@ -67,13 +67,14 @@ package struct NftablesBackend: AccountingBackend {
     package func remove(chain: String) throws(JobboxError) {
         try requireJobChain(chain)
         let socket = try Self.open()
-        let chains: [String]
+        var chains: [String] = []
         let counters: [String]
         do {
-            chains = try Self.chainNames(socket).filter { $0 == chain || $0.hasPrefix(chain + ".") }
-            counters = try Self.counterValues(socket).keys.filter { $0.hasPrefix(chain + ".") }
+            // Looked up by name, never by listing the table: removal costs the same whatever the number of jobs.
+            for name in [chain] + NftHook.allCases.map({ $0.chainName(chain) }) where try Self.chainExists(socket, name) { chains.append(name) }
+            counters = Array(try Self.jobCounterValues(socket, chain: chain).keys)
         } catch {
-            throw JobboxError.system("cannot list nftables table", "inet \(Self.table)", error)
+            throw JobboxError.system("cannot look up nftables accounting", "inet \(Self.table) \(chain)", error)
         }
         if !chains.isEmpty || !counters.isEmpty {
             let batch = NftablesBatch(sequence: socket.nextSequence())
@@ -99,13 +100,13 @@ package struct NftablesBackend: AccountingBackend {
 
     /// Deletes the table unless something is left in it; the kernel checks emptiness inside the transaction, so a
     /// job that adds its objects at the same moment either comes first (and the delete is refused) or after (and
-    /// makes the table anew). The table is also looked at first, so a kernel too old to know `NLM_F_NONREC` (which
-    /// would then delete recursively) is only asked when the table looked empty.
+    /// makes the table anew). The table's use count is looked at first, so a kernel too old to know
+    /// `NLM_F_NONREC` (which would then delete recursively) is only asked when the table looked empty.
     static func deleteTableIfEmpty(_ socket: NetlinkSocket) throws(JobboxError) {
         do {
-            guard try chainNames(socket).isEmpty, try counterValues(socket).isEmpty else { return }
+            guard try tableUse(socket) == 0 else { return }
         } catch {
-            throw JobboxError.system("cannot list nftables table", "inet \(table)", error)
+            throw JobboxError.system("cannot look up nftables table", "inet \(table)", error)
         }
         let batch = NftablesBatch(sequence: socket.nextSequence())
         batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { header in
@@ -122,6 +123,27 @@ package struct NftablesBackend: AccountingBackend {
 
     package func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
         let socket = try Self.open()
+        // A few jobs (netacct's own, --show --job): each counter looked up by name, so the cost does not grow with
+        // the number of jobs. Many (--show --all): one snapshot of the table, the same cost per job.
+        if chains.count <= Self.lookupLimit {
+            var result: [String: TrafficCounters] = [:]
+            for chain in chains {
+                let values: [String: UInt64]
+                do {
+                    values = try Self.jobCounterValues(socket, chain: chain)
+                } catch {
+                    throw JobboxError.system("cannot read nftables counters", "inet \(Self.table) \(chain)", error)
+                }
+                // Install is one atomic batch: a job with no counters has no chain either.
+                guard !values.isEmpty else { continue }
+                var counters = TrafficCounters()
+                for (name, bytes) in values {
+                    if let (_, trafficClass) = TrafficCounters.owner(ofCounter: name) { counters.add(bytes, to: trafficClass) }
+                }
+                result[chain] = counters
+            }
+            return result
+        }
         let values: [String: UInt64]
         let existing: Set<String>
         do {
@@ -130,7 +152,6 @@ package struct NftablesBackend: AccountingBackend {
         } catch {
             throw JobboxError.system("cannot read nftables counters", "inet \(Self.table)", error)
         }
-        // One pass over the snapshot, so reading every job costs the same per job whatever the number of jobs.
         let wanted = Set(chains).intersection(existing)
         var result: [String: TrafficCounters] = [:]
         for chain in wanted { result[chain] = TrafficCounters() }
@@ -142,12 +163,81 @@ package struct NftablesBackend: AccountingBackend {
         return result
     }
 
+    /// Up to how many jobs `counters(chains:)` looks counters up by name rather than listing the table.
+    static let lookupLimit = 4
+
     static func open() throws(JobboxError) -> NetlinkSocket {
         do {
             return try NetlinkSocket(bus: NETLINK_NETFILTER)
         } catch {
             throw JobboxError.system("cannot open netlink socket", "NETLINK_NETFILTER", error)
         }
+    }
+
+    /// Asks the kernel for one object by name (a request without `NLM_F_DUMP`: a hash lookup in the kernel) and
+    /// hands the answer to `each`; false when there is no such object (or no table).
+    static func lookUp(
+        _ socket: NetlinkSocket, _ type: nf_tables_msg_types, payload: @escaping (UnsafeMutablePointer<nlmsghdr>) -> Void,
+        _ each: (UnsafePointer<nlmsghdr>) -> Void
+    ) throws(Errno) -> Bool {
+        let request = NetlinkMessage { buffer in
+            let header = nftnl_nlmsg_build_hdr(
+                buffer.assumingMemoryBound(to: CChar.self), UInt16(type.rawValue), family, UInt16(NLM_F_ACK), socket.nextSequence())
+            guard let header else { fatalError("libnftnl: cannot build a message header") }
+            payload(header)
+            return header
+        }
+        do throws(Errno) {
+            try socket.dump(request, each)
+        } catch .noSuchFileOrDirectory {
+            return false
+        }
+        return true
+    }
+
+    /// Whether the table has the chain `name`.
+    static func chainExists(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> Bool {
+        try lookUp(socket, NFT_MSG_GETCHAIN, payload: { header in NftObject.chain(name).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) } }) { _ in }
+    }
+
+    /// The bytes of the named counter `name`, nil when there is none.
+    static func counterValue(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> UInt64? {
+        var bytes: UInt64?
+        let found = try lookUp(socket, NFT_MSG_GETOBJ, payload: { header in NftObject.counter(name).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) } })
+        {
+            header in
+            NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
+                if nftnl_obj_nlmsg_parse(header, object) >= 0 { bytes = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES)) }
+            }
+        }
+        return found ? bytes : nil
+    }
+
+    /// The counters of the job whose chain is `chain`, by name: `AccountingPlan` numbers each class's counters from
+    /// 0 without gaps and installs them in one batch, so the first missing number ends a class.
+    static func jobCounterValues(_ socket: NetlinkSocket, chain: String) throws(Errno) -> [String: UInt64] {
+        var values: [String: UInt64] = [:]
+        for trafficClass in TrafficClass.allCases {
+            var index = 0
+            while let bytes = try counterValue(socket, "\(chain).\(trafficClass.rawValue).\(index)") {
+                values["\(chain).\(trafficClass.rawValue).\(index)"] = bytes
+                index += 1
+            }
+        }
+        return values
+    }
+
+    /// How many objects (chains, counters, sets) the table holds, from the kernel's own count; nil when there is
+    /// no table.
+    static func tableUse(_ socket: NetlinkSocket) throws(Errno) -> UInt32? {
+        var use: UInt32?
+        let found = try lookUp(socket, NFT_MSG_GETTABLE, payload: { header in NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) } }) {
+            header in
+            NftObject(nftnl_table_alloc(), free: nftnl_table_free).withPointer { table in
+                if nftnl_table_nlmsg_parse(header, table) >= 0 { use = nftnl_table_get_u32(table, attr(NFTNL_TABLE_USE)) }
+            }
+        }
+        return found ? use : nil
     }
 
     /// The names of the table's chains (none when the table does not exist).

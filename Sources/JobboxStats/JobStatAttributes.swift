@@ -1,5 +1,6 @@
 import JobboxCgroups
 import JobboxCore
+import JobboxQuota
 
 /// A Prometheus metric type.
 package enum MetricType: String, Sendable {
@@ -37,7 +38,7 @@ package enum JobStatAttributes {
     package static let rawMetric = metricPrefix + "cgroup_stat"
 
     /// The attributes, in print order.
-    package static let all: [StatAttribute] = memory + cpu + block + [processes] + pressure
+    package static let all: [StatAttribute] = memory + cpu + block + [processes] + pressure + scratch
 
     /// KiB, rounded up, as HTCondor's KiB figures are (a byte count from the kernel is a whole number of pages).
     static func kibibytes(_ bytes: UInt64) -> Int64 {
@@ -124,6 +125,31 @@ package enum JobStatAttributes {
         StatAttribute(
             name: "BlockWriteKbytes", metric: nil, metricType: .counter, help: "",
             classAdValue: { stats in stats.blockWriteBytes.map { .integer(Int64(clamping: $0 / 1024)) } }, metricValue: { _ in nil }),
+    ]
+
+    /// The scratch directory, from its quota's own accounting (`jobstat --scratch`): HTCondor's `DiskUsage` (KiB),
+    /// the inode count where the quota counts inodes (project quotas), the limits and whether one is reached.
+    static let scratch: [StatAttribute] = [
+        StatAttribute(
+            name: "DiskUsage", metric: metricPrefix + "scratch_bytes", metricType: .gauge,
+            help: "Bytes the scratch directory's quota charges (btrfs qgroup referenced bytes, or the project's space).",
+            classAdValue: { kib($0.scratch?.bytes) }, metricValue: { integer($0.scratch?.bytes) }),
+        StatAttribute(
+            name: "ScratchDirFileCount", metric: metricPrefix + "scratch_files", metricType: .gauge,
+            help: "Inodes (files, directories, links) the scratch directory's project quota charges, the directory included.",
+            classAdValue: { integer($0.scratch?.files) }, metricValue: { integer($0.scratch?.files) }),
+        StatAttribute(
+            name: "ScratchQuotaKb", metric: metricPrefix + "scratch_quota_bytes", metricType: .gauge,
+            help: "The scratch directory's byte limit.",
+            classAdValue: { kib($0.scratch?.byteLimit) }, metricValue: { integer($0.scratch?.byteLimit) }),
+        StatAttribute(
+            name: "ScratchQuotaFiles", metric: metricPrefix + "scratch_quota_files", metricType: .gauge,
+            help: "The scratch directory's inode limit.",
+            classAdValue: { integer($0.scratch?.fileLimit) }, metricValue: { integer($0.scratch?.fileLimit) }),
+        StatAttribute(
+            name: "ScratchQuotaReached", metric: metricPrefix + "scratch_quota_reached", metricType: .gauge,
+            help: "1 when the scratch directory's usage stands at a limit (within 1/64 or 256 KiB of the byte limit).",
+            classAdValue: { $0.scratch?.limitReached.map { .boolean($0) } }, metricValue: { $0.scratch?.limitReached.map { .integer($0 ? 1 : 0) } }),
     ]
 
     static let processes = StatAttribute(

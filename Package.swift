@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "JobboxChrootTests", dependencies: ["JobboxChroot", "JobboxTestSupport"]),
         .testTarget(
             name: "JobboxNamespacesTests",
-            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxTestSupport", "CNsExec", "CLinux"]
+            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxQuota", "JobboxTestSupport", "CNsExec", "CLinux"]
         ),
         .testTarget(name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxCgroups", "NetacctBPFObject", "JobboxTestSupport"]),
         // The built tools end to end, with HTCondor and Slurm.

@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "JobboxCoreTests", dependencies: ["JobboxCore", "JobboxCLI", "JobboxTestSupport", "CLinux"]),
         .testTarget(name: "JobboxCgroupsTests", dependencies: ["JobboxCgroups", "JobboxTestSupport", "CLinux"]),
         .testTarget(name: "JobboxQuotaTests", dependencies: ["JobboxQuota", "JobboxCore", "JobboxTestSupport"]),
-        .testTarget(name: "JobboxStatsTests", dependencies: ["JobboxStats", "JobboxCgroups", "JobboxTestSupport"]),
+        .testTarget(name: "JobboxStatsTests", dependencies: ["JobboxStats", "JobboxCgroups", "JobboxQuota", "JobboxTestSupport"]),
         .testTarget(name: "JobboxChrootTests", dependencies: ["JobboxChroot", "JobboxTestSupport"]),
         .testTarget(
             name: "JobboxNamespacesTests",

@@ -164,11 +164,16 @@ package enum ScratchQuota {
                 backend: .btrfsQgroup(subvolume: subvolume), bytes: group.referenced, files: nil,
                 byteLimit: group.max_referenced == UInt64.max ? nil : group.max_referenced, fileLimit: nil)
         case JB_XFS_SUPER_MAGIC, JB_EXT4_SUPER_MAGIC:
-            let claims = try ProjectClaims(settings, operation: operation, creating: false)
-            defer { claims.close() }
-            guard let project = claims.recorded(directory) else {
-                throw JobboxError.invalid(operation, path, "it has no scratch quota (ns-exec --scratch-quota gives it one)")
+            let none = JobboxError.invalid(operation, path, "it has no scratch quota (ns-exec --scratch-quota gives it one)")
+            let claims: ProjectClaims
+            do throws(JobboxError) {
+                claims = try ProjectClaims(settings, operation: operation, creating: false)
+            } catch where error.errno == .noSuchFileOrDirectory {
+                // No quota was ever given on this node since STATE_DIR was made.
+                throw none
             }
+            defer { claims.close() }
+            guard let project = claims.recorded(directory) else { throw none }
             let quota = try ProjectClaims.readQuota(directory, project: project, operation: operation)
             return ScratchUsage(
                 backend: .projectQuota(project: project), bytes: quota.bytes, files: quota.inodes,

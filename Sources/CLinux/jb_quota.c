@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
+#include <linux/dqblk_xfs.h>
 #include <linux/fs.h>
 #include <linux/quota.h>
 #include <stddef.h>
@@ -99,6 +100,19 @@ int jb_project_set(int fd, uint32_t project, int inherit) {
     else
         attributes.fsx_xflags &= ~(unsigned)FS_XFLAG_PROJINHERIT;
     return ioctl(fd, FS_IOC_FSSETXATTR, &attributes) == 0 ? 0 : -1;
+}
+
+int jb_project_quota_enforced(int fd) {
+    struct fs_quota_statv state;
+    memset(&state, 0, sizeof state);
+    state.qs_version = FS_QSTATV_VERSION1;
+    if (syscall(SYS_quotactl_fd, fd, QCMD(Q_XGETQSTATV, PRJQUOTA), 0, &state) != 0) return -1;
+    return (state.qs_flags & FS_QUOTA_PDQ_ENFD) != 0;
+}
+
+int jb_quotactl_fd_exists(void) {
+    /* An invalid descriptor: EBADF from a kernel that has the call, ENOSYS from one that has not. */
+    return !(syscall(SYS_quotactl_fd, -1, QCMD(Q_GETQUOTA, PRJQUOTA), 0, NULL) != 0 && errno == ENOSYS);
 }
 
 int jb_project_quota_get(int fd, uint32_t project, struct jb_project_quota *out) {

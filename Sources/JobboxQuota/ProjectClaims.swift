@@ -78,6 +78,12 @@ struct ProjectClaims {
         guard jb_project_get(scratch.fd, &current, &inherit) == 0 else {
             throw Self.error(operation, scratch, Errno.last)
         }
+        // ext4 counts projects as soon as it has the quota feature, but limits them only when mounted with prjquota.
+        switch jb_project_quota_enforced(scratch.fd) {
+        case 1: break
+        case 0: throw Self.error(operation, scratch, .noSuchProcess)
+        default: throw Self.error(operation, scratch, Errno.last)
+        }
         let mine = recorded(scratch).flatMap { $0 == current ? $0 : nil }
         if mine == nil && current != 0 && !range.contains(current) {
             throw JobboxError.invalid(
@@ -154,8 +160,11 @@ struct ProjectClaims {
             return JobboxError.invalid(
                 operation, scratch.path,
                 "project quotas are off on its \(scratch.fileSystemName) file system (mount it with prjquota; ext4 also needs mkfs.ext4 -O quota,project)")
-        case .noFunction:
+        case .noFunction where jb_quotactl_fd_exists() == 0:
             return JobboxError.invalid(operation, scratch.path, "this kernel has no quotactl_fd (Linux 5.14 or later)")
+        case .noFunction:
+            // The kernel's answer for a file system with no quota at all (XFS mounted without any quota option).
+            return Self.error(operation, scratch, .noSuchProcess)
         case .notSupported, .notSupportedOnSocket, .inappropriateIOCTLForDevice:
             return JobboxError.invalid(
                 operation, scratch.path, "its \(scratch.fileSystemName) file system has no project ids (ext4 needs mkfs.ext4 -O quota,project)")

@@ -63,8 +63,10 @@ kernel=$cache/$kernel_package/vmlinuz
 # modules/*.ko, uncompressed, and modules/load-order: their names, each after the modules it depends on.
 modules=$cache/$kernel_package/modules
 # Debian builds these as modules: virtio_pci finds the disk on qemu's PCI bus, virtio_blk makes /dev/vda; xfs,
-# ext4 and quota_v2 (ext4's quota files) for the scratch quota checks on /dev/vdb (XFS) and /dev/vdc (ext4).
-wanted_modules=(virtio_pci virtio_blk xfs ext4 quota_v2)
+# ext4 and quota_v2 (ext4's quota files) for the scratch quota checks on /dev/vdb (XFS) and /dev/vdc (ext4), after
+# crc32c_generic, which both need for their checksums but name only as a soft dependency (modprobe's, not
+# insmod's).
+wanted_modules=(virtio_pci virtio_blk crc32c_generic xfs ext4 quota_v2)
 
 # The file of module $1 in the unpacked module tree $2 (file names may spell _ as -).
 module_file() {

@@ -40,6 +40,15 @@ int jb_project_get(int fd, uint32_t *project, int *inherit);
 /* Sets FD's project id and the inherit flag (FS_IOC_FSSETXATTR), keeping its other flags. */
 int jb_project_set(int fd, uint32_t project, int inherit);
 
+/* Whether FD's file system enforces project quota limits (quotactl_fd(Q_XGETQSTATV, PRJQUOTA)): 1 enforced, 0
+ * counted but not enforced (ext4 with the quota feature mounted without prjquota) or not even counted, -1 with
+ * errno. A file system without quotas at all answers ENOSYS as a kernel without quotactl_fd does: see
+ * jb_quotactl_fd_exists. */
+int jb_project_quota_enforced(int fd);
+
+/* Whether this kernel has quotactl_fd (Linux 5.14): 1 or 0. */
+int jb_quotactl_fd_exists(void);
+
 /* A project's usage and hard limits on FD's file system (quotactl_fd(Q_GETQUOTA, PRJQUOTA)): bytes used, inodes
  * used, the block limit in bytes and the inode limit (0: none). An id the file system never saw reads as zeros.
  * ESRCH: project quotas are off; ENOSYS: the kernel has no quotactl_fd (before 5.14). */

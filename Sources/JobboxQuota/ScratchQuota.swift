@@ -95,24 +95,21 @@ package enum ScratchQuota {
     @discardableResult
     package static func apply(_ limit: ScratchQuotaLimit, to path: String, settings: ScratchQuotaSettings) throws(JobboxError) -> ScratchQuotaBackend {
         let operation = "cannot set a scratch quota on"
-        let directory = try ScratchDirectory(path, for: operation)
+        let (directory, backend) = try open(path, for: operation)
         defer { directory.close() }
-        switch directory.fileSystemType {
-        case JB_BTRFS_SUPER_MAGIC:
-            let subvolume = try btrfsSubvolume(directory, operation: operation)
+        switch backend {
+        case .btrfsQgroup(let subvolume):
             guard limit.inodes == nil else {
                 throw JobboxError.invalid(operation, path, "btrfs qgroups count bytes, not inodes: give --scratch-quota SIZE without ,INODES")
             }
             if jb_btrfs_qgroup_limit(directory.fd, subvolume, limit.bytes) != 0 {
                 throw btrfsError(operation, directory, subvolume: subvolume, Errno.last)
             }
-            return .btrfsQgroup(subvolume: subvolume)
-        case JB_XFS_SUPER_MAGIC, JB_EXT4_SUPER_MAGIC:
+            return backend
+        case .projectQuota:
             let claims = try ProjectClaims(settings, operation: operation)
             defer { claims.close() }
             return .projectQuota(project: try claims.claim(directory, limit: limit, operation: operation))
-        default:
-            throw unsupported(operation, directory)
         }
     }
 
@@ -121,29 +118,26 @@ package enum ScratchQuota {
     @discardableResult
     package static func remove(from path: String, settings: ScratchQuotaSettings) throws(JobboxError) -> Bool {
         let operation = "cannot remove the scratch quota of"
-        let directory = try ScratchDirectory(path, for: operation)
+        let (directory, backend) = try open(path, for: operation)
         defer { directory.close() }
-        switch directory.fileSystemType {
-        case JB_BTRFS_SUPER_MAGIC:
-            let subvolume = try btrfsSubvolume(directory, operation: operation)
-            var group = jb_btrfs_qgroup()
-            // Quotas off, or no qgroup: there is no limit to remove.
-            guard jb_btrfs_qgroup_read(directory.fd, subvolume, &group) == 0 else {
-                let error = Errno.last
-                if error == .noSuchFileOrDirectory || error == .socketNotConnected { return false }
-                throw btrfsError(operation, directory, subvolume: subvolume, error)
+        switch backend {
+        case .btrfsQgroup(let subvolume):
+            let group: jb_btrfs_qgroup
+            switch qgroup(directory, subvolume) {
+            case .success(let read): group = read
+            // Quotas off or no qgroup: there is no limit to remove.
+            case .failure(let error) where error == .noSuchFileOrDirectory || error == .socketNotConnected: return false
+            case .failure(let error): throw btrfsError(operation, directory, subvolume: subvolume, error)
             }
             guard group.max_referenced != UInt64.max else { return false }
             if jb_btrfs_qgroup_limit(directory.fd, subvolume, UInt64.max) != 0 {
                 throw btrfsError(operation, directory, subvolume: subvolume, Errno.last)
             }
             return true
-        case JB_XFS_SUPER_MAGIC, JB_EXT4_SUPER_MAGIC:
+        case .projectQuota:
             let claims = try ProjectClaims(settings, operation: operation)
             defer { claims.close() }
             return try claims.release(directory, operation: operation)
-        default:
-            throw unsupported(operation, directory)
         }
     }
 
@@ -151,24 +145,20 @@ package enum ScratchQuota {
     /// (`commit=`, 30 s by default; `sync` commits).
     package static func usage(of path: String, settings: ScratchQuotaSettings) throws(JobboxError) -> ScratchUsage {
         let operation = "cannot read the scratch quota of"
-        let directory = try ScratchDirectory(path, for: operation)
+        let (directory, backend) = try open(path, for: operation)
         defer { directory.close() }
-        switch directory.fileSystemType {
-        case JB_BTRFS_SUPER_MAGIC:
-            let subvolume = try btrfsSubvolume(directory, operation: operation)
-            var group = jb_btrfs_qgroup()
-            guard jb_btrfs_qgroup_read(directory.fd, subvolume, &group) == 0 else {
-                throw btrfsError(operation, directory, subvolume: subvolume, Errno.last)
-            }
+        switch backend {
+        case .btrfsQgroup(let subvolume):
+            let group = try qgroup(directory, subvolume).mapError { btrfsError(operation, directory, subvolume: subvolume, $0) }.get()
             return ScratchUsage(
-                backend: .btrfsQgroup(subvolume: subvolume), bytes: group.referenced, files: nil,
+                backend: backend, bytes: group.referenced, files: nil,
                 byteLimit: group.max_referenced == UInt64.max ? nil : group.max_referenced, fileLimit: nil)
-        case JB_XFS_SUPER_MAGIC, JB_EXT4_SUPER_MAGIC:
+        case .projectQuota:
             let none = JobboxError.invalid(operation, path, "it has no scratch quota (ns-exec --scratch-quota gives it one)")
             let claims: ProjectClaims
             do throws(JobboxError) {
                 claims = try ProjectClaims(settings, operation: operation, creating: false)
-            } catch where error.errno == .noSuchFileOrDirectory {
+            } catch  where error.errno == .noSuchFileOrDirectory {
                 // No quota was ever given on this node since STATE_DIR was made.
                 throw none
             }
@@ -178,9 +168,29 @@ package enum ScratchQuota {
             return ScratchUsage(
                 backend: .projectQuota(project: project), bytes: quota.bytes, files: quota.inodes,
                 byteLimit: quota.byte_limit == 0 ? nil : quota.byte_limit, fileLimit: quota.inode_limit == 0 ? nil : quota.inode_limit)
-        default:
-            throw unsupported(operation, directory)
         }
+    }
+
+    /// Opens `path` and tells which back end its file system offers (a project quota's id is not known yet: 0);
+    /// any other file system is refused.
+    private static func open(_ path: String, for operation: String) throws(JobboxError) -> (ScratchDirectory, ScratchQuotaBackend) {
+        let directory = try ScratchDirectory(path, for: operation)
+        do throws(JobboxError) {
+            switch directory.fileSystemType {
+            case JB_BTRFS_SUPER_MAGIC: return (directory, .btrfsQgroup(subvolume: try btrfsSubvolume(directory, operation: operation)))
+            case JB_XFS_SUPER_MAGIC, JB_EXT4_SUPER_MAGIC: return (directory, .projectQuota(project: 0))
+            default: throw unsupported(operation, directory)
+            }
+        } catch {
+            directory.close()
+            throw error
+        }
+    }
+
+    /// The qgroup of `subvolume` as btrfs counts it, or why it cannot be read.
+    private static func qgroup(_ directory: ScratchDirectory, _ subvolume: UInt64) -> Result<jb_btrfs_qgroup, Errno> {
+        var group = jb_btrfs_qgroup()
+        return jb_btrfs_qgroup_read(directory.fd, subvolume, &group) == 0 ? .success(group) : .failure(Errno.last)
     }
 
     /// The subvolume whose root `directory` is.

@@ -130,27 +130,31 @@ package enum JobStatAttributes {
     /// The scratch directory, from its quota's own accounting (`jobstat --scratch`): HTCondor's `DiskUsage` (KiB),
     /// the inode count where the quota counts inodes (project quotas), the limits and whether one is reached.
     static let scratch: [StatAttribute] = [
-        StatAttribute(
-            name: "DiskUsage", metric: metricPrefix + "scratch_bytes", metricType: .gauge,
-            help: "Bytes the scratch directory's quota charges (btrfs qgroup referenced bytes, or the project's space).",
-            classAdValue: { kib($0.scratch?.bytes) }, metricValue: { integer($0.scratch?.bytes) }),
-        StatAttribute(
-            name: "ScratchDirFileCount", metric: metricPrefix + "scratch_files", metricType: .gauge,
-            help: "Inodes (files, directories, links) the scratch directory's project quota charges, the directory included.",
-            classAdValue: { integer($0.scratch?.files) }, metricValue: { integer($0.scratch?.files) }),
-        StatAttribute(
-            name: "ScratchQuotaKb", metric: metricPrefix + "scratch_quota_bytes", metricType: .gauge,
-            help: "The scratch directory's byte limit.",
-            classAdValue: { kib($0.scratch?.byteLimit) }, metricValue: { integer($0.scratch?.byteLimit) }),
-        StatAttribute(
-            name: "ScratchQuotaFiles", metric: metricPrefix + "scratch_quota_files", metricType: .gauge,
-            help: "The scratch directory's inode limit.",
-            classAdValue: { integer($0.scratch?.fileLimit) }, metricValue: { integer($0.scratch?.fileLimit) }),
+        scratchFigure(
+            "DiskUsage", metric: "scratch_bytes", inKiB: true,
+            help: "Bytes the scratch directory's quota charges (btrfs qgroup referenced bytes, or the project's space)."
+        ) { $0.bytes },
+        scratchFigure(
+            "ScratchDirFileCount", metric: "scratch_files", inKiB: false,
+            help: "Inodes (files, directories, links) the scratch directory's project quota charges, the directory included."
+        ) { $0.files },
+        scratchFigure("ScratchQuotaKb", metric: "scratch_quota_bytes", inKiB: true, help: "The scratch directory's byte limit.") { $0.byteLimit },
+        scratchFigure("ScratchQuotaFiles", metric: "scratch_quota_files", inKiB: false, help: "The scratch directory's inode limit.") { $0.fileLimit },
         StatAttribute(
             name: "ScratchQuotaReached", metric: metricPrefix + "scratch_quota_reached", metricType: .gauge,
             help: "1 when the scratch directory's usage stands at a limit (within 1/64 or 256 KiB of the byte limit).",
             classAdValue: { $0.scratch?.limitReached.map { .boolean($0) } }, metricValue: { $0.scratch?.limitReached.map { .integer($0 ? 1 : 0) } }),
     ]
+
+    /// A gauge of the scratch quota: bytes (KiB in the ClassAd when `inKiB`) or a count.
+    static func scratchFigure(
+        _ name: String, metric: String, inKiB: Bool, help: String, _ value: @escaping @Sendable (ScratchUsage) -> UInt64?
+    ) -> StatAttribute {
+        StatAttribute(
+            name: name, metric: metricPrefix + metric, metricType: .gauge, help: help,
+            classAdValue: { stats in inKiB ? kib(stats.scratch.flatMap(value)) : integer(stats.scratch.flatMap(value)) },
+            metricValue: { integer($0.scratch.flatMap(value)) })
+    }
 
     static let processes = StatAttribute(
         name: "NumPids", metric: metricPrefix + "processes", metricType: .gauge,

@@ -300,16 +300,35 @@ struct NsExecScratchQuotaPlanTests {
 
     @Test("--scratch-quota needs --scratch and root, takes SIZE[,INODES] or none, and SCRATCH_QUOTA is root's default")
     func scratchQuota() throws {
-        #expect(try plan { $0.scratch = "/scratch"; $0.scratchQuota = "10G,1000" }.scratchQuota == ScratchQuotaLimit(bytes: 10 << 30, inodes: 1000))
+        #expect(
+            try plan {
+                $0.scratch = "/scratch"
+                $0.scratchQuota = "10G,1000"
+            }.scratchQuota == ScratchQuotaLimit(bytes: 10 << 30, inodes: 1000))
         #expect(throws: JobboxError.invalid("invalid option", "--scratch-quota", "it needs --scratch")) { try self.plan { $0.scratchQuota = "1G" } }
-        #expect(throws: JobboxError.self) { try self.plan { $0.scratch = "/scratch"; $0.scratchQuota = "1G,x" } }
         #expect(throws: JobboxError.self) {
-            try self.plan({ $0.scratch = "/scratch"; $0.scratchQuota = "1G" }, caller: NsExecPlanTests.alice)
+            try self.plan {
+                $0.scratch = "/scratch"
+                $0.scratchQuota = "1G,x"
+            }
+        }
+        #expect(throws: JobboxError.self) {
+            try self.plan(
+                {
+                    $0.scratch = "/scratch"
+                    $0.scratchQuota = "1G"
+                }, caller: NsExecPlanTests.alice)
         }
         var config = JobboxConfig()
         config.scratchQuota = ScratchQuotaLimit(bytes: 1 << 30)
         #expect(try plan({ $0.scratch = "/scratch" }, config: config).scratchQuota == ScratchQuotaLimit(bytes: 1 << 30))
-        #expect(try plan({ $0.scratch = "/scratch"; $0.scratchQuota = "none" }, config: config).scratchQuota == nil)
+        #expect(
+            try plan(
+                {
+                    $0.scratch = "/scratch"
+                    $0.scratchQuota = "none"
+                }, config: config
+            ).scratchQuota == nil)
         // The default is root's: an unprivileged run, or one without a scratch dir, goes on without it.
         #expect(try plan({ $0.scratch = "/scratch" }, config: config, caller: NsExecPlanTests.alice).scratchQuota == nil)
         #expect(try plan({ $0.pid = true }, config: config).scratchQuota == nil)

@@ -83,7 +83,9 @@ struct ScratchQuotaBtrfsTests {
         try withImage { image in
             let first = try image.subvolume("a")
             let second = try image.subvolume("b")
-            #expect(try ScratchQuota.apply(ScratchQuotaLimit(bytes: 8 << 20), to: first, settings: image.settings) != ScratchQuota.apply(ScratchQuotaLimit(bytes: 32 << 20), to: second, settings: image.settings))
+            #expect(
+                try ScratchQuota.apply(ScratchQuotaLimit(bytes: 8 << 20), to: first, settings: image.settings)
+                    != ScratchQuota.apply(ScratchQuotaLimit(bytes: 32 << 20), to: second, settings: image.settings))
             // 12 MiB fits the second's 32 MiB, though it is over the first's 8 MiB; the first stops at 8.
             #expect(try TestSupport.sh("dd if=/dev/zero of=\(second)/f bs=1M count=12 2>&1").status == 0)
             #expect(try TestSupport.sh("dd if=/dev/zero of=\(first)/f bs=1M count=12 2>&1").status != 0)
@@ -116,7 +118,9 @@ struct ScratchQuotaBtrfsTests {
             #expect(try ScratchQuota.usage(of: subvolume, settings: image.settings).byteLimit == nil)
             // A set-up that fails after the quota (a symlink planted as the job's /tmp) takes the quota back.
             try FileManager.default.createSymbolicLink(atPath: subvolume + "/tmp", withDestinationPath: "/etc")
-            let planted = try TestSupport.run(["ns-exec", "--config", image.config, "--pid", "--scratch", subvolume, "--scratch-quota", "8M", "--", "/bin/true"])
+            let planted = try TestSupport.run([
+                "ns-exec", "--config", image.config, "--pid", "--scratch", subvolume, "--scratch-quota", "8M", "--", "/bin/true",
+            ])
             #expect(planted.status == 125, "\(planted)")
             #expect(try ScratchQuota.usage(of: subvolume, settings: image.settings).byteLimit == nil, "the failed run left its limit")
         }

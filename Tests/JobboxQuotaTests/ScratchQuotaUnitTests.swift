@@ -25,7 +25,9 @@ struct ScratchQuotaUnitTests {
         #expect(config.warnings.isEmpty)
         #expect(JobboxConfig().scratchQuota == nil)
         #expect(JobboxConfig().scratchQuotaProjectIDs == ProjectIDRange.defaultRange)
-        for bad in ["SCRATCH_QUOTA = lots", "SCRATCH_QUOTA_PROJECT_IDS = 0-10", "SCRATCH_QUOTA_PROJECT_IDS = 20-10", "SCRATCH_QUOTA_PROJECT_IDS = 5-4294967295"] {
+        for bad in [
+            "SCRATCH_QUOTA = lots", "SCRATCH_QUOTA_PROJECT_IDS = 0-10", "SCRATCH_QUOTA_PROJECT_IDS = 20-10", "SCRATCH_QUOTA_PROJECT_IDS = 5-4294967295",
+        ] {
             #expect(throws: JobboxError.self, "\(bad)") { try JobboxConfig.parse(bad + "\n", path: "/etc/j.conf") }
         }
     }

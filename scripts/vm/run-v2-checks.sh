@@ -136,12 +136,14 @@ done
 # The example wrappers and the shell they run in (checks/htcondor-wrapper.sh).
 mkdir -p "$root/jobbox/examples"
 cp -R examples/htcondor "$root/jobbox/examples/"
-if bash_path=$(command -v bash); then
-    cp "$bash_path" "$root/bin/bash"
-    for library in $(ldd "$bash_path" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+# chattr (e2fsprogs) for the scratch quota check's look at who may change a file's project id.
+for extra in bash chattr; do
+    extra_path=$(command -v "$extra") || continue
+    cp "$extra_path" "$root/bin/$extra"
+    for library in $(ldd "$extra_path" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
         [ -e "$root$library" ] || cp -L --parents "$library" "$root"
     done
-fi
+done
 cp "$checks"/*.sh "$root/jobbox/checks/"
 printf 'root:x:0:0:root:/root:/bin/sh\njob:x:1000:1000:job:/tmp:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\njob:x:1000:\n' >"$root/etc/group"

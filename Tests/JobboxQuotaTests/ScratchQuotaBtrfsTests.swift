@@ -78,6 +78,25 @@ struct ScratchQuotaBtrfsTests {
         }
     }
 
+    @Test("A killed ns-exec leaves its limit, which --remove-scratch-quota takes away (the clean-up after a KILL)")
+    func killedNsExec() throws {
+        try withImage { image in
+            let scratch = try image.subvolume("killed")
+            let ns = TestSupport.tool("ns-exec")
+            let script = """
+                \(ns) --config \(image.config) --pid --scratch \(scratch) --scratch-quota 8M -- /bin/sleep 60 & pid=$!
+                i=0; while [ ! -d \(scratch)/tmp ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+                kill -KILL $pid; wait $pid; echo "status=$?"
+                """
+            let run = try TestSupport.sh(script)
+            #expect(run.stdout.contains("status=137"), "\(run)")
+            #expect(try ScratchQuota.usage(of: scratch, settings: image.settings).byteLimit == 8 << 20, "the limit outlives ns-exec")
+            let removed = try TestSupport.run(["ns-exec", "--config", image.config, "--remove-scratch-quota", scratch])
+            #expect(removed.status == 0, "\(removed)")
+            #expect(try ScratchQuota.usage(of: scratch, settings: image.settings).byteLimit == nil)
+        }
+    }
+
     @Test("Two jobs' quotas do not mix: each subvolume has its own qgroup, limit and figures")
     func twoJobs() throws {
         try withImage { image in

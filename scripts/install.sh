@@ -61,7 +61,7 @@ done
 
 # The HTCondor and Slurm examples (the systemd units are installed as units above).
 for dir in htcondor slurm; do
-    for file in examples/$dir/*; do
+    for file in "examples/$dir"/*; do
         mode=0644
         [ -x "$file" ] && mode=0755
         put "$mode" "$file" "$DOCDIR/examples/$dir/$(basename "$file")"

@@ -22,9 +22,9 @@ depends=$(cd "$work/src" && dpkg-shlibdeps -O "${root}${BINDIR}"/* 2>/dev/null |
 [ -n "$depends" ] || { echo "package-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
 mkdir -p "$root/DEBIAN"
-units=$(cd "$root$UNITDIR" 2>/dev/null && ls) || units=
+units=$(find "$root$UNITDIR" -type f -printf '%f\n' 2>/dev/null | sort | paste -sd' ') || units=
 for script in postinst prerm postrm; do
-    sed -e "s/@UNITS@/$(echo "$units" | tr '\n' ' ' | sed 's/ $//')/" "packaging/deb/$script" > "$root/DEBIAN/$script"
+    sed -e "s/@UNITS@/$units/" "packaging/deb/$script" > "$root/DEBIAN/$script"
     chmod 0755 "$root/DEBIAN/$script"
 done
 (cd "$root" && find etc -type f -printf '/%p\n' | sort) > "$root/DEBIAN/conffiles"

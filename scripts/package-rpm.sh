@@ -27,7 +27,7 @@ files=$work/files
         esac
     done
 } > "$files"
-units=$(cd "$root$UNITDIR" 2>/dev/null && ls | tr '\n' ' ' | sed 's/ $//') || units=
+units=$(find "$root$UNITDIR" -type f -printf '%f\n' 2>/dev/null | sort | paste -sd' ') || units=
 maintainer=$(sed -n 's/^Maintainer: //p' packaging/deb/control.in)
 date=$(LC_ALL=C date -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)" '+%a %b %d %Y')
 spec=$work/jobbox.spec

@@ -12,7 +12,8 @@
 #     --version prints the version, man -w finds every page, each bash completion loads, the units pass
 #     systemd-analyze verify, the Prometheus unit's command writes its file, and removal leaves nothing behind.
 # Every mount is made in a private mount namespace (unshare), so none outlives the check, even when it fails;
-# the trap removes the work directory (and unmounts anything found below it, should a namespace leak one).
+# the trap removes the work directory (and unmounts anything found below it, should a namespace leak one);
+# CHECK_PACKAGES_KEEP=1 keeps it to look at.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -31,7 +32,7 @@ cleanup() {
     # Deepest first; none is expected (every mount was made in a namespace that has ended).
     awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
         while read -r mount; do umount -l "$mount" || true; done
-    rm -rf --one-file-system "$work"
+    if [ -n "${CHECK_PACKAGES_KEEP:-}" ]; then echo "check-packages: kept $work"; else rm -rf --one-file-system "$work"; fi
 }
 trap cleanup EXIT
 failures=0
@@ -178,6 +179,7 @@ in_chroot() {
     local root=$1
     shift
     # shellcheck disable=SC2016 # expanded by the inner shell
+    mkdir -p "$root/proc" "$root/sys" "$root/dev"
     unshare --mount --propagation private sh -c '
         root=$1; shift
         mount -t proc proc "$root/proc" && mount --rbind /sys "$root/sys" && mount --rbind /dev "$root/dev" &&

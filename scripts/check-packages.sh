@@ -122,7 +122,7 @@ tar -C "$debroot" -xf "$tree"
 elbase=$work/elbase
 mkdir -p "$elbase/root" "$work/rpmrepo"
 # Debian's x86_64 loader is /lib64/ld-linux-x86-64.so.2 and finds libraries in its multiarch directories.
-programs=(/usr/bin/bash /usr/bin/man /usr/bin/env)
+programs=(/usr/bin/bash /usr/bin/man /usr/bin/env /usr/bin/mv /usr/bin/rm /usr/bin/ls)
 libraries=$({
     for program in "${programs[@]}" "${tools[@]/#/$release/}"; do ldd "$program" 2>/dev/null | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'; done
 } | sort -u)
@@ -204,7 +204,7 @@ check_installed() { # check_installed LABEL ROOT
         section=${name##*.}
         name=${name%.*}
         check "$label: man -w finds $name($section)" \
-            test "$(in_chroot "$root" man -w "$section" "$name" 2>&1)" = "/usr/share/man/man$section/$name.$section.gz"
+            test "$(in_chroot "$root" man -w "$section" "$name" 2>/dev/null)" = "/usr/share/man/man$section/$name.$section.gz"
     done
     # systemd-analyze runs here, on the units the package installed in the chroot (the chroots run no systemd);
     # their man: links are looked up in the chroot's pages.
@@ -230,10 +230,10 @@ check "Debian: dpkg --purge removes every file" in_chroot "$debroot" sh -c \
     'dpkg --purge jobbox >/dev/null && ! ls /usr/bin/jobstat /etc/jobbox /usr/share/doc/jobbox 2>/dev/null'
 
 check_installed EL "$elroot"
-check "EL: jobbox.conf is %config(noreplace)" test "$(rpm --root "$elroot" -qc jobbox)" = /etc/jobbox/jobbox.conf
-check "EL: rpm -V finds the installed files unchanged" rpm --root "$elroot" -V jobbox
+check "EL: jobbox.conf is %config(noreplace)" test "$(rpm --root "$elroot" --dbpath /var/lib/rpm -qc jobbox)" = /etc/jobbox/jobbox.conf
+check "EL: rpm -V finds the installed files unchanged" rpm --root "$elroot" --dbpath /var/lib/rpm -V jobbox
 check "EL: rpm -e removes every file" sh -c \
-    "rpm --root '$elroot' -e jobbox && ! ls '$elroot/usr/bin/jobstat' '$elroot/etc/jobbox' '$elroot/usr/share/doc/jobbox' 2>/dev/null"
+    "rpm --root '$elroot' --dbpath /var/lib/rpm -e jobbox && ! ls '$elroot/usr/bin/jobstat' '$elroot/etc/jobbox' '$elroot/usr/share/doc/jobbox' 2>/dev/null"
 
 if [ "$failures" -gt 0 ]; then
     echo "check-packages: $failures checks failed"

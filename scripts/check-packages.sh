@@ -178,8 +178,8 @@ elroot=$work/chroot/jbpel-v1
 in_chroot() {
     local root=$1
     shift
-    # shellcheck disable=SC2016 # expanded by the inner shell
     mkdir -p "$root/proc" "$root/sys" "$root/dev"
+    # shellcheck disable=SC2016 # expanded by the inner shell
     unshare --mount --propagation private sh -c '
         root=$1; shift
         mount -t proc proc "$root/proc" && mount --rbind /sys "$root/sys" && mount --rbind /dev "$root/dev" &&
@@ -208,12 +208,14 @@ check_installed() { # check_installed LABEL ROOT
     done
     # systemd-analyze runs here, on the units the package installed in the chroot (the chroots run no systemd);
     # their man: links are looked up in the chroot's pages.
-    local units=("$root"/usr/lib/systemd/system/jobbox-*)
+    local units
+    mapfile -t units < <(grep '^/usr/lib/systemd/system/' "$work/deb.list" | sed "s|^|$root|")
     check "$label: systemd-analyze verify ${units[*]##*/}" env MANPATH="$root/usr/share/man" \
         systemd-analyze verify "${units[@]}"
     local command
     command=$(exec_start "$root/usr/lib/systemd/system/jobbox-jobstat-prometheus.service")
     rm -f "$root/tmp/jbp.prom"
+    check "$label: the page's footer names the version" sh -c "zcat '$root/usr/share/man/man1/jobstat.1.gz' | grep -qx '.Os jobbox $version'"
     check "$label: the Prometheus unit's command writes its file" \
         in_chroot "$root" env JOBBOX_PROM_FILE=/tmp/jbp.prom /bin/sh -c "$command"
     check "$label: the written file is valid Prometheus text, no temporary file left" sh -c \

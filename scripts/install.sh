@@ -44,7 +44,8 @@ done
 for page in man/*.[1-8]; do
     section=${page##*.}
     install -d "$stage$MANDIR/man$section"
-    gzip -9nc "$page" > "$stage$MANDIR/man$section/$(basename "$page").gz"
+    # The footer names the version built, not the one the page was last edited for.
+    sed "s/^\.Os jobbox.*/.Os jobbox $version/" "$page" | gzip -9n > "$stage$MANDIR/man$section/$(basename "$page").gz"
     chmod 0644 "$stage$MANDIR/man$section/$(basename "$page").gz"
 done
 

@@ -35,8 +35,9 @@ sed -e "s/@VERSION@/$version/" -e "s/@INSTALLED_SIZE@/$size/" -e "s/@DEPENDS@/$d
 
 mkdir -p dist
 deb=dist/jobbox_${version}_${arch}.deb
+# xz level 1: level 6 took about two minutes of make check on a 2-core machine, for a package 10% smaller.
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s) \
     dpkg-deb --root-owner-group -Zxz -z1 --build "$root" "$deb" >/dev/null
 echo "package-deb: $deb"
-# Lintian refuses nothing run as root but says so on every run; --no-cfg keeps a user's lintianrc out of it.
+# --no-cfg: a user's lintianrc does not change the verdict.
 lintian --no-cfg --fail-on error,warning --suppress-tags-from-file packaging/deb/lintian-suppress "$deb"

@@ -72,8 +72,11 @@ let package = Package(
             pkgConfig: "libip4tc libmnl libnftnl",
             providers: [.apt(["libiptc-dev", "libmnl-dev", "libnftnl-dev"])]
         ),
+        // jobbox's version as a constant, written at build time by the plugin (scripts/version.sh).
+        .plugin(name: "JobboxVersionPlugin", capability: .buildTool()),
+        .target(name: "JobboxBuildInfo", plugins: ["JobboxVersionPlugin"]),
         // Configuration, ClassAds and chirp, diagnostics and errors, guarded file access, the OS layer.
-        .target(name: "JobboxCore", dependencies: ["CLinux", systemPackage]),
+        .target(name: "JobboxCore", dependencies: ["CLinux", "JobboxBuildInfo", systemPackage]),
         // The command line every tool shares: JobboxTool's main, --config, --chirp.
         .target(name: "JobboxCLI", dependencies: ["JobboxCore", argumentParser]),
         // cgroup v1 and v2: layout, limits, a job's cgroup and its removal (cg-exec).

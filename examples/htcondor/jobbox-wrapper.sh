@@ -1,7 +1,7 @@
 #!/bin/bash
 # jobbox-wrapper.sh: an HTCondor USER_JOB_WRAPPER that runs the job through jobbox's tools.
 #
-#   USER_JOB_WRAPPER = /usr/local/share/jobbox/examples/htcondor/jobbox-wrapper.sh
+#   USER_JOB_WRAPPER = /usr/local/share/doc/jobbox/examples/htcondor/jobbox-wrapper.sh
 #
 # The starter runs it as  jobbox-wrapper.sh /abs/path/of/job [job arguments...]  with $_CONDOR_JOB_AD,
 # $_CONDOR_MACHINE_AD, $_CONDOR_SCRATCH_DIR and $_CONDOR_WRAPPER_ERROR_FILE set. What it does depends on whom it

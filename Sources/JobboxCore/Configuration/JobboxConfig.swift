@@ -15,7 +15,7 @@ package struct NamedChroot: Sendable, Equatable {
 }
 
 /// The settings of `/etc/jobbox/jobbox.conf`; every knob has a built-in default, so no file is needed.
-package struct JobboxConfig: Sendable {
+package struct JobboxConfig: Sendable, Equatable {
     /// The file read when neither `--config` nor `JOBBOX_CONFIG` names one.
     package static let defaultPath = "/etc/jobbox/jobbox.conf"
     /// The knobs jobbox knows; any other is warned about.

@@ -42,7 +42,8 @@ int jb_peer_identity(int fd, uid_t *uid, pid_t *pid, int *pidfd) {
 
 int jb_pidfd_alive(int pidfd) {
     if (pidfd < 0) return 0;
-    return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 ? 1 : 0;
+    /* EPERM: alive, only not ours to signal (a service without CAP_KILL). */
+    return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno == EPERM ? 1 : 0;
 }
 
 int jb_shutdown_signalfd(void) {

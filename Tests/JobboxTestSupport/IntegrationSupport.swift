@@ -100,8 +100,9 @@ package struct TestUser {
     package let uid: UInt32
     package let gid: UInt32
 
-    package init() throws {
-        name = TestSupport.uniqueName("jbx")
+    /// Makes a user named `prefix` plus a unique suffix.
+    package init(prefix: String = "jbx") throws {
+        name = TestSupport.uniqueName(prefix)
         let made = try Spawn.run(["useradd", "-M", "-N", "-s", "/bin/sh", "-d", "/nonexistent", name])
         guard made.status == 0 else { throw TestFailure("useradd \(name) failed: \(made)") }
         guard let entry = getpwnam(name) else { throw TestFailure("useradd made no passwd entry for \(name)") }

@@ -27,6 +27,7 @@
 #                            does below BASE_CGROUP (without it the job stays in this script's cgroups)
 #   --env NAME=VALUE         an extra variable of the job's environment (repeatable; as `environment =`)
 #   --transfer-executable    copy JOB into the scratch dir as condor_exec.exe, as transfer_executable does
+#   --starter-dir NAME       the starter's directory in EXECUTE (default dir_<pid>; a chroot needs its path known)
 # Prints on stdout, once the wrapper has exited:
 #   scratch=<the scratch dir>      status=<the wrapper's exit status>      requeue=<reason>   (only if requeued)
 # Exits 0 when it could run the wrapper, 2 when it could not (a line on stderr says why).
@@ -35,7 +36,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 wrapper=$here/../../examples/htcondor/jobbox-wrapper.sh
 execute='' user='' as_root=0 cluster=1 proc=0 memory=128 cpus=1 chirp_config='' cgroup_base='' transfer=0
-extra_attrs=() omit_attrs=() extra_env=() join=()
+extra_attrs=() omit_attrs=() extra_env=() join=() starter_name=dir_$$
 
 die() { echo "htcondor-contract: $*" >&2; exit 2; }
 
@@ -55,6 +56,7 @@ while [ $# -gt 0 ]; do
         --cgroup) cgroup_base=$2; shift 2 ;;
         --env) extra_env+=("$2"); shift 2 ;;
         --transfer-executable) transfer=1; shift ;;
+        --starter-dir) starter_name=$2; shift 2 ;;
         --) shift; break ;;
         *) die "unknown option $1 (see the comment at the top of $0)" ;;
     esac
@@ -73,7 +75,7 @@ case $job in /*) ;; *) job=$(cd "$(dirname "$job")" && pwd)/$(basename "$job") ;
 [ -x "$wrapper" ] || die "Cannot find/execute USER_JOB_WRAPPER file $wrapper"
 
 # --- the execute and scratch directories -------------------------------------------------------------------
-starter_dir=$execute/dir_$$
+starter_dir=$execute/$starter_name
 scratch=$starter_dir/scratch
 mkdir -m 0755 "$starter_dir"
 mkdir -m 0700 "$scratch"

@@ -97,7 +97,9 @@ package struct JobStatPlanner: Sendable {
         return ordered + (locator.layout.unified.map { [$0] } ?? [])
     }
 
-    private func single(labels: [(name: String, value: String)], missing: String, object: String, directory found: (CgroupHierarchy) -> String?) -> JobStatTargets {
+    private func single(labels: [(name: String, value: String)], missing: String, object: String, directory found: (CgroupHierarchy) -> String?)
+        -> JobStatTargets
+    {
         func directory(_ hierarchy: CgroupHierarchy) -> String? {
             guard let path = found(hierarchy) else { return nil }
             if let excluded, locator.layout.directory(of: excluded, in: hierarchy) == path { return nil }

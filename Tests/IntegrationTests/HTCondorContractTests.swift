@@ -187,7 +187,8 @@ struct HTCondorContractTests {
         // mount points in root's chroot.
         try FileManager.default.createDirectory(atPath: root + world.execute.path + "/" + starterDir, withIntermediateDirectories: true)
         // A static setuid-root program: it reports its effective uid. On the host it makes the job's user root.
-        try world.execute.write("suid-euid.c", "#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf(\"euid=%d\\n\", (int)geteuid()); return 0; }\n")
+        try world.execute.write(
+            "suid-euid.c", "#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf(\"euid=%d\\n\", (int)geteuid()); return 0; }\n")
         let compiled = try Spawn.run(["/usr/bin/gcc", "-static", "-o", root + "/bin/suid-euid", world.execute.path + "/suid-euid.c"])
         try #require(compiled.status == 0, "\(compiled)")
         chmod(root + "/bin/suid-euid", 0o4755)

@@ -67,13 +67,17 @@ struct JobboxWrapperTests {
         // After the job: figures without the error file, so a failure there cannot requeue a finished job; jobstat
         // itself leaves out what the job shares with the starter, and decides whether to chirp.
         #expect(
-            Self.withParentPID(setup.tools.calls(of: "jobstat")) == ["jobstat uid=\(setup.user.uid) errfile= [--self] [--exclude-shared-with] [PPID] [--chirp-auto]"],
+            Self.withParentPID(setup.tools.calls(of: "jobstat")) == [
+                "jobstat uid=\(setup.user.uid) errfile= [--self] [--exclude-shared-with] [PPID] [--chirp-auto]"
+            ],
             "\(setup.tools.calls)")
         #expect(setup.tools.calls(of: "netacct").isEmpty, "netacct needs root: \(setup.tools.calls)")
         #expect(run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\nBlockReadBytes = 7\nNumPids = 1\nCpuPressureSomeAvg10 = 0.5\n", "\(run)")
     }
 
-    @Test("as root: the ads copied where only root writes -> cg-exec --from-job-ad -> netacct -> ns-exec --requested-chroot -> job; then jobstat, cg-exec --remove")
+    @Test(
+        "as root: the ads copied where only root writes -> cg-exec --from-job-ad -> netacct -> ns-exec --requested-chroot -> job; then jobstat, cg-exec --remove"
+    )
     func privilegedChain() throws {
         let setup = try Setup()
         defer { setup.remove() }
@@ -121,8 +125,10 @@ struct JobboxWrapperTests {
             grep -c ClusterId "$_CONDOR_JOB_AD"
             """)
         let run = try ContractRun.run(
-            ["--execute", setup.execute.path, "--user", setup.user.name, "--wrapper-as-root", "--env", "JOBBOX_BIN=\(setup.tools.directory)", "--env",
-             "FAKE_TOOL_LOG=\(setup.tools.log)"], job: [job], jobbox: setup.jobbox)
+            [
+                "--execute", setup.execute.path, "--user", setup.user.name, "--wrapper-as-root", "--env", "JOBBOX_BIN=\(setup.tools.directory)", "--env",
+                "FAKE_TOOL_LOG=\(setup.tools.log)",
+            ], job: [job], jobbox: setup.jobbox)
         #expect(run.status == 0, "\(run)")
         let lines = run.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(run)")

@@ -43,8 +43,9 @@ final class NetacctTopology {
     private var servers: [BackgroundRun] = []
 
     /// Creates the namespaces, links, addresses, routes and the admin's rules; removes what it made on failure.
-    init() throws {
-        let prefix = TestSupport.uniqueName("na")
+    /// `prefix` starts the names of the namespaces.
+    init(prefix namePrefix: String = "na") throws {
+        let prefix = TestSupport.uniqueName(namePrefix)
         node = prefix + "n"
         campus = prefix + "c"
         internet = prefix + "i"

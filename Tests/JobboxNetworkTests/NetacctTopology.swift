@@ -42,8 +42,8 @@ final class NetacctTopology {
     let configPath: String
     private var servers: [BackgroundRun] = []
 
-    /// Creates the namespaces, links, addresses, routes and the admin's rules; removes what it made on failure.
-    /// `prefix` starts the names of the namespaces.
+    /// Creates the namespaces (named `prefix` and a unique suffix), links, addresses, routes and the admin's rules;
+    /// removes what it made on failure.
     init(prefix namePrefix: String = "na") throws {
         let prefix = TestSupport.uniqueName(namePrefix)
         node = prefix + "n"

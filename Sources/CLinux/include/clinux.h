@@ -109,4 +109,6 @@ long jb_random_bytes(void *buffer, size_t count);
  */
 int jb_is_secure_exec(void);
 
+#include "jb_service.h"
+
 #endif

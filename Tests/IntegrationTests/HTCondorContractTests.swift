@@ -229,6 +229,129 @@ struct HTCondorContractTests {
         #expect(run.finalAd == nil, "\(run)")
     }
 
+    /// A node network for one test: namespaces `<tag>n` (the node, where the wrapper runs) and `<tag>c` (a campus
+    /// host with a UDP echo server on port 7), joined by a veth pair; and the node service (`netacct --node`)
+    /// counting a unified cgroup of the test's own, in which the harness puts the job.
+    struct NodeNetwork {
+        let tag: String
+        let node: String
+        let campusAddress: String
+        let accountingDirectory: String
+        let jobDirectory: String
+        let pinDirectory: String
+        /// The service's socket, in a directory of root's made here.
+        let socket: String
+        var accountingPath: String
+        var echo: pid_t = -1
+        var service: pid_t = -1
+
+        /// The unified hierarchy's mount point and this process's cgroup path there.
+        static func unified() -> (mount: String, own: String)? {
+            let mount = Integration.isUnifiedCgroupNode ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified"
+            guard FileManager.default.fileExists(atPath: mount + "/cgroup.procs"), let text = Integration.read("/proc/self/cgroup"),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+            else { return nil }
+            return (mount, String(line.dropFirst(3)))
+        }
+
+        init() throws {
+            tag = "jbi\(getpid() % 10_000)\(Int.random(in: 10..<100))"
+            node = tag + "n"
+            let subnet = "10.252.\(getpid() % 250)"
+            campusAddress = subnet + ".2"
+            let (mount, own) = try #require(Self.unified(), "no cgroup2 mount")
+            let name = TestSupport.uniqueName("jbinet")
+            accountingPath = (own == "/" ? "" : own) + "/" + name
+            accountingDirectory = mount + accountingPath
+            jobDirectory = accountingDirectory + "/job"
+            pinDirectory = "/sys/fs/bpf/" + name
+            socket = "/run/" + name + "/netacct.sock"
+            let setup = """
+                set -e
+                ip netns add \(node); ip netns add \(tag)c
+                ip -n \(node) link set lo up; ip -n \(tag)c link set lo up
+                ip link add \(tag)v0 netns \(node) type veth peer name eth0 netns \(tag)c
+                ip -n \(node) addr add \(subnet).1/24 dev \(tag)v0; ip -n \(tag)c addr add \(subnet).2/24 dev eth0
+                ip -n \(node) link set \(tag)v0 up; ip -n \(tag)c link set eth0 up
+                mkdir \(accountingDirectory) \(jobDirectory)
+                mkdir -m 0755 /run/\(name)
+                """
+            let made = try Spawn.sh(setup)
+            guard made.status == 0 else {
+                remove()
+                throw TestFailure("the node network: \(made)")
+            }
+        }
+
+        /// The configuration lines the node service and jobstat read.
+        var config: String {
+            "NETWORK_ACCOUNTING_CGROUP = \(accountingPath)\nNETACCT_PIN_DIR = \(pinDirectory)\nNETACCT_SOCKET = \(socket)\n"
+        }
+
+        mutating func start(config: String) throws {
+            let script = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',7))\nwhile True:\n    d,a=s.recvfrom(65535); s.sendto(d,a)\n"
+            echo = try Spawn.start(["ip", "netns", "exec", tag + "c", "python3", "-c", script])
+            service = try Spawn.start([TestSupport.tool("netacct"), "--config", config, "--node"])
+            for _ in 0..<300 where !FileManager.default.fileExists(atPath: socket) { usleep(100_000) }
+            try #require(FileManager.default.fileExists(atPath: socket), "the node service made no socket")
+        }
+
+        func remove(config: String? = nil) {
+            for pid in [service, echo] where pid > 0 {
+                kill(pid, SIGTERM)
+                Spawn.wait(pid)
+            }
+            if let config { _ = try? Spawn.run([TestSupport.tool("netacct"), "--config", config, "--cleanup", "--stale"]) }
+            _ = try? Spawn.sh(
+                "rm -rf \(pinDirectory) \(socket.dropLast("/netacct.sock".count)); rmdir \(jobDirectory) \(accountingDirectory) 2>/dev/null; ip netns del \(node) 2>/dev/null; ip netns del \(tag)c 2>/dev/null; true")
+        }
+    }
+
+    /// A job that sends 20 UDP datagrams of 1000 bytes to the campus host (its first argument) and reads each echo.
+    static let networkJob = #"""
+        #!/bin/sh
+        exec python3 - "$1" <<'PY'
+        import socket, sys
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        for _ in range(20):
+            s.sendto(b"n" * 1000, (sys.argv[1], 7))
+            s.recvfrom(2048)
+        print("sent=20")
+        PY
+        """#
+
+    @Test(
+        "as the job's user with the node service (netacct --node): exact network bytes in the final ad, from jobstat alone",
+        .enabled(if: Integration.waitingFor(unprivilegedTools + ["netacct"]) == nil, Integration.waitingFor(unprivilegedTools) ?? ""),
+        .enabled(if: Integration.tool("netacct", hasOption: "--node"), "netacct has no --node on this branch"),
+        .enabled(if: NodeNetwork.unified() != nil, "no cgroup2 mount"))
+    func unprivilegedNetworkFigures() throws {
+        var network = try NodeNetwork()
+        let world: World
+        do {
+            world = try World(configExtra: network.config)
+        } catch {
+            network.remove()
+            throw error
+        }
+        defer {
+            network.remove(config: world.config)
+            world.remove()
+        }
+        try network.start(config: world.config)
+        try world.execute.script("network-job.sh", Self.networkJob)
+        let run = try world.run(
+            asRoot: false, options: ["--netns", network.node, "--join-cgroup", network.jobDirectory],
+            job: [world.execute.path + "/network-job.sh", network.campusAddress])
+        #expect(run.status == 0 && run.errorFile == nil, "\(run)")
+        #expect(run.stdout == "sent=20\n", "\(run)")
+        let ad = Integration.attributes(try #require(run.finalAd, "\(run)"))
+        // 20 datagrams each way, 1000 bytes of payload + 8 (UDP) + 20 (IPv4) each.
+        #expect(ad["NetworkOutgoing"] == "\(20 * 1028)" && ad["NetworkIncoming"] == "\(20 * 1028)", "\(ad)")
+        #expect(ad["MemoryPeakKb"] != nil, "\(ad)")
+    }
+
     // MARK: - as root
 
     @Test(

@@ -289,7 +289,8 @@ struct HTCondorContractTests {
         }
 
         mutating func start(config: String) throws {
-            let script = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',7))\nwhile True:\n    d,a=s.recvfrom(65535); s.sendto(d,a)\n"
+            let script =
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',7))\nwhile True:\n    d,a=s.recvfrom(65535); s.sendto(d,a)\n"
             echo = try Spawn.start(["ip", "netns", "exec", tag + "c", "python3", "-c", script])
             service = try Spawn.start([TestSupport.tool("netacct"), "--config", config, "--node"])
             for _ in 0..<300 where !FileManager.default.fileExists(atPath: socket) { usleep(100_000) }
@@ -303,7 +304,8 @@ struct HTCondorContractTests {
             }
             if let config { _ = try? Spawn.run([TestSupport.tool("netacct"), "--config", config, "--cleanup", "--stale"]) }
             _ = try? Spawn.sh(
-                "rm -rf \(pinDirectory) \(socket.dropLast("/netacct.sock".count)); rmdir \(jobDirectory) \(accountingDirectory) 2>/dev/null; ip netns del \(node) 2>/dev/null; ip netns del \(tag)c 2>/dev/null; true")
+                "rm -rf \(pinDirectory) \(socket.dropLast("/netacct.sock".count)); rmdir \(jobDirectory) \(accountingDirectory) 2>/dev/null; ip netns del \(node) 2>/dev/null; ip netns del \(tag)c 2>/dev/null; true"
+            )
         }
     }
 

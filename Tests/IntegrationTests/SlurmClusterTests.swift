@@ -290,7 +290,8 @@ struct SlurmClusterTests {
         defer { world.remove() }
         // The prolog's scratch dirs live in <JOBBOX_SLURM_DIR>/jobs: the chroot has that mount point (CHROOT_MOUNT_POINTS).
         try FileManager.default.createDirectory(atPath: root + world.state + "/jobs", withIntermediateDirectories: true)
-        let script = "cat /etc/os-release; echo uid=$(id -u); echo pid=$$; set -- /proc/[0-9]*; echo processes=$#; "
+        let script =
+            "cat /etc/os-release; echo uid=$(id -u); echo pid=$$; set -- /proc/[0-9]*; echo processes=$#; "
             + "grep memory /proc/self/cgroup | sed 's/^[0-9]*:memory:/memory_cgroup=/'; echo in > /tmp/f && echo tmp=$(cat /tmp/f); "
             + "if (echo x > /etc/planted) 2>/dev/null; then echo etc=writable; else echo etc=read-only; fi"
         var environment = world.submitEnvironment

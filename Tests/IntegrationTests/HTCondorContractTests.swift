@@ -173,19 +173,13 @@ struct HTCondorContractTests {
         .enabled(if: Integration.waitingFor(unprivilegedTools) == nil, Integration.waitingFor(unprivilegedTools) ?? ""),
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/gcc"), "gcc is not installed (scripts/deps/integration.txt)"))
     func unprivilegedNamedChroot() throws {
-        let name = TestSupport.uniqueName("jbiTINY")
         let starterDir = TestSupport.uniqueName("dir_jbi")
-        // The chroot lies in the EXECUTE directory (root's all the way up, as ns-exec requires).
-        let probe = try ExecuteDirectory("jbi-chroot")
-        defer { probe.remove() }
-        let root = probe.path + "/tiny"
-        let release = "PRETTY_NAME=\"jobbox contract chroot \(name)\"\n"
-        try NsExecTestSupport.buildChroot(at: root, release: release)
-        let world = try World(configExtra: "NAMED_CHROOT = \(name)=\(root)")
+        let chroot = try NamedTestChroot(prefix: "jbiTINY")
+        defer { chroot.remove() }
+        let (root, release) = (chroot.root, chroot.release)
+        let world = try World(configExtra: chroot.configLine)
         defer { world.remove() }
-        // The scratch dir's parent, as chroot-tool makes it from CHROOT_MOUNT_POINTS: the job's user cannot make
-        // mount points in root's chroot.
-        try FileManager.default.createDirectory(atPath: root + world.execute.path + "/" + starterDir, withIntermediateDirectories: true)
+        try chroot.makeMountPoint(world.execute.path + "/" + starterDir)
         // A static setuid-root program: it reports its effective uid. On the host it makes the job's user root.
         try world.execute.write(
             "suid-euid.c", "#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf(\"euid=%d\\n\", (int)geteuid()); return 0; }\n")
@@ -197,7 +191,7 @@ struct HTCondorContractTests {
         try world.execute.script("chroot-job.sh", Self.chrootJob)
 
         let run = try world.run(
-            asRoot: false, options: ["--job-attr", "RequestedChroot = \"\(name)\"", "--starter-dir", starterDir, "--transfer-executable"],
+            asRoot: false, options: ["--job-attr", "RequestedChroot = \"\(chroot.name)\"", "--starter-dir", starterDir, "--transfer-executable"],
             job: [world.execute.path + "/chroot-job.sh"])
         #expect(run.status == 0, "\(run)")
         #expect(run.errorFile == nil && run.requeue == nil, "\(run)")

@@ -280,22 +280,19 @@ struct SlurmClusterTests {
         "sbatch as the job's user with JOBBOX_CHROOT: the job runs in the named chroot, read-only, with its own /tmp and PID view, in the prolog's cgroup",
         .enabled(if: Integration.waitingFor(tools) == nil, Integration.waitingFor(tools) ?? ""))
     func jobInANamedChroot() throws {
-        let name = TestSupport.uniqueName("jbiSLURM")
-        let chroots = try ExecuteDirectory("jbi-slurmchroot")
-        defer { chroots.remove() }
-        let root = chroots.path + "/tiny"
-        let release = "PRETTY_NAME=\"jobbox slurm chroot \(name)\"\n"
-        try NsExecTestSupport.buildChroot(at: root, release: release)
-        let world = try World(configExtra: "NAMED_CHROOT = \(name)=\(root)")
+        let chroot = try NamedTestChroot(prefix: "jbiSLURM")
+        defer { chroot.remove() }
+        let (root, release) = (chroot.root, chroot.release)
+        let world = try World(configExtra: chroot.configLine)
         defer { world.remove() }
-        // The prolog's scratch dirs live in <JOBBOX_SLURM_DIR>/jobs: the chroot has that mount point (CHROOT_MOUNT_POINTS).
-        try FileManager.default.createDirectory(atPath: root + world.state + "/jobs", withIntermediateDirectories: true)
+        // The prolog's scratch dirs live in <JOBBOX_SLURM_DIR>/jobs: the chroot has that mount point.
+        try chroot.makeMountPoint(world.state + "/jobs")
         let script =
             "cat /etc/os-release; echo uid=$(id -u); echo pid=$$; set -- /proc/[0-9]*; echo processes=$#; "
             + "grep memory /proc/self/cgroup | sed 's/^[0-9]*:memory:/memory_cgroup=/'; echo in > /tmp/f && echo tmp=$(cat /tmp/f); "
             + "if (echo x > /etc/planted) 2>/dev/null; then echo etc=writable; else echo etc=read-only; fi"
         var environment = world.submitEnvironment
-        environment["JOBBOX_CHROOT"] = name
+        environment["JOBBOX_CHROOT"] = chroot.name
         let job = try world.submit(["--mem=64M", "-c", "1"], ["/bin/sh", "-c", script], environment: environment)
         let record = try world.cluster.waitForEnd(job)
         let (seen, stderr, ad) = world.output(of: job)

@@ -288,3 +288,36 @@ package struct FakeTools {
     /// The calls of one tool.
     package func calls(of tool: String) -> [String] { calls.filter { $0.hasPrefix(tool + " ") } }
 }
+
+/// A busybox chroot for the end-to-end tests, named for `NAMED_CHROOT` and lying where root alone can write (as
+/// ns-exec requires); its os-release says which one it is.
+package struct NamedTestChroot {
+    package let directory: ExecuteDirectory
+    package let name: String
+    package let root: String
+    package let release: String
+    /// The jobbox.conf line that names it.
+    package var configLine: String { "NAMED_CHROOT = \(name)=\(root)" }
+
+    /// Builds one named `prefix` plus a unique suffix.
+    package init(prefix: String) throws {
+        directory = try ExecuteDirectory(prefix.lowercased())
+        name = TestSupport.uniqueName(prefix)
+        root = directory.path + "/tiny"
+        release = "PRETTY_NAME=\"jobbox test chroot \(name)\"\n"
+        do {
+            try NsExecTestSupport.buildChroot(at: root, release: release)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    /// Makes `path` in the chroot: a mount point, as chroot-tool makes them from CHROOT_MOUNT_POINTS (the job's user
+    /// cannot make mount points in root's chroot).
+    package func makeMountPoint(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: root + path, withIntermediateDirectories: true)
+    }
+
+    package func remove() { directory.remove() }
+}

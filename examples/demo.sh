@@ -52,10 +52,10 @@ export JOBBOX_CONFIG=$WORK/jobbox.conf
 
 # --- the topology: node <-> campus (10.77.0.0/24, internal), node <-> internet (198.51.100.0/24, external)
 for ns in "$NODE" "$CAMPUS" "$NET"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip link add ${TAG}c0 netns "$NODE" type veth peer name eth0 netns "$CAMPUS"
-ip link add ${TAG}i0 netns "$NODE" type veth peer name eth0 netns "$NET"
-ip -n "$NODE" addr add 10.77.0.1/24 dev ${TAG}c0
-ip -n "$NODE" addr add 198.51.100.1/24 dev ${TAG}i0
+ip link add "${TAG}c0" netns "$NODE" type veth peer name eth0 netns "$CAMPUS"
+ip link add "${TAG}i0" netns "$NODE" type veth peer name eth0 netns "$NET"
+ip -n "$NODE" addr add 10.77.0.1/24 dev "${TAG}c0"
+ip -n "$NODE" addr add 198.51.100.1/24 dev "${TAG}i0"
 ip -n "$CAMPUS" addr add 10.77.0.2/24 dev eth0
 ip -n "$NET" addr add 198.51.100.2/24 dev eth0
 ip -n "$NODE" link set "${TAG}c0" up

@@ -207,27 +207,26 @@ void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf) {
     free(bpf);
 }
 
-int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) return fail_with(fd);
+/* 0 when the map open at FD is shaped like netacct's counters (name, type, sizes), else -1 with errno (EINVAL:
+ * another map). An id or a pin is only a name: believe it only for such a map. */
+static int check_counters_map(int fd) {
     struct bpf_map_info info;
     uint32_t info_size = sizeof info;
     memset(&info, 0, sizeof info);
-    int result = bpf_obj_get_info_by_fd(fd, &info, &info_size);
-    if (result != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    /* An id is only a number: believe it only for a map shaped like netacct's counters. */
+    if (bpf_obj_get_info_by_fd(fd, &info, &info_size) != 0) return -1;
     if (strcmp(info.name, "jb_counters") != 0 || info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(uint64_t) ||
         info.value_size != sizeof(struct jb_netacct_counters)) {
-        close(fd);
         errno = EINVAL;
         return -1;
     }
-    result = sum_counters(fd, total);
+    return 0;
+}
+
+int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) return fail_with(fd);
+    int result = check_counters_map(fd);
+    if (result == 0) result = sum_counters(fd, total);
     int saved = errno;
     close(fd);
     errno = saved;
@@ -325,14 +324,10 @@ int jb_netacct_node_open_counters(const char *pin_dir) {
     }
     int fd = bpf_obj_get(path);
     if (fd < 0) return fail_with(fd);
-    struct bpf_map_info info;
-    uint32_t info_size = sizeof info;
-    memset(&info, 0, sizeof info);
-    int result = bpf_obj_get_info_by_fd(fd, &info, &info_size);
-    if (result != 0 || strcmp(info.name, "jb_counters") != 0 || info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(uint64_t) ||
-        info.value_size != sizeof(struct jb_netacct_counters)) {
+    if (check_counters_map(fd) != 0) {
+        int saved = errno;
         close(fd);
-        errno = result != 0 ? errno : EINVAL;
+        errno = saved;
         return -1;
     }
     return fd;

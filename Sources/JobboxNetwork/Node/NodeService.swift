@@ -114,7 +114,7 @@ package final class NodeService {
                 }
                 nextSweep = now + Int64(options.sweepSeconds) * 1000
             }
-            for (fd, client) in clients where client.deadline <= now { finish(fd, timedOut: true) }
+            for (fd, client) in clients where client.deadline <= now { expire(fd) }
             var entries = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0), pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
             for (fd, client) in clients { entries.append(pollfd(fd: fd, events: Int16(client.answered ? POLLOUT : POLLIN), revents: 0)) }
             let wake = clients.values.map(\.deadline).reduce(nextSweep, min)
@@ -236,7 +236,7 @@ package final class NodeService {
     }
 
     /// Ends a client at its deadline: one error line when it never got an answer (it may not read it), then close.
-    private func finish(_ fd: Int32, timedOut: Bool) {
+    private func expire(_ fd: Int32) {
         if let client = clients[fd], !client.answered {
             let line = Array(NetacctNodeRefusal("no complete request within \(options.clientTimeoutMilliseconds) ms").line.utf8)
             _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }

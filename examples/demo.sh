@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # make demo: a sample job through the whole jobbox chain, then its ClassAd.
 #
-#   cg-exec (cgroup with limits) -> ns-exec (PID + mount namespaces, private /tmp from the scratch dir)
-#     -> netacct (veth, accounting chain, NAT) -> the job
+#   cg-exec (cgroup with limits) -> netacct (veth, accounting chain, NAT)
+#     -> ns-exec (PID + mount namespaces, private /tmp from the scratch dir) -> the job
+#
+# The order is the README's: netacct runs before ns-exec replaces /tmp, so the tools may live anywhere (a clone
+# under /tmp too); ns-exec, last, is the job's own view.
 #
 # The network part runs in a small topology of namespaces made here: a "node" namespace standing for the worker
 # node, a "campus" host on an internal network and an "internet" host on an external one. The chain runs with
@@ -18,7 +21,7 @@ if [ -n "${JOBBOX_BIN:-}" ]; then BIN=$JOBBOX_BIN
 elif [ -x "$PWD/.build/debug/cg-exec" ]; then BIN=$PWD/.build/debug
 else BIN=$(dirname "$(command -v cg-exec || echo /usr/local/bin/cg-exec)")
 fi
-TAG=jbdemo$$
+TAG=${JOBBOX_DEMO_TAG:-jbdemo$$}   # names the demo's cgroups, namespaces and links
 WORK=/run/$TAG                       # not under /tmp or /var/tmp: ns-exec replaces those inside the job
 NODE=${TAG}n CAMPUS=${TAG}c NET=${TAG}i
 JOB=demo.$$
@@ -49,10 +52,10 @@ export JOBBOX_CONFIG=$WORK/jobbox.conf
 
 # --- the topology: node <-> campus (10.77.0.0/24, internal), node <-> internet (198.51.100.0/24, external)
 for ns in "$NODE" "$CAMPUS" "$NET"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip link add ${TAG}c0 netns "$NODE" type veth peer name eth0 netns "$CAMPUS"
-ip link add ${TAG}i0 netns "$NODE" type veth peer name eth0 netns "$NET"
-ip -n "$NODE" addr add 10.77.0.1/24 dev ${TAG}c0
-ip -n "$NODE" addr add 198.51.100.1/24 dev ${TAG}i0
+ip link add "${TAG}c0" netns "$NODE" type veth peer name eth0 netns "$CAMPUS"
+ip link add "${TAG}i0" netns "$NODE" type veth peer name eth0 netns "$NET"
+ip -n "$NODE" addr add 10.77.0.1/24 dev "${TAG}c0"
+ip -n "$NODE" addr add 198.51.100.1/24 dev "${TAG}i0"
 ip -n "$CAMPUS" addr add 10.77.0.2/24 dev eth0
 ip -n "$NET" addr add 198.51.100.2/24 dev eth0
 ip -n "$NODE" link set "${TAG}c0" up
@@ -88,18 +91,18 @@ PY
 JOB
 chmod 755 "$WORK/job.sh"
 
-echo "== running a job through cg-exec -> ns-exec -> netacct"
+echo "== running a job through cg-exec -> netacct -> ns-exec"
 SCRATCH=$WORK/scratch nsenter --net=/run/netns/"$NODE" \
   "$BIN/cg-exec" --job "$JOB" --memory 512M --cpus 1 --pids-max 200 -- \
+  "$BIN/netacct" --job "$JOB" --backend nftables --ad-file "$WORK/network.ad" -- \
   "$BIN/ns-exec" --pid --mount --scratch "$WORK/scratch" --mount-under-scratch /tmp,/var/tmp -- \
-  "$BIN/netacct" --job "$JOB" --backend nftables --ad-file "$WORK/scratch/network.ad" -- \
   "$WORK/job.sh"
 status=$?
 
 echo
 echo "== the job's ClassAd (jobstat + netacct)"
 "$BIN/jobstat" --job "$JOB"
-cat "$WORK/scratch/network.ad"
+cat "$WORK/network.ad"
 echo "ExitCode = $status"
 
 echo

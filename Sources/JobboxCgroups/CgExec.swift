@@ -24,19 +24,30 @@ package enum CgExec {
         return try JobCgroupLocator.current(config: config, parentOverride: parent)
     }
 
-    /// The limits from the options, completed from `$_CONDOR_JOB_AD` when `fromJobAd` is set.
+    /// The limits from the options, completed from `$_CONDOR_JOB_AD` when `fromJobAd` is set, and where the job
+    /// ad's `RequestMemory` or `RequestCpus` is missing or an expression (HTCondor's default `RequestMemory` is
+    /// one), from the slot's `Memory` and `Cpus` in `$_CONDOR_MACHINE_AD`: what HTCondor itself enforces.
+    ///
+    /// Trusted inputs: as root, either ad only where root alone can write it (`JobAdFile`'s rule); the job can
+    /// rewrite both in its scratch dir. As the job's user, both (the user can only limit its own job).
     package static func limits(_ options: CgroupLimitOptions, fromJobAd: Bool, environment: Environment) throws(JobboxError) -> CgroupLimits {
         var limits = try CgroupLimits(parsing: options)
         if fromJobAd {
             guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else {
                 throw JobboxError.invalid("cannot use --from-job-ad", nil, "$_CONDOR_JOB_AD is not set (run under HTCondor, or pass --memory and --cpus)")
             }
-            // The job's own request, read before the job runs: bounded, and as root only from where root alone
-            // writes (the HTCondor wrapper passes --memory and --cpus instead).
-            let ad = try JobAdFile.read(path, for: "cannot read job ad", trust: .rootOnlyWhenPrivileged(remedy: "pass --memory and --cpus"))
-            try limits.fill(fromJobAd: ad, path: path)
+            let remedy = "pass --memory and --cpus"
+            let ad = try JobAdFile.read(path, for: "cannot read job ad", trust: .rootOnlyWhenPrivileged(remedy: remedy))
+            let slot = try machineAd(environment: environment, remedy: remedy, needed: limits.needsSlot(fromJobAd: ad))
+            try limits.fill(fromJobAd: ad, path: path, slot: slot)
         }
         return limits
+    }
+
+    /// `$_CONDOR_MACHINE_AD` and where it lies, read only when `needed` (the job ad leaves a limit open) and set.
+    private static func machineAd(environment: Environment, remedy: String, needed: Bool) throws(JobboxError) -> (ad: ClassAd, path: String)? {
+        guard needed, let path = environment["_CONDOR_MACHINE_AD"], !path.isEmpty else { return nil }
+        return (try JobAdFile.read(path, for: "cannot read machine ad", trust: .rootOnlyWhenPrivileged(remedy: remedy)), path)
     }
 
     /// Makes the job's cgroups per `plan`, moves this process in and execs `command`. Returns only when the
@@ -64,6 +75,20 @@ package enum CgExec {
     /// `--list`: one line per job under the base, `job_<id> <processes>`.
     package static func list(locator: JobCgroupLocator) -> String {
         JobCgroupRegistry(locator: locator).list().map { "\($0.name) \($0.processCount)\n" }.joined()
+    }
+
+    /// `--delegate-to`'s user: a name from the user database or a uid; never root (root needs no delegation).
+    package static func delegateUser(_ text: String) throws(JobboxError) -> uid_t {
+        let uid: uid_t
+        if !text.isEmpty, text.allSatisfy(\.isASCIIDigit), let number = uid_t(text) {
+            uid = number
+        } else if let entry = getpwnam(text) {
+            uid = entry.pointee.pw_uid
+        } else {
+            throw JobboxError.invalid("invalid --delegate-to", "'\(text)'", "no such user")
+        }
+        guard uid != 0 else { throw JobboxError.invalid("invalid --delegate-to", "'\(text)'", "root needs no delegation") }
+        return uid
     }
 
     /// Parses `--timeout` seconds (`10`, `2.5`).

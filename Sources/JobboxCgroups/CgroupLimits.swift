@@ -191,21 +191,46 @@ package struct CgroupLimits: Sendable, Equatable {
     }
 
     /// Takes the limits HTCondor's job ad asks for where no option set them: `RequestMemory` (MiB) as `--memory`
-    /// and `RequestCpus` as `--cpus`. An attribute the ad lacks sets nothing; one that is an expression is an
-    /// error, since only HTCondor can evaluate it.
-    package mutating func fill(fromJobAd ad: ClassAd, path: String) throws(JobboxError) {
-        if memory == nil, let value = ad["RequestMemory"] {
+    /// and `RequestCpus` as `--cpus`. Where the job ad lacks one or holds an expression (only HTCondor can evaluate
+    /// it), the slot's `Memory` or `Cpus` from `slot` (the machine ad) stands in; without a slot value an absent
+    /// attribute sets nothing and an expression is an error.
+    package mutating func fill(fromJobAd ad: ClassAd, path: String, slot: (ad: ClassAd, path: String)? = nil) throws(JobboxError) {
+        if memory == nil, let (value, source) = Self.request("RequestMemory", in: ad, path: path, slot: slot, slotName: "Memory") {
             guard let mebibytes = Self.wholeNumber(value), mebibytes > 0, mebibytes < (1 << 44) else {
-                throw JobboxError.invalid("cannot use RequestMemory from", path, "it is not a positive number of MiB (pass --memory instead)")
+                throw JobboxError.invalid("cannot use \(source.name) from", source.path, "it is not a positive number of MiB (pass --memory instead)")
             }
             memory = .bytes(UInt64(mebibytes) << 20)
         }
-        if cpuWeight == nil, let value = ad["RequestCpus"] {
+        if cpuWeight == nil, let (value, source) = Self.request("RequestCpus", in: ad, path: path, slot: slot, slotName: "Cpus") {
             // Divided, not multiplied: the ad is the job's, and a huge count must be refused, not overflow.
             guard let cpus = Self.wholeNumber(value), cpus > 0, UInt64(cpus) <= CPUAmount.maximumMilli / 1000 else {
-                throw JobboxError.invalid("cannot use RequestCpus from", path, "it is not a positive number of CPUs (pass --cpus instead)")
+                throw JobboxError.invalid("cannot use \(source.name) from", source.path, "it is not a positive number of CPUs (pass --cpus instead)")
             }
             cpuWeight = .cpus(CPUAmount(milli: UInt64(cpus) * 1000))
+        }
+    }
+
+    /// Whether `fill` would look at the slot: a limit not set by an option whose request the job ad lacks or
+    /// leaves to an expression.
+    package func needsSlot(fromJobAd ad: ClassAd) -> Bool {
+        (memory == nil && !Self.isNumber(ad["RequestMemory"])) || (cpuWeight == nil && !Self.isNumber(ad["RequestCpus"]))
+    }
+
+    /// The job ad's `name` when it is a number, else the slot's `slotName` when the slot has it, else the job
+    /// ad's value (an expression, to be refused) or nil; with the attribute and file it came from.
+    private static func request(
+        _ name: String, in ad: ClassAd, path: String, slot: (ad: ClassAd, path: String)?, slotName: String
+    ) -> (ClassAdValue, (name: String, path: String))? {
+        let own = ad[name]
+        if Self.isNumber(own), let own { return (own, (name, path)) }
+        if let slot, let value = slot.ad[slotName] { return (value, (slotName, slot.path)) }
+        return own.map { ($0, (name, path)) }
+    }
+
+    private static func isNumber(_ value: ClassAdValue?) -> Bool {
+        switch value {
+        case .integer, .real: return true
+        default: return false
         }
     }
 

@@ -39,14 +39,15 @@ package struct JobCgroupCreator {
         self.blockDisks = blockDisks
     }
 
-    /// Carries out `plan`; on return the process is in the job's cgroup in every target hierarchy.
-    package func create(_ plan: JobCgroupPlan) throws(JobboxError) -> JobCgroup {
+    /// Carries out `plan`; on return the process is in the job's cgroup in every target hierarchy (with `moving`
+    /// false it stays where it is: the cgroups are made for someone else to join).
+    package func create(_ plan: JobCgroupPlan, moving: Bool = true) throws(JobboxError) -> JobCgroup {
         let progress = Progress()
         do {
             for target in plan.targets {
                 try prepare(target, required: Set(plan.requiredControllers), progress: progress)
             }
-            for target in plan.targets {
+            for target in plan.targets where moving {
                 let previous = layout.directory(of: membership, in: target.hierarchy).map { $0 + "/cgroup.procs" }
                 try write(String(pid), to: target.processDirectory + "/cgroup.procs")
                 progress.previous.append(previous ?? "")

@@ -42,3 +42,20 @@ package enum ChrootPolicy {
         return directory.path
     }
 }
+
+extension ChrootPolicy {
+    /// `--requested-chroot`: the chroot the job ad (`$_CONDOR_JOB_AD`) asks for with `RequestedChroot`, nil when it
+    /// asks for none. Only a name from `NAMED_CHROOT` is taken, never a path, so the ad may lie where the job can
+    /// write it: a job that rewrites it can only pick another of the chroots the admin offers every job.
+    package static func requestedByJobAd(_ environment: Environment) throws(JobboxError) -> String? {
+        guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else {
+            throw JobboxError.invalid("cannot use --requested-chroot", nil, "$_CONDOR_JOB_AD is not set (run under HTCondor, or pass --chroot NAME)")
+        }
+        let ad = try JobAdFile.read(path, for: "cannot read job ad")
+        guard let value = ad["RequestedChroot"] else { return nil }
+        guard case .string(let name) = value, !name.isEmpty, !name.hasPrefix("/") else {
+            throw JobboxError.invalid("cannot use RequestedChroot from", path, "it is not the name of a chroot (a string, not a path)")
+        }
+        return name
+    }
+}

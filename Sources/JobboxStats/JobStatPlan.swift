@@ -41,6 +41,10 @@ package struct JobStatPlanner: Sendable {
     package let membershipOf: @Sendable (Int32) throws(JobboxError) -> CgroupMembership
     /// Whether a directory exists (replaced in tests only if needed).
     package let exists: @Sendable (String) -> Bool
+    /// `--exclude-shared-with PID`: that process's cgroups. A hierarchy where the selected cgroup is also this one
+    /// is left out: its figures count more than the job (a job wrapper in the cgroup its batch system's daemon
+    /// shares with other jobs, as HTCondor's v1 starter leaves it for blkio and pids).
+    package var excluded: CgroupMembership?
 
     /// The prefix of job cgroups' names.
     package static let jobPrefix = "job_"
@@ -93,11 +97,22 @@ package struct JobStatPlanner: Sendable {
         return ordered + (locator.layout.unified.map { [$0] } ?? [])
     }
 
-    private func single(labels: [(name: String, value: String)], missing: String, object: String, directory: (CgroupHierarchy) -> String?) -> JobStatTargets {
+    private func single(labels: [(name: String, value: String)], missing: String, object: String, directory found: (CgroupHierarchy) -> String?)
+        -> JobStatTargets
+    {
+        func directory(_ hierarchy: CgroupHierarchy) -> String? {
+            guard let path = found(hierarchy) else { return nil }
+            if let excluded, locator.layout.directory(of: excluded, in: hierarchy) == path { return nil }
+            return path
+        }
         let sources = CgroupStatSources(layout: locator.layout, directory: directory, exists: exists)
         guard !sources.isEmpty else {
-            let candidate = readHierarchies.lazy.compactMap(directory).first
-            let reason = candidate.map { "\($0) does not exist" } ?? "no cgroup hierarchy shows it"
+            let candidate = readHierarchies.compactMap(found).first
+            let shared = excluded != nil && readHierarchies.contains { found($0) != nil && directory($0) == nil }
+            let reason =
+                shared
+                ? "it shares its cgroup with the process of --exclude-shared-with in every hierarchy read"
+                : candidate.map { "\($0) does not exist" } ?? "no cgroup hierarchy shows it"
             return .missing(JobboxError(missing, object, reason: reason))
         }
         return .found([JobStatTarget(labels: labels, identity: nil, sources: sources)])

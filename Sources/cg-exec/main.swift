@@ -10,6 +10,8 @@ struct CgExecCommand: JobboxTool {
         abstract: "Run a command in its own per-job cgroup with limits; remove or list jobs' cgroups.",
         usage: """
             cg-exec [--job ID] [--parent PATH|self] [--base NAME] [limits] -- COMMAND [ARG...]
+            cg-exec --delegate-to USER [--job ID] [limits]
+            cg-exec --join [--job ID] -- COMMAND [ARG...]
             cg-exec --remove [--job ID] [--timeout S]
             cg-exec --list
             """,
@@ -18,6 +20,11 @@ struct CgExecCommand: JobboxTool {
             cpuacct, cpuset, blkio, pids, freezer; v2 and hybrid: also the unified hierarchy, with the process in \
             its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
             COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.
+
+            --delegate-to USER makes the job's cgroups (v1 hierarchies only) without running anything and lets USER \
+            move its own processes in (their cgroup.procs and tasks become USER's, nothing else); --join, run later \
+            as USER, moves itself into the job's existing cgroups and execs COMMAND. A Slurm prolog and job script \
+            use the pair.
 
             limit             cgroup v1                         cgroup v2
             --memory          memory.limit_in_bytes             memory.max
@@ -99,8 +106,20 @@ struct CgExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("Block I/O weight 1..10000: v2 io.weight; v1 blkio.weight = N*5 (10..1000) or blkio.bfq.weight.", valueName: "n"))
     var ioWeight: String?
 
-    @Flag(name: .long, help: "Take --memory from RequestMemory (MiB) and --cpus from RequestCpus in $_CONDOR_JOB_AD where not given.")
+    @Flag(
+        name: .long,
+        help:
+            "Take --memory from RequestMemory (MiB) and --cpus from RequestCpus in $_CONDOR_JOB_AD where not given; where those are missing or expressions, the slot's Memory and Cpus from $_CONDOR_MACHINE_AD."
+    )
     var fromJobAd = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Make the job's cgroups, run nothing, and let USER (name or uid) join them with --join (root only).", valueName: "user"))
+    var delegateTo: String?
+
+    @Flag(name: .long, help: "Move into the job's existing cgroups (made by --delegate-to, or by another cg-exec) and exec COMMAND.")
+    var join = false
 
     @Flag(name: .long, help: "Kill every process of the job and remove its cgroups (exits 0 when it is gone already).")
     var remove = false
@@ -121,7 +140,7 @@ struct CgExecCommand: JobboxTool {
         let options = limitOptions
 
         if list {
-            guard !remove, job == nil, command.isEmpty, options.isEmpty, !fromJobAd, timeout == nil, controllers == nil else {
+            guard !remove, !join, delegateTo == nil, job == nil, command.isEmpty, options.isEmpty, !fromJobAd, timeout == nil, controllers == nil else {
                 throw JobboxError.invalid("invalid use of", "--list", "it takes only --parent, --base and --config")
             }
             let locator = try CgExec.locator(config: config, parent: parent, base: base)
@@ -131,7 +150,7 @@ struct CgExecCommand: JobboxTool {
 
         let jobID = try JobID.resolve(option: job, environment: environment)
         if remove {
-            guard command.isEmpty, options.isEmpty, !fromJobAd, controllers == nil else {
+            guard !join, delegateTo == nil, command.isEmpty, options.isEmpty, !fromJobAd, controllers == nil else {
                 throw JobboxError.invalid("invalid use of", "--remove", "it takes no limits and no command")
             }
             let wait = try CgExec.timeout(timeout)
@@ -141,6 +160,24 @@ struct CgExecCommand: JobboxTool {
         }
 
         if timeout != nil { throw JobboxError.invalid("invalid use of", "--timeout", "it goes with --remove") }
+        if join {
+            guard delegateTo == nil, options.isEmpty, !fromJobAd, controllers == nil, !command.isEmpty else {
+                throw JobboxError.invalid("invalid use of", "--join", "it takes a command after -- and no limits (the cgroups have theirs)")
+            }
+            let locator = try CgExec.locator(config: config, parent: parent, base: base)
+            try JobCgroupDelegation.join(try JobCgroupDelegation.joinDirectories(jobID, locator: locator))
+            throw JobboxError.exec(command[0], CgExec.execute(command))
+        }
+        if let delegateTo {
+            guard command.isEmpty else { throw JobboxError.invalid("invalid use of", "--delegate-to", "it runs no command") }
+            let uid = try CgExec.delegateUser(delegateTo)
+            let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment)
+            let selected = try controllers.map { text throws(JobboxError) in try CgroupController.parseList(text, for: "--controllers") }
+            let locator = try CgExec.locator(config: config, parent: parent, base: base)
+            let plan = try JobCgroupDelegation.delegablePlan(JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected))
+            for warning in try JobCgroupDelegation.create(plan, locator: locator, for: uid) { diagnostics.warning(warning) }
+            return 0
+        }
         try Self.start(
             jobID, options: options, fromJobAd: fromJobAd, controllers: controllers, locator: (parent, base), command: command, config: config,
             environment: environment, diagnostics: diagnostics)

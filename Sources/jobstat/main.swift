@@ -64,6 +64,13 @@ struct Jobstat: JobboxTool {
             valueName: "dir"))
     var scratch: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Leave out the figures of every hierarchy in which the cgroup read is also process PID's (a job wrapper's parent: the batch system's daemon).",
+            valueName: "pid"))
+    var excludeSharedWith: Int32?
+
     @Flag(name: .long, help: "Add every key of the memory, CPU and block I/O stat files (CgroupMemory_<key>, CgroupCpu_<key>, ...).")
     var raw = false
 
@@ -72,9 +79,14 @@ struct Jobstat: JobboxTool {
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "jobstat")
         let config = try global.loadConfig(diagnostics)
+        var excluded: CgroupMembership?
+        if let excludeSharedWith {
+            guard excludeSharedWith > 0 else { throw JobboxError.invalid("invalid --exclude-shared-with", "'\(excludeSharedWith)'", "it is not a process id") }
+            excluded = try CgroupMembership.read(pid: String(excludeSharedWith))
+        }
         var request = try makeRequest()
         request.scratchSettings = ScratchQuotaSettings(config)
-        return try Self.run(request, config: config, parent: parent)
+        return try Self.run(request, config: config, parent: parent, excluding: excluded)
     }
 
     static let fastOptions = FastCommandLine.Options(flags: ["raw"], single: ["config", "job", "parent"])
@@ -92,12 +104,14 @@ struct Jobstat: JobboxTool {
     }
 
     /// Reads and prints what `request` asks for, below `parent` (default: the configuration's).
-    private static func run(_ request: JobStatRequest, config: JobboxConfig, parent: String?) throws -> Int32 {
+    private static func run(_ request: JobStatRequest, config: JobboxConfig, parent: String?, excluding: CgroupMembership? = nil) throws -> Int32 {
         let locator = try JobCgroupLocator.current(config: config, parentOverride: parent)
         var request = request
         // The network figures come from the node service when one answers (netacct --node); without one, none.
         request.networkSocket = config.netacctSocket
-        return try JobStatRunner(request: request, planner: JobStatPlanner(locator: locator)).run()
+        var planner = JobStatPlanner(locator: locator)
+        planner.excluded = excluding
+        return try JobStatRunner(request: request, planner: planner).run()
     }
 
     /// Checks the options before anything is read.
@@ -131,7 +145,7 @@ struct Jobstat: JobboxTool {
             guard count > 0 else { throw JobboxError.invalid("invalid --count", "'\(count)'", "it is not a positive number") }
         }
         let update = try chirp.update()
-        if update != nil && all {
+        if (update != nil || chirp.automatic) && all {
             throw JobboxError.invalid("invalid options", "--chirp --all", "chirp publishes one job's figures into that job's ad")
         }
         var request = JobStatRequest(selection: selection, format: format, raw: raw, interval: interval, count: count, chirp: update)

@@ -78,6 +78,11 @@ struct NsExecCommand: JobboxTool {
             "Run in a chroot, read-only, with per-job /tmp, /var/tmp, /run: a name from NAMED_CHROOT, or a path (root only).", valueName: "name|path"))
     var chroot: String?
 
+    @Flag(
+        name: .long,
+        help: "Run in the chroot the job ad's RequestedChroot names ($_CONDOR_JOB_AD; a name from NAMED_CHROOT only), if it names one.")
+    var requestedChroot = false
+
     @Option(name: .long, help: ArgumentHelp("Bind host path SRC at DST (inside the chroot, if any); repeatable.", valueName: "src[:dst]"))
     var bind: [String] = []
 
@@ -135,7 +140,7 @@ struct NsExecCommand: JobboxTool {
         request.noInit = noInit
         request.keepFDs = keepFD
         request.command = command
-        return try Self.run(request, binds: bind, global: global, job: job)
+        return try Self.run(request, binds: bind, global: global, job: job, requestedChroot: requestedChroot)
     }
 
     static let fastOptions = FastCommandLine.Options(
@@ -180,12 +185,16 @@ struct NsExecCommand: JobboxTool {
 
     /// Runs `request` with `binds` (as `--bind` gives them) and the configuration `global` names; `job` is only
     /// checked. In this order, so the first error of a line is the same whichever path read it.
-    private static func run(_ request: NsExecRequest, binds: [String], global: GlobalOptions, job: String?) throws -> Int32 {
+    private static func run(_ request: NsExecRequest, binds: [String], global: GlobalOptions, job: String?, requestedChroot: Bool = false) throws -> Int32 {
         let diagnostics = Diagnostics(tool: "ns-exec")
         let environment = Environment.current
         let config = try global.loadConfig(diagnostics, environment: environment)
         if let job { _ = try JobID(job) }
         var request = request
+        if requestedChroot {
+            if request.chroot != nil { throw JobboxError.invalid("invalid options", "--chroot --requested-chroot", "give one of them") }
+            request.chroot = try ChrootPolicy.requestedByJobAd(environment)
+        }
         request.binds = try binds.map { text throws(JobboxError) in try BindRequest(parsing: text) }
         return try NsExec.run(request, config: config, environment: environment, diagnostics: diagnostics)
     }

@@ -42,7 +42,12 @@ struct JobboxWrapperTests {
         }
     }
 
-    @Test("as the job's user: ns-exec --userns --pid --mount around the job, then jobstat --self; the job's status")
+    /// `calls` with the wrapper's parent pid (the starter's, unknown to the test) as `PPID`.
+    static func withParentPID(_ calls: [String]) -> [String] {
+        calls.map { $0.replacingOccurrences(of: #"\[--exclude-shared-with\] \[[0-9]+\]"#, with: "[--exclude-shared-with] [PPID]", options: .regularExpression) }
+    }
+
+    @Test("as the job's user: ns-exec --userns --pid --mount --requested-chroot around the job, then jobstat --self without the starter's figures")
     func unprivilegedChain() throws {
         let setup = try Setup()
         defer { setup.remove() }
@@ -53,38 +58,26 @@ struct JobboxWrapperTests {
         #expect(run.errorFile == nil, "\(run)")
         let ns = setup.tools.calls(of: "ns-exec")
         #expect(
-            ns == ["ns-exec uid=\(setup.user.uid) errfile=set [--userns] [--pid] [--mount] [--scratch] [\(run.scratch)] [--] [\(setup.job)] [one] [two words]"],
+            ns == [
+                "ns-exec uid=\(setup.user.uid) errfile=set [--userns] [--pid] [--mount] [--scratch] [\(run.scratch)] [--requested-chroot] [--] [\(setup.job)] [one] [two words]"
+            ],
             "\(setup.tools.calls)")
-        if Integration.isUnifiedCgroupNode {
-            // Only with a delegated slice, which the emulation makes when asked (--cgroup); not asked here.
-            #expect(setup.tools.calls(of: "cg-exec").isEmpty)
-        } else {
-            #expect(setup.tools.calls(of: "cg-exec").isEmpty, "no cgroup v2 delegation on this node: \(setup.tools.calls)")
-            #expect(run.stderr.contains("jobbox-wrapper: not a cgroup v2 node"), "\(run)")
-        }
-        // After the job: figures without the error file, so a failure there cannot requeue a finished job.
-        #expect(setup.tools.calls(of: "jobstat") == ["jobstat uid=\(setup.user.uid) errfile= [--self]"], "\(setup.tools.calls)")
+        // Only with a delegated cgroup v2 slice, which the emulation makes when asked (--cgroup); not asked here.
+        #expect(setup.tools.calls(of: "cg-exec").isEmpty, "\(setup.tools.calls)")
+        // After the job: figures without the error file, so a failure there cannot requeue a finished job; jobstat
+        // itself leaves out what the job shares with the starter, and decides whether to chirp.
+        #expect(
+            Self.withParentPID(setup.tools.calls(of: "jobstat")) == [
+                "jobstat uid=\(setup.user.uid) errfile= [--self] [--exclude-shared-with] [PPID] [--chirp-auto]"
+            ],
+            "\(setup.tools.calls)")
         #expect(setup.tools.calls(of: "netacct").isEmpty, "netacct needs root: \(setup.tools.calls)")
-        // Without a cgroup of its own (no --cgroup here) every figure of jobstat --self would be the starter's.
-        #expect(run.finalAd == "", "\(run)")
+        #expect(run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\nBlockReadBytes = 7\nNumPids = 1\nCpuPressureSomeAvg10 = 0.5\n", "\(run)")
     }
 
     @Test(
-        "as the job's user in the starter's v1 cgroups: only the figures of the job's own hierarchies are kept, and not chirped",
-        .enabled(if: !Integration.isUnifiedCgroupNode, "a cgroup v1 or hybrid node"))
-    func unprivilegedFiguresOnV1() throws {
-        let setup = try Setup()
-        defer { setup.remove() }
-        let config = try setup.execute.write("chirp.config", "127.0.0.1 9 cookie\n")
-        let run = try setup.run(["--cgroup", TestSupport.uniqueName("jbxstarter"), "--chirp-config", config])
-        #expect(run.status == 0, "\(run)")
-        // HTCondor's v1 starter makes memory, cpu, cpuacct and freezer cgroups; block I/O, pids and PSI are the starter's.
-        #expect(run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\n", "\(run)")
-        #expect(setup.tools.calls(of: "jobstat") == ["jobstat uid=\(setup.user.uid) errfile= [--self]"], "\(setup.tools.calls)")
-        #expect(run.stderr.contains("jobbox-wrapper: figures not chirped: the job has no cgroup of its own for "), "\(run)")
-    }
-
-    @Test("as root: cg-exec with RequestMemory and RequestCpus -> netacct -> ns-exec --user Owner -> job; then jobstat, cg-exec --remove")
+        "as root: the ads copied where only root writes -> cg-exec --from-job-ad -> netacct -> ns-exec --requested-chroot -> job; then jobstat, cg-exec --remove"
+    )
     func privilegedChain() throws {
         let setup = try Setup()
         defer { setup.remove() }
@@ -99,13 +92,14 @@ struct JobboxWrapperTests {
         #expect(calls.count == 5, "\(calls)")
         let chain = calls.prefix(3).map { $0.replacingOccurrences(of: #"/run/jobbox-wrapper\.[A-Za-z0-9]+"#, with: "PRIVATE", options: .regularExpression) }
         let rest = "[--] [\(setup.job)] [one] [two words]"
+        let nsExec = "[\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--requested-chroot] \(rest)"
         #expect(
             chain == [
-                "cg-exec uid=0 errfile=set [--job] [7.3] [--memory] [256M] [--cpus] [2] [--] [\(setup.tools.directory)/netacct] [--job] [7.3] [--ad-file] [PRIVATE/network.ad] [--] [\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
-                "netacct uid=0 errfile=set [--job] [7.3] [--ad-file] [PRIVATE/network.ad] [--] [\(setup.tools.directory)/ns-exec] [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
-                "ns-exec uid=0 errfile=set [--pid] [--mount] [--scratch] [\(run.scratch)] [--user] [\(setup.user.name)] \(rest)",
+                "cg-exec uid=0 errfile=set [--from-job-ad] [--] [\(setup.tools.directory)/netacct] [--ad-file] [PRIVATE/network.ad] [--chirp-auto] [--] \(nsExec)",
+                "netacct uid=0 errfile=set [--ad-file] [PRIVATE/network.ad] [--chirp-auto] [--] \(nsExec)",
+                "ns-exec uid=0 errfile=set [--pid] [--mount] [--scratch] [\(run.scratch)] [--requested-chroot] \(rest)",
             ])
-        #expect(Array(calls.suffix(2)) == ["jobstat uid=0 errfile= [--job] [7.3]", "cg-exec uid=0 errfile= [--remove] [--job] [7.3]"])
+        #expect(Array(calls.suffix(2)) == ["jobstat uid=0 errfile= [--chirp-auto]", "cg-exec uid=0 errfile= [--remove]"])
         // jobstat's ad and netacct's final ad become one, written into the scratch dir as the job's user.
         #expect(
             run.finalAd == "MemoryPeakKb = 100\nRemoteUserCpu = 1.5\nBlockReadBytes = 7\nNumPids = 1\nCpuPressureSomeAvg10 = 0.5\nNetworkOutgoing = 42\n",
@@ -113,64 +107,45 @@ struct JobboxWrapperTests {
         var info = stat()
         #expect(stat(run.scratch + "/.jobbox/job.ad", &info) == 0 && info.st_uid == setup.user.uid)
         #expect(run.errorFile == nil, "\(run)")
-        // The private directory the wrapper used as root is gone.
+        // The private directory (with the ads' copies) is gone.
         let privateDir = calls.first.flatMap { $0.range(of: #"/run/jobbox-wrapper\.[A-Za-z0-9]+"#, options: .regularExpression).map { String(calls[0][$0]) } }
         #expect(privateDir != nil && !FileManager.default.fileExists(atPath: privateDir ?? "/"), "\(calls)")
     }
 
-    @Test("as root: RequestedChroot becomes ns-exec --chroot; as the job's user it is a one-line wrapper failure")
-    func requestedChroot() throws {
+    @Test("as root the ads the tools read are copies in a directory only root can write, taken before the job ran")
+    func privilegedAdCopies() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let root = try setup.run(["--wrapper-as-root", "--job-attr", "RequestedChroot = \"EL9\""])
-        #expect(root.status == 0, "\(root)")
-        #expect(setup.tools.calls(of: "ns-exec").first?.contains("[--chroot] [EL9] [--user]") == true, "\(setup.tools.calls)")
-
-        let user = try setup.run(["--job-attr", "RequestedChroot = \"EL9\""])
-        #expect(user.status == 125)
-        #expect(
-            user.errorFile == "jobbox-wrapper: RequestedChroot \"EL9\" needs the privileged chain, but the wrapper runs as uid \(setup.user.uid)\n", "\(user)")
-        #expect(!user.stdout.contains("job ran"), "\(user)")
-        #expect(user.requeue?.hasPrefix("The job wrapper failed to execute the job: jobbox-wrapper: RequestedChroot") == true)
-    }
-
-    @Test("an expression for RequestMemory (HTCondor's default) falls back to the slot's Memory")
-    func memoryFromSlot() throws {
-        let setup = try Setup()
-        defer { setup.remove() }
-        let run = try setup.run([
-            "--wrapper-as-root", "--request-memory", "512", "--request-cpus", "4",
-            "--job-attr", "RequestMemory = ifthenelse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 128)",
-        ])
+        let job = try setup.execute.script(
+            "show-ads.sh",
+            """
+            #!/bin/sh
+            echo "job=$_CONDOR_JOB_AD machine=$_CONDOR_MACHINE_AD"
+            stat -c '%u %a' "${_CONDOR_JOB_AD%/*}"
+            grep -c ClusterId "$_CONDOR_JOB_AD"
+            """)
+        let run = try ContractRun.run(
+            [
+                "--execute", setup.execute.path, "--user", setup.user.name, "--wrapper-as-root", "--env", "JOBBOX_BIN=\(setup.tools.directory)", "--env",
+                "FAKE_TOOL_LOG=\(setup.tools.log)",
+            ], job: [job], jobbox: setup.jobbox)
         #expect(run.status == 0, "\(run)")
-        #expect(setup.tools.calls(of: "cg-exec").first?.contains("[--job] [1.0] [--memory] [512M] [--cpus] [4] [--]") == true, "\(setup.tools.calls)")
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(run)")
+        #expect(lines.first?.contains("job=/run/jobbox-wrapper.") == true && lines.first?.contains("/machine.ad") == true, "\(run)")
+        #expect(lines.dropFirst().first == "0 700", "\(run)")
+        #expect(lines.last == "1", "\(run)")
     }
 
-    @Test("with a chirp proxy the figures are pushed: --chirp with +WantIOProxy, else --chirp-delayed")
+    @Test("with a chirp proxy the tools are asked to chirp and decide how themselves (--chirp-auto)")
     func chirp() throws {
         let setup = try Setup()
         defer { setup.remove() }
         let config = try setup.execute.write("chirp.config", "127.0.0.1 9 cookie\n")
-        // As the job's user, --self figures are chirped only where the job has cgroups of its own in every
-        // hierarchy (unprivilegedFiguresOnV1 covers the other case).
-        if Integration.isUnifiedCgroupNode {
-            let user = try setup.run(["--cgroup", TestSupport.uniqueName("jbxstarter"), "--chirp-config", config])
-            #expect(user.status == 0, "\(user)")
-            #expect(setup.tools.calls(of: "jobstat").last?.hasSuffix("[--chirp]") == true, "\(setup.tools.calls)")
-        }
-
-        // Without +WantIOProxy the starter refuses set_job_attr and takes only set_job_attr_delayed.
-        let earlier = setup.tools.calls.count
-        let delayed = try setup.run(["--wrapper-as-root", "--chirp-config", config, "--job-attr", "WantIOProxy = false"])
-        #expect(delayed.status == 0, "\(delayed)")
-        let delayedCalls = Array(setup.tools.calls.dropFirst(earlier))
-        #expect(delayedCalls.allSatisfy { !$0.contains("[--chirp]") }, "\(delayedCalls)")
-        #expect(delayedCalls.filter { $0.contains("[--chirp-delayed]") }.count == 3, "cg-exec passes netacct's on, netacct, jobstat: \(delayedCalls)")
-
-        let root = try setup.run(["--wrapper-as-root", "--chirp-config", config])
+        let root = try setup.run(["--wrapper-as-root", "--chirp-config", config, "--job-attr", "WantIOProxy = false"])
         #expect(root.status == 0, "\(root)")
-        #expect(setup.tools.calls(of: "netacct").last?.contains("[--chirp] [--]") == true, "\(setup.tools.calls)")
-        #expect(setup.tools.calls(of: "jobstat").last == "jobstat uid=0 errfile= [--job] [1.0] [--chirp]", "\(setup.tools.calls)")
+        #expect(setup.tools.calls.filter { $0.contains("[--chirp-auto]") }.count == 3, "cg-exec passes netacct's on, netacct, jobstat: \(setup.tools.calls)")
+        #expect(setup.tools.calls.allSatisfy { !$0.contains("[--chirp]") && !$0.contains("[--chirp-delayed]") }, "\(setup.tools.calls)")
     }
 
     @Test("a tool that fails before the job: its line alone in the error file, status 125, no figures", arguments: [false, true])
@@ -187,7 +162,7 @@ struct JobboxWrapperTests {
         #expect(run.finalAd == nil)
         if asRoot {
             // cg-exec made the job's cgroup before netacct failed: it is still removed.
-            #expect(setup.tools.calls.last == "cg-exec uid=0 errfile= [--remove] [--job] [1.0]", "\(setup.tools.calls)")
+            #expect(setup.tools.calls.last == "cg-exec uid=0 errfile= [--remove]", "\(setup.tools.calls)")
         }
     }
 
@@ -202,39 +177,27 @@ struct JobboxWrapperTests {
         #expect(run.finalAd == nil)
     }
 
-    @Test("as root, a tool's line while the job runs to its own status is no requeue reason: stderr only")
-    func toolComplaintAfterJob() throws {
-        let setup = try Setup()
-        defer { setup.remove() }
-        let run = try setup.run(["--wrapper-as-root"], env: ["FAKE_TOOL_COMPLAIN=netacct", "JOB_STATUS=5"])
-        #expect(run.status == 5, "\(run)")
-        #expect(run.errorFile == nil, "\(run)")
-        #expect(run.stderr.contains("netacct: fake complaint") && run.stderr.contains("jobbox-wrapper: after the job: a tool failed"), "\(run)")
-        #expect(run.finalAd != nil, "the figures are still gathered: \(run)")
-    }
-
     @Test("the wrapper's own failures: one line of its own in the error file, status 125, the job not run")
     func ownFailures() throws {
         let setup = try Setup()
         defer { setup.remove() }
-        let noIds = try setup.run(["--omit-job-attr", "ProcId"])
-        #expect(noIds.status == 125, "\(noIds)")
-        #expect(
-            noIds.errorFile == "jobbox-wrapper: cannot derive the job id from \(noIds.scratch)/.job.ad: it has no integer ClusterId and ProcId\n", "\(noIds)")
+        let noArguments = try setup.run(env: ["_CONDOR_JOB_AD="])
+        #expect(noArguments.status == 125, "\(noArguments)")
+        #expect(noArguments.errorFile == "jobbox-wrapper: not started by an HTCondor starter: $_CONDOR_JOB_AD is not set\n", "\(noArguments)")
 
         let noTools = try ContractRun.run(
             ["--execute", setup.execute.path, "--user", setup.user.name, "--env", "JOBBOX_BIN=/nonexistent"], job: [setup.job], jobbox: setup.jobbox)
         #expect(noTools.status == 125)
-        #expect(noTools.errorFile == "jobbox-wrapper: ns-exec not found: /nonexistent/ns-exec is not executable (JOBBOX_BIN)\n", "\(noTools)")
+        #expect(noTools.errorFile == "jobbox-wrapper: cg-exec not found in /nonexistent (set JOBBOX_BIN)\n", "\(noTools)")
 
-        let noOwner = try setup.run(["--wrapper-as-root", "--omit-job-attr", "Owner"])
-        #expect(noOwner.status == 125)
-        #expect(noOwner.errorFile == "jobbox-wrapper: cannot run the job as its owner: \(noOwner.scratch)/.job.ad has no Owner string\n", "\(noOwner)")
+        let noScratch = try setup.run(["--wrapper-as-root"], env: ["_CONDOR_SCRATCH_DIR=/nonexistent"])
+        #expect(noScratch.status == 125)
+        #expect(noScratch.errorFile == "jobbox-wrapper: no scratch directory: $_CONDOR_SCRATCH_DIR is not set or not a directory\n", "\(noScratch)")
         // The root-run wrapper wrote its line as the scratch dir's owner, not as root.
         var info = stat()
-        #expect(stat(noOwner.scratch + "/.job_wrapper_failure", &info) == 0 && info.st_uid == setup.user.uid)
+        #expect(stat(noScratch.scratch + "/.job_wrapper_failure", &info) == 0 && info.st_uid == setup.user.uid)
 
-        for run in [noIds, noTools, noOwner] {
+        for run in [noArguments, noTools, noScratch] {
             #expect(!run.stdout.contains("job ran"), "\(run)")
             #expect(run.errorFile?.filter { $0 == "\n" }.count == 1)
         }

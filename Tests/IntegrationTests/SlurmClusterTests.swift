@@ -15,8 +15,8 @@ struct SlurmCluster {
 
     /// Starts a cluster whose slurm.conf gets `extraConf` (Prolog=, Epilog=...).
     init(extraConf: String) throws {
-        directory = "/tmp/" + TestSupport.uniqueName("jbx-slurm")
-        node = TestSupport.uniqueName("jbxnode")
+        directory = "/tmp/" + TestSupport.uniqueName("jbi-slurm")
+        node = TestSupport.uniqueName("jbinode")
         port = try Self.freePortPair()
         let up = try Spawn.run(["/bin/bash", Self.script, "up"], environment: environment(extraConf: extraConf))
         guard up.status == 0 else {
@@ -122,10 +122,10 @@ struct SlurmClusterTests {
 
         /// With `hooks` false the cluster has no Prolog and Epilog.
         init(configExtra: String = "", hooks withHooks: Bool = true) throws {
-            execute = try ExecuteDirectory("jbx-slurmtest")
+            execute = try ExecuteDirectory("jbi-slurmtest")
             jobbox = try execute.reachableJobbox()
-            user = try TestUser()
-            base = TestSupport.uniqueName("jbxslurm")
+            user = try TestUser(prefix: "jbi")
+            base = TestSupport.uniqueName("jbislurm")
             state = execute.path + "/state"
             output = execute.path + "/out"
             config = try execute.write("jobbox.conf", "CGROUP_PARENT = self\nBASE_CGROUP = \(base)\n\(configExtra)\n")
@@ -205,6 +205,7 @@ struct SlurmClusterTests {
         memory=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}://p' /proc/self/cgroup)
         echo "memory_cgroup=$memory"
         echo "memory_limit=$(cat /sys/fs/cgroup/memory$memory/memory.limit_in_bytes 2>/dev/null)"
+        echo "owners=$(stat -c %u /sys/fs/cgroup/memory$memory /sys/fs/cgroup/memory$memory/cgroup.procs /sys/fs/cgroup/memory$memory/memory.limit_in_bytes | paste -sd ,)"
         echo "tmp=$(stat -c %d:%i /tmp)"
         echo "job $marker" > /tmp/$marker
         echo "readback=$(cat /tmp/$marker)"
@@ -219,7 +220,7 @@ struct SlurmClusterTests {
     func jobsThroughTheChain() throws {
         let world = try World()
         defer { world.remove() }
-        let marker = TestSupport.uniqueName("jbx-slurm-marker-")
+        let marker = TestSupport.uniqueName("jbi-slurm-marker-")
         defer { try? FileManager.default.removeItem(atPath: "/tmp/" + marker) }
         let hostTmp = try Spawn.sh("stat -c %d:%i /tmp").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
@@ -236,6 +237,10 @@ struct SlurmClusterTests {
         let own = try #require(Integration.ownCgroup("memory"))
         #expect(seen["memory_cgroup"] == (own == "/" ? "" : own) + "/\(world.base)/job_\(good)", "the prolog's cgroup below slurmd's own: \(seen)")
         #expect(seen["memory_limit"] == "\(128 << 20)", "\(seen)")
+        // cg-exec --delegate-to handed the job's user the cgroup's process list and nothing else (root shows as the
+        // overflow uid in the job's user namespace).
+        let root = Integration.read("/proc/sys/kernel/overflowuid")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "65534"
+        #expect(seen["owners"] == "\(root),\(world.user.uid),\(root)", "\(seen)")
         // ns-exec --userns --pid --mount --scratch: jobbox's init and the job alone; a /tmp of its own.
         #expect(seen["pid"] == "2" && seen["processes"] == "2", "\(seen)")
         #expect(seen["tmp"] != hostTmp && seen["readback"] == "job \(marker)", "\(seen)")
@@ -269,6 +274,39 @@ struct SlurmClusterTests {
                 (try? FileManager.default.contentsOfDirectory(atPath: $0))?.contains { $0.hasPrefix("job_") } == false
             },
             "no job cgroup is left")
+    }
+
+    @Test(
+        "sbatch as the job's user with JOBBOX_CHROOT: the job runs in the named chroot, read-only, with its own /tmp and PID view, in the prolog's cgroup",
+        .enabled(if: Integration.waitingFor(tools) == nil, Integration.waitingFor(tools) ?? ""))
+    func jobInANamedChroot() throws {
+        let chroot = try NamedTestChroot(prefix: "jbiSLURM")
+        defer { chroot.remove() }
+        let (root, release) = (chroot.root, chroot.release)
+        let world = try World(configExtra: chroot.configLine)
+        defer { world.remove() }
+        // The prolog's scratch dirs live in <JOBBOX_SLURM_DIR>/jobs: the chroot has that mount point.
+        try chroot.makeMountPoint(world.state + "/jobs")
+        let script =
+            "cat /etc/os-release; echo uid=$(id -u); echo pid=$$; set -- /proc/[0-9]*; echo processes=$#; "
+            + "grep memory /proc/self/cgroup | sed 's/^[0-9]*:memory:/memory_cgroup=/'; echo in > /tmp/f && echo tmp=$(cat /tmp/f); "
+            + "if (echo x > /etc/planted) 2>/dev/null; then echo etc=writable; else echo etc=read-only; fi"
+        var environment = world.submitEnvironment
+        environment["JOBBOX_CHROOT"] = chroot.name
+        let job = try world.submit(["--mem=64M", "-c", "1"], ["/bin/sh", "-c", script], environment: environment)
+        let record = try world.cluster.waitForEnd(job)
+        let (seen, stderr, ad) = world.output(of: job)
+        #expect(record["ExitCode"] == "0:0", "\(record)\n\(stderr)")
+        #expect(Integration.read("\(world.output)/\(job).out")?.hasPrefix(release) == true, "the chroot's userland: \(stderr)")
+        #expect(seen["uid"] == "\(world.user.uid)" && seen["pid"] == "2" && seen["processes"] == "2", "\(seen)")
+        let own = try #require(Integration.ownCgroup("memory"))
+        #expect(seen["memory_cgroup"] == (own == "/" ? "" : own) + "/\(world.base)/job_\(job)", "\(seen)")
+        #expect(seen["tmp"] == "in" && seen["etc"] == "read-only", "\(seen)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/etc/planted") && !FileManager.default.fileExists(atPath: root + "/tmp/f"))
+        #expect(ad.map { Integration.attributes($0)["MemoryPeakKb"] != nil } == true, "figures in jobbox-\(job).ad: \(stderr)")
+        _ = try world.waitForEpilog(job)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: root + world.state + "/jobs")).isEmpty, "nothing made in the chroot")
+        #expect(Integration.cgroups(named: "job_\(job)").filter { $0.contains(world.base) }.isEmpty)
     }
 
     @Test(

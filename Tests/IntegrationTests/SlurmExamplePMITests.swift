@@ -13,11 +13,11 @@ struct SlurmExamplePMITests {
         defer { dir.remove() }
         try dir.write("bin/ns-exec", "#!/bin/sh\nprintf '%s\\n' \"$@\"\nif [ -e /proc/self/fd/\(fd) ]; then echo fd-open; fi\n")
         try dir.write("bin/jobstat", "#!/bin/sh\necho 'NumPids = 1'\n")
-        chmod(dir.path + "/bin/ns-exec", 0o755)
-        chmod(dir.path + "/bin/jobstat", 0o755)
+        // cg-exec --join ... -- COMMAND: runs COMMAND.
+        try dir.write("bin/cg-exec", "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n")
+        for tool in ["ns-exec", "jobstat", "cg-exec"] { chmod(dir.path + "/bin/" + tool, 0o755) }
         if prolog {
-            try dir.write("slurm/jobs/77/cgroups", "")
-            try FileManager.default.createDirectory(atPath: dir.path + "/slurm/jobs/77/scratch", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: dir.path + "/slurm/jobs/77", withIntermediateDirectories: true)
         }
         var environment = ["PATH": "/usr/bin:/bin", "JOBBOX_BIN": dir.path + "/bin", "JOBBOX_SLURM_DIR": dir.path + "/slurm", "SLURM_JOB_ID": "77"]
         environment["PMI_FD"] = pmiFD

@@ -10,6 +10,8 @@ struct CgExecHelpTests {
         #expect(result.status == 0)
         let usage = """
             USAGE: cg-exec [--job ID] [--parent PATH|self] [--base NAME] [limits] -- COMMAND [ARG...]
+                   cg-exec --delegate-to USER [--job ID] [limits]
+                   cg-exec --join [--job ID] -- COMMAND [ARG...]
                    cg-exec --remove [--job ID] [--timeout S]
                    cg-exec --list
             """

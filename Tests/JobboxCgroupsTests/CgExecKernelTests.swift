@@ -297,6 +297,27 @@ struct CgExecKernelTests {
         #expect(try sandbox.file("cpu", "own", "cpu.shares") == "3072")
     }
 
+    @Test("--from-job-ad with HTCondor's default RequestMemory (an expression) and no RequestCpus takes the slot's Memory and Cpus from $_CONDOR_MACHINE_AD")
+    func fromMachineAd() throws {
+        let sandbox = try CgExecSandbox(prefix: "jbicg")
+        defer { sandbox.cleanUp() }
+        let adDirectory = try ExecuteDirectory("jbi-ads")
+        defer { adDirectory.remove() }
+        var environment = ProcessInfo.processInfo.environment
+        environment["_CONDOR_JOB_AD"] = try adDirectory.write(
+            ".job.ad", "ClusterId = 4712\nProcId = 0\nRequestMemory = ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 128)\n")
+        environment["_CONDOR_MACHINE_AD"] = try adDirectory.write(".machine.ad", "Memory = 192\nCpus = 2\n")
+        let result = try sandbox.run(["--from-job-ad", "--", "true"], environment: environment)
+        #expect(result.status == 0, "\(result)")
+        #expect(try sandbox.file("memory", "4712.0", "memory.limit_in_bytes") == "\(192 << 20)")
+        #expect(try sandbox.file("cpu", "4712.0", "cpu.shares") == "2048")
+        // Without a machine ad the expression is refused, as before: only HTCondor can evaluate it.
+        environment["_CONDOR_MACHINE_AD"] = nil
+        let refused = try sandbox.run(["--job", "noslot", "--from-job-ad", "--", "true"], environment: environment)
+        #expect(refused.status == 125)
+        #expect(refused.stderr.hasPrefix("cg-exec: cannot use RequestMemory from "), "\(refused)")
+    }
+
     @Test("--controllers limits the hierarchies the job's cgroup is made in")
     func controllerSelection() throws {
         let sandbox = try CgExecSandbox()

@@ -15,8 +15,9 @@ final class CgExecSandbox {
     let layout: CgroupLayout
     let membership: CgroupMembership
 
-    init() throws {
-        base = TestSupport.uniqueName("jbcg")
+    /// A sandbox whose base cgroup is named `prefix` plus a unique suffix.
+    init(prefix: String = "jbcg") throws {
+        base = TestSupport.uniqueName(prefix)
         directory = try TestSupport.TemporaryDirectory("jobbox-cgexec")
         configPath = directory.path + "/jobbox.conf"
         try directory.write("jobbox.conf", "BASE_CGROUP = \(base)\nCGROUP_PARENT = self\n")

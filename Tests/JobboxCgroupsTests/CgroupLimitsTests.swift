@@ -204,6 +204,30 @@ struct CgroupLimitsTests {
         }
     }
 
+    @Test("where the job ad's request is missing or an expression, the slot's Memory and Cpus (the machine ad) stand in; a number in the job ad wins")
+    func fromSlot() throws {
+        let slot = (ad: ClassAdReader.parse("Memory = 512\nCpus = 4\n"), path: "machine.ad")
+        let expression = ClassAdReader.parse("RequestMemory = ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 128)\n")
+        var fromSlot = CgroupLimits()
+        #expect(fromSlot.needsSlot(fromJobAd: expression))
+        try fromSlot.fill(fromJobAd: expression, path: "job.ad", slot: slot)
+        #expect(fromSlot.memory == .bytes(512 << 20))
+        #expect(fromSlot.cpuWeight == .cpus(CPUAmount(milli: 4000)))
+        var own = CgroupLimits()
+        let numbers = ClassAdReader.parse("RequestMemory = 256\nRequestCpus = 1\n")
+        #expect(!own.needsSlot(fromJobAd: numbers))
+        try own.fill(fromJobAd: numbers, path: "job.ad", slot: slot)
+        #expect(own.memory == .bytes(256 << 20) && own.cpuWeight == .cpus(CPUAmount(milli: 1000)))
+        // A slot value that is no number is refused naming the machine ad.
+        var bad = CgroupLimits()
+        do {
+            try bad.fill(fromJobAd: expression, path: "job.ad", slot: (ClassAdReader.parse("Memory = \"lots\"\nCpus = 1\n"), "machine.ad"))
+            Issue.record("a string Memory was taken")
+        } catch {
+            #expect(error.description == "cannot use Memory from machine.ad: it is not a positive number of MiB (pass --memory instead)")
+        }
+    }
+
     @Test("--controllers takes known names, blkio as io, and refuses others")
     func controllerNames() throws {
         #expect(try CgroupController.parseList("memory,blkio pids", for: "--controllers") == [.memory, .io, .pids])

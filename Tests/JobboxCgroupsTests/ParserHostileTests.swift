@@ -126,11 +126,7 @@ struct JobAdAsRootHostileTests {
         let victim = try #require(try sandbox.pids("memory", "4242.0").first)
         // The attacker's scratch dir, with an ad it rewrote after its job started.
         let scratch = try Hostile.jobWritableDirectory(in: execute.path, uid: user.uid, gid: user.gid)
-        let rewrite = try TestSupport.run([
-            "/usr/bin/setpriv", "--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--",
-            "/bin/sh", "-c", "printf 'ClusterId = 4242\\nProcId = 0\\n' > \(scratch)/.job.ad",
-        ])
-        #expect(rewrite.status == 0, "\(rewrite)")
+        try Self.write("ClusterId = 4242\\nProcId = 0\\n", to: scratch + "/.job.ad", as: user)
         var environment = ProcessInfo.processInfo.environment
         environment["_CONDOR_JOB_AD"] = scratch + "/.job.ad"
         environment["SLURM_JOB_ID"] = nil
@@ -147,6 +143,41 @@ struct JobAdAsRootHostileTests {
         #expect(stat.status == 125 && stat.stderr.contains("so root does not believe it; pass --job ID"), "\(stat)")
         let limits = try sandbox.run(["--job", "own", "--from-job-ad", "--", "true"], environment: environment)
         #expect(limits.status == 125 && limits.stderr.contains("so root does not believe it; pass --memory and --cpus"), "\(limits)")
+    }
+
+    /// Writes `text` (printf's format) to `file` as the job's `user`, as a job rewriting its ads would.
+    static func write(_ text: String, to file: String, as user: TestUser) throws {
+        let rewrite = try TestSupport.run([
+            "/usr/bin/setpriv", "--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups", "--",
+            "/bin/sh", "-c", "printf '\(text)' > \(file)",
+        ])
+        #expect(rewrite.status == 0, "\(rewrite)")
+    }
+
+    @Test("as root, a machine ad the job can write gives no limits: --from-job-ad refuses it where the job ad leaves a limit to the slot")
+    func machineAdInScratch() throws {
+        let sandbox = try CgExecSandbox(prefix: "jbicg")
+        let user = try TestUser(prefix: "jbi")
+        let execute = try ExecuteDirectory("jbi-execute")
+        defer {
+            sandbox.cleanUp()
+            user.remove()
+            execute.remove()
+        }
+        // The job ad is root's; the machine ad lies in the scratch dir, where the job rewrote it to a huge slot.
+        let ad = try execute.write(".job.ad", "ClusterId = 4713\nProcId = 0\nRequestMemory = ifThenElse(true, 1, 2)\nRequestCpus = 1\n")
+        let scratch = try Hostile.jobWritableDirectory(in: execute.path, uid: user.uid, gid: user.gid)
+        try Self.write("Memory = 1048576\\nCpus = 64\\n", to: scratch + "/.machine.ad", as: user)
+        var environment = ProcessInfo.processInfo.environment
+        environment["_CONDOR_JOB_AD"] = ad
+        environment["_CONDOR_MACHINE_AD"] = scratch + "/.machine.ad"
+        let result = try sandbox.run(["--from-job-ad", "--", "true"], environment: environment)
+        #expect(result.status == 125, "\(result)")
+        #expect(
+            result.stderr
+                == "cg-exec: cannot read machine ad \(scratch)/.machine.ad: it lies in a directory the job can write, so root does not believe it; pass --memory and --cpus\n",
+            "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory("memory", "4713.0")))
     }
 
     @Test("as root, a job ad that is a symlink to a file the job cannot read is refused, not followed")

@@ -137,7 +137,7 @@ struct ChirpHostileTests {
         chmod(config, 0o600)
         let denied = try TestSupport.run(Self.netacct(net, config: config, job: "loop0", extra: ["--ad-file", net.directory.path + "/job.ad"]))
         #expect(denied.status == 0, "the job's status: \(denied)")
-        #expect(denied.stderr == "netacct: cannot read chirp configuration \(config): Permission denied\n")
+        #expect(denied.stderr == "netacct: warning: cannot read chirp configuration \(config): Permission denied\n")
         #expect(!FileManager.default.fileExists(atPath: received))
         chown(config, scratch.user.uid, scratch.user.gid)
         let result = try TestSupport.run(Self.netacct(net, config: config, job: "loop", extra: ["--ad-file", net.directory.path + "/job.ad"]))
@@ -182,7 +182,7 @@ struct ChirpHostileTests {
         let (config, received) = try scratch.listen(["--bind", NetacctTopology.internetAddress], prefix: ["ip", "netns", "exec", net.internet])
         let result = try TestSupport.run(Self.netacct(net, config: config, job: "deny", extra: ["--deny-external"]))
         #expect(result.status == 0, "\(result)")
-        #expect(result.stderr.contains("netacct: cannot connect to chirp proxy \(NetacctTopology.internetAddress):"), "\(result)")
+        #expect(result.stderr.contains("netacct: warning: cannot connect to chirp proxy \(NetacctTopology.internetAddress):"), "\(result)")
         #expect(!FileManager.default.fileExists(atPath: received))
         #expect(try net.nodeState() == before)
     }
@@ -198,7 +198,7 @@ struct ChirpHostileTests {
         let result = try TestSupport.run(
             Self.netacct(net, config: config, job: "silent", extra: ["--ad-file", net.directory.path + "/job.ad"], actions: ["address", "exit", "3"]))
         #expect(result.status == 3, "\(result)")
-        #expect(result.stderr == "netacct: cannot chirp authenticate: the proxy did not answer within \(ChirpClient.timeout) s\n")
+        #expect(result.stderr == "netacct: warning: cannot chirp authenticate: the proxy did not answer within \(ChirpClient.timeout) s\n")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
     }
@@ -225,7 +225,7 @@ struct ChirpHostileTests {
         kill(run.pid, SIGTERM)
         let result = run.wait()
         #expect(result.status == 0, "the job's status: \(result)")
-        #expect(result.stderr == "netacct: cannot chirp: interrupted by signal 15: the chirp publisher was stopped\n")
+        #expect(result.stderr == "netacct: warning: cannot chirp: interrupted by signal 15: the chirp publisher was stopped\n")
         #expect(kill(publisher, 0) == -1 && errno == ESRCH, "the publisher is gone")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)

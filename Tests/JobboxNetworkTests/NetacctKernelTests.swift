@@ -353,6 +353,32 @@ struct NetacctKernelTests {
         #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: "missing.\(backend)")))
     }
 
+    @Test(
+        "failures after the job (the ad file, the chirp) are warnings on stderr, never lines in the wrapper error file; the job's status stands",
+        arguments: backends + ["bpf"])
+    func failuresAfterTheJob(backend: String) throws {
+        let net = try NetacctTopology(prefix: "jbi")
+        defer { net.remove() }
+        let before = try net.nodeState()
+        let errorFile = net.directory.path + "/.job_wrapper_failure"
+        var environment = ProcessInfo.processInfo.environment
+        environment["_CONDOR_WRAPPER_ERROR_FILE"] = errorFile
+        environment["_CONDOR_CHIRP_CONFIG"] = net.directory.path + "/no-such-chirp.config"
+        let result = try TestSupport.run(
+            net.netacctArguments(
+                Self.options("after.\(backend)", backend) + [
+                    "--ad-file", net.directory.path + "/no-such-dir/job.ad", "--chirp", "--", "/bin/sh", "-c", "exit 3",
+                ]),
+            environment: environment)
+        #expect(result.status == 3, "\(result)")
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("netacct: warning: cannot write ad file \(net.directory.path)/no-such-dir/job.ad") }, "\(result)")
+        #expect(lines.filter { !$0.hasPrefix("netacct: warning: ") && !$0.contains("ip_forward") }.isEmpty, "only warnings: \(result)")
+        #expect(!FileManager.default.fileExists(atPath: errorFile), "a finished job must not be requeued: \(Integration.read(errorFile) ?? "")")
+        #expect(try net.nodeState() == before)
+        #expect(net.leaseFiles().isEmpty)
+    }
+
     @Test("IPv4 forwarding: turned on with one warning when it was off, left on, and no warning when it is on (-v notes it)")
     func forwardingSaid() throws {
         let net = try NetacctTopology()

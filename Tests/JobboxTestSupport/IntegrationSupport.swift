@@ -100,8 +100,9 @@ package struct TestUser {
     package let uid: UInt32
     package let gid: UInt32
 
-    package init() throws {
-        name = TestSupport.uniqueName("jbx")
+    /// Makes a user named `prefix` plus a unique suffix.
+    package init(prefix: String = "jbx") throws {
+        name = TestSupport.uniqueName(prefix)
         let made = try Spawn.run(["useradd", "-M", "-N", "-s", "/bin/sh", "-d", "/nonexistent", name])
         guard made.status == 0 else { throw TestFailure("useradd \(name) failed: \(made)") }
         guard let entry = getpwnam(name) else { throw TestFailure("useradd made no passwd entry for \(name)") }
@@ -286,4 +287,37 @@ package struct FakeTools {
 
     /// The calls of one tool.
     package func calls(of tool: String) -> [String] { calls.filter { $0.hasPrefix(tool + " ") } }
+}
+
+/// A busybox chroot for the end-to-end tests, named for `NAMED_CHROOT` and lying where root alone can write (as
+/// ns-exec requires); its os-release says which one it is.
+package struct NamedTestChroot {
+    package let directory: ExecuteDirectory
+    package let name: String
+    package let root: String
+    package let release: String
+    /// The jobbox.conf line that names it.
+    package var configLine: String { "NAMED_CHROOT = \(name)=\(root)" }
+
+    /// Builds one named `prefix` plus a unique suffix.
+    package init(prefix: String) throws {
+        directory = try ExecuteDirectory(prefix.lowercased())
+        name = TestSupport.uniqueName(prefix)
+        root = directory.path + "/tiny"
+        release = "PRETTY_NAME=\"jobbox test chroot \(name)\"\n"
+        do {
+            try NsExecTestSupport.buildChroot(at: root, release: release)
+        } catch {
+            directory.remove()
+            throw error
+        }
+    }
+
+    /// Makes `path` in the chroot: a mount point, as chroot-tool makes them from CHROOT_MOUNT_POINTS (the job's user
+    /// cannot make mount points in root's chroot).
+    package func makeMountPoint(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: root + path, withIntermediateDirectories: true)
+    }
+
+    package func remove() { directory.remove() }
 }

@@ -27,6 +27,10 @@
 #                            does below BASE_CGROUP (without it the job stays in this script's cgroups)
 #   --env NAME=VALUE         an extra variable of the job's environment (repeatable; as `environment =`)
 #   --transfer-executable    copy JOB into the scratch dir as condor_exec.exe, as transfer_executable does
+#   --starter-dir NAME       the starter's directory in EXECUTE (default dir_<pid>; a chroot needs its path known)
+#   --join-cgroup DIR        also put the wrapper in the cgroup directory DIR (repeatable): a cgroup of the job's
+#                            own that --cgroup does not make (a v2 one on a hybrid node, for per-cgroup accounting)
+#   --netns NAME             run the wrapper in network namespace NAME (/run/netns/NAME), as the node's network
 # Prints on stdout, once the wrapper has exited:
 #   scratch=<the scratch dir>      status=<the wrapper's exit status>      requeue=<reason>   (only if requeued)
 # Exits 0 when it could run the wrapper, 2 when it could not (a line on stderr says why).
@@ -35,7 +39,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 wrapper=$here/../../examples/htcondor/jobbox-wrapper.sh
 execute='' user='' as_root=0 cluster=1 proc=0 memory=128 cpus=1 chirp_config='' cgroup_base='' transfer=0
-extra_attrs=() omit_attrs=() extra_env=() join=()
+extra_attrs=() omit_attrs=() extra_env=() join=() starter_name=dir_$$ extra_join=() netns=()
 
 die() { echo "htcondor-contract: $*" >&2; exit 2; }
 
@@ -55,6 +59,9 @@ while [ $# -gt 0 ]; do
         --cgroup) cgroup_base=$2; shift 2 ;;
         --env) extra_env+=("$2"); shift 2 ;;
         --transfer-executable) transfer=1; shift ;;
+        --starter-dir) starter_name=$2; shift 2 ;;
+        --join-cgroup) extra_join+=("$2"); shift 2 ;;
+        --netns) netns=(nsenter "--net=/run/netns/$2"); shift 2 ;;
         --) shift; break ;;
         *) die "unknown option $1 (see the comment at the top of $0)" ;;
     esac
@@ -73,7 +80,7 @@ case $job in /*) ;; *) job=$(cd "$(dirname "$job")" && pwd)/$(basename "$job") ;
 [ -x "$wrapper" ] || die "Cannot find/execute USER_JOB_WRAPPER file $wrapper"
 
 # --- the execute and scratch directories -------------------------------------------------------------------
-starter_dir=$execute/dir_$$
+starter_dir=$execute/$starter_name
 scratch=$starter_dir/scratch
 mkdir -m 0755 "$starter_dir"
 mkdir -m 0700 "$scratch"
@@ -205,7 +212,7 @@ install -m 0644 -o "$uid" -g "$gid" /dev/null "$scratch/_condor_stdout"
 install -m 0644 -o "$uid" -g "$gid" /dev/null "$scratch/_condor_stderr"
 set +e
 (
-    for dir in "${join[@]}"; do echo "$BASHPID" > "$dir/cgroup.procs" || exit 2; done
+    for dir in "${join[@]}" "${extra_join[@]}"; do echo "$BASHPID" > "$dir/cgroup.procs" || exit 2; done
     cd "$scratch" || exit 2
     # The starter's child starts with no signal blocked and no descriptor but stdio, whatever this script got.
     exec perl -MPOSIX -e '
@@ -215,7 +222,7 @@ set +e
         closedir($fds);
         POSIX::close($_) for @open;
         exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' \
-        "${identity[@]}" env -i "${env_list[@]}" "$wrapper" "$job" "$@" \
+        "${netns[@]}" "${identity[@]}" env -i "${env_list[@]}" "$wrapper" "$job" "$@" \
         < /dev/null > "$scratch/_condor_stdout" 2> "$scratch/_condor_stderr"
 )
 status=$?

@@ -66,7 +66,8 @@ extension NetacctRun {
             do {
                 try ChirpClient.publish(final, update: update, environment: environment)
             } catch {
-                diagnostics.error(error.description)
+                // After the job: stderr only (a wrapper error file line would requeue a finished job).
+                diagnostics.warning(error.description)
             }
         }
         takeDownBPF(lease, accounting: accounting, leases: leases)
@@ -94,7 +95,7 @@ extension NetacctRun {
             try lease.cgroup.remove(id: lease.cgroupID)
             leases.release(lease)
         } catch {
-            diagnostics.error(error.description)
+            diagnostics.warning(error.description)
         }
     }
 }

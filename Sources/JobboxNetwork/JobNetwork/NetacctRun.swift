@@ -143,11 +143,13 @@ package struct NetacctRun {
         // in the figures it sends;
         // a process the job left behind could use the veth for that long (at most ChirpClient.timeout plus a
         // grace) uncounted, the price of not chirping from the host's namespace.
+        // From here on the job has run: a failure is a warning on stderr, never a line in the wrapper error file,
+        // which would make HTCondor requeue (and run again) a job that has finished.
         if options.chirp == nil {
             do {
                 try JobLinks.remove(names)
             } catch {
-                diagnostics.error(error.description)
+                diagnostics.warning(error.description)
             }
         }
         let final = publish(backend: backend, chain: names.chain, final: true)
@@ -155,7 +157,7 @@ package struct NetacctRun {
             do {
                 try ChirpClient.publish(final, update: update, environment: environment, networkNamespace: jobNamespace)
             } catch {
-                diagnostics.error(error.description)
+                diagnostics.warning(error.description)
             }
         }
         takeDown(lease, backend: backend)
@@ -194,25 +196,26 @@ package struct NetacctRun {
             }
             return counters.classAd
         } catch {
-            if final { diagnostics.error(error.description) } else { diagnostics.warning(error.description) }
+            // After the job (or while it runs): stderr only, see `run`.
+            diagnostics.warning(error.description)
             return nil
         }
     }
 
-    /// Removes everything of the job that exists and then its lease; failures are reported, and the lease stays
-    /// so `--cleanup --stale` can finish the work.
+    /// Removes everything of the job that exists and then its lease; failures are warnings (after the job, or
+    /// after the set-up failure that is the error), and the lease stays so `--cleanup --stale` can finish the work.
     func takeDown(_ lease: JobNetworkLease, backend: any AccountingBackend) {
         var clean = true
         do {
             try JobLinks.remove(lease.names)
         } catch {
-            diagnostics.error(error.description)
+            diagnostics.warning(error.description)
             clean = false
         }
         do {
             try backend.remove(chain: lease.names.chain)
         } catch {
-            diagnostics.error(error.description)
+            diagnostics.warning(error.description)
             clean = false
         }
         if clean { JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics).release(lease) }

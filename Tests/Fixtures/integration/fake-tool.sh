@@ -3,7 +3,7 @@
 # tool's name, it logs its name, uid, whether $_CONDOR_WRAPPER_ERROR_FILE is set, and its arguments as one line
 # to $FAKE_TOOL_LOG, then does the least the real tool would: runs the command after `--` (exec), prints a tiny
 # ad (jobstat), writes one (netacct --ad-file). FAKE_TOOL_FAIL=<name> makes that tool fail as a tool does: one
-# line on stderr and in the error file, status 125. FAKE_TOOL_COMPLAIN=<name> makes it write such a line and go on.
+# line on stderr and in the error file, status 125.
 name=${0##*/}
 {
     printf '%s uid=%s errfile=%s' "$name" "$(id -u)" "${_CONDOR_WRAPPER_ERROR_FILE:+set}"
@@ -14,11 +14,6 @@ if [ "${FAKE_TOOL_FAIL-}" = "$name" ]; then
     echo "$name: fake failure" >&2
     [ -n "${_CONDOR_WRAPPER_ERROR_FILE-}" ] && echo "$name: fake failure" >> "$_CONDOR_WRAPPER_ERROR_FILE"
     exit 125
-fi
-if [ "${FAKE_TOOL_COMPLAIN-}" = "$name" ]; then
-    # A line in the error file while the job still runs (a real tool's can come after the job, e.g. from chirp).
-    echo "$name: fake complaint" >&2
-    [ -n "${_CONDOR_WRAPPER_ERROR_FILE-}" ] && echo "$name: fake complaint" >> "$_CONDOR_WRAPPER_ERROR_FILE"
 fi
 ad_file=
 while [ $# -gt 0 ]; do

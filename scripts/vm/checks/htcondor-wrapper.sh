@@ -28,9 +28,9 @@ cat >"$SCRATCH/.job.ad" <<'AD'
 ClusterId = 7
 ProcId = 0
 Owner = "job"
-RequestMemory = 64
-RequestCpus = 1
+RequestMemory = ifThenElse(MemoryUsage =!= undefined, MemoryUsage * 3 / 2, 32)
 AD
+# HTCondor's default RequestMemory is an expression: cg-exec --from-job-ad takes the slot's Memory and Cpus.
 printf 'Memory = 64\nCpus = 1\n' >"$SCRATCH/.machine.ad"
 cat >"$EXECUTE/job.sh" <<'JOB'
 #!/bin/sh
@@ -72,7 +72,7 @@ ran() {
     [ ! -e "$SCRATCH/.job_wrapper_failure" ] || { echo "error file: $(cat "$SCRATCH/.job_wrapper_failure")"; return 1; }
     [ "$(seen uid)" = 1000 ] || { echo "job ran as uid '$(seen uid)'"; return 1; }
 }
-# cg-exec put the job below the slice it was delegated (its leaf main), with RequestMemory as the hard limit.
+# cg-exec put the job below the slice it was delegated (its leaf main), with the slot's Memory as the hard limit.
 own_cgroup() {
     [ "$(seen cgroup)" = /htcondor/slot1_1.slice/jobbox/job_7_0/main ] || { echo "job's cgroup: '$(seen cgroup)'"; return 1; }
 }

@@ -1,0 +1,85 @@
+import CLinux
+import JobboxCore
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// A job's cgroups made by root for the job's user to join later (a Slurm prolog makes them, the job script joins):
+/// `cg-exec --delegate-to USER` and `cg-exec --join`.
+///
+/// What the user gets is the right to move its own processes in, nothing else: in each cgroup v1 hierarchy the
+/// job's `cgroup.procs` and `tasks` become the user's; the directory and every other file stay root's, so the user
+/// cannot make child cgroups, change a limit or write anything a root tool later reads (`--remove` reads the
+/// kernel's process list, jobstat the kernel's figures). The kernel lets a process write a pid there only for a
+/// process of its own user. The unified (v2) hierarchy is left out: there the kernel lets a process move only if
+/// it may write `cgroup.procs` of the common ancestor of both cgroups (root's), so the user could not join.
+package enum JobCgroupDelegation {
+    /// The files of a v1 cgroup that move processes in: the only ones handed to the user.
+    static let joinFiles = ["cgroup.procs", "tasks"]
+
+    /// `plan` without the unified hierarchy, which the user could not join; an error when nothing is left (a
+    /// cgroup v2 node).
+    package static func delegablePlan(_ plan: JobCgroupPlan) throws(JobboxError) -> JobCgroupPlan {
+        let targets = plan.targets.filter { $0.version == .v1 }
+        guard !targets.isEmpty else {
+            throw JobboxError.invalid(
+                "cannot delegate the cgroup of job", plan.job.rawValue,
+                "on a cgroup v2 node the job's user cannot move into a cgroup another user made (use the batch system's own cgroup placement)")
+        }
+        return JobCgroupPlan(job: plan.job, targets: targets, requiredControllers: plan.requiredControllers)
+    }
+
+    /// Makes the cgroups of `plan` (from `delegablePlan`) without moving in, and hands their join files to `uid`;
+    /// on any failure removes what it made.
+    package static func create(_ plan: JobCgroupPlan, locator: JobCgroupLocator, for uid: uid_t) throws(JobboxError) -> [String] {
+        let creator = JobCgroupCreator(layout: locator.layout, membership: locator.membership)
+        let job = try creator.create(plan, moving: false)
+        do throws(JobboxError) {
+            for target in plan.targets {
+                for name in joinFiles {
+                    let file = target.processDirectory + "/" + name
+                    // cgroupfs has no symlinks; the flag keeps a chown from ever following one.
+                    if fchownat(AT_FDCWD, file, uid, gid_t.max, AT_SYMLINK_NOFOLLOW) != 0 && !(name == "tasks" && errno == ENOENT) {
+                        throw JobboxError.lastErrno("cannot hand to uid \(uid)", file)
+                    }
+                }
+            }
+        } catch {
+            _ = creator.undo(job)
+            throw error
+        }
+        return job.warnings
+    }
+
+    /// The directories `cg-exec --join` moves a process into: the job's process directory in every hierarchy where
+    /// it exists; an error when it exists in none.
+    package static func joinDirectories(_ job: JobID, locator: JobCgroupLocator) throws(JobboxError) -> [String] {
+        let hierarchies = locator.layout.hierarchies.filter { $0.version == .v1 } + (locator.layout.unified.map { [$0] } ?? [])
+        var directories: [String] = []
+        for hierarchy in hierarchies {
+            guard let directory = locator.jobDirectory(job, in: hierarchy) else { continue }
+            let process = hierarchy.version == .v2 ? directory + "/" + JobCgroupPlan.leafName : directory
+            if access(process + "/cgroup.procs", F_OK) == 0 { directories.append(process) }
+        }
+        guard !directories.isEmpty else {
+            let place = locator.baseDirectory(in: hierarchies[0]) ?? locator.base
+            throw JobboxError.invalid("no cgroup to join for job", job.rawValue, "\(place)/\(job.cgroupName) does not exist (did the prolog run?)")
+        }
+        return directories
+    }
+
+    /// Moves this process into `directories` (from `joinDirectories`).
+    package static func join(_ directories: [String]) throws(JobboxError) {
+        for directory in directories {
+            do {
+                try SmallFile.write(String(ProcessID.current), to: directory + "/cgroup.procs")
+            } catch {
+                throw JobboxError.system("cannot join", directory, error)
+            }
+        }
+    }
+}

@@ -50,7 +50,7 @@ struct NsExecCommand: JobboxTool {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Limit the scratch dir (and so the job's /tmp, /var/tmp) to SIZE bytes and optionally INODES files with the file system's quota: a btrfs subvolume's qgroup, or an XFS/ext4 project quota (root; default: SCRATCH_QUOTA; 'none' for none). Past it the job gets EDQUOT or ENOSPC.",
+            "Limit the scratch dir (and so the job's /tmp, /var/tmp) to SIZE bytes and optionally INODES files with the file system's quota: a btrfs subvolume's qgroup, or an XFS/ext4 project quota (root; default: SCRATCH_QUOTA; 'none' for none; 'request-disk' for the job ad's RequestDisk, else the slot's Disk). Past it the job gets EDQUOT or ENOSPC.",
             valueName: "size[,inodes]"))
     var scratchQuota: String?
 
@@ -191,6 +191,7 @@ struct NsExecCommand: JobboxTool {
         let config = try global.loadConfig(diagnostics, environment: environment)
         if let job { _ = try JobID(job) }
         var request = request
+        if request.scratchQuota == ScratchQuotaRequest.fromJobAd { request.scratchQuota = try ScratchQuotaRequest.limit(environment: environment) }
         if requestedChroot {
             if request.chroot != nil { throw JobboxError.invalid("invalid options", "--chroot --requested-chroot", "give one of them") }
             request.chroot = try ChrootPolicy.requestedByJobAd(environment)

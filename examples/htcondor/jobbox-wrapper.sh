@@ -1,6 +1,5 @@
 #!/bin/bash
-# jobbox-wrapper.sh: an HTCondor USER_JOB_WRAPPER that runs the job through jobbox's tools.
-#
+# jobbox-wrapper.sh: an HTCondor USER_JOB_WRAPPER that runs the job through jobbox's tools:
 #   USER_JOB_WRAPPER = /usr/local/share/doc/jobbox/examples/htcondor/jobbox-wrapper.sh
 #
 # The starter runs it as  jobbox-wrapper.sh /abs/path/of/job [job arguments...]  with $_CONDOR_JOB_AD,
@@ -23,13 +22,14 @@
 #   JOBBOX_CONFIG   jobbox.conf for the tools (they default to /etc/jobbox/jobbox.conf)
 #   JOBBOX_FIGURES  yes (default), or no: as the job's user without a .slice, exec the chain
 #   JOBBOX_WRAPPER_RUNDIR  as root: where the private directory is made (default /run)
+#   JOBBOX_SCRATCH_QUOTA   as root: request-disk limits the scratch dir to RequestDisk (ns-exec --scratch-quota)
 set -u
 me=jobbox-wrapper
 job_path_set=${PATH+set} job_path=${PATH-} mode=user
 if [ "$(id -u)" = 0 ]; then
     mode=root
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-    unset JOBBOX_BIN JOBBOX_CONFIG JOBBOX_FIGURES JOBBOX_WRAPPER_RUNDIR
+    unset JOBBOX_BIN JOBBOX_CONFIG JOBBOX_FIGURES JOBBOX_WRAPPER_RUNDIR JOBBOX_SCRATCH_QUOTA
     settings=$(cd "$(dirname "$0")" 2>/dev/null && pwd)/jobbox-wrapper.conf
     if [ -e "$settings" ]; then
         case $(stat -c '%u %a' "$settings" 2>/dev/null) in
@@ -38,7 +38,7 @@ if [ "$(id -u)" = 0 ]; then
         esac
         while IFS= read -r line || [ -n "$line" ]; do
             case $line in
-                JOBBOX_BIN=* | JOBBOX_CONFIG=* | JOBBOX_FIGURES=* | JOBBOX_WRAPPER_RUNDIR=*) export "${line?}" ;;
+                JOBBOX_BIN=* | JOBBOX_CONFIG=* | JOBBOX_FIGURES=* | JOBBOX_WRAPPER_RUNDIR=* | JOBBOX_SCRATCH_QUOTA=*) export "${line?}" ;;
                 '' | '#'*) ;;
                 *) echo "$me: $settings: unknown setting ignored" >&2 ;;
             esac
@@ -125,10 +125,10 @@ else
     fi
     # The tools are named by path: the chain runs with the job's own PATH.
     if [ -n "$job_path_set" ]; then job_env=(env "PATH=$job_path"); else job_env=(env -u PATH); fi
+    where=() && [ "${JOBBOX_SCRATCH_QUOTA:-}" != request-disk ] || where=(--scratch "$scratch")
     run_forwarding_signals "${job_env[@]}" "$(command -v cg-exec)" --from-job-ad -- \
         "$(command -v netacct)" --ad-file "$private/network.ad" --chirp-auto -- \
-        "$(command -v ns-exec)" --pid --mount --scratch "$scratch" --requested-chroot -- "$@"
-    where=()
+        "$(command -v ns-exec)" --pid --mount --scratch "$scratch" ${where[0]:+--scratch-quota request-disk} --requested-chroot -- "$@"
 fi
 
 # A tool's line in the error file means the chain failed before the job ran: there are no figures then.
@@ -142,6 +142,7 @@ if [ "$figures" != no ] && ad=$(after_job jobstat "${where[@]}" --chirp-auto); t
     printf '%s\n' "$ad" | as_owner_of "$scratch" sh -c 'mkdir -p "${1%/*}" && cat > "$1.tmp" && mv -f "$1.tmp" "$1"' sh "$scratch/.jobbox/job.ad" ||
         echo "$me: after the job: cannot write $scratch/.jobbox/job.ad" >&2
 fi
+[ ${#where[@]} = 0 ] || [ "$mode" != root ] || after_job ns-exec --remove-scratch-quota "$scratch"
 if [ "$mode" = root ] || [ -n "${slice-}" ]; then
     after_job cg-exec --remove ${slice:+--parent "$slice"} || true
 fi

@@ -24,8 +24,11 @@ package enum CgExec {
         return try JobCgroupLocator.current(config: config, parentOverride: parent)
     }
 
-    /// The limits from the options, completed from `$_CONDOR_JOB_AD` when `fromJobAd` is set.
-    package static func limits(_ options: CgroupLimitOptions, fromJobAd: Bool, environment: Environment) throws(JobboxError) -> CgroupLimits {
+    /// The limits from the options, completed from `$_CONDOR_JOB_AD` when `fromJobAd` is set, with the device
+    /// fence resolved to device numbers (`config` gives the site's device defaults).
+    package static func limits(
+        _ options: CgroupLimitOptions, fromJobAd: Bool, environment: Environment, config: JobboxConfig = JobboxConfig()
+    ) throws(JobboxError) -> CgroupLimits {
         var limits = try CgroupLimits(parsing: options)
         if fromJobAd {
             guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else {
@@ -35,7 +38,9 @@ package enum CgExec {
             // writes (the HTCondor wrapper passes --memory and --cpus instead).
             let ad = try JobAdFile.read(path, for: "cannot read job ad", trust: .rootOnlyWhenPrivileged(remedy: "pass --memory and --cpus"))
             try limits.fill(fromJobAd: ad, path: path)
+            try limits.deviceRequest.fill(fromJobAd: ad, path: path, hideUnassigned: config.gpuHideUnassigned)
         }
+        limits.devices = try DeviceFencePlanner(config: config).plan(limits.deviceRequest)
         return limits
     }
 

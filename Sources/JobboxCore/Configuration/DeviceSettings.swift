@@ -74,9 +74,12 @@ package struct DeviceAllowSpec: Sendable, Equatable {
             device = text[..<colon]
             access = parsed
         }
-        let isGroup = device.hasPrefix("char-") || device.hasPrefix("block-")
-        guard !device.contains("\n"), isGroup ? device.split(separator: "-", maxSplits: 1).last?.isEmpty == false : JobboxConfig.isCleanAbsolutePath(String(device))
-        else { return nil }
+        let group = device.hasPrefix("char-") ? device.dropFirst(5) : device.hasPrefix("block-") ? device.dropFirst(6) : nil
+        if let group {
+            guard !group.isEmpty, !group.contains("/"), !group.contains("\n") else { return nil }
+        } else {
+            guard JobboxConfig.isCleanAbsolutePath(String(device)) else { return nil }
+        }
         self.device = String(device)
         self.access = access
     }

@@ -82,8 +82,9 @@ let package = Package(
         .target(name: "JobboxStats", dependencies: ["JobboxCgroups", "JobboxCore", systemPackage]),
         // Versioned chroots: build, switch, prune, report (chroot-tool).
         .target(name: "JobboxChroot", dependencies: ["JobboxCore", "CLinux", systemPackage]),
-        // Namespaces, scratch, chroot and user of a job (ns-exec); reads a chroot's manifest.
-        .target(name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCore", "CNsExec", "CLinux", systemPackage]),
+        // Namespaces, scratch, chroot and user of a job (ns-exec); reads a chroot's manifest; --attach finds a job's
+        // cgroups through the cgroup layout.
+        .target(name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCgroups", "JobboxCore", "CNsExec", "CLinux", systemPackage]),
         // netacct's cgroup BPF back end: the libbpf loader (C), and the program compiled from source by the plugin
         // (clang -target bpf, scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
         .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf")]),

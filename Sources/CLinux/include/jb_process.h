@@ -23,4 +23,7 @@ int jb_block_forwarded_signals(int block);
  */
 int jb_child_exited(pid_t pid);
 
+/* Whether the process of PIDFD has exited (the pidfd polls readable): 1 exited, 0 running, -1 with errno. */
+int jb_pidfd_exited(int pidfd);
+
 #endif

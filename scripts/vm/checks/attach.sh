@@ -17,6 +17,9 @@ run() {
 
 # start_job: the job, in the background, and its record once it is there.
 start_job() {
+    # cg-exec --remove of the previous job killed its ns-exec too, which left its record (a stale one is never
+    # believed: its init's start time no longer matches).
+    rm -f /jbd-state/ns-exec/job_a1
     cg-exec --config "$CONF" --job a1 -- ns-exec --config "$CONF" --job a1 --pid --scratch /tmp/jbd-scratch -- \
         sh -c 'echo made-by-the-job >/tmp/marker; exec sleep 600' >/dev/null 2>&1 &
     tries=50

@@ -68,7 +68,7 @@ ns_exec=$found
 
 if [ ! -f "$state/cgroups" ]; then
     echo "$me: no jobbox prolog ran for job $job ($state): no job cgroup, no private /tmp" >&2
-    exec "$ns_exec" --userns --pid --mount ${keep[@]+"${keep[@]}"} -- "$@"
+    exec "$ns_exec" --userns --pid --mount --job "$job" ${keep[@]+"${keep[@]}"} -- "$@"
 fi
 
 while IFS= read -r dir; do
@@ -81,7 +81,7 @@ done < "$state/cgroups"
 
 ad_file=${JOBBOX_AD_FILE-jobbox-$job.ad}
 if [ -z "$ad_file" ]; then
-    exec "$ns_exec" --userns --pid --mount --scratch "$state/scratch" ${keep[@]+"${keep[@]}"} -- "$@"
+    exec "$ns_exec" --userns --pid --mount --job "$job" --scratch "$state/scratch" ${keep[@]+"${keep[@]}"} -- "$@"
 fi
 find_tool jobstat
 jobstat=$found
@@ -99,7 +99,7 @@ for signal in HUP INT QUIT TERM USR1 USR2; do
 done
 # The job's stdin, kept on a descriptor bash picks (10 or above), so it cannot be PMI_FD.
 exec {stdin_copy}<&0
-(trap - HUP INT QUIT TERM USR1 USR2 && exec "$ns_exec" --userns --pid --mount --scratch "$state/scratch" ${keep[@]+"${keep[@]}"} -- "$@" <&"$stdin_copy" {stdin_copy}<&-) &
+(trap - HUP INT QUIT TERM USR1 USR2 && exec "$ns_exec" --userns --pid --mount --job "$job" --scratch "$state/scratch" ${keep[@]+"${keep[@]}"} -- "$@" <&"$stdin_copy" {stdin_copy}<&-) &
 child=$!
 exec {stdin_copy}<&-
 if [ -n "$pending" ]; then kill -s "$pending" "$child" 2>/dev/null; fi

@@ -9,7 +9,14 @@
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -41,4 +48,56 @@ int jb_pidfd_exited(int pidfd)
     } while (ready < 0 && errno == EINTR);
     if (ready < 0) return -1;
     return ready > 0 ? 1 : 0;
+}
+
+/* The low end of the main thread's stack: the start of the [stack] line of /proc/self/maps (0 when not found). */
+static uintptr_t stack_low_end(void) {
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buffer[8192];
+    uintptr_t low = 0;
+    size_t used = 0;
+    for (;;) {
+        ssize_t count = read(fd, buffer + used, sizeof buffer - 1 - used);
+        if (count < 0 && errno == EINTR) continue;
+        if (count <= 0) break;
+        used += (size_t)count;
+        buffer[used] = 0;
+        char *line = buffer;
+        char *end;
+        while ((end = strchr(line, '\n')) != NULL) {
+            *end = 0;
+            if (strstr(line, "[stack]") != NULL) low = (uintptr_t)strtoull(line, NULL, 16);
+            line = end + 1;
+        }
+        used = strlen(line);
+        memmove(buffer, line, used);
+    }
+    close(fd);
+    return low;
+}
+
+/* The frame of a function the caller calls: below the caller's stack pointer, whatever the compiler does with the
+ * caller's own frame. */
+__attribute__((noinline)) static uintptr_t below_caller_stack_pointer(void) { return (uintptr_t)__builtin_frame_address(0); }
+
+/*
+ * The part of the main thread's stack below the current stack pointer is dead (set-up went deeper than waiting
+ * ever does): its pages are dropped, and fault back in as zeroes if a later call goes that deep again. 4 KiB stay
+ * for the madvise call itself.
+ */
+static int release_unused_stack(void) {
+    uintptr_t low = stack_low_end();
+    uintptr_t sp = below_caller_stack_pointer();
+    if (low == 0 || sp < low + 8192) return 0;
+    uintptr_t below = (sp - 4096) & ~(uintptr_t)4095;
+    return madvise((void *)low, below - low, MADV_DONTNEED) == 0;
+}
+
+int jb_release_free_memory(void) {
+    int released = release_unused_stack();
+#ifdef __GLIBC__
+    released |= malloc_trim(0);
+#endif
+    return released;
 }

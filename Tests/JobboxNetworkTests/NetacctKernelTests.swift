@@ -58,6 +58,7 @@ struct NetacctKernelTests {
         #expect(net.serverLog(net.internet).split(separator: "\n").count == 5)
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(net.claimFiles().isEmpty)
     }
 
     @Test("10 MiB each way over TCP is counted within the TCP/IP header overhead; the final ad goes to stderr", arguments: backends)
@@ -127,6 +128,7 @@ struct NetacctKernelTests {
         #expect(addresses.allSatisfy { IPv4Network(parsing: "10.213.0.0/16")?.contains(IPv4Address(parsing: $0) ?? IPv4Address(0)) == true })
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(net.claimFiles().isEmpty)
     }
 
     /// Starts a job that writes its pid and netacct's to a file and then waits forever; returns the run and the pids.
@@ -166,6 +168,7 @@ struct NetacctKernelTests {
         #expect(result.status == (ending == .jobKilled ? 137 : 143), "\(result)")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(net.claimFiles().isEmpty)
     }
 
     @Test("netacct killed with KILL leaves its objects and lease; --cleanup --stale removes exactly those", arguments: backends)
@@ -192,6 +195,7 @@ struct NetacctKernelTests {
         #expect(survivor.wait().status == 0)
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(net.claimFiles().isEmpty)
     }
 
     @Test("the next run of a job whose netacct was killed reclaims the dead lease and removes its leftovers", arguments: backends)
@@ -209,6 +213,7 @@ struct NetacctKernelTests {
         #expect(result.stdout == "address 10.213.0.2\n")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(net.claimFiles().isEmpty)
     }
 
     @Test("--deny-external: the campus host answers, the internet host is unreachable and sees nothing", arguments: backends + ["bpf"])
@@ -304,7 +309,7 @@ struct NetacctKernelTests {
                     "-A \(chain) -o \(link) -m comment --comment IncomingExternal -j RETURN",
                 ])
         } else {
-            let listing = try net.exec(net.node, ["nft", "list", "table", "inet", "jobbox"]).stdout
+            let listing = try net.exec(net.node, ["nft", "list", "table", "inet", NftablesBackend.table(of: chain)]).stdout
             let lines = listing.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
                 $0.contains("jb_") || $0.contains("masquerade") || $0.hasPrefix("chain") || $0.hasPrefix("type")
             }
@@ -344,6 +349,7 @@ struct NetacctKernelTests {
         #expect(result.stderr == "netacct: command not found: /nonexistent/command: No such file or directory\n")
         #expect(try net.nodeState() == before)
         #expect(net.leaseFiles().isEmpty)
+        #expect(net.claimFiles().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: "missing.\(backend)")))
     }
 

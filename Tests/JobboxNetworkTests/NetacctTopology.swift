@@ -174,6 +174,11 @@ final class NetacctTopology {
             ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) + ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/bpf")) ?? [])
         return files.filter { $0.hasSuffix(".lease") }.sorted()
     }
+
+    /// The address claims left beside the veth leases (`slot.<n>.<interface>`).
+    func claimFiles() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: state.path + "/netacct")) ?? []).filter { $0.hasPrefix("slot.") }.sorted()
+    }
 }
 
 /// Waits (up to a minute) for `path` to exist: a readiness wait, not a timing assertion.

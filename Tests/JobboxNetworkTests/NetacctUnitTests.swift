@@ -261,6 +261,31 @@ struct NetacctLeaseTests {
         #expect(third.slot == 2)
     }
 
+    @Test("a held address claim keeps its slot without its lease being read; an orphan claim is removed")
+    func claims() throws {
+        let dir = try ExecuteDirectory("jbstate")
+        defer { dir.remove() }
+        let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
+        let first = try leases.acquire(job: try JobID("one"), names: try names("one"), backend: .nftables, namespace: 5, owner: .current) { _ in true }
+        let second = try leases.acquire(job: try JobID("two"), names: try names("two"), backend: .nftables, namespace: 5, owner: .current) { _ in true }
+        #expect(first.claim != nil && second.claim != nil)
+        let netacct = dir.path + "/netacct"
+        #expect(FileManager.default.fileExists(atPath: netacct + "/slot.0.jb_one"))
+        // The second lease's claim is held by this process, so the file is not read: even garbage keeps slot 1.
+        try "garbage".write(toFile: netacct + "/jb_two.lease", atomically: false, encoding: .utf8)
+        // A claim whose owner died before writing its lease frees its slot and goes.
+        FileManager.default.createFile(atPath: netacct + "/slot.2.jb_ghost", contents: nil)
+        let third = try leases.acquire(job: try JobID("three"), names: try names("three"), backend: .nftables, namespace: 5, owner: .current) { _ in true }
+        #expect(third.slot == 2)
+        #expect(!FileManager.default.fileExists(atPath: netacct + "/slot.2.jb_ghost"))
+        #expect(throws: JobboxError.self) {
+            try leases.acquire(job: try JobID("one"), names: try names("one"), backend: .nftables, namespace: 5, owner: .current) { _ in true }
+        }
+        leases.release(first)
+        #expect(!FileManager.default.fileExists(atPath: netacct + "/slot.0.jb_one"))
+        #expect(!FileManager.default.fileExists(atPath: netacct + "/jb_one.lease"))
+    }
+
     @Test("the start time is field 22 even when the command name has spaces and parentheses")
     func startTime() {
         let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615"

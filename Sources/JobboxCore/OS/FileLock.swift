@@ -6,7 +6,7 @@ import SystemPackage
 @preconcurrency import Musl
 #endif
 
-/// `flock(2)`: the exclusive lock jobbox takes on a lock file (leases, the xtables lock, chroots).
+/// `flock(2)`: the locks jobbox takes on lock files (leases, address claims, the xtables lock, chroots).
 ///
 /// The lock belongs to the open file, so it goes with the last descriptor of it: when the process ends, however
 /// it ends, nothing stays locked.
@@ -15,6 +15,12 @@ package enum FileLock {
     /// failing at once with `.wouldBlock` when someone else holds it.
     package static func lockExclusive(_ fd: Int32, wait: Bool = true) throws(Errno) {
         let result = retryingOnInterrupt { flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) }
+        if result != 0 { throw Errno.last }
+    }
+
+    /// Takes the shared lock on `fd`, waiting as long as it takes.
+    package static func lockShared(_ fd: Int32) throws(Errno) {
+        let result = retryingOnInterrupt { flock(fd, LOCK_SH) }
         if result != 0 { throw Errno.last }
     }
 }

@@ -137,6 +137,12 @@ package final class HeldJob {
         return result == pid ? ExitStatus.fromWaitStatus(status) : ExitStatus.toolFailure
     }
 
+    /// Gives the kernel back the free memory set-up left in malloc's heap (netlink buffers, parsed leases): netacct
+    /// waits for the whole of the job, and on a node with hundreds of jobs its private memory is what counts.
+    static func returnFreeMemory() {
+        _ = jb_release_free_memory()
+    }
+
     /// Waits for the job to end, calling `tick` every `interval` seconds while it runs (nil: never); returns its
     /// shell status. Forwarded signals interrupt the wait and it resumes. When the job has exited, forwarding
     /// stops and the signals are blocked again before it is reaped (so its pid cannot be reused under the
@@ -146,10 +152,12 @@ package final class HeldJob {
         let pidfd = jb_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
         var next = interval.map { MonotonicClock.milliseconds() + Int64($0) * 1000 }
+        Self.returnFreeMemory()
         while jb_child_exited(pid) == 0 {
             let now = MonotonicClock.milliseconds()
             if let due = next, now >= due, let interval {
                 tick()
+                Self.returnFreeMemory()
                 next = due + Int64(interval) * 1000
                 continue
             }

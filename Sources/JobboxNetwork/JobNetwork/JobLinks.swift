@@ -62,6 +62,6 @@ package enum JobLinks {
 
     /// Best effort: a kernel without IPv6 has no such knob, and then there is nothing to turn off.
     private static func disableIPv6(_ interface: String) {
-        try? NetworkNamespace.setSysctl("/proc/sys/net/ipv6/conf/\(interface)/disable_ipv6", "1")
+        _ = try? NetworkNamespace.setSysctl("/proc/sys/net/ipv6/conf/\(interface)/disable_ipv6", "1")
     }
 }

@@ -52,6 +52,8 @@ package struct JobNetworkLease: Sendable, Equatable {
     package var names: JobNetworkNames
     /// The firewall the accounting lives in.
     package var backend: BackendKind
+    /// The claim on the slot this process holds while it owns the lease (nil for a lease read from its file).
+    package var claim: SlotClaim?
 
     /// The lease as a ClassAd, the state directory's format.
     package var classAd: ClassAd {
@@ -169,12 +171,25 @@ package struct JobNetworkLeases: Sendable {
     /// Every lease netacct itself could have written. Files that are not (see `validate`) are reported and
     /// skipped; a missing directory has none. Throws when the directory is not root's alone.
     package func all() throws(JobboxError) -> [JobNetworkLease] {
-        try LeaseFiles.all(in: directory, diagnostics: diagnostics) { (name, ad) throws(JobboxError) -> JobNetworkLease in
-            let path = directory + "/" + name
-            guard let lease = JobNetworkLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", path, "an attribute is missing or malformed") }
-            if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", path, problem) }
-            return lease
-        }.sorted { $0.slot < $1.slot }
+        try LeaseFiles.all(in: directory, diagnostics: diagnostics, parse: lease(fileName:ad:)).sorted { $0.slot < $1.slot }
+    }
+
+    /// The lease in the file `name` whose ad is `ad`, if netacct could have written it.
+    func lease(fileName name: String, ad: ClassAd) throws(JobboxError) -> JobNetworkLease {
+        let path = directory + "/" + name
+        guard let lease = JobNetworkLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", path, "an attribute is missing or malformed") }
+        if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", path, problem) }
+        return lease
+    }
+
+    /// The lease in the file `name` of `parent`, or nil (reported) when it is not one netacct could have written.
+    func read(_ name: String, in parent: GuardedDirectory) -> JobNetworkLease? {
+        do throws(JobboxError) {
+            return try lease(fileName: name, ad: try LeaseFiles.readAd(name, in: parent, path: directory + "/" + name))
+        } catch {
+            diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
+            return nil
+        }
     }
 
     /// Why `lease`, read from the file `fileName`, is not one netacct wrote for this subnet; nil when it is.
@@ -197,41 +212,99 @@ package struct JobNetworkLeases: Sendable {
 
     /// Takes a lease for `job`. Under the lock: stale leases of this namespace are handed to `reclaim` (which
     /// removes their leftovers and returns whether it could) and dropped, a live lease with the same names is an
-    /// error, and the lowest free slot is recorded for this process.
+    /// error, and the lowest free slot is claimed (`SlotClaim`, held for the life of this process when `owner` is
+    /// this process) and recorded.
+    ///
+    /// What it costs does not grow with the number of running jobs: one listing of the directory and one lock
+    /// attempt per claim; only leases whose claim nobody holds (stale, or written before claims existed) are read.
     package func acquire(
         job: JobID, names: JobNetworkNames, backend: BackendKind, namespace: UInt64, owner: ProcessIdentity,
         reclaim: (JobNetworkLease) -> Bool
     ) throws(JobboxError) -> JobNetworkLease {
         try withLock { () throws(JobboxError) -> JobNetworkLease in
+            let parent = try openDirectory(creating: false)
+            defer { parent.close() }
+            let entries: [DirectoryEntry]
+            do throws(Errno) {
+                entries = try LeaseFiles.entries(of: parent)
+            } catch {
+                throw JobboxError.system("cannot list state directory", directory, error)
+            }
+            let leaseNames = Set(entries.map(\.name).filter { $0.hasSuffix(".lease") })
+            var claimed = Set<String>()
             var taken = Set<Int>()
-            for lease in try all() {
+            var unheld: [String] = []
+            for entry in entries {
+                guard let (slot, interface) = SlotClaim.parse(fileName: entry.name) else { continue }
+                if SlotClaim.isHeld(entry.name, in: parent) {
+                    claimed.insert(interface + ".lease")
+                    taken.insert(slot)
+                    if interface == names.interface, let lease = read(interface + ".lease", in: parent) { throw inUse(job, names, by: lease, namespace) }
+                } else if leaseNames.contains(interface + ".lease") {
+                    // Its owner is gone, or its lease is being removed: decided from the lease below.
+                    unheld.append(interface + ".lease")
+                } else {
+                    // Its owner died between making the claim and writing the lease, or after removing the lease.
+                    _ = unlinkat(parent.fd, entry.name, 0)
+                }
+            }
+            // Leases whose claim nobody holds, and leases written before claims existed, are read whole.
+            for name in unheld + leaseNames.filter({ !claimed.contains($0) && !unheld.contains($0) }).sorted() {
+                guard let lease = read(name, in: parent) else { continue }
                 if !lease.owner.isAlive && lease.namespace == namespace && reclaim(lease) {
                     release(lease)
                     continue
                 }
-                if lease.names.interface == names.interface || lease.names.chain == names.chain {
-                    let state =
-                        lease.owner.isAlive
-                        ? "running under netacct pid \(lease.owner.pid)"
-                        : lease.namespace != namespace
-                            ? "left by netacct pid \(lease.owner.pid) in another network namespace"
-                            : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
-                    throw JobboxError.invalid(
-                        "cannot start network accounting for job", job.rawValue,
-                        "its names \(names.interface)/\(names.chain) are in use by job \(lease.job), \(state)")
-                }
+                if lease.names.interface == names.interface || lease.names.chain == names.chain { throw inUse(job, names, by: lease, namespace) }
                 taken.insert(lease.slot)
             }
             guard let slot = (0..<slotCount).first(where: { !taken.contains($0) }) else {
                 throw JobboxError.invalid("no free address pair in", subnet.description, "\(taken.count) jobs hold every pair of NETWORK_JOB_SUBNET")
             }
             let (host, address) = addresses(of: slot)
-            let lease = JobNetworkLease(
+            var lease = JobNetworkLease(
                 job: job.rawValue, owner: owner, namespace: namespace, slot: slot, hostAddress: host, jobAddress: address,
                 prefixLength: 30, names: names, backend: backend)
-            try write(lease)
+            let claimName = SlotClaim.fileName(slot: slot, interface: names.interface)
+            lease.claim = try SlotClaim.make(claimName, in: parent, hold: owner == .current)
+            do throws(JobboxError) {
+                try write(lease)
+            } catch {
+                _ = unlinkat(parent.fd, claimName, 0)
+                throw error
+            }
             return lease
         }
+    }
+
+    /// Removes the claims nobody holds whose lease is gone (their owner died between making the claim and writing
+    /// the lease, or after removing the lease). Call it holding the lock.
+    package func removeOrphanClaims() throws(JobboxError) {
+        let parent = try openDirectory(creating: false)
+        defer { parent.close() }
+        let entries: [DirectoryEntry]
+        do throws(Errno) {
+            entries = try LeaseFiles.entries(of: parent)
+        } catch {
+            throw JobboxError.system("cannot list state directory", directory, error)
+        }
+        let names = Set(entries.map(\.name))
+        for entry in entries {
+            guard let (_, interface) = SlotClaim.parse(fileName: entry.name), !names.contains(interface + ".lease") else { continue }
+            if !SlotClaim.isHeld(entry.name, in: parent) { _ = unlinkat(parent.fd, entry.name, 0) }
+        }
+    }
+
+    /// The error for a job whose names `lease` already holds.
+    private func inUse(_ job: JobID, _ names: JobNetworkNames, by lease: JobNetworkLease, _ namespace: UInt64) -> JobboxError {
+        let state =
+            lease.owner.isAlive
+            ? "running under netacct pid \(lease.owner.pid)"
+            : lease.namespace != namespace
+                ? "left by netacct pid \(lease.owner.pid) in another network namespace"
+                : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
+        return JobboxError.invalid(
+            "cannot start network accounting for job", job.rawValue, "its names \(names.interface)/\(names.chain) are in use by job \(lease.job), \(state)")
     }
 
     /// Writes `lease` (atomically: temporary file and rename).
@@ -245,11 +318,12 @@ package struct JobNetworkLeases: Sendable {
         try GuardedFile.replace(path(of: lease.names), with: text, for: "cannot record lease")
     }
 
-    /// Removes `lease`'s file: the one it was read from, since a lease is only believed when its file is named
-    /// after its interface (`validate`).
+    /// Removes `lease`'s file (the one it was read from, since a lease is only believed when its file is named
+    /// after its interface, `validate`) and then its claim, so that a claim is never missing while its lease exists.
     package func release(_ lease: JobNetworkLease) {
         guard let parent = try? openDirectory(creating: false) else { return }
         defer { parent.close() }
         _ = unlinkat(parent.fd, lease.names.interface + ".lease", 0)
+        _ = unlinkat(parent.fd, SlotClaim.fileName(slot: lease.slot, interface: lease.names.interface), 0)
     }
 }

@@ -1,4 +1,5 @@
 import JobboxCore
+import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -26,24 +27,34 @@ enum LeaseFiles {
             throw error
         }
         defer { parent.close() }
-        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listFD >= 0, let dir = fdopendir(listFD) else {
-            let error = JobboxError.lastErrno("cannot list state directory", directory)
-            if listFD >= 0 { close(listFD) }
-            throw error
+        let entries: [DirectoryEntry]
+        do throws(Errno) {
+            entries = try Self.entries(of: parent)
+        } catch {
+            throw JobboxError.system("cannot list state directory", directory, error)
         }
-        defer { closedir(dir) }
         var leases: [Lease] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasSuffix(".lease") else { continue }
+        for entry in entries where entry.name.hasSuffix(".lease") {
             do throws(JobboxError) {
-                leases.append(try parse(name, try readAd(name, in: parent, path: directory + "/" + name)))
+                leases.append(try parse(entry.name, try readAd(entry.name, in: parent, path: directory + "/" + entry.name)))
             } catch {
-                diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
+                diagnostics.warning("ignored lease \(directory)/\(entry.name): \(error.reason)")
             }
         }
         return leases
+    }
+
+    /// The entries of the open state directory `parent`.
+    static func entries(of parent: GuardedDirectory) throws(Errno) -> [DirectoryEntry] {
+        let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard listFD >= 0 else { throw Errno.last }
+        guard let stream = fdopendir(listFD) else {
+            let error = Errno.last
+            close(listFD)
+            throw error
+        }
+        defer { closedir(stream) }
+        return DirectoryListing.entries(of: stream)
     }
 
     /// The ad of the lease file `name` in `parent`: a regular file (no symlink, FIFO or device), small.

@@ -31,6 +31,7 @@ package struct NetacctCleanup {
                         removed += 1
                     }
                 }
+                try leases.removeOrphanClaims()
                 return removed
             }
     }

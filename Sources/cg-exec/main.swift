@@ -106,12 +106,15 @@ struct CgExecCommand: JobboxTool {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Devices besides those allowed: auto (all, unless something is allowed), closed (standard pseudo devices), strict (none; default: DEVICE_POLICY).", valueName: "policy"))
+        help: ArgumentHelp(
+            "Devices besides those allowed: auto (all, unless something is allowed), closed (standard pseudo devices), strict (none; default: DEVICE_POLICY).",
+            valueName: "policy"))
     var devicePolicy: String?
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Allow a device node (or char-NAME, block-NAME of /proc/devices) with r, w, m access (default rwm); repeatable.", valueName: "path[:rwm]"))
+        help: ArgumentHelp(
+            "Allow a device node (or char-NAME, block-NAME of /proc/devices) with r, w, m access (default rwm); repeatable.", valueName: "path[:rwm]"))
     var deviceAllow: [String] = []
 
     @Option(

@@ -99,7 +99,8 @@ struct NsExecCommand: JobboxTool {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Run COMMAND inside the running job JOB (started by ns-exec with --pid): its cgroups, namespaces, root, directory and user.", valueName: "job"))
+        help: ArgumentHelp(
+            "Run COMMAND inside the running job JOB (started by ns-exec with --pid): its cgroups, namespaces, root, directory and user.", valueName: "job"))
     var attach: String?
 
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))
@@ -107,7 +108,8 @@ struct NsExecCommand: JobboxTool {
 
     func execute() throws -> Int32 {
         if let attach {
-            let alone = job == nil && !pid && !mount && !uts && !ipc && !net && !userns && hostname == nil && scratch == nil && mountUnderScratch == nil
+            let alone =
+                job == nil && !pid && !mount && !uts && !ipc && !net && !userns && hostname == nil && scratch == nil && mountUnderScratch == nil
                 && privateDevShm == nil && chroot == nil && bind.isEmpty && user == nil && group == nil && workdir == nil && !noNewPrivs && !noInit
                 && keepFD.isEmpty
             guard alone else { throw JobboxError.invalid("invalid use of", "--attach", "it takes only --config and a command: the job's own settings apply") }
@@ -150,7 +152,9 @@ struct NsExecCommand: JobboxTool {
             guard line.value("job") == nil, line.value("hostname") == nil, line.value("scratch") == nil, line.value("chroot") == nil,
                 line.value("user") == nil, line.value("group") == nil, line.value("workdir") == nil, line.value("mount-under-scratch") == nil,
                 line.all("bind").isEmpty, line.all("keep-fd").isEmpty,
-                ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"].allSatisfy({ !line.flag($0) })
+                ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"].allSatisfy({
+                    !line.flag($0)
+                })
             else { return nil }
             return { try Self.attach(attach, command: line.command, global: GlobalOptions(config: line.value("config"))) }
         }

@@ -17,7 +17,10 @@ struct DeviceFenceTests {
         for bad in ["dev/null", "/dev/../etc/shadow", "char-", "", ":rw"] {
             #expect(DeviceAllowSpec(parsing: bad) == nil, "\(bad)")
         }
-        #expect(DeviceAllowSpec.parseList("/dev/fuse:rw, char-pts") == [.init(device: "/dev/fuse", access: [.read, .write]), .init(device: "char-pts", access: .all)])
+        #expect(
+            DeviceAllowSpec.parseList("/dev/fuse:rw, char-pts") == [
+                .init(device: "/dev/fuse", access: [.read, .write]), .init(device: "char-pts", access: .all),
+            ])
     }
 
     @Test("the knobs: DEVICE_POLICY, DEVICE_ALLOW, DEVICE_BACKEND, GPU_DEVICE_DIR, GPU_HIDE_UNASSIGNED")

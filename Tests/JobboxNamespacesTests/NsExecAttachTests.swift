@@ -37,7 +37,10 @@ struct NsExecAttachTests {
                     TestSupport.tool("cg-exec"), "--config", config, "--job", job, "--", TestSupport.tool("ns-exec"), "--config", config, "--job", job,
                     "--pid", "--chroot", root, "--scratch", scratch, "--", "/bin/sh", "-c", "echo made-by-the-job > /tmp/marker; exec sleep \(sleep)",
                 ], directory: dir.path)
-            guard Support.eventually({ FileManager.default.fileExists(atPath: self.recordPath) && !Support.processes(withArguments: ["sleep", self.sleep]).isEmpty })
+            guard
+                Support.eventually({
+                    FileManager.default.fileExists(atPath: self.recordPath) && !Support.processes(withArguments: ["sleep", self.sleep]).isEmpty
+                })
             else {
                 remove()
                 throw TestFailure("the job did not start: \(background.stderr)")
@@ -105,7 +108,8 @@ struct NsExecAttachTests {
         defer { job.remove() }
         let unknown = try TestSupport.run(["ns-exec", "--config", job.config, "--attach", "jbdnone", "--", "true"])
         #expect(unknown.status == 125)
-        #expect(unknown.stderr == "ns-exec: cannot attach to job 'jbdnone': no job of that id started with --pid is recorded in \(job.dir.path)/state/ns-exec\n")
+        #expect(
+            unknown.stderr == "ns-exec: cannot attach to job 'jbdnone': no job of that id started with --pid is recorded in \(job.dir.path)/state/ns-exec\n")
         let noCommand = try TestSupport.run(["ns-exec", "--config", job.config, "--attach", job.job, "--"])
         #expect(noCommand.status == 125 && noCommand.stderr.split(separator: "\n").count == 1, "\(noCommand)")
         let mixed = try TestSupport.run(["ns-exec", "--config", job.config, "--attach", job.job, "--pid", "--", "true"])

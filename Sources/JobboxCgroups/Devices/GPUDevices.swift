@@ -49,7 +49,7 @@ package struct GPUDevices: Sendable, Equatable {
         let root: GuardedDirectory
         do {
             root = try GuardedPath.openDirectory(directory, for: operation)
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return result
         }
         defer { root.close() }

@@ -103,14 +103,14 @@ package struct JobRecords {
         let directory: GuardedDirectory
         do {
             directory = try open(creating: false, operation: operation)
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return nil
         }
         directory.close()
         let bytes: [UInt8]
         do {
             bytes = try GuardedFile.read(path(job), limit: JobRecord.maxBytes, for: operation)
-        } catch where error.errno == .noSuchFileOrDirectory {
+        } catch  where error.errno == .noSuchFileOrDirectory {
             return nil
         }
         guard let record = JobRecord(parsing: String(decoding: bytes, as: UTF8.self)) else {

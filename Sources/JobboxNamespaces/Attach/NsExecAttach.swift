@@ -73,23 +73,23 @@ package enum NsExecAttach {
         let child: pid_t = cgroupFDs.withUnsafeBufferPointer { cgroups in
             record.groups.withUnsafeBufferPointer { groups in
                 arguments.pointers.withUnsafeBufferPointer { argv in
-                var plan = jb_attach_plan()
-                plan.pidfd = init_.pidfd
-                plan.namespaces = flags
-                plan.cgroup_fds = cgroups.baseAddress
-                plan.cgroup_count = Int32(cgroups.count)
-                plan.root_fd = rootFD
-                plan.cwd_fd = cwdFD
-                plan.switch_identity = isRoot ? 1 : 0
-                plan.uid = record.uid
-                plan.gid = record.gid
-                plan.groups = groups.baseAddress
-                plan.group_count = Int32(groups.count)
-                plan.no_new_privs = (!isRoot || record.uid != 0) ? 1 : 0
-                plan.file = UnsafePointer(arguments.pointers[0])
-                plan.argv = argv.baseAddress
-                plan.envp = nil
-                return jb_attach_spawn(&plan, &reportFD, &failure)
+                    var plan = jb_attach_plan()
+                    plan.pidfd = init_.pidfd
+                    plan.namespaces = flags
+                    plan.cgroup_fds = cgroups.baseAddress
+                    plan.cgroup_count = Int32(cgroups.count)
+                    plan.root_fd = rootFD
+                    plan.cwd_fd = cwdFD
+                    plan.switch_identity = isRoot ? 1 : 0
+                    plan.uid = record.uid
+                    plan.gid = record.gid
+                    plan.groups = groups.baseAddress
+                    plan.group_count = Int32(groups.count)
+                    plan.no_new_privs = (!isRoot || record.uid != 0) ? 1 : 0
+                    plan.file = UnsafePointer(arguments.pointers[0])
+                    plan.argv = argv.baseAddress
+                    plan.envp = nil
+                    return jb_attach_spawn(&plan, &reportFD, &failure)
                 }
             }
         }

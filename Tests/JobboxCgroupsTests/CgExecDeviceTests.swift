@@ -15,94 +15,95 @@ struct CgExecDeviceTests {
         try CgExecSandbox(prefix: "jbd", extraConfig: "DEVICE_BACKEND = \(backend)\nGPU_DEVICE_DIR = \(bed.directory)\n" + extra)
     }
 
-    @Test("strict: only the allowed node opens, only with the allowed access; every other device is EPERM", arguments: ["v1", "bpf"])
-    func strict(backend: String) throws {
+    /// Runs `body` with a fresh test bed and a sandbox for `backend`, both removed after.
+    static func withFence(_ backend: String, _ body: (DeviceTestBed, CgExecSandbox) throws -> Void) throws {
         let bed = try DeviceTestBed()
         defer { bed.remove() }
         let sandbox = try Self.sandbox(backend, bed)
         defer { sandbox.cleanUp() }
-        let zero = bed.path("jbd-zero")
-        let full = bed.path("jbd-full")
-        let result = try sandbox.run(
-            ["--job", "strict", "--device-policy", "strict", "--device-allow", zero + ":r", "--"]
-                + DeviceTestBed.probe([zero, "w:" + zero, full, "/dev/null", bed.path("nvidia0")]))
-        #expect(result.status == 0, "\(result)")
-        let verdicts = DeviceTestBed.verdicts(result.stdout)
-        #expect(verdicts[zero] == "ok", "\(result)")
-        #expect(verdicts["w:" + zero] == "EPERM", "writing was not allowed: \(result)")
-        #expect(verdicts[full] == "EPERM")
-        #expect(verdicts["/dev/null"] == "EPERM", "strict leaves out even the pseudo devices")
-        #expect(verdicts[bed.path("nvidia0")] == "EPERM")
-        if backend == "v1" {
-            #expect(try sandbox.file("devices", "strict", "devices.list") == "c 1:5 r")
-        } else {
-            #expect(DeviceProgram.count(at: try sandbox.jobDirectory("unified", "strict")) == 1)
+        try body(bed, sandbox)
+    }
+
+    /// Runs the probe of `paths` as job `job` with cg-exec `options` and returns its verdicts by path.
+    static func probe(
+        _ sandbox: CgExecSandbox, job: String, _ options: [String], _ paths: [String], environment: [String: String]? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> [String: String] {
+        let result = try sandbox.run(["--job", job] + options + ["--"] + DeviceTestBed.probe(paths), environment: environment)
+        #expect(result.status == 0, "\(result)", sourceLocation: sourceLocation)
+        return DeviceTestBed.verdicts(result.stdout)
+    }
+
+    @Test("strict: only the allowed node opens, only with the allowed access; every other device is EPERM", arguments: ["v1", "bpf"])
+    func strict(backend: String) throws {
+        try Self.withFence(backend) { bed, sandbox in
+            let zero = bed.path("jbd-zero")
+            let full = bed.path("jbd-full")
+            let verdicts = try Self.probe(
+                sandbox, job: "strict", ["--device-policy", "strict", "--device-allow", zero + ":r"], [zero, "w:" + zero, full, "/dev/null", bed.path("nvidia0")])
+            #expect(verdicts[zero] == "ok", "\(verdicts)")
+            #expect(verdicts["w:" + zero] == "EPERM", "writing was not allowed: \(verdicts)")
+            #expect(verdicts[full] == "EPERM")
+            #expect(verdicts["/dev/null"] == "EPERM", "strict leaves out even the pseudo devices")
+            #expect(verdicts[bed.path("nvidia0")] == "EPERM")
+            if backend == "v1" {
+                #expect(try sandbox.file("devices", "strict", "devices.list") == "c 1:5 r")
+            } else {
+                #expect(DeviceProgram.count(at: try sandbox.jobDirectory("unified", "strict")) == 1)
+            }
+            #expect(try sandbox.run(["--remove", "--job", "strict"]).status == 0)
+            #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory("unified", "strict")))
         }
-        #expect(try sandbox.run(["--remove", "--job", "strict"]).status == 0)
-        #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory("unified", "strict")))
     }
 
     @Test("closed: the standard pseudo devices and the allowed node open; another device is EPERM", arguments: ["v1", "bpf"])
     func closed(backend: String) throws {
-        let bed = try DeviceTestBed()
-        defer { bed.remove() }
-        let sandbox = try Self.sandbox(backend, bed)
-        defer { sandbox.cleanUp() }
-        let result = try sandbox.run(
-            ["--job", "closed", "--device-policy", "closed", "--device-allow", bed.path("nvidia1"), "--"]
-                + DeviceTestBed.probe(["/dev/null", "w:/dev/null", "/dev/urandom", bed.path("jbd-full"), bed.path("nvidia1"), bed.path("jbd-mem")]))
-        #expect(result.status == 0, "\(result)")
-        let verdicts = DeviceTestBed.verdicts(result.stdout)
-        #expect(verdicts["/dev/null"] == "ok" && verdicts["/dev/urandom"] == "ok" && verdicts[bed.path("jbd-full")] == "ok", "\(result)")
-        #expect(verdicts["w:/dev/null"] == "ok", "writing /dev/null is allowed: \(result)")
-        #expect(verdicts[bed.path("nvidia1")] == "ENXIO", "the allowed node reaches its (missing) driver: \(result)")
-        #expect(verdicts[bed.path("jbd-mem")] == "EPERM", "\(result)")
+        try Self.withFence(backend) { bed, sandbox in
+            let verdicts = try Self.probe(
+                sandbox, job: "closed", ["--device-policy", "closed", "--device-allow", bed.path("nvidia1")],
+                ["/dev/null", "w:/dev/null", "/dev/urandom", bed.path("jbd-full"), bed.path("nvidia1"), bed.path("jbd-mem")])
+            #expect(verdicts["/dev/null"] == "ok" && verdicts["/dev/urandom"] == "ok" && verdicts[bed.path("jbd-full")] == "ok", "\(verdicts)")
+            #expect(verdicts["w:/dev/null"] == "ok", "writing /dev/null is allowed: \(verdicts)")
+            #expect(verdicts[bed.path("nvidia1")] == "ENXIO", "the allowed node reaches its (missing) driver: \(verdicts)")
+            #expect(verdicts[bed.path("jbd-mem")] == "EPERM", "\(verdicts)")
+        }
     }
 
     @Test("--gpus CUDA1 under auto: GPU 1 and the control node open, GPU 0 and the render nodes are EPERM, other devices stay open", arguments: ["v1", "bpf"])
     func gpusAuto(backend: String) throws {
-        let bed = try DeviceTestBed()
-        defer { bed.remove() }
-        let sandbox = try Self.sandbox(backend, bed)
-        defer { sandbox.cleanUp() }
-        let paths = ["nvidia0", "nvidia1", "nvidiactl", "dri/renderD128", "kfd", "jbd-mem"].map(bed.path)
-        let result = try sandbox.run(["--job", "gpu", "--gpus", "CUDA1", "--"] + DeviceTestBed.probe(paths))
-        #expect(result.status == 0, "\(result)")
-        let verdicts = DeviceTestBed.verdicts(result.stdout)
-        #expect(verdicts[bed.path("nvidia1")] == "ENXIO" && verdicts[bed.path("nvidiactl")] == "ENXIO", "\(result)")
-        #expect(verdicts[bed.path("nvidia0")] == "EPERM", "\(result)")
-        #expect(verdicts[bed.path("dri/renderD128")] == "EPERM" && verdicts[bed.path("kfd")] == "EPERM", "no AMD GPU was assigned: \(result)")
-        #expect(DeviceTestBed.passed(verdicts[bed.path("jbd-mem")]), "auto fences only the GPUs: \(result)")
+        try Self.withFence(backend) { bed, sandbox in
+            let paths = ["nvidia0", "nvidia1", "nvidiactl", "dri/renderD128", "kfd", "jbd-mem"].map(bed.path)
+            let verdicts = try Self.probe(sandbox, job: "gpu", ["--gpus", "CUDA1"], paths)
+            #expect(verdicts[bed.path("nvidia1")] == "ENXIO" && verdicts[bed.path("nvidiactl")] == "ENXIO", "\(verdicts)")
+            #expect(verdicts[bed.path("nvidia0")] == "EPERM", "\(verdicts)")
+            #expect(verdicts[bed.path("dri/renderD128")] == "EPERM" && verdicts[bed.path("kfd")] == "EPERM", "no AMD GPU was assigned: \(verdicts)")
+            #expect(DeviceTestBed.passed(verdicts[bed.path("jbd-mem")]), "auto fences only the GPUs: \(verdicts)")
+        }
     }
 
     @Test("--from-job-ad: AssignedGPUs picks the GPUs; without it every GPU is hidden", arguments: ["v1", "bpf"])
     func fromJobAd(backend: String) throws {
-        let bed = try DeviceTestBed()
-        defer { bed.remove() }
-        let sandbox = try Self.sandbox(backend, bed)
-        defer { sandbox.cleanUp() }
-        // As root, cg-exec believes a job ad only where root alone writes.
-        let execute = try ExecuteDirectory("jbd-execute")
-        defer { try? FileManager.default.removeItem(atPath: execute.path) }
-        let assignedAd = try execute.write("assigned.ad", "ClusterId = 7\nProcId = 0\nAssignedGPUs = \"renderD129\"\n")
-        let noneAd = try execute.write("none.ad", "ClusterId = 7\nProcId = 1\n")
-        let paths = ["nvidia0", "nvidia1", "dri/renderD128", "dri/renderD129", "kfd"].map(bed.path)
-        let assigned = try sandbox.run(["--from-job-ad", "--"] + DeviceTestBed.probe(paths), environment: ["_CONDOR_JOB_AD": assignedAd])
-        #expect(assigned.status == 0, "\(assigned)")
-        let verdicts = DeviceTestBed.verdicts(assigned.stdout)
-        #expect(DeviceTestBed.passed(verdicts[bed.path("dri/renderD129")]) && DeviceTestBed.passed(verdicts[bed.path("kfd")]), "\(assigned)")
-        #expect(verdicts[bed.path("dri/renderD128")] == "EPERM" && verdicts[bed.path("nvidia0")] == "EPERM" && verdicts[bed.path("nvidia1")] == "EPERM")
-        let none = try sandbox.run(["--from-job-ad", "--"] + DeviceTestBed.probe(paths), environment: ["_CONDOR_JOB_AD": noneAd])
-        #expect(none.status == 0, "\(none)")
-        #expect(DeviceTestBed.verdicts(none.stdout).values.allSatisfy { $0 == "EPERM" }, "\(none)")
+        try Self.withFence(backend) { bed, sandbox in
+            // As root, cg-exec believes a job ad only where root alone writes.
+            let execute = try ExecuteDirectory("jbd-execute")
+            defer { try? FileManager.default.removeItem(atPath: execute.path) }
+            let assignedAd = try execute.write("assigned.ad", "ClusterId = 7\nProcId = 0\nAssignedGPUs = \"renderD129\"\n")
+            let noneAd = try execute.write("none.ad", "ClusterId = 7\nProcId = 1\n")
+            let paths = ["nvidia0", "nvidia1", "dri/renderD128", "dri/renderD129", "kfd"].map(bed.path)
+            let verdicts = try Self.probe(sandbox, job: "7.0", ["--from-job-ad"], paths, environment: ["_CONDOR_JOB_AD": assignedAd])
+            #expect(DeviceTestBed.passed(verdicts[bed.path("dri/renderD129")]) && DeviceTestBed.passed(verdicts[bed.path("kfd")]), "\(verdicts)")
+            #expect(verdicts[bed.path("dri/renderD128")] == "EPERM" && verdicts[bed.path("nvidia0")] == "EPERM" && verdicts[bed.path("nvidia1")] == "EPERM")
+            let none = try Self.probe(sandbox, job: "7.1", ["--from-job-ad"], paths, environment: ["_CONDOR_JOB_AD": noneAd])
+            #expect(none.count == paths.count && none.values.allSatisfy { $0 == "EPERM" }, "\(none)")
+        }
     }
 
     @Test("bad device options are one line and 125, and leave no cgroup behind")
     func badInput() throws {
-        let bed = try DeviceTestBed()
-        defer { bed.remove() }
-        let sandbox = try Self.sandbox("auto", bed)
-        defer { sandbox.cleanUp() }
+        try Self.withFence("auto") { bed, sandbox in try Self.refuses(bed, sandbox) }
+    }
+
+    static func refuses(_ bed: DeviceTestBed, _ sandbox: CgExecSandbox) throws {
         let cases: [([String], String)] = [
             (["--device-policy", "open"], "invalid --device-policy 'open': it is not auto, closed or strict"),
             (["--device-allow", "dev/null"], "invalid --device-allow 'dev/null'"),

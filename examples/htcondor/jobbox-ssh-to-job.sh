@@ -21,12 +21,11 @@ shell=${SHELL:-/bin/sh}
 ad=${_CONDOR_JOB_AD-}
 cluster=$(sed -n 's/^ClusterId *= *\([0-9][0-9]*\) *$/\1/p' "$ad" 2>/dev/null | head -n 1)
 proc=$(sed -n 's/^ProcId *= *\([0-9][0-9]*\) *$/\1/p' "$ad" 2>/dev/null | head -n 1)
+# The session: the command ssh was given, else a login shell.
+set -- "$shell" -l
+if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then set -- "$shell" -c "$SSH_ORIGINAL_COMMAND"; fi
 if [ -z "$cluster" ] || [ -z "$proc" ]; then
     echo "$me: no ClusterId and ProcId in \$_CONDOR_JOB_AD ('$ad'); an ordinary session follows" >&2
-    if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then exec "$shell" -c "$SSH_ORIGINAL_COMMAND"; fi
-    exec "$shell" -l
+    exec "$@"
 fi
-if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then
-    exec "$ns_exec" --attach "$cluster.$proc" -- "$shell" -c "$SSH_ORIGINAL_COMMAND"
-fi
-exec "$ns_exec" --attach "$cluster.$proc" -- "$shell" -l
+exec "$ns_exec" --attach "$cluster.$proc" -- "$@"

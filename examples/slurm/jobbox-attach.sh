@@ -29,12 +29,11 @@ if [ -z "$job" ]; then
     if [ $# -eq 1 ] && [ -f "$1" ]; then job=${1##*/job_}; fi
 fi
 shell=${SHELL:-/bin/sh}
+# The session: the command ssh was given, else a login shell.
+set -- "$shell" -l
+if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then set -- "$shell" -c "$SSH_ORIGINAL_COMMAND"; fi
 if [ -z "$job" ]; then
     echo "$me: this session was adopted into no Slurm job; an ordinary session follows" >&2
-    if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then exec "$shell" -c "$SSH_ORIGINAL_COMMAND"; fi
-    exec "$shell" -l
+    exec "$@"
 fi
-if [ -n "${SSH_ORIGINAL_COMMAND-}" ]; then
-    exec "$ns_exec" --attach "$job" -- "$shell" -c "$SSH_ORIGINAL_COMMAND"
-fi
-exec "$ns_exec" --attach "$job" -- "$shell" -l
+exec "$ns_exec" --attach "$job" -- "$@"

@@ -40,7 +40,8 @@ struct CgExecDeviceTests {
             let zero = bed.path("jbd-zero")
             let full = bed.path("jbd-full")
             let verdicts = try Self.probe(
-                sandbox, job: "strict", ["--device-policy", "strict", "--device-allow", zero + ":r"], [zero, "w:" + zero, full, "/dev/null", bed.path("nvidia0")])
+                sandbox, job: "strict", ["--device-policy", "strict", "--device-allow", zero + ":r"],
+                [zero, "w:" + zero, full, "/dev/null", bed.path("nvidia0")])
             #expect(verdicts[zero] == "ok", "\(verdicts)")
             #expect(verdicts["w:" + zero] == "EPERM", "writing was not allowed: \(verdicts)")
             #expect(verdicts[full] == "EPERM")

@@ -14,29 +14,23 @@ struct NsExecAttachHostileTests {
     func anotherUsersJob() throws {
         let dir = try Support.Directory("jbdattach")
         defer { dir.remove() }
-        let owner = try Support.TestUser(prefix: "jbd")
-        defer { owner.remove() }
-        let intruder = try Support.TestUser(prefix: "jbd")
-        defer { intruder.remove() }
-        let ownerRecords = "/tmp/jobbox-\(owner.uid)"
-        let intruderRecords = "/tmp/jobbox-\(intruder.uid)"
-        defer {
-            try? FileManager.default.removeItem(atPath: ownerRecords)
-            try? FileManager.default.removeItem(atPath: intruderRecords)
-        }
+        let ownerUser = try AttachUser()
+        defer { ownerUser.remove() }
+        let intruderUser = try AttachUser()
+        defer { intruderUser.remove() }
+        let (owner, intruder) = (ownerUser.user, intruderUser.user)
+        let (ownerRecords, intruderRecords) = (ownerUser.records, intruderUser.records)
         let nsExec = try dir.nsExecCopy()
         let sleep = Support.uniqueSleep()
-        let job = try Support.Background(
-            owner.command(["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", nsExec, "--userns", "--pid", "--job", "jbdv", "--", "/bin/sleep", sleep]),
-            directory: dir.path)
+        let job = try Support.Background(ownerUser.nsExec(nsExec, ["--userns", "--pid", "--job", "jbdv", "--", "/bin/sleep", sleep]), directory: dir.path)
         defer {
             for pid in Support.processes(withArguments: ["/bin/sleep", sleep]) { kill(pid, SIGKILL) }
             _ = job.wait()
         }
         #expect(Support.eventually { FileManager.default.fileExists(atPath: ownerRecords + "/job_jbdv") }, "\(job.stderr)")
         // Without a record of their own, the intruder finds nothing.
-        let attach = ["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", nsExec, "--attach", "jbdv", "--", "/bin/true"]
-        let nothing = try TestSupport.run(intruder.command(attach))
+        let attach = intruderUser.nsExec(nsExec, ["--attach", "jbdv", "--", "/bin/true"])
+        let nothing = try TestSupport.run(attach)
         #expect(nothing.status == 125 && nothing.stderr.contains("no job of that id"), "\(nothing)")
         // A forged record naming the owner's init: refused before any setns.
         try FileManager.default.createDirectory(atPath: intruderRecords, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
@@ -45,7 +39,7 @@ struct NsExecAttachHostileTests {
         let forged = record.replacingOccurrences(of: "uid \(owner.uid)", with: "uid \(intruder.uid)")
         try forged.write(toFile: intruderRecords + "/job_jbdv", atomically: false, encoding: .utf8)
         chown(intruderRecords + "/job_jbdv", intruder.uid, intruder.gid)
-        let refused = try TestSupport.run(intruder.command(attach))
+        let refused = try TestSupport.run(attach)
         #expect(refused.status == 125, "\(refused)")
         #expect(refused.stderr.contains("is not this user's"), "\(refused)")
         #expect(refused.stderr.split(separator: "\n").count == 1)

@@ -5,6 +5,26 @@ import Testing
 @testable import JobboxCore
 @testable import JobboxNamespaces
 
+/// A throwaway user (`jbd...`) whose unprivileged ns-exec keeps its records in `/tmp/jobbox-<uid>`; both go in
+/// `remove()`.
+final class AttachUser {
+    let user: NsExecTestSupport.TestUser
+    var records: String { "/tmp/jobbox-\(user.uid)" }
+
+    init() throws { user = try NsExecTestSupport.TestUser(prefix: "jbd") }
+
+    /// The ns-exec copy `nsExec` with `arguments`, as this user and without an `XDG_RUNTIME_DIR` (the test's own
+    /// would not be this user's).
+    func nsExec(_ nsExec: String, _ arguments: [String]) -> [String] {
+        user.command(["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", nsExec] + arguments)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: records)
+        user.remove()
+    }
+}
+
 /// `ns-exec --attach` on the real kernel: a session put into a running job sees what the job sees and dies with it.
 @Suite("ns-exec --attach", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
 struct NsExecAttachTests {
@@ -127,28 +147,26 @@ struct NsExecAttachTests {
     func userAttachesToOwnUsernsJob() throws {
         let dir = try Support.Directory("jbdattach")
         defer { dir.remove() }
-        let user = try Support.TestUser(prefix: "jbd")
-        defer { user.remove() }
-        let records = "/tmp/jobbox-\(user.uid)"
-        defer { try? FileManager.default.removeItem(atPath: records) }
+        let attacher = try AttachUser()
+        defer { attacher.remove() }
+        let user = attacher.user
+        let records = attacher.records
         let nsExec = try dir.nsExecCopy()
         let scratch = try dir.make("scratch", mode: 0o700, owner: (user.uid, user.gid))
         let sleep = Support.uniqueSleep()
         let job = try Support.Background(
-            user.command([
-                "/usr/bin/env", "-u", "XDG_RUNTIME_DIR", nsExec, "--userns", "--pid", "--scratch", scratch, "--job", "jbdu", "--", "/bin/sh", "-c",
-                "echo the-users-job > /tmp/marker; exec sleep \(sleep)",
-            ]), directory: dir.path)
+            attacher.nsExec(
+                nsExec,
+                ["--userns", "--pid", "--scratch", scratch, "--job", "jbdu", "--", "/bin/sh", "-c", "echo the-users-job > /tmp/marker; exec sleep \(sleep)"]),
+            directory: dir.path)
         defer {
             for pid in Support.processes(withArguments: ["sleep", sleep]) { kill(pid, SIGKILL) }
             _ = job.wait()
         }
         #expect(Support.eventually { FileManager.default.fileExists(atPath: records + "/job_jbdu") }, "\(job.stderr)")
         let result = try TestSupport.run(
-            user.command([
-                "/usr/bin/env", "-u", "XDG_RUNTIME_DIR", nsExec, "--attach", "jbdu", "--", "/bin/sh", "-c",
-                "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done; cat /tmp/marker; id -u",
-            ]))
+            attacher.nsExec(
+                nsExec, ["--attach", "jbdu", "--", "/bin/sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done; cat /tmp/marker; id -u"]))
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("sleep \(sleep)"), "the job's processes: \(result)")
         #expect(result.stdout.split(separator: "\n").count < 12, "only the job's: \(result)")

@@ -56,6 +56,19 @@ struct NsExecCommand: JobboxTool {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Limit the scratch dir (and so the job's /tmp, /var/tmp) to SIZE bytes and optionally INODES files with the file system's quota: a btrfs subvolume's qgroup, or an XFS/ext4 project quota (root; default: SCRATCH_QUOTA; 'none' for none). Past it the job gets EDQUOT or ENOSPC.",
+            valueName: "size[,inodes]"))
+    var scratchQuota: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Remove the limit --scratch-quota left on DIR and exit (root; after jobstat --scratch has read the figures); no command.", valueName: "dir"))
+    var removeScratchQuota: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp). A D holding the scratch dir gets it bound back at its path.",
             valueName: "list"))
     var mountUnderScratch: String?
@@ -111,9 +124,16 @@ struct NsExecCommand: JobboxTool {
             let alone =
                 job == nil && !pid && !mount && !uts && !ipc && !net && !userns && hostname == nil && scratch == nil && mountUnderScratch == nil
                 && privateDevShm == nil && chroot == nil && bind.isEmpty && user == nil && group == nil && workdir == nil && !noNewPrivs && !noInit
-                && keepFD.isEmpty
+                && keepFD.isEmpty && scratchQuota == nil && removeScratchQuota == nil
             guard alone else { throw JobboxError.invalid("invalid use of", "--attach", "it takes only --config and a command: the job's own settings apply") }
             return try Self.attach(attach, command: command, global: global)
+        }
+        if let removeScratchQuota {
+            guard command.isEmpty else {
+                throw JobboxError.invalid("invalid options", "--remove-scratch-quota", "it runs no command: drop what follows --")
+            }
+            let config = try global.loadConfig(Diagnostics(tool: "ns-exec"), environment: .current)
+            return try NsExec.removeScratchQuota(removeScratchQuota, config: config)
         }
         var request = NsExecRequest()
         request.pid = pid
@@ -124,6 +144,7 @@ struct NsExecCommand: JobboxTool {
         request.userns = userns
         request.hostname = hostname
         request.scratch = scratch
+        request.scratchQuota = scratchQuota
         request.mountUnderScratch = mountUnderScratch.map(Self.splitList)
         request.privateDevShm = privateDevShm
         request.chroot = chroot
@@ -139,7 +160,7 @@ struct NsExecCommand: JobboxTool {
 
     static let fastOptions = FastCommandLine.Options(
         flags: ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"],
-        single: ["config", "job", "hostname", "scratch", "mount-under-scratch", "chroot", "user", "group", "workdir", "attach"],
+        single: ["config", "job", "hostname", "scratch", "scratch-quota", "mount-under-scratch", "chroot", "user", "group", "workdir", "attach"],
         repeatable: ["bind", "keep-fd"]
     )
 
@@ -149,7 +170,8 @@ struct NsExecCommand: JobboxTool {
         guard line.hasTerminator, !(line.flag("private-dev-shm") && line.flag("no-private-dev-shm")) else { return nil }
         if let attach = line.value("attach") {
             // Anything beside --config is ArgumentParser's to refuse.
-            guard line.value("job") == nil, line.value("hostname") == nil, line.value("scratch") == nil, line.value("chroot") == nil,
+            guard line.value("job") == nil, line.value("hostname") == nil, line.value("scratch") == nil, line.value("scratch-quota") == nil,
+                line.value("chroot") == nil,
                 line.value("user") == nil, line.value("group") == nil, line.value("workdir") == nil, line.value("mount-under-scratch") == nil,
                 line.all("bind").isEmpty, line.all("keep-fd").isEmpty,
                 ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"].allSatisfy({
@@ -168,6 +190,7 @@ struct NsExecCommand: JobboxTool {
             request.userns = line.flag("userns")
             request.hostname = line.value("hostname")
             request.scratch = line.value("scratch")
+            request.scratchQuota = line.value("scratch-quota")
             request.mountUnderScratch = line.value("mount-under-scratch").map(splitList)
             request.privateDevShm = line.flag("private-dev-shm") ? true : line.flag("no-private-dev-shm") ? false : nil
             request.chroot = line.value("chroot")

@@ -195,7 +195,7 @@ package enum NsExecTestSupport {
         /// useradd and userdel take a lock on /etc/passwd; parallel tests queue here, other programs are retried.
         private static let lock = Mutex(())
 
-        /// Makes a user named `prefix` + a unique suffix.
+        /// A new user named from `prefix` (unique).
         package init(prefix: String = "jbns") throws {
             let name = TestSupport.uniqueName(prefix)
             self.name = name

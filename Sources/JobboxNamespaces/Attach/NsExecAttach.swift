@@ -34,12 +34,12 @@ package enum NsExecAttach {
         guard let record = try records.read(job) else {
             throw JobboxError.invalid(operation, "'\(job)'", "no job of that id started with --pid is recorded in \(records.directory)")
         }
-        let init_ = try openInit(record, job: job)
-        defer { close(init_.pidfd) }
+        let jobInit = try openInit(record, job: job)
+        defer { close(jobInit.pidfd) }
         let isRoot = geteuid() == 0
         if !isRoot {
             // Only the user's own job; a record is the user's own writing, so the process's owner decides.
-            guard init_.owner == getuid(), record.uid == getuid() else {
+            guard jobInit.owner == getuid(), record.uid == getuid() else {
                 throw JobboxError.invalid(operation, "'\(job)'", "its init (pid \(record.pid)) is not this user's (only root attaches to other users' jobs)")
             }
         }
@@ -61,7 +61,7 @@ package enum NsExecAttach {
         guard cwdFD >= 0 else { throw JobboxError.lastErrno("cannot open the job's working directory", "/proc/\(record.pid)/cwd") }
         descriptors.append(cwdFD)
         // The start time again, now that everything is open: the pidfd has named the recorded process throughout.
-        guard ProcessStat.read(pid: record.pid)?.startTime == record.startTime, jb_pidfd_exited(init_.pidfd) == 0 else {
+        guard ProcessStat.read(pid: record.pid)?.startTime == record.startTime, jb_pidfd_exited(jobInit.pidfd) == 0 else {
             throw JobboxError.invalid(operation, "'\(job)'", "it has ended")
         }
 
@@ -74,7 +74,7 @@ package enum NsExecAttach {
             record.groups.withUnsafeBufferPointer { groups in
                 arguments.pointers.withUnsafeBufferPointer { argv in
                     var plan = jb_attach_plan()
-                    plan.pidfd = init_.pidfd
+                    plan.pidfd = jobInit.pidfd
                     plan.namespaces = flags
                     plan.cgroup_fds = cgroups.baseAddress
                     plan.cgroup_count = Int32(cgroups.count)

@@ -89,8 +89,10 @@ let package = Package(
         .target(name: "JobboxChroot", dependencies: ["JobboxCore", "CLinux", systemPackage]),
         // A scratch directory's quota: btrfs qgroups, XFS and ext4 project quotas (ns-exec sets it, jobstat reads it).
         .target(name: "JobboxQuota", dependencies: ["JobboxCore", "CLinux", systemPackage]),
-        // Namespaces, scratch, chroot and user of a job (ns-exec); reads a chroot's manifest.
-        .target(name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCore", "JobboxQuota", "CNsExec", "CLinux", systemPackage]),
+        // Namespaces, scratch, chroot and user of a job (ns-exec); reads a chroot's manifest; --attach finds a job's
+        // cgroups through the cgroup layout.
+        .target(
+            name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCgroups", "JobboxCore", "JobboxQuota", "CNsExec", "CLinux", systemPackage]),
         // netacct's cgroup BPF back end: the libbpf loader (C), and the program compiled from source by the plugin
         // (clang -target bpf, scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
         .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf")]),

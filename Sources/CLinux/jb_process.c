@@ -1,5 +1,6 @@
 /* See jb_process.h. */
 #define _GNU_SOURCE
+#include <poll.h>
 #include "jb_process.h"
 #include "clinux.h"
 
@@ -36,6 +37,17 @@ int jb_child_exited(pid_t pid) {
     do r = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT); while (r < 0 && errno == EINTR);
     if (r < 0) return -1;
     return info.si_pid == pid ? 1 : 0;
+}
+
+int jb_pidfd_exited(int pidfd)
+{
+    struct pollfd poll_fd = {.fd = pidfd, .events = POLLIN, .revents = 0};
+    int ready;
+    do {
+        ready = poll(&poll_fd, 1, 0);
+    } while (ready < 0 && errno == EINTR);
+    if (ready < 0) return -1;
+    return ready > 0 ? 1 : 0;
 }
 
 /* The low end of the main thread's stack: the start of the [stack] line of /proc/self/maps (0 when not found). */

@@ -26,11 +26,14 @@ package enum CgExec {
 
     /// The limits from the options, completed from `$_CONDOR_JOB_AD` when `fromJobAd` is set, and where the job
     /// ad's `RequestMemory` or `RequestCpus` is missing or an expression (HTCondor's default `RequestMemory` is
-    /// one), from the slot's `Memory` and `Cpus` in `$_CONDOR_MACHINE_AD`: what HTCondor itself enforces.
+    /// one), from the slot's `Memory` and `Cpus` in `$_CONDOR_MACHINE_AD`: what HTCondor itself enforces; with the
+    /// device fence resolved to device numbers (`config` gives the site's device defaults).
     ///
     /// Trusted inputs: as root, either ad only where root alone can write it (`JobAdFile`'s rule); the job can
     /// rewrite both in its scratch dir. As the job's user, both (the user can only limit its own job).
-    package static func limits(_ options: CgroupLimitOptions, fromJobAd: Bool, environment: Environment) throws(JobboxError) -> CgroupLimits {
+    package static func limits(
+        _ options: CgroupLimitOptions, fromJobAd: Bool, environment: Environment, config: JobboxConfig = JobboxConfig()
+    ) throws(JobboxError) -> CgroupLimits {
         var limits = try CgroupLimits(parsing: options)
         if fromJobAd {
             guard let path = environment["_CONDOR_JOB_AD"], !path.isEmpty else {
@@ -40,7 +43,9 @@ package enum CgExec {
             let ad = try JobAdFile.read(path, for: "cannot read job ad", trust: .rootOnlyWhenPrivileged(remedy: remedy))
             let slot = try machineAd(environment: environment, remedy: remedy, needed: limits.needsSlot(fromJobAd: ad))
             try limits.fill(fromJobAd: ad, path: path, slot: slot)
+            try limits.deviceRequest.fill(fromJobAd: ad, path: path, hideUnassigned: config.gpuHideUnassigned)
         }
+        limits.devices = try DeviceFencePlanner(config: config).plan(limits.deviceRequest)
         return limits
     }
 

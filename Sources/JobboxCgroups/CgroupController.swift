@@ -10,6 +10,8 @@ package enum CgroupController: String, Sendable, CaseIterable, Hashable, Compara
     case io
     case pids
     case freezer
+    /// Device access: `devices` on v1; on v2 a BPF program on the job's cgroup, which every v2 cgroup takes.
+    case devices
 
     /// The name in a v1 hierarchy's mount options.
     package var v1Name: String { self == .io ? "blkio" : rawValue }
@@ -18,21 +20,22 @@ package enum CgroupController: String, Sendable, CaseIterable, Hashable, Compara
     /// (`cpu.stat` replaces cpuacct, `cgroup.freeze` the freezer).
     package var v2Name: String? {
         switch self {
-        case .cpuacct, .freezer: return nil
+        case .cpuacct, .freezer, .devices: return nil
         default: return rawValue
         }
     }
 
     /// The controllers cg-exec makes a job's cgroup for when `--controllers` is not given. cpuset is among them on
     /// v1 only: there a job's cpuset cgroup is needed for jobstat's view and costs nothing, while on v2 enabling
-    /// cpuset in a delegated subtree often is not allowed, so it is enabled only when a limit asks for it.
+    /// cpuset in a delegated subtree often is not allowed, so it is enabled only when a limit asks for it. devices
+    /// is used only when a job has a device fence.
     package static let defaults: Set<CgroupController> = Set(allCases)
 
     /// The name in messages: `io (v1: blkio)` for block I/O.
     package var displayName: String { self == .io ? "io (v1: blkio)" : rawValue }
 
     /// The names `--controllers` accepts, for messages.
-    package static let acceptedNames = "memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer"
+    package static let acceptedNames = "memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer, devices"
 
     /// Parses one name (`blkio` is `io`).
     package init?(name: String) {

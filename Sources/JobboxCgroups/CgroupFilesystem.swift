@@ -24,9 +24,16 @@ package protocol CgroupFilesystem {
     func exists(_ path: String) -> Bool
     /// The names of the directories in `path` (child cgroups), sorted.
     func subdirectories(of path: String) throws(Errno) -> [String]
+    /// Attaches a device fence program to the cgroup directory `path` (unified hierarchy).
+    func attachDeviceFence(_ fence: DeviceFence, to path: String) throws(JobboxError)
 }
 
 extension CgroupFilesystem {
+    /// The kernel's: `DeviceProgram.attach`.
+    package func attachDeviceFence(_ fence: DeviceFence, to path: String) throws(JobboxError) {
+        try DeviceProgram.attach(fence, to: path)
+    }
+
     /// Every cgroup directory of the subtree at `path`, deepest first (children before their parent), `path` last.
     package func subtreeDeepestFirst(_ path: String) -> [String] {
         var result: [String] = []

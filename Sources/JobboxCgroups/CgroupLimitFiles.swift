@@ -107,6 +107,9 @@ extension CgroupLimits {
                     : [.init("blkio.weight", String(CgroupWeights.blkioWeight(fromIOWeight: ioWeight))), .init("blkio.bfq.weight", bfq)]
                 result.append(CgroupLimitWrite("--io-weight", .io, candidates))
             }
+        case .devices:
+            // v2 has no files for it: the fence is a BPF program, attached by JobCgroupCreator.
+            if let devices, !v2 { result += devices.v1Writes }
         case .cpuacct, .freezer:
             break
         }

@@ -116,6 +116,9 @@ package struct CgroupLimitOptions: Sendable, Equatable {
     package var mems: String?
     package var pidsMax: String?
     package var ioWeight: String?
+    package var devicePolicy: String?
+    package var deviceAllow: [String] = []
+    package var gpus: String?
 
     /// No limits.
     package init() {}
@@ -146,6 +149,10 @@ package struct CgroupLimits: Sendable, Equatable {
     package var pidsMax: PidsLimit?
     /// Block I/O weight in v2 units (1..10000).
     package var ioWeight: Int?
+    /// The device options, checked but not resolved (`DeviceFencePlanner` turns them into `devices`).
+    package var deviceRequest = DeviceRequest()
+    /// The device fence, resolved to device numbers.
+    package var devices: DeviceFence?
 
     /// No limits.
     package init() {}
@@ -179,6 +186,7 @@ package struct CgroupLimits: Sendable, Equatable {
             pidsMax = text.lowercased() == "max" ? .unlimited : .count(try Self.parseInteger(text, for: "--pids-max", range: 1...Self.maximumPids, orMax: true))
         }
         ioWeight = try options.ioWeight.map { text throws(JobboxError) in try Self.parseInteger(text, for: "--io-weight", range: CgroupWeights.weightRange) }
+        deviceRequest = try DeviceRequest(policy: options.devicePolicy, allow: options.deviceAllow, gpus: options.gpus)
     }
 
     static func parseInteger(_ text: String, for option: String, range: ClosedRange<Int>, orMax: Bool = false) throws(JobboxError) -> Int {
@@ -259,6 +267,7 @@ package struct CgroupLimits: Sendable, Equatable {
         need(.cpuset, "--mems", mems != nil)
         need(.pids, "--pids-max", pidsMax != nil)
         need(.io, "--io-weight", ioWeight != nil)
+        need(.devices, DeviceFence.source, devices != nil)
         return result
     }
 

@@ -117,6 +117,10 @@ package struct JobCgroupCreator {
         for limit in target.writes where enabled.contains(limit.controller) {
             try apply(limit, in: target)
         }
+        // On the job directory, above `main` and any sibling the job makes: the program covers them all.
+        if let fence = target.deviceProgram {
+            try filesystem.attachDeviceFence(fence, to: target.jobDirectory)
+        }
         // v2 counts every bio in io.stat; v1's statistics may first need switching on.
         if target.version == .v1 && enabled.contains(.io) {
             let accounting = BlockIOAccounting(filesystem: filesystem, disks: blockDisks)

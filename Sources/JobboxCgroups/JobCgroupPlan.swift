@@ -17,6 +17,9 @@ package struct JobCgroupTarget: Sendable, Equatable {
     package let processDirectory: String
     /// The limits, in writing order.
     package let writes: [CgroupLimitWrite]
+    /// The device fence to attach as a BPF program to the job directory (unified hierarchy only; on v1 the fence
+    /// is among `writes`).
+    package var deviceProgram: DeviceFence? = nil
 
     /// The hierarchy's version.
     package var version: CgroupHierarchy.Version { hierarchy.version }
@@ -52,8 +55,11 @@ package struct JobCgroupPlan: Sendable, Equatable {
     /// - On a v2 or hybrid node the unified hierarchy is always among the targets: on hybrid nodes it has no
     ///   controllers jobbox uses, but its `cgroup.kill`, `cgroup.freeze` and `cgroup.events` make `--remove`
     ///   atomic where v1 can only signal pid by pid, and no process of the job can leave it unprivileged.
+    /// - A device fence goes to the v1 devices controller or, on the unified hierarchy, a BPF program, as
+    ///   `deviceBackend` (`DEVICE_BACKEND`) says; auto takes v1 where the devices controller is mounted.
     package static func make(
-        locator: JobCgroupLocator, job: JobID, limits: CgroupLimits, controllers explicit: Set<CgroupController>?
+        locator: JobCgroupLocator, job: JobID, limits: CgroupLimits, controllers explicit: Set<CgroupController>?,
+        deviceBackend: DeviceBackendChoice = .auto
     ) throws(JobboxError) -> JobCgroupPlan {
         let layout = locator.layout
         let required = limits.requiredControllers
@@ -64,7 +70,7 @@ package struct JobCgroupPlan: Sendable, Equatable {
 
         var groups: [(hierarchy: CgroupHierarchy, controllers: [CgroupController])] = []
         for controller in selected.sorted() {
-            guard let hierarchy = resolve(controller, in: layout) else {
+            guard let hierarchy = resolve(controller, in: layout, deviceBackend: deviceBackend) else {
                 if let option = required[controller] {
                     throw JobboxError.invalid(
                         "cannot apply", option, "no mounted cgroup hierarchy has the \(controller.displayName) controller (\(modeDescription(layout)))")
@@ -78,6 +84,7 @@ package struct JobCgroupPlan: Sendable, Equatable {
             }
             let onlyByDefault = explicit == nil && required[controller] == nil
             if controller == .cpuset && hierarchy.version == .v2 && onlyByDefault { continue }
+            if controller == .devices && onlyByDefault { continue }
             if let index = groups.firstIndex(where: { $0.hierarchy == hierarchy }) {
                 groups[index].controllers.append(controller)
             } else {
@@ -108,18 +115,27 @@ package struct JobCgroupPlan: Sendable, Equatable {
             for controller in group.controllers {
                 writes.append(contentsOf: try limits.writes(for: controller, version: version))
             }
-            targets.append(
-                JobCgroupTarget(
-                    hierarchy: group.hierarchy, controllers: group.controllers, parentDirectory: parent, baseDirectory: base,
-                    jobDirectory: jobDirectory, processDirectory: version == .v2 ? jobDirectory + "/" + leafName : jobDirectory,
-                    writes: writes))
+            var target = JobCgroupTarget(
+                hierarchy: group.hierarchy, controllers: group.controllers, parentDirectory: parent, baseDirectory: base,
+                jobDirectory: jobDirectory, processDirectory: version == .v2 ? jobDirectory + "/" + leafName : jobDirectory,
+                writes: writes)
+            if version == .v2 && group.controllers.contains(.devices) { target.deviceProgram = limits.devices }
+            targets.append(target)
         }
         return JobCgroupPlan(job: job, targets: targets, requiredControllers: required.keys.sorted())
     }
 
     /// The hierarchy that serves `controller`: a v1 hierarchy it is bound to, else the unified one when it
     /// offers it (cpuacct and the freezer are part of every v2 cgroup).
-    static func resolve(_ controller: CgroupController, in layout: CgroupLayout) -> CgroupHierarchy? {
+    static func resolve(_ controller: CgroupController, in layout: CgroupLayout, deviceBackend: DeviceBackendChoice = .auto) -> CgroupHierarchy? {
+        if controller == .devices {
+            let v1 = layout.hierarchies.first { $0.version == .v1 && $0.has("devices") }
+            switch deviceBackend {
+            case .v1: return v1
+            case .bpf: return layout.unified
+            case .auto: return v1 ?? layout.unified
+            }
+        }
         if let v1 = layout.hierarchies.first(where: { $0.version == .v1 && $0.has(controller.v1Name) }) { return v1 }
         guard let unified = layout.unified else { return nil }
         guard let name = controller.v2Name else { return unified }

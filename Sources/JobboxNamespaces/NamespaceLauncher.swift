@@ -25,8 +25,10 @@ package enum NamespaceLauncher {
     }
 
     /// Runs `plan`. Returns only when the job has ended (PID namespace) or when a step failed; on success
-    /// without a PID namespace this process is the job and never returns.
-    package static func run(_ plan: NsExecPlan) -> Outcome {
+    /// without a PID namespace this process is the job and never returns. With a PID namespace, `started` is
+    /// called with the init's pid once the job has been exec'd, and `ended` once the init is gone (for the
+    /// record `ns-exec --attach` finds the job by).
+    package static func run(_ plan: NsExecPlan, started: (Int32) -> Void = { _ in }, ended: (Int32) -> Void = { _ in }) -> Outcome {
         let storage = CPlanStorage()
         guard let cPlan = storage.build(plan) else {
             return .failed(JobboxError.system("cannot prepare the job's plan", nil, .noMemory))
@@ -40,10 +42,14 @@ package enum NamespaceLauncher {
             var reportFD: Int32 = -1
             let child = jb_nsexec_spawn(pointer, &reportFD, &failure)
             guard child > 0 else { return .failed(describe(failure, plan)) }
+            // The report pipe reaches its end when the job has been exec'd (or says why it was not).
+            let reported = jb_nsexec_read_report(reportFD, &failure) == 1
+            if !reported { started(child) }
             var status: Int32 = 0
             let waited = jb_wait_pid(child, &status, 0)
             let waitErrno = Errno.last
-            if jb_nsexec_read_report(reportFD, &failure) == 1 { return .failed(describe(failure, plan)) }
+            if !reported { ended(child) }
+            if reported { return .failed(describe(failure, plan)) }
             guard waited == child else { return .failed(JobboxError.system("cannot wait for the job's init", String(child), waitErrno)) }
             return .exited(ExitStatus.fromWaitStatus(status))
         }

@@ -13,8 +13,12 @@ package enum NsExec {
     /// Runs `request`. Errors found while planning are thrown (nothing has been made yet); a failure of the
     /// launch itself is reported here, because by then this process may already sit in the job's namespaces,
     /// chroot and identity, where the wrapper error file's path may mean nothing.
+    ///
+    /// With a PID namespace and a job id (`job`, else the one the environment gives), the job is recorded for
+    /// `ns-exec --attach` while it runs (`JobRecords`); a job without an id, or a record that cannot be written,
+    /// only cannot be attached to (a warning says why).
     package static func run(
-        _ request: NsExecRequest, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics
+        _ request: NsExecRequest, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics, job: String? = nil
     ) throws(JobboxError) -> Int32 {
         // Setuid, setgid and file capabilities are refused before this, for every tool (`PrivilegedExecution`).
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
@@ -36,7 +40,8 @@ package enum NsExec {
             throw error
         }
         let reporter = LaunchFailureReporter(diagnostics)
-        switch NamespaceLauncher.run(plan) {
+        let recorder = JobRecorder(plan: plan, job: job, config: config, environment: environment, diagnostics: diagnostics)
+        switch NamespaceLauncher.run(plan, started: recorder.started, ended: recorder.ended) {
         case .exited(let status):
             return status
         case .failed(let error):
@@ -105,5 +110,36 @@ struct LaunchFailureReporter {
         } catch {
             writeAll(.standardError, "\(tool): \(error.description)\n")
         }
+    }
+}
+
+/// Records a job started with a PID namespace for `ns-exec --attach`, and removes the record when it ends.
+struct JobRecorder {
+    let records: JobRecords
+    let job: JobID?
+    let identity: JobIdentity
+    let diagnostics: Diagnostics
+
+    init(plan: NsExecPlan, job option: String?, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics) {
+        records = JobRecords.forCaller(config: config, environment: environment)
+        // No id, no record: the job runs all the same, it only cannot be attached to.
+        job = plan.needsChild ? try? JobID.resolve(option: option, environment: environment) : nil
+        identity = plan.identity ?? JobIdentity.caller
+        self.diagnostics = diagnostics
+    }
+
+    func started(_ pid: Int32) {
+        guard let job, let start = ProcessStat.read(pid: pid)?.startTime else { return }
+        let record = JobRecord(pid: pid, startTime: start, uid: identity.uid, gid: identity.gid, groups: identity.groups)
+        do {
+            try records.write(record, for: job)
+        } catch {
+            diagnostics.warning("job \(job) cannot be attached to: \(error)")
+        }
+    }
+
+    func ended(_ pid: Int32) {
+        guard let job else { return }
+        records.remove(job, pid: pid)
     }
 }

@@ -42,6 +42,11 @@ struct CgExecCommand: JobboxTool {
             --io-weight N     blkio.weight = N*5, or            io.weight = default N
                                 blkio.bfq.weight = N
             (always)          -                                 memory.oom.group = 1
+            --device-policy,  devices.deny a, devices.allow     a BPF_PROG_TYPE_CGROUP_DEVICE
+            --device-allow,     c MAJ:MIN rwm                     program on job_<ID>
+            --gpus
+
+            Devices (root): --device-policy auto|closed|strict and --device-allow mean what systemd's DevicePolicy=             and DeviceAllow= mean: strict allows only what --device-allow names, closed also /dev/null, zero, full,             random, urandom, tty, ptmx and /dev/pts/*, auto fences nothing unless something is allowed. --gpus LIST             (or AssignedGPUs with --from-job-ad: GPU-<uuid>, CUDA<N>, <N>, renderD<N>) opens the listed GPUs' nodes             and their control nodes and fences off every other GPU.
             """,
         version: JobboxVersion.string
     )
@@ -106,10 +111,28 @@ struct CgExecCommand: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("Block I/O weight 1..10000: v2 io.weight; v1 blkio.weight = N*5 (10..1000) or blkio.bfq.weight.", valueName: "n"))
     var ioWeight: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Devices besides those allowed: auto (all, unless something is allowed), closed (standard pseudo devices), strict (none; default: DEVICE_POLICY).",
+            valueName: "policy"))
+    var devicePolicy: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Allow a device node (or char-NAME, block-NAME of /proc/devices) with r, w, m access (default rwm); repeatable.", valueName: "path[:rwm]"))
+    var deviceAllow: [String] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Allow only these GPUs (GPU-<uuid>, CUDA<N>, <N>, renderD<N>; empty for none) and fence off every other GPU.", valueName: "list"))
+    var gpus: String?
+
     @Flag(
         name: .long,
         help:
-            "Take --memory from RequestMemory (MiB) and --cpus from RequestCpus in $_CONDOR_JOB_AD where not given; where those are missing or expressions, the slot's Memory and Cpus from $_CONDOR_MACHINE_AD."
+            "Take --memory from RequestMemory (MiB), --cpus from RequestCpus and --gpus from AssignedGPUs in $_CONDOR_JOB_AD where not given; where RequestMemory or RequestCpus is missing or an expression, the slot's Memory and Cpus from $_CONDOR_MACHINE_AD."
     )
     var fromJobAd = false
 
@@ -171,7 +194,7 @@ struct CgExecCommand: JobboxTool {
         if let delegateTo {
             guard command.isEmpty else { throw JobboxError.invalid("invalid use of", "--delegate-to", "it runs no command") }
             let uid = try CgExec.delegateUser(delegateTo)
-            let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment)
+            let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment, config: config)
             let selected = try controllers.map { text throws(JobboxError) in try CgroupController.parseList(text, for: "--controllers") }
             let locator = try CgExec.locator(config: config, parent: parent, base: base)
             let plan = try JobCgroupDelegation.delegablePlan(JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected))
@@ -187,8 +210,9 @@ struct CgExecCommand: JobboxTool {
         flags: ["from-job-ad"],
         single: [
             "config", "job", "parent", "base", "controllers", "memory", "memory-soft", "memory-high", "swap", "cpus", "cpu-weight",
-            "cpu-shares", "cpu-quota", "cpuset", "mems", "pids-max", "io-weight",
-        ]
+            "cpu-shares", "cpu-quota", "cpuset", "mems", "pids-max", "io-weight", "device-policy", "gpus",
+        ],
+        repeatable: ["device-allow"]
     )
 
     /// Every line that starts a job (limits, then a command after `--`), as `execute` would read it.
@@ -211,6 +235,9 @@ struct CgExecCommand: JobboxTool {
             options.mems = line.value("mems")
             options.pidsMax = line.value("pids-max")
             options.ioWeight = line.value("io-weight")
+            options.devicePolicy = line.value("device-policy")
+            options.deviceAllow = line.all("device-allow")
+            options.gpus = line.value("gpus")
             let jobID = try JobID.resolve(option: line.value("job"), environment: environment)
             try start(
                 jobID, options: options, fromJobAd: line.flag("from-job-ad"), controllers: line.value("controllers"),
@@ -225,13 +252,13 @@ struct CgExecCommand: JobboxTool {
         _ jobID: JobID, options: CgroupLimitOptions, fromJobAd: Bool, controllers: String?, locator names: (parent: String?, base: String?),
         command: [String], config: JobboxConfig, environment: Environment, diagnostics: Diagnostics
     ) throws -> Never {
-        let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment)
+        let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment, config: config)
         let selected = try controllers.map { text throws(JobboxError) in try CgroupController.parseList(text, for: "--controllers") }
         guard !command.isEmpty else {
             throw JobboxError.invalid("no command", nil, "give one after -- (cg-exec [options] -- COMMAND [ARG...])")
         }
         let locator = try CgExec.locator(config: config, parent: names.parent, base: names.base)
-        let plan = try JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected)
+        let plan = try JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected, deviceBackend: config.deviceBackend)
         try CgExec.run(plan, locator: locator, command: command, diagnostics: diagnostics)
     }
 
@@ -249,6 +276,9 @@ struct CgExecCommand: JobboxTool {
         options.mems = mems
         options.pidsMax = pidsMax
         options.ioWeight = ioWeight
+        options.devicePolicy = devicePolicy
+        options.deviceAllow = deviceAllow
+        options.gpus = gpus
         return options
     }
 }

@@ -14,6 +14,12 @@ struct NsExecCommand: JobboxTool {
             cannot be executed 126, one not found 127. With --pid, ns-exec stays outside the namespace, forwards \
             HUP INT QUIT TERM USR1 USR2 to the init (which forwards them to the job), and its death (even by \
             SIGKILL) kills the whole namespace. Without --pid, ns-exec becomes the job (same pid).
+
+            ns-exec --attach JOB -- COMMAND runs COMMAND inside a running job that ns-exec started with --pid and a \
+            job id (--job, $_CONDOR_JOB_AD or $SLURM_JOB_ID): in its cgroups, its namespaces (setns through a pidfd \
+            of its init), its root and working directory, as its user. As root for any job ns-exec ran as root; as \
+            a user for that user's own jobs (started with --userns). COMMAND is killed when the job ends; its \
+            status is ns-exec's; an unknown or ended job is 125.
             """,
         version: JobboxVersion.string
     )
@@ -109,10 +115,24 @@ struct NsExecCommand: JobboxTool {
             "Pass open descriptor N (above 2) on to the job; repeatable. Others above 2 are closed when the user or root changes.", valueName: "n"))
     var keepFD: [String] = []
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run COMMAND inside the running job JOB (started by ns-exec with --pid): its cgroups, namespaces, root, directory and user.", valueName: "job"))
+    var attach: String?
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))
     var command: [String] = []
 
     func execute() throws -> Int32 {
+        if let attach {
+            let alone =
+                job == nil && !pid && !mount && !uts && !ipc && !net && !userns && hostname == nil && scratch == nil && mountUnderScratch == nil
+                && privateDevShm == nil && chroot == nil && bind.isEmpty && user == nil && group == nil && workdir == nil && !noNewPrivs && !noInit
+                && keepFD.isEmpty && scratchQuota == nil && removeScratchQuota == nil
+            guard alone else { throw JobboxError.invalid("invalid use of", "--attach", "it takes only --config and a command: the job's own settings apply") }
+            return try Self.attach(attach, command: command, global: global)
+        }
         if let removeScratchQuota {
             guard command.isEmpty else {
                 throw JobboxError.invalid("invalid options", "--remove-scratch-quota", "it runs no command: drop what follows --")
@@ -145,7 +165,7 @@ struct NsExecCommand: JobboxTool {
 
     static let fastOptions = FastCommandLine.Options(
         flags: ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"],
-        single: ["config", "job", "hostname", "scratch", "scratch-quota", "mount-under-scratch", "chroot", "user", "group", "workdir"],
+        single: ["config", "job", "hostname", "scratch", "scratch-quota", "mount-under-scratch", "chroot", "user", "group", "workdir", "attach"],
         repeatable: ["bind", "keep-fd"]
     )
 
@@ -153,6 +173,18 @@ struct NsExecCommand: JobboxTool {
     static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
         // Both spellings of --private-dev-shm at once is ArgumentParser's to judge.
         guard line.hasTerminator, !(line.flag("private-dev-shm") && line.flag("no-private-dev-shm")) else { return nil }
+        if let attach = line.value("attach") {
+            // Anything beside --config is ArgumentParser's to refuse.
+            guard line.value("job") == nil, line.value("hostname") == nil, line.value("scratch") == nil, line.value("scratch-quota") == nil,
+                line.value("chroot") == nil,
+                line.value("user") == nil, line.value("group") == nil, line.value("workdir") == nil, line.value("mount-under-scratch") == nil,
+                line.all("bind").isEmpty, line.all("keep-fd").isEmpty,
+                ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"].allSatisfy({
+                    !line.flag($0)
+                })
+            else { return nil }
+            return { try Self.attach(attach, command: line.command, global: GlobalOptions(config: line.value("config"))) }
+        }
         return {
             var request = NsExecRequest()
             request.pid = line.flag("pid")
@@ -178,6 +210,14 @@ struct NsExecCommand: JobboxTool {
         }
     }
 
+    /// `--attach JOB -- COMMAND`.
+    private static func attach(_ job: String, command: [String], global: GlobalOptions) throws -> Int32 {
+        let diagnostics = Diagnostics(tool: "ns-exec")
+        let environment = Environment.current
+        let config = try global.loadConfig(diagnostics, environment: environment)
+        return try NsExecAttach.run(try JobID(job), command: command, config: config, environment: environment)
+    }
+
     /// `--mount-under-scratch`'s list: comma- or space-separated.
     private static func splitList(_ list: String) -> [String] {
         list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
@@ -197,6 +237,6 @@ struct NsExecCommand: JobboxTool {
             request.chroot = try ChrootPolicy.requestedByJobAd(environment)
         }
         request.binds = try binds.map { text throws(JobboxError) in try BindRequest(parsing: text) }
-        return try NsExec.run(request, config: config, environment: environment, diagnostics: diagnostics)
+        return try NsExec.run(request, config: config, environment: environment, diagnostics: diagnostics, job: job)
     }
 }

@@ -15,12 +15,12 @@ final class CgExecSandbox {
     let layout: CgroupLayout
     let membership: CgroupMembership
 
-    /// A sandbox whose base cgroup is named `prefix` plus a unique suffix.
-    init(prefix: String = "jbcg") throws {
+    /// A sandbox whose base cgroup is named `prefix` plus a unique suffix; `extraConfig` is added to its file.
+    init(prefix: String = "jbcg", extraConfig: String = "") throws {
         base = TestSupport.uniqueName(prefix)
         directory = try TestSupport.TemporaryDirectory("jobbox-cgexec")
         configPath = directory.path + "/jobbox.conf"
-        try directory.write("jobbox.conf", "BASE_CGROUP = \(base)\nCGROUP_PARENT = self\n")
+        try directory.write("jobbox.conf", "BASE_CGROUP = \(base)\nCGROUP_PARENT = self\n" + extraConfig)
         layout = try CgroupLayout.current()
         membership = try CgroupMembership.read()
     }

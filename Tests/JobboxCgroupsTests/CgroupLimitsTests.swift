@@ -237,7 +237,7 @@ struct CgroupLimitsTests {
         } catch {
             #expect(
                 error.description
-                    == "unknown controller 'bogus' in --controllers: known controllers are memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer")
+                    == "unknown controller 'bogus' in --controllers: known controllers are memory, cpu, cpuacct, cpuset, io (or blkio), pids, freezer, devices")
         }
         #expect(throws: JobboxError.self) { try CgroupController.parseList(",", for: "--controllers") }
     }

@@ -23,6 +23,15 @@ final class FixtureCgroupV2: CgroupFilesystem {
     let mountPoint: String
     var denied: Set<String> = []
     private(set) var log: [String] = []
+    /// The device fences attached, by cgroup directory (relative to the mount).
+    private(set) var deviceFences: [String: DeviceFence] = [:]
+
+    /// Records the fence instead of loading a program (which needs the kernel's cgroup).
+    func attachDeviceFence(_ fence: DeviceFence, to path: String) throws(JobboxError) {
+        let relative = String(path.dropFirst(mountPoint.count))
+        deviceFences[relative] = fence
+        log.append("attach device fence \(relative)")
+    }
 
     static let controllerFiles: [String: [String: String]] = [
         "memory": [

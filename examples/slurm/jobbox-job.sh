@@ -26,7 +26,7 @@ case ${PMI_FD-} in '') keep=() ;; *[!0-9]*) fail "PMI_FD '$PMI_FD' is not a desc
 job=${SLURM_JOB_ID-}
 case $job in *[!0-9]* | '') fail "not in a Slurm job: \$SLURM_JOB_ID is '${job}'" ;; esac
 scratch=${JOBBOX_SLURM_DIR:-/var/lib/jobbox/slurm}/jobs/$job
-ns_exec=(ns-exec --userns --pid --mount ${JOBBOX_CHROOT:+--chroot "$JOBBOX_CHROOT"} ${keep[@]+"${keep[@]}"})
+ns_exec=(ns-exec --userns --pid --mount --job "$job" ${JOBBOX_CHROOT:+--chroot "$JOBBOX_CHROOT"} ${keep[@]+"${keep[@]}"})
 if [ ! -d "$scratch" ]; then
     echo "jobbox-job: no jobbox prolog ran for job $job ($scratch): no job cgroup, no private /tmp" >&2
     exec "${ns_exec[@]}" -- "$@"

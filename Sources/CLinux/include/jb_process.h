@@ -23,6 +23,9 @@ int jb_block_forwarded_signals(int block);
  */
 int jb_child_exited(pid_t pid);
 
+/* Whether the process of PIDFD has exited (the pidfd polls readable): 1 exited, 0 running, -1 with errno. */
+int jb_pidfd_exited(int pidfd);
+
 /*
  * Gives the kernel back the free pages of malloc's heap (malloc_trim(0), where the C library has it) and the
  * pages of the main thread's stack below the caller's frame, so a parent that waits for the whole of a job keeps

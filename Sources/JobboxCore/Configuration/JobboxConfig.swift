@@ -24,6 +24,7 @@ package struct JobboxConfig: Sendable, Equatable {
         "NETWORK_INTERNAL", "NETWORK_JOB_SUBNET", "NETWORK_BACKEND", "JOB_TMPFS_SIZE", "CHROOT_MOUNT_POINTS",
         "SCRATCH_QUOTA", "SCRATCH_QUOTA_PROJECT_IDS",
         "NETWORK_ACCOUNTING_CGROUP", "NETACCT_SOCKET", "NETACCT_PIN_DIR",
+        "DEVICE_POLICY", "DEVICE_ALLOW", "DEVICE_BACKEND", "GPU_DEVICE_DIR", "GPU_HIDE_UNASSIGNED",
     ]
 
     /// `BASE_CGROUP`: the cgroup (relative to the parent) that holds every job's cgroup.
@@ -66,6 +67,16 @@ package struct JobboxConfig: Sendable, Equatable {
     package var netacctSocket = "/run/jobbox/netacct.sock"
     /// `NETACCT_PIN_DIR`: the node service's directory in bpffs (its counters map and links).
     package var netacctPinDir = "/sys/fs/bpf/jobbox/netacct"
+    /// `DEVICE_POLICY`: the device policy of jobs that give no `--device-policy`.
+    package var devicePolicy = DevicePolicy.auto
+    /// `DEVICE_ALLOW`: devices every job may open, on top of its own `--device-allow` entries.
+    package var deviceAllow: [DeviceAllowSpec] = []
+    /// `DEVICE_BACKEND`: the v1 devices controller or a BPF program on the unified hierarchy.
+    package var deviceBackend = DeviceBackendChoice.auto
+    /// `GPU_DEVICE_DIR`: where `--gpus` finds the GPUs' device nodes (`nvidiaN`, `dri/renderD*`, `kfd`).
+    package var gpuDeviceDir = "/dev"
+    /// `GPU_HIDE_UNASSIGNED`: with `--from-job-ad`, a job whose ad has no `AssignedGPUs` is fenced off every GPU.
+    package var gpuHideUnassigned = true
     /// The file the settings came from, nil for built-in defaults.
     package var source: String?
     /// Warnings found while reading (unknown knobs), for the tool to print.
@@ -203,6 +214,21 @@ package struct JobboxConfig: Sendable, Equatable {
         case "NETWORK_BACKEND":
             guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("not auto, iptables, nftables or bpf") }
             networkBackend = choice
+        case "DEVICE_POLICY":
+            guard let policy = DevicePolicy(rawValue: value.lowercased()) else { throw KnobError("not \(DevicePolicy.acceptedValues)") }
+            devicePolicy = policy
+        case "DEVICE_ALLOW":
+            guard let list = DeviceAllowSpec.parseList(value) else { throw KnobError("not a list of \(DeviceAllowSpec.acceptedForms)") }
+            deviceAllow = list
+        case "DEVICE_BACKEND":
+            guard let choice = DeviceBackendChoice(rawValue: value.lowercased()) else { throw KnobError("not auto, v1 or bpf") }
+            deviceBackend = choice
+        case "GPU_DEVICE_DIR":
+            guard Self.isCleanAbsolutePath(value) else { throw KnobError("not an absolute path without '..'") }
+            gpuDeviceDir = value.trimmingTrailingSlashes()
+        case "GPU_HIDE_UNASSIGNED":
+            guard let flag = Self.parseBool(value) else { throw KnobError("not true or false") }
+            gpuHideUnassigned = flag
         default:
             break
         }

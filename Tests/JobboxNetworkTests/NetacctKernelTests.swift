@@ -309,7 +309,7 @@ struct NetacctKernelTests {
                     "-A \(chain) -o \(link) -m comment --comment IncomingExternal -j RETURN",
                 ])
         } else {
-            let listing = try net.exec(net.node, ["nft", "list", "table", "inet", NftablesBackend.table(of: chain)]).stdout
+            let listing = try net.exec(net.node, ["nft", "list", "table", "inet", "jobbox"]).stdout
             let lines = listing.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
                 $0.contains("jb_") || $0.contains("masquerade") || $0.hasPrefix("chain") || $0.hasPrefix("type")
             }

@@ -8,19 +8,17 @@ import SystemPackage
 @preconcurrency import Musl
 #endif
 
-/// nftables through netlink (libmnl + libnftnl), one inet table per job.
+/// nftables through netlink (libmnl + libnftnl), in one `inet jobbox` table.
 ///
-/// Per job, in its own table `jobbox.JOB_<id>` (`table(of:)`): the regular chain `JOB_<id>` with the counting
-/// rules, a named counter per rule (`JOB_<id>.<class>.<n>`), base chains `JOB_<id>.input`, `.forward`, `.output`
-/// that jump to it for packets crossing the job's veth, and `JOB_<id>.postrouting` (type nat) that masquerades
-/// the job's address. The table and everything in it are added in one atomic batch and removed in one message.
-///
-/// Why a table per job: no job ever touches another's objects, so jobs need no lock between them; removal is one
-/// recursive table delete; and the kernel validates a table's jump graph at every rule added and every commit,
-/// which in one shared table grew with the number of jobs (set-up at 500 jobs took twice as long as at one).
+/// Per job, all named after its chain `JOB_<id>`: the regular chain `JOB_<id>` with the counting rules, a named
+/// counter per rule (`JOB_<id>.<class>.<n>`), base chains `JOB_<id>.input`, `.forward`, `.output` that jump to
+/// it for packets crossing the job's veth, and `JOB_<id>.postrouting` (type nat) that masquerades the job's
+/// address. A job's objects are added in one atomic batch and removed in one; no job ever edits a chain another
+/// job uses, so jobs need no lock between them. The table goes when its last job does: a non-recursive delete
+/// (`NLM_F_NONREC`) that the kernel refuses while anything is left in it.
 package struct NftablesBackend: AccountingBackend {
-    /// What every job table's name starts with.
-    package static let tablePrefix = "jobbox."
+    /// The table's name.
+    package static let table = "jobbox"
     static let family = UInt16(NFPROTO_INET)
 
     /// A back end for the current network namespace.
@@ -28,39 +26,32 @@ package struct NftablesBackend: AccountingBackend {
 
     package var kind: BackendKind { .nftables }
 
-    /// The table of the job whose chain is `chain`.
-    package static func table(of chain: String) -> String { tablePrefix + chain }
-
     package func install(_ plan: AccountingPlan) throws(JobboxError) {
         let socket = try Self.open()
-        let table = Self.table(of: plan.chain)
         let batch = NftablesBatch(sequence: socket.nextSequence())
-        // NLM_F_EXCL everywhere: a leftover of the same job is an error here (its lease reclaim removes it first).
         let create = NLM_F_CREATE | NLM_F_EXCL
-        batch.add(NFT_MSG_NEWTABLE, flags: create) { header in
-            NftObject.table(table).withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
+        batch.add(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { header in
+            NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
         }
         for rule in plan.rules {
             batch.add(NFT_MSG_NEWOBJ, flags: create) { header in
-                NftObject.counter(rule.counterName, table: table).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
+                NftObject.counter(rule.counterName).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
             }
         }
         batch.add(NFT_MSG_NEWCHAIN, flags: create) { header in
-            NftObject.chain(plan.chain, table: table).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+            NftObject.chain(plan.chain).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
         }
         for rule in plan.rules {
             batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
-                NftRules.accounting(rule, chain: plan.chain, table: table, interface: plan.interface).withPointer {
-                    nftnl_rule_nlmsg_build_payload(header, $0)
-                }
+                NftRules.accounting(rule, chain: plan.chain, interface: plan.interface).withPointer { nftnl_rule_nlmsg_build_payload(header, $0) }
             }
         }
         for hook in NftHook.allCases {
             let name = hook.chainName(plan.chain)
             batch.add(NFT_MSG_NEWCHAIN, flags: create) { header in
-                NftObject.baseChain(name, table: table, hook: hook).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+                NftObject.baseChain(name, hook: hook).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
             }
-            for rule in NftRules.hookRules(hook, chain: plan.chain, table: table, baseChain: name, interface: plan.interface, jobAddress: plan.jobAddress) {
+            for rule in NftRules.hookRules(hook, chain: plan.chain, baseChain: name, interface: plan.interface, jobAddress: plan.jobAddress) {
                 batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
                     rule.withPointer { nftnl_rule_nlmsg_build_payload(header, $0) }
                 }
@@ -69,54 +60,110 @@ package struct NftablesBackend: AccountingBackend {
         do {
             try batch.send(on: socket)
         } catch {
-            throw JobboxError.system("cannot add nftables accounting", "inet \(table)", error)
+            throw JobboxError.system("cannot add nftables accounting", "inet \(Self.table) \(plan.chain)", error)
         }
     }
 
     package func remove(chain: String) throws(JobboxError) {
         try requireJobChain(chain)
         let socket = try Self.open()
-        let table = Self.table(of: chain)
-        // The table holds this job's objects and nothing else: one recursive delete takes them all.
+        var chains: [String] = []
+        let counters: [String]
+        do {
+            // Looked up by name, never by listing the table: removal costs the same whatever the number of jobs.
+            for name in [chain] + NftHook.allCases.map({ $0.chainName(chain) }) where try Self.chainExists(socket, name) { chains.append(name) }
+            counters = Array(try Self.jobCounterValues(socket, chain: chain).keys)
+        } catch {
+            throw JobboxError.system("cannot look up nftables accounting", "inet \(Self.table) \(chain)", error)
+        }
+        if !chains.isEmpty || !counters.isEmpty {
+            let batch = NftablesBatch(sequence: socket.nextSequence())
+            // Base chains first: their jumps hold the job's chain, whose rules hold the counters.
+            for name in chains.sorted(by: { ($0 == chain ? 1 : 0) < ($1 == chain ? 1 : 0) }) {
+                batch.add(NFT_MSG_DELCHAIN, flags: 0) { header in
+                    NftObject.chain(name).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+                }
+            }
+            for name in counters {
+                batch.add(NFT_MSG_DELOBJ, flags: 0) { header in
+                    NftObject.counter(name).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
+                }
+            }
+            do {
+                try batch.send(on: socket)
+            } catch {
+                throw JobboxError.system("cannot delete nftables accounting", "inet \(Self.table) \(chain)", error)
+            }
+        }
+        try Self.deleteTableIfEmpty(socket)
+    }
+
+    /// Deletes the table unless something is left in it; the kernel checks emptiness inside the transaction, so a
+    /// job that adds its objects at the same moment either comes first (and the delete is refused) or after (and
+    /// makes the table anew). The table's use count is looked at first, so a kernel too old to know
+    /// `NLM_F_NONREC` (which would then delete recursively) is only asked when the table looked empty.
+    static func deleteTableIfEmpty(_ socket: NetlinkSocket) throws(JobboxError) {
+        do {
+            guard try tableUse(socket) == 0 else { return }
+        } catch {
+            throw JobboxError.system("cannot look up nftables table", "inet \(table)", error)
+        }
         let batch = NftablesBatch(sequence: socket.nextSequence())
-        batch.add(NFT_MSG_DELTABLE, flags: 0) { header in
-            NftObject.table(table).withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
+        batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { header in
+            NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
         }
         do {
             try batch.send(on: socket)
-        } catch .noSuchFileOrDirectory {
+        } catch .resourceBusy, .noSuchFileOrDirectory {
             return
         } catch {
-            throw JobboxError.system("cannot delete nftables accounting", "inet \(table)", error)
+            throw JobboxError.system("cannot delete nftables table", "inet \(table)", error)
         }
     }
 
     package func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
         let socket = try Self.open()
-        var values: [String: UInt64] = [:]
-        do {
-            // A few jobs (netacct's own, --show --job): each counter looked up by name. Many (--show --all): one
-            // dump of every inet table's counters. Either way the cost per job does not grow with the number of jobs.
-            if chains.count <= Self.lookupLimit {
-                for chain in chains { values.merge(try Self.jobCounterValues(socket, chain: chain)) { $1 } }
-            } else {
-                values = try Self.counterValues(socket)
+        // A few jobs (netacct's own, --show --job): each counter looked up by name, so the cost does not grow with
+        // the number of jobs. Many (--show --all): one snapshot of the table, the same cost per job.
+        if chains.count <= Self.lookupLimit {
+            var result: [String: TrafficCounters] = [:]
+            for chain in chains {
+                let values: [String: UInt64]
+                do {
+                    values = try Self.jobCounterValues(socket, chain: chain)
+                } catch {
+                    throw JobboxError.system("cannot read nftables counters", "inet \(Self.table) \(chain)", error)
+                }
+                // Install is one atomic batch: a job with no counters has no chain either.
+                guard !values.isEmpty else { continue }
+                var counters = TrafficCounters()
+                for (name, bytes) in values {
+                    if let (_, trafficClass) = TrafficCounters.owner(ofCounter: name) { counters.add(bytes, to: trafficClass) }
+                }
+                result[chain] = counters
             }
-        } catch {
-            throw JobboxError.system("cannot read nftables counters", "inet \(Self.tablePrefix)*", error)
+            return result
         }
-        let wanted = Set(chains)
+        let values: [String: UInt64]
+        let existing: Set<String>
+        do {
+            values = try Self.counterValues(socket)
+            existing = Set(try Self.chainNames(socket))
+        } catch {
+            throw JobboxError.system("cannot read nftables counters", "inet \(Self.table)", error)
+        }
+        let wanted = Set(chains).intersection(existing)
         var result: [String: TrafficCounters] = [:]
-        // Install is one atomic batch: a job with counters has its chains, and one without has none.
+        for chain in wanted { result[chain] = TrafficCounters() }
         for (name, bytes) in values {
             if let (chain, trafficClass) = TrafficCounters.owner(ofCounter: name), wanted.contains(chain) {
-                result[chain, default: TrafficCounters()].add(bytes, to: trafficClass)
+                result[chain]?.add(bytes, to: trafficClass)
             }
         }
         return result
     }
 
-    /// Up to how many jobs `counters(chains:)` looks counters up by name rather than dumping them all.
+    /// Up to how many jobs `counters(chains:)` looks counters up by name rather than listing the table.
     static let lookupLimit = 4
 
     static func open() throws(JobboxError) -> NetlinkSocket {
@@ -148,12 +195,16 @@ package struct NftablesBackend: AccountingBackend {
         return true
     }
 
-    /// The bytes of the named counter `name` of `table`, nil when there is none.
-    static func counterValue(_ socket: NetlinkSocket, _ name: String, table: String) throws(Errno) -> UInt64? {
+    /// Whether the table has the chain `name`.
+    static func chainExists(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> Bool {
+        try lookUp(socket, NFT_MSG_GETCHAIN, payload: { header in NftObject.chain(name).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) } }) { _ in }
+    }
+
+    /// The bytes of the named counter `name`, nil when there is none.
+    static func counterValue(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> UInt64? {
         var bytes: UInt64?
-        let found = try lookUp(
-            socket, NFT_MSG_GETOBJ, payload: { header in NftObject.counter(name, table: table).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) } }
-        ) {
+        let found = try lookUp(socket, NFT_MSG_GETOBJ, payload: { header in NftObject.counter(name).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) } })
+        {
             header in
             NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
                 if nftnl_obj_nlmsg_parse(header, object) >= 0 { bytes = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES)) }
@@ -168,7 +219,7 @@ package struct NftablesBackend: AccountingBackend {
         var values: [String: UInt64] = [:]
         for trafficClass in TrafficClass.allCases {
             var index = 0
-            while let bytes = try counterValue(socket, "\(chain).\(trafficClass.rawValue).\(index)", table: table(of: chain)) {
+            while let bytes = try counterValue(socket, "\(chain).\(trafficClass.rawValue).\(index)") {
                 values["\(chain).\(trafficClass.rawValue).\(index)"] = bytes
                 index += 1
             }
@@ -176,13 +227,52 @@ package struct NftablesBackend: AccountingBackend {
         return values
     }
 
-    /// The named counters of every job table and their byte counts (a counter counts only in its job's table).
+    /// How many objects (chains, counters, sets) the table holds, from the kernel's own count; nil when there is
+    /// no table.
+    static func tableUse(_ socket: NetlinkSocket) throws(Errno) -> UInt32? {
+        var use: UInt32?
+        let found = try lookUp(socket, NFT_MSG_GETTABLE, payload: { header in NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) } }) {
+            header in
+            NftObject(nftnl_table_alloc(), free: nftnl_table_free).withPointer { table in
+                if nftnl_table_nlmsg_parse(header, table) >= 0 { use = nftnl_table_get_u32(table, attr(NFTNL_TABLE_USE)) }
+            }
+        }
+        return found ? use : nil
+    }
+
+    /// The names of the table's chains (none when the table does not exist).
+    static func chainNames(_ socket: NetlinkSocket) throws(Errno) -> [String] {
+        let request = NetlinkMessage { buffer in
+            let header = nftnl_nlmsg_build_hdr(
+                buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETCHAIN.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
+            guard let header else { fatalError("libnftnl: cannot build a message header") }
+            NftObject.chain(nil).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
+            return header
+        }
+        var names: [String] = []
+        do throws(Errno) {
+            try socket.dump(request) { header in
+                NftObject(nftnl_chain_alloc(), free: nftnl_chain_free).withPointer { chain in
+                    guard nftnl_chain_nlmsg_parse(header, chain) >= 0,
+                        let tableName = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_TABLE)), String(cString: tableName) == table,
+                        let name = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_NAME))
+                    else { return }
+                    names.append(String(cString: name))
+                }
+            }
+        } catch .noSuchFileOrDirectory {
+            return []
+        }
+        return names
+    }
+
+    /// The table's named counters and their byte counts (none when the table does not exist).
     static func counterValues(_ socket: NetlinkSocket) throws(Errno) -> [String: UInt64] {
         let request = NetlinkMessage { buffer in
             let header = nftnl_nlmsg_build_hdr(
                 buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETOBJ.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
             guard let header else { fatalError("libnftnl: cannot build a message header") }
-            NftObject.counter(nil, table: nil).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
+            NftObject.counter(nil).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
             return header
         }
         var values: [String: UInt64] = [:]
@@ -190,13 +280,11 @@ package struct NftablesBackend: AccountingBackend {
             try socket.dump(request) { header in
                 NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
                     guard nftnl_obj_nlmsg_parse(header, object) >= 0,
-                        let tableName = nftnl_obj_get_str(object, attr(NFTNL_OBJ_TABLE)),
+                        let tableName = nftnl_obj_get_str(object, attr(NFTNL_OBJ_TABLE)), String(cString: tableName) == table,
                         nftnl_obj_get_u32(object, attr(NFTNL_OBJ_TYPE)) == UInt32(NFT_OBJECT_COUNTER),
-                        let cName = nftnl_obj_get_str(object, attr(NFTNL_OBJ_NAME))
+                        let name = nftnl_obj_get_str(object, attr(NFTNL_OBJ_NAME))
                     else { return }
-                    let name = String(cString: cName)
-                    guard let (chain, _) = TrafficCounters.owner(ofCounter: name), String(cString: tableName) == table(of: chain) else { return }
-                    values[name] = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES))
+                    values[String(cString: name)] = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES))
                 }
             }
         } catch .noSuchFileOrDirectory {

@@ -47,25 +47,24 @@ final class NftObject {
         withExtendedLifetime(self) { body(pointer) }
     }
 
-    /// The inet table `name`.
-    static func table(_ name: String) -> NftObject {
+    static func table() -> NftObject {
         let table = NftObject(nftnl_table_alloc(), free: nftnl_table_free)
         nftnl_table_set_u32(table.pointer, attr(NFTNL_TABLE_FAMILY), UInt32(NftablesBackend.family))
-        nftnl_table_set_str(table.pointer, attr(NFTNL_TABLE_NAME), name)
+        nftnl_table_set_str(table.pointer, attr(NFTNL_TABLE_NAME), NftablesBackend.table)
         return table
     }
 
-    /// The regular chain `name` of `table`.
-    static func chain(_ name: String, table: String) -> NftObject {
+    /// A regular chain of the table (or, with no name, a filter for dumping the table's chains).
+    static func chain(_ name: String?) -> NftObject {
         let chain = NftObject(nftnl_chain_alloc(), free: nftnl_chain_free)
         nftnl_chain_set_u32(chain.pointer, attr(NFTNL_CHAIN_FAMILY), UInt32(NftablesBackend.family))
-        nftnl_chain_set_str(chain.pointer, attr(NFTNL_CHAIN_TABLE), table)
-        nftnl_chain_set_str(chain.pointer, attr(NFTNL_CHAIN_NAME), name)
+        nftnl_chain_set_str(chain.pointer, attr(NFTNL_CHAIN_TABLE), NftablesBackend.table)
+        if let name { nftnl_chain_set_str(chain.pointer, attr(NFTNL_CHAIN_NAME), name) }
         return chain
     }
 
-    static func baseChain(_ name: String, table: String, hook: NftHook) -> NftObject {
-        let chain = self.chain(name, table: table)
+    static func baseChain(_ name: String, hook: NftHook) -> NftObject {
+        let chain = self.chain(name)
         nftnl_chain_set_u32(chain.pointer, attr(NFTNL_CHAIN_HOOKNUM), hook.hookNumber)
         nftnl_chain_set_s32(chain.pointer, attr(NFTNL_CHAIN_PRIO), hook.priority)
         nftnl_chain_set_str(chain.pointer, attr(NFTNL_CHAIN_TYPE), hook.type)
@@ -73,11 +72,11 @@ final class NftObject {
         return chain
     }
 
-    /// The named counter `name` of `table` (with neither, a filter for dumping the counters of every inet table).
-    static func counter(_ name: String?, table: String?) -> NftObject {
+    /// A named counter of the table (or, with no name, a filter for dumping the table's counters).
+    static func counter(_ name: String?) -> NftObject {
         let object = NftObject(nftnl_obj_alloc(), free: nftnl_obj_free)
         nftnl_obj_set_u32(object.pointer, attr(NFTNL_OBJ_FAMILY), UInt32(NftablesBackend.family))
-        if let table { nftnl_obj_set_str(object.pointer, attr(NFTNL_OBJ_TABLE), table) }
+        nftnl_obj_set_str(object.pointer, attr(NFTNL_OBJ_TABLE), NftablesBackend.table)
         nftnl_obj_set_u32(object.pointer, attr(NFTNL_OBJ_TYPE), UInt32(NFT_OBJECT_COUNTER))
         if let name { nftnl_obj_set_str(object.pointer, attr(NFTNL_OBJ_NAME), name) }
         return object
@@ -86,11 +85,11 @@ final class NftObject {
 
 /// The rules netacct puts in a job's chains, as libnftnl rules.
 enum NftRules {
-    /// A rule in `chain` of `table`, with an optional comment (nft shows it as `comment "..."`).
-    static func rule(_ chain: String, table: String, comment: String? = nil, _ expressions: [OpaquePointer]) -> NftObject {
+    /// A rule in `chain` of the table, with an optional comment (nft shows it as `comment "..."`).
+    static func rule(_ chain: String, comment: String? = nil, _ expressions: [OpaquePointer]) -> NftObject {
         let rule = NftObject(nftnl_rule_alloc(), free: nftnl_rule_free)
         nftnl_rule_set_u32(rule.pointer, attr(NFTNL_RULE_FAMILY), UInt32(NftablesBackend.family))
-        nftnl_rule_set_str(rule.pointer, attr(NFTNL_RULE_TABLE), table)
+        nftnl_rule_set_str(rule.pointer, attr(NFTNL_RULE_TABLE), NftablesBackend.table)
         nftnl_rule_set_str(rule.pointer, attr(NFTNL_RULE_CHAIN), chain)
         // The rule owns its expressions from here on and frees them with itself.
         for expression in expressions { nftnl_rule_add_expr(rule.pointer, expression) }
@@ -110,31 +109,31 @@ enum NftRules {
 
     /// A counting rule: `iifname IF [ip daddr NET]` (outgoing) or `oifname IF [ip saddr NET]` (incoming),
     /// `counter name C`, then `return` or `reject`.
-    static func accounting(_ rule: AccountingRule, chain: String, table: String, interface: String) -> NftObject {
+    static func accounting(_ rule: AccountingRule, chain: String, interface: String) -> NftObject {
         var expressions = interfaceMatch(rule.trafficClass.isOutgoing ? .iifname : .oifname, interface) + ipv4Only()
         if let remote = rule.remote, remote.prefixLength > 0 {
             expressions += addressMatch(destination: rule.trafficClass.isOutgoing, remote)
         }
         expressions.append(counterReference(rule.counterName))
         expressions.append(rule.reject ? rejectPortUnreachable() : verdict(NFT_RETURN))
-        return self.rule(chain, table: table, comment: rule.trafficClass.rawValue, expressions)
+        return self.rule(chain, comment: rule.trafficClass.rawValue, expressions)
     }
 
     /// The rules of one base chain: jumps to the job's chain, or the masquerade of its address.
-    static func hookRules(_ hook: NftHook, chain: String, table: String, baseChain: String, interface: String, jobAddress: IPv4Address) -> [NftObject] {
+    static func hookRules(_ hook: NftHook, chain: String, baseChain: String, interface: String, jobAddress: IPv4Address) -> [NftObject] {
         switch hook {
         case .input:
-            return [rule(baseChain, table: table, interfaceMatch(.iifname, interface) + [verdict(NFT_JUMP, chain: chain)])]
+            return [rule(baseChain, interfaceMatch(.iifname, interface) + [verdict(NFT_JUMP, chain: chain)])]
         case .output:
-            return [rule(baseChain, table: table, interfaceMatch(.oifname, interface) + [verdict(NFT_JUMP, chain: chain)])]
+            return [rule(baseChain, interfaceMatch(.oifname, interface) + [verdict(NFT_JUMP, chain: chain)])]
         case .forward:
             return [
-                rule(baseChain, table: table, interfaceMatch(.iifname, interface) + [verdict(NFT_JUMP, chain: chain)]),
-                rule(baseChain, table: table, interfaceMatch(.oifname, interface) + [verdict(NFT_JUMP, chain: chain)]),
+                rule(baseChain, interfaceMatch(.iifname, interface) + [verdict(NFT_JUMP, chain: chain)]),
+                rule(baseChain, interfaceMatch(.oifname, interface) + [verdict(NFT_JUMP, chain: chain)]),
             ]
         case .postrouting:
             let expressions = ipv4Only() + addressMatch(destination: false, IPv4Network(address: jobAddress, prefixLength: 32))
-            return [rule(baseChain, table: table, expressions + [expression("masq")])]
+            return [rule(baseChain, expressions + [expression("masq")])]
         }
     }
 

@@ -358,6 +358,9 @@ class Suite:
                 killed, post = self.episode(job, backend, figures, kill_at, rng)
                 with self.lock:
                     self.stats["chains"] += 1
+                    if self.stats["chains"] % 100 == 0:
+                        print("chaos: kill: %d of %d chains, %d killed, %d failures" % (self.stats["chains"], n, self.stats["killed"], len(self.failures)),
+                              flush=True)
                     if kill_at is None:
                         self.durations[backend].append(post["duration"])
                         d = sorted(self.durations[backend])

@@ -5,7 +5,7 @@ usage: job.py MARKS MEM_MIB IO_KIB HOST PORT COUNT SIZE REPLY STATUS
 Writes MARKS.started when it begins and MARKS.done when it ends (the suite's phase of a kill), touches MEM_MIB MiB,
 writes and reads back IO_KIB KiB in /tmp (the scratch dir), sends COUNT datagrams of SIZE bytes to HOST:PORT
 (the peer answers each with REPLY bytes: Tests/Fixtures/netacct/peer.py), prints its own address and exits
-STATUS. Any surprise exits 99, which the suite reports.
+STATUS. A datagram without a reply exits 1 with the job's links, routes and ARP table on stderr.
 """
 import os
 import socket
@@ -37,11 +37,18 @@ def main(marks, mem_mib, io_kib, host, port, count, size, reply, status):
     s.settimeout(20)
     s.connect((host, port))
     payload = (b"R%05d" % reply).ljust(size, b"u")
-    for _ in range(count):
+    for sent in range(count):
         s.send(payload)
-        if len(s.recv(65535)) != reply:
-            print("job: short reply", file=sys.stderr)
-            sys.exit(99)
+        try:
+            if len(s.recv(65535)) != reply:
+                sys.exit("job: short reply")
+        except socket.timeout:
+            # What the suite needs to tell a lost datagram from a missing network: the job's links, routes, ARP.
+            report = ["job: no reply to datagram %d of %d from %s within 20 s" % (sent + 1, count, s.getsockname()[0])]
+            for table in ("/proc/net/dev", "/proc/net/route", "/proc/net/arp"):
+                with open(table) as f:
+                    report.append(table + ":\n" + f.read())
+            sys.exit("\n".join(report))
     print("address %s" % s.getsockname()[0], flush=True)
     del block
     mark(marks + ".done")

@@ -17,6 +17,7 @@ import random
 import re
 import shutil
 import signal
+import socket as sockets
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ class Suite:
         self.bin = os.path.abspath(args.bin)
         self.args = args
         self.rng = random.Random(args.seed)
+        self.backends = args.backends.split(",")
         self.tag = "%03d" % (os.getpid() % 1000)
         self.base = "jbc" + self.tag
         self.node, self.peer = self.base + "n", self.base + "p"
@@ -101,6 +103,8 @@ class Suite:
         self.server = None
         self.durations = {b: [] for b in BACKENDS}
         self.mounts = []
+        self.events = []
+        self.epoch = time.monotonic()
 
     def config(self, directory, extra):
         path = os.path.join(directory, "jobbox.conf")
@@ -225,6 +229,7 @@ class Suite:
                     break
             time.sleep(0.002)
         post["duration"] = time.monotonic() - start
+        post["start"] = round(start - self.epoch, 3)
         out.seek(0)
         err.seek(0)
         post["stdout"], post["stderr"] = out.read(), err.read()
@@ -290,54 +295,57 @@ class Suite:
             self.fail("%s: netacct --cleanup --stale status %d: %s" % (job, r.returncode, r.stderr.strip()))
 
     # What one job may leave: its cgroups, veth, chain, table, lease, claim, processes.
-    def leftovers(self, job):
+    def snapshot(self):
+        """The node's links and firewall, the state files and every process's command line, read once."""
+        state = []
+        for sub in ("netacct", "netacct/bpf"):
+            directory = os.path.join(self.state, sub)
+            state += ["%s/%s" % (sub, name) for name in (os.listdir(directory) if os.path.isdir(directory) else [])]
+        server = self.server.pid if self.server else -1
+        table = process_table()
+        skip = set(descendants(server, table)) | {os.getpid()}
+        argvs = {}
+        for pid in table:
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    argvs[pid] = f.read().split(b"\0")
+            except OSError:
+                continue
+        return {"links": run(["ip", "-n", self.node, "-o", "link"]).stdout,
+                "iptables": run(["ip", "netns", "exec", self.node, "iptables-legacy-save"]).stdout,
+                "nft": run(["ip", "netns", "exec", self.node, "nft", "list", "ruleset"]).stdout,
+                "state": state, "argvs": {p: a for p, a in argvs.items() if p not in skip}}
+
+    def leftovers(self, job, snap=None):
+        snap = snap or self.snapshot()
         found = []
         cgname = "job_" + job.replace(".", "_")
         for top in self.cgroup_roots():
             for path in (os.path.join(top, self.base, cgname), os.path.join(top, "netacct_" + job)):
                 if os.path.exists(path):
                     found.append("cgroup " + path)
-        links = run(["ip", "-n", self.node, "-o", "link"]).stdout
-        if re.search(r"\bjb_%s[@:]" % re.escape(job), links):
+        if re.search(r"\bjb_%s[@:]" % re.escape(job), snap["links"]):
             found.append("link jb_" + job)
         named = re.compile(r"JOB_%s\b" % re.escape(job))
-        if named.search(run(["ip", "netns", "exec", self.node, "iptables-legacy-save"]).stdout):
+        if named.search(snap["iptables"]):
             found.append("iptables chain or rule JOB_" + job)
-        if named.search(run(["ip", "netns", "exec", self.node, "nft", "list", "ruleset"]).stdout):
+        if named.search(snap["nft"]):
             found.append("nftables chain or counter JOB_" + job)
-        for sub in ("netacct", "netacct/bpf"):
-            directory = os.path.join(self.state, sub)
-            for name in os.listdir(directory) if os.path.isdir(directory) else []:
-                if name.endswith("_" + job + ".lease") or name.endswith(".jb_" + job):
-                    found.append("state file %s/%s" % (sub, name))
-        for pid in self.suite_processes(job):
-            found.append("process %d" % pid)
+        found += ["state file " + f for f in snap["state"] if f.endswith("_" + job + ".lease") or f.endswith(".jb_" + job)]
+        found += ["process %d" % p for p in self.processes_naming(job, snap)]
         return found
 
-    def suite_processes(self, needle):
-        me = os.getpid()
-        server = self.server.pid if self.server else -1
-        table = process_table()
-        skip = set(descendants(server, table)) | {me}
-        found = []
-        for pid in table:
-            if pid in skip:
-                continue
-            try:
-                with open("/proc/%d/cmdline" % pid, "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if any(needle.encode() == a or (a.startswith(self.tmp.encode()) and needle.encode() in a) for a in argv):
-                found.append(pid)
-        return found
+    def processes_naming(self, needle, snap):
+        """Processes with `needle` as an argument, or in an argument below the suite's directory."""
+        word, tmp = needle.encode(), self.tmp.encode()
+        return [pid for pid, argv in snap["argvs"].items() if any(word == a or (a.startswith(tmp) and word in a) for a in argv)]
 
     # Part 1: kill -9 anywhere.
     def part_kill(self):
         n = self.args.chains
         plan = []
         for i in range(n):
-            backend = BACKENDS[i % len(BACKENDS)]
+            backend = self.backends[i % len(self.backends)]
             job = "c%sk%d" % (self.tag, i)
             rng = random.Random(self.rng.random())
             figures = self.figures(rng)
@@ -365,6 +373,9 @@ class Suite:
                         self.durations[backend].append(post["duration"])
                         d = sorted(self.durations[backend])
                         typical[backend] = d[len(d) // 2]
+                with self.lock:
+                    self.events.append({"job": job, "backend": backend, "killed": killed, "kill_at": kill_at, "start": post["start"],
+                                        "duration": round(post["duration"], 3)})
                 if killed and killed[0] != "none":
                     with self.lock:
                         self.stats["killed"] += 1
@@ -416,12 +427,13 @@ class Suite:
         # An address may be reused once its job is gone, never while two jobs run: compare the times each job
         # held it (from its started mark to its done mark, both written while its netacct holds the lease).
         held = collections.defaultdict(list)
+        snap = self.snapshot()
         for (job, backend, figures), post in zip(chains, results):
             address = self.check_figures(job, backend, figures, post)
             marks = os.path.join(self.tmp, "marks", job)
             if backend != "bpf" and address:
                 held[address].append((os.stat(marks + ".started").st_mtime, os.stat(marks + ".done").st_mtime, job))
-            for what in self.leftovers(job):
+            for what in self.leftovers(job, snap):
                 self.fail("%s (%s, load): left %s" % (job, backend, what))
         for address, spans in held.items():
             spans.sort()
@@ -469,8 +481,9 @@ class Suite:
                 self.fail("alive: %s status %d after TERM, wanted 143: %s" % (job, p.returncode, errors.strip()))
             if job.endswith(tuple("13579")):
                 run([self.tool("cg-exec"), "--remove", "--job", job])
+        snap = self.snapshot()
         for job, _ in procs:
-            for what in self.leftovers(job):
+            for what in self.leftovers(job, snap):
                 self.fail("%s (alive): left %s" % (job, what))
         self.stats["alive jobs"] = n
 
@@ -563,6 +576,126 @@ class Suite:
             for thing in self.leftovers(job):
                 self.fail("%s: after cg-exec --remove, left %s" % (what, thing))
 
+    # Part 5: the node service, restarted and killed under traffic, with clients hanging mid-request.
+    def part_node(self):
+        if "--node" not in run([self.tool("netacct"), "--help"]).stdout:
+            print("chaos: node: skipped, this netacct has no --node", flush=True)
+            return
+        unified = [t for t in self.cgroup_roots() if t.startswith("/sys/fs/cgroup/unified")]
+        if not unified:
+            print("chaos: node: skipped, no unified cgroup hierarchy", flush=True)
+            return
+        base = os.path.join(unified[0], self.base)
+        os.makedirs(base, exist_ok=True)
+        directory = os.path.join(base, "svc")
+        os.mkdir(directory)
+        cgroup = directory[len("/sys/fs/cgroup/unified"):]
+        pins = "/sys/fs/bpf/" + self.base
+        home = os.path.join(self.tmp, "svc")
+        os.makedirs(home, mode=0o755)
+        sock = os.path.join(home, "netacct.sock")
+        conf = self.config(home, {"NETWORK_ACCOUNTING_CGROUP": cgroup, "NETACCT_PIN_DIR": pins, "NETACCT_SOCKET": sock})
+        netacct = [self.tool("netacct"), "--config", conf]
+        service = [None]
+
+        def start():
+            # A killed service's socket file stays until the next start replaces it: wait for an answer.
+            service[0] = subprocess.Popen(netacct + ["--node"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                if run(netacct + ["--show", "--cgroup", cgroup], timeout=10).returncode == 0:
+                    return
+                time.sleep(0.05)
+            self.fail("node: the service did not answer within 30 s")
+        jobs, n = [], self.args.node_jobs
+        count = self.args.node_datagrams
+        try:
+            start()
+            for i in range(n):
+                name = "j%d" % i
+                os.mkdir(os.path.join(directory, name))
+                size, reply = self.rng.randint(10, 1400), self.rng.randint(0, 1400)
+                argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', os.path.join(directory, name, "cgroup.procs"),
+                        "nsenter", "--net=/run/netns/" + self.node, PYTHON, PEER, "client", "udp", PEER_ADDRESS, str(PORT), str(count), str(size), str(reply)]
+                jobs.append((name, size, reply, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+            # Clients that send half a request and hang, holding their connections, all along.
+            hanging = []
+            slowest = 0.0
+            while any(p.poll() is None for *_, p in jobs):
+                for c in hanging:
+                    c.close()
+                hanging = []
+                for _ in range(4):
+                    c = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+                    try:
+                        c.connect(sock)
+                        c.send(b"cgroup /jb")
+                        hanging.append(c)
+                    except OSError:
+                        c.close()
+                for _ in range(self.rng.randint(1, 5)):
+                    t = time.monotonic()
+                    r = run(netacct + ["--show", "--cgroup", os.path.join(cgroup, self.rng.choice(jobs)[0])], timeout=30)
+                    slowest = max(slowest, time.monotonic() - t)
+                    if r.returncode != 0:
+                        self.fail("node: --show --cgroup while hanging clients wait: status %d: %s" % (r.returncode, r.stderr.strip()))
+                    # Not blocked: the answer came while the hanging clients still hung (the service drops them
+                    # with an error line at their deadline, so a reader served only after that was held up).
+                    for c in hanging:
+                        try:
+                            if c.recv(4096, sockets.MSG_DONTWAIT):
+                                self.fail("node: a reader was answered only after a hanging client's deadline")
+                                break
+                        except BlockingIOError:
+                            pass
+                    self.stats["node reads"] += 1
+                time.sleep(self.rng.uniform(0, 1.0))
+                if self.rng.random() < 0.5:
+                    service[0].kill()
+                    self.stats["node kill -9"] += 1
+                else:
+                    service[0].terminate()
+                    self.stats["node TERM restarts"] += 1
+                service[0].wait()
+                service[0] = None
+                start()
+            for c in hanging:
+                c.close()
+            self.stats["node slowest read ms"] = round(slowest * 1000)
+            for name, size, reply, p in jobs:
+                out, err = p.communicate()
+                if p.returncode != 0:
+                    self.fail("node: job %s status %d: %s" % (name, p.returncode, err.strip()))
+                    continue
+                shown = run(netacct + ["--show", "--cgroup", os.path.join(cgroup, name)])
+                got = ad(shown.stdout)
+                for key, want in (("NetworkOutgoing", count * (size + 28)), ("NetworkIncoming", count * (reply + 28))):
+                    if got.get(key) != want:
+                        self.fail("node: %s %s = %s, wanted %d (restarts and kills lost or added counts)" % (name, key, got.get(key), want))
+            self.stats["node jobs"] = n
+        finally:
+            for *_, p in jobs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            if service[0]:
+                service[0].terminate()
+                service[0].wait()
+            r = run(netacct + ["--cleanup", "--stale"])
+            if r.returncode != 0:
+                self.fail("node: --cleanup --stale status %d: %s" % (r.returncode, r.stderr.strip()))
+            tree = json.loads(run(["bpftool", "-j", "cgroup", "tree", directory]).stdout or "[]")
+            for entry in tree:
+                if entry.get("programs"):
+                    self.fail("node: after --cleanup --stale, programs attached to %s" % entry.get("cgroup"))
+            for leftover in (pins, sock):
+                if os.path.exists(leftover):
+                    self.fail("node: after --cleanup --stale, %s is left" % leftover)
+            for name in os.listdir(directory):
+                if os.path.isdir(os.path.join(directory, name)):
+                    os.rmdir(os.path.join(directory, name))
+            os.rmdir(directory)
+
     # After every part: nothing of the suite is left anywhere.
     def final_check(self):
         found = []
@@ -597,7 +730,7 @@ class Suite:
                     found.append("mount " + fields[4])
         netns = [n for n in run(["ip", "netns", "list"]).stdout.split() if n.startswith(self.base) and n not in (self.node, self.peer)]
         found += ["netns " + n for n in netns]
-        found += ["process %d" % p for p in self.suite_processes(self.tmp)]
+        found += ["process %d" % p for p in self.processes_naming(self.tmp, self.snapshot())]
         for what in found:
             self.fail("after the run: left %s" % what)
         return found
@@ -612,7 +745,10 @@ def main():
     ap.add_argument("--load", type=int, default=24)
     ap.add_argument("--alive", type=int, default=60)
     ap.add_argument("--workers", type=int, default=3)
-    ap.add_argument("--parts", default="kill,load,alive,exhaust")
+    ap.add_argument("--backends", default=",".join(BACKENDS), help="netacct back ends of the kill part, in turn")
+    ap.add_argument("--node-jobs", type=int, default=4)
+    ap.add_argument("--node-datagrams", type=int, default=3000)
+    ap.add_argument("--parts", default="kill,load,alive,exhaust,node")
     ap.add_argument("--report", default="")
     ap.add_argument("--skip-unless-root", action="store_true", help="exit 0 saying why when not root (make check as a user)")
     args = ap.parse_args()
@@ -653,7 +789,7 @@ def main():
     print(json.dumps(report, indent=1), flush=True)
     if args.report:
         with open(args.report, "w") as f:
-            json.dump(report, f, indent=1)
+            json.dump(dict(report, events=suite.events), f, indent=1)
     print("chaos: %s, seed %d, %.0f s, %d failures" % ("PASS" if not suite.failures else "FAIL", args.seed, elapsed, len(suite.failures)), flush=True)
     sys.exit(1 if suite.failures else 0)
 

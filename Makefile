@@ -5,7 +5,7 @@ RELEASE_DIR = .build-release
 TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
 VENV        = .venv-htcondor
 
-.PHONY: all deps build check check-v2 chaos chaos-short demo release install man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
+.PHONY: all deps build check check-v2 check-packages chaos chaos-short demo release install deb rpm dist man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
 
 all: build
 
@@ -20,6 +20,7 @@ check: build
 	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
 	@$(MAKE) --no-print-directory lint-man lint-shell lint-swift
 	@$(MAKE) --no-print-directory fuzz-run
+	@$(MAKE) --no-print-directory check-packages
 	@$(MAKE) --no-print-directory chaos-short
 
 # The chaos and load suite (docs/RELIABILITY.md): kill -9 anywhere in CHAOS_CHAINS full chains, 100 chains at
@@ -58,13 +59,39 @@ demo: build
 release: deps
 	RELEASE_DIR=$(RELEASE_DIR) bash scripts/release-build.sh
 
+# Where make install puts things (scripts/install.sh); the packages use PREFIX=/usr (scripts/package-layout.sh).
+# jobbox.conf goes to SYSCONFDIR/jobbox whatever the prefix: the tools read /etc/jobbox/jobbox.conf.
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/jobbox
+SYSCONFDIR  ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+INSTALL_DIRS = PREFIX='$(PREFIX)' BINDIR='$(BINDIR)' MANDIR='$(MANDIR)' DOCDIR='$(DOCDIR)' SYSCONFDIR='$(SYSCONFDIR)' \
+    BASHCOMPDIR='$(BASHCOMPDIR)' ZSHCOMPDIR='$(ZSHCOMPDIR)' FISHCOMPDIR='$(FISHCOMPDIR)' UNITDIR='$(UNITDIR)'
+
+# The tools, man pages, completions (bash, zsh, fish), jobbox.conf (kept when one exists), the systemd units of
+# examples/systemd, and the HTCondor and Slurm examples under DOCDIR/examples.
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
-	    $(DESTDIR)$(PREFIX)/share/jobbox/examples
-	for t in $(TOOLS); do install -m 0755 $(RELEASE_DIR)/release/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
-	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	cp -R examples/. $(DESTDIR)$(PREFIX)/share/jobbox/examples/
+	RELEASE_DIR=$(RELEASE_DIR) DESTDIR='$(DESTDIR)' $(INSTALL_DIRS) bash scripts/install.sh
+
+# dist/jobbox_<version>_amd64.deb and dist/jobbox-<version>-1.x86_64.rpm, each made from make install's tree
+# and linted (lintian, rpmlint); the version is scripts/version.sh's.
+deb: release
+	RELEASE_DIR=$(RELEASE_DIR) bash scripts/package-deb.sh
+rpm: release
+	RELEASE_DIR=$(RELEASE_DIR) bash scripts/package-rpm.sh
+
+# dist/jobbox-<version>.tar.gz: the tracked tree plus a VERSION file, which scripts/version.sh reads without git.
+dist:
+	bash scripts/dist.sh
+
+# Both packages installed into throwaway Debian (debootstrap) and EL-like (dnf, local repository) chroots and
+# checked there, the file lists compared with make install's, glibc symbol versions (scripts/check-packages.sh).
+check-packages: deb rpm
+	RELEASE_DIR=$(RELEASE_DIR) bash scripts/check-packages.sh
 
 # The man pages are written by hand in mdoc; this checks they render and lint clean.
 man: lint-man
@@ -91,4 +118,4 @@ bench: deps
 	@bash bench/run
 
 clean:
-	rm -rf .build $(RELEASE_DIR) fuzz/.build fuzz/artifacts
+	rm -rf .build $(RELEASE_DIR) fuzz/.build fuzz/artifacts dist

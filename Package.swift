@@ -9,7 +9,7 @@ let tools: [(name: String, modules: [Target.Dependency])] = [
     ("ns-exec", ["JobboxNamespaces"]),
     ("netacct", ["JobboxNetwork"]),
     ("chroot-tool", ["JobboxChroot"]),
-    ("jobstat", ["JobboxStats", "JobboxCgroups"]),
+    ("jobstat", ["JobboxStats", "JobboxCgroups", "JobboxQuota"]),
 ]
 
 /// libFuzzer targets for the parsers of untrusted text, built only when `JOBBOX_FUZZ=1` (`make fuzz`): they
@@ -72,18 +72,23 @@ let package = Package(
             pkgConfig: "libip4tc libmnl libnftnl",
             providers: [.apt(["libiptc-dev", "libmnl-dev", "libnftnl-dev"])]
         ),
+        // jobbox's version as a constant, written at build time by the plugin (scripts/version.sh).
+        .plugin(name: "JobboxVersionPlugin", capability: .buildTool()),
+        .target(name: "JobboxBuildInfo", plugins: ["JobboxVersionPlugin"]),
         // Configuration, ClassAds and chirp, diagnostics and errors, guarded file access, the OS layer.
-        .target(name: "JobboxCore", dependencies: ["CLinux", systemPackage]),
+        .target(name: "JobboxCore", dependencies: ["CLinux", "JobboxBuildInfo", systemPackage]),
         // The command line every tool shares: JobboxTool's main, --config, --chirp.
         .target(name: "JobboxCLI", dependencies: ["JobboxCore", argumentParser]),
         // cgroup v1 and v2: layout, limits, a job's cgroup and its removal (cg-exec).
         .target(name: "JobboxCgroups", dependencies: ["JobboxCore", systemPackage]),
         // A job's cgroup figures as ClassAd, JSON or Prometheus text (jobstat).
-        .target(name: "JobboxStats", dependencies: ["JobboxCgroups", "JobboxCore", systemPackage]),
+        .target(name: "JobboxStats", dependencies: ["JobboxCgroups", "JobboxCore", "JobboxQuota", systemPackage]),
         // Versioned chroots: build, switch, prune, report (chroot-tool).
         .target(name: "JobboxChroot", dependencies: ["JobboxCore", "CLinux", systemPackage]),
+        // A scratch directory's quota: btrfs qgroups, XFS and ext4 project quotas (ns-exec sets it, jobstat reads it).
+        .target(name: "JobboxQuota", dependencies: ["JobboxCore", "CLinux", systemPackage]),
         // Namespaces, scratch, chroot and user of a job (ns-exec); reads a chroot's manifest.
-        .target(name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCore", "CNsExec", "CLinux", systemPackage]),
+        .target(name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCore", "JobboxQuota", "CNsExec", "CLinux", systemPackage]),
         // netacct's cgroup BPF back end: the libbpf loader (C), and the program compiled from source by the plugin
         // (clang -target bpf, scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
         .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf")]),
@@ -104,11 +109,12 @@ let package = Package(
         ),
         .testTarget(name: "JobboxCoreTests", dependencies: ["JobboxCore", "JobboxCLI", "JobboxTestSupport", "CLinux"]),
         .testTarget(name: "JobboxCgroupsTests", dependencies: ["JobboxCgroups", "JobboxTestSupport", "CLinux"]),
-        .testTarget(name: "JobboxStatsTests", dependencies: ["JobboxStats", "JobboxCgroups", "JobboxTestSupport"]),
+        .testTarget(name: "JobboxQuotaTests", dependencies: ["JobboxQuota", "JobboxCore", "JobboxTestSupport"]),
+        .testTarget(name: "JobboxStatsTests", dependencies: ["JobboxStats", "JobboxCgroups", "JobboxQuota", "JobboxTestSupport"]),
         .testTarget(name: "JobboxChrootTests", dependencies: ["JobboxChroot", "JobboxTestSupport"]),
         .testTarget(
             name: "JobboxNamespacesTests",
-            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxTestSupport", "CNsExec", "CLinux"]
+            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxQuota", "JobboxTestSupport", "CNsExec", "CLinux"]
         ),
         .testTarget(name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxCgroups", "NetacctBPFObject", "JobboxTestSupport"]),
         // The built tools end to end, with HTCondor and Slurm.

@@ -12,8 +12,10 @@ archive=$(${CC:-cc} -print-file-name=libstdc++.a)
 [ -f "$archive" ] || { echo "release-build: no libstdc++.a (install libstdc++-12-dev)" >&2; exit 1; }
 mkdir -p "$libdir"
 ln -sf "$archive" "$libdir/libstdc++.a"
-# The tools only: the test-support library imports Testing, which release builds do not have.
+# The tools only: the test-support library imports Testing, which release builds do not have. No $ORIGIN runpath:
+# the Swift runtime is linked in, so nothing is loaded from beside the binary, and an installed tool (make
+# install, the packages) must not look for libraries in its own directory.
 for tool in cg-exec ns-exec netacct chroot-tool jobstat; do
-    swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product "$tool" "$@"
+    swift build -c release --static-swift-stdlib --disable-local-rpath --scratch-path "$scratch" --product "$tool" "$@"
 done
 bash scripts/check-glibc-symbols.sh "$scratch/release"

@@ -1,5 +1,6 @@
 import CLinux
 import JobboxCore
+import JobboxQuota
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -18,13 +19,20 @@ package enum NsExec {
         // Setuid, setgid and file capabilities are refused before this, for every tool (`PrivilegedExecution`).
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
         var created = CreatedDirectories()
+        var quota: String?
         do throws(JobboxError) {
+            // Before the directories under scratch are made, so they carry the quota's project id too.
+            if let scratch = plan.layout.scratch, let limit = plan.scratchQuota {
+                try ScratchQuota.apply(limit, to: scratch, settings: plan.scratchQuotaSettings)
+                quota = scratch
+            }
             if let scratch = plan.layout.scratch {
                 try JobDirectories.prepareScratch(
                     scratch, directories: plan.scratchTargets, owner: (plan.owner.uid, plan.owner.gid), created: &created)
             }
         } catch {
             created.removeAll()
+            removeQuota(quota, plan)
             throw error
         }
         let reporter = LaunchFailureReporter(diagnostics)
@@ -33,10 +41,34 @@ package enum NsExec {
             return status
         case .failed(let error):
             // A job that could not be exec'd still had its directories; a set-up that failed did not.
-            if error.kind == .toolFailure { created.removeAll() }
+            if error.kind == .toolFailure {
+                created.removeAll()
+                removeQuota(quota, plan)
+            }
             reporter.report(error)
             return error.exitStatus
         }
+    }
+}
+
+extension NsExec {
+    /// Takes back a quota set for a job that never ran (its error is the one to report, so this one's is dropped).
+    static func removeQuota(_ scratch: String?, _ plan: NsExecPlan) {
+        guard let scratch else { return }
+        _ = try? ScratchQuota.remove(from: scratch, settings: plan.scratchQuotaSettings)
+    }
+
+    /// `ns-exec --remove-scratch-quota DIR`: removes the limit a run with `--scratch-quota` left on DIR (the
+    /// job wrapper calls it after jobstat has read the figures, or after a killed ns-exec); idempotent.
+    package static func removeScratchQuota(_ directory: String, config: JobboxConfig) throws(JobboxError) -> Int32 {
+        guard GuardedPath.isPrivileged else {
+            throw JobboxError.invalid("invalid option", "--remove-scratch-quota", "only root can change a quota")
+        }
+        guard let path = AbsolutePath.normalize(directory) else {
+            throw JobboxError.invalid("invalid scratch directory", "'\(directory)'", "not an absolute path without . or ..")
+        }
+        try ScratchQuota.remove(from: path, settings: ScratchQuotaSettings(config))
+        return 0
     }
 }
 

@@ -1,6 +1,7 @@
 import CLinux
 import JobboxChroot
 import JobboxCore
+import JobboxQuota
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -88,6 +89,10 @@ package struct NsExecPlan: Sendable {
     package var layout = MountLayout()
     /// The `<scratch>/<D>` directories to prepare (D absolute; the scratch dir's own path when a D holds it).
     package var scratchTargets: [String] = []
+    /// The quota put on the scratch directory before anything is made in it (`--scratch-quota`, `SCRATCH_QUOTA`).
+    package var scratchQuota: ScratchQuotaLimit?
+    /// Where project ids for the quota come from and are recorded.
+    package var scratchQuotaSettings = ScratchQuotaSettings(JobboxConfig())
     /// Bring `lo` up (new network namespace).
     package var loopbackUp = false
     /// The hostname of the new UTS namespace.
@@ -228,6 +233,9 @@ package enum NsExecPlanner {
             throw JobboxError.invalid("invalid option", "--mount-under-scratch", "it needs --scratch")
         }
 
+        plan.scratchQuota = try scratchQuota(request, config: config, caller: caller)
+        plan.scratchQuotaSettings = ScratchQuotaSettings(config)
+
         plan.closeFDs = plan.identity != nil || plan.layout.chroot != nil
         plan.keepFDs = try keptDescriptors(request.keepFDs)
         plan.noNewPrivs = request.noNewPrivs || !caller.isRoot
@@ -241,6 +249,22 @@ package enum NsExecPlanner {
             plan.workdirOptional = true
         }
         return plan
+    }
+
+    /// The scratch quota: `--scratch-quota`, else `SCRATCH_QUOTA` when root (a default only root can carry out).
+    static func scratchQuota(_ request: NsExecRequest, config: JobboxConfig, caller: Caller) throws(JobboxError) -> ScratchQuotaLimit? {
+        guard let text = request.scratchQuota else {
+            return caller.isRoot && request.scratch != nil ? config.scratchQuota : nil
+        }
+        guard let parsed = ScratchQuotaLimit.parse(text) else {
+            throw JobboxError.invalid("invalid --scratch-quota", "'\(text)'", "not \(ScratchQuotaLimit.acceptedForms)")
+        }
+        guard let limit = parsed else { return nil }
+        guard request.scratch != nil else { throw JobboxError.invalid("invalid option", "--scratch-quota", "it needs --scratch") }
+        guard caller.isRoot else {
+            throw JobboxError.invalid("invalid option", "--scratch-quota", "only root can set a quota (the kernel's quota calls need CAP_SYS_ADMIN)")
+        }
+        return limit
     }
 
     /// The identity to switch to, or nil to run as the caller.

@@ -18,6 +18,8 @@ package struct NsExecRequest: Sendable, Equatable {
     package var hostname: String?
     /// `--scratch DIR`: the job's scratch directory.
     package var scratch: String?
+    /// `--scratch-quota SIZE[,INODES]|none` (nil: `SCRATCH_QUOTA` when root).
+    package var scratchQuota: String?
     /// `--mount-under-scratch LIST` (nil: `MOUNT_UNDER_SCRATCH`).
     package var mountUnderScratch: [String]?
     /// `--private-dev-shm` / `--no-private-dev-shm` (nil: `MOUNT_PRIVATE_DEV_SHM`).

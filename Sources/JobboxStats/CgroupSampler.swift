@@ -1,5 +1,6 @@
 import JobboxCgroups
 import JobboxCore
+import JobboxQuota
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -75,6 +76,8 @@ package struct CgroupStats: Sendable, Equatable {
     package var ioPressure: PressureStat?
     /// Every key of the stat files read (only when asked for).
     package var raw: [RawStat] = []
+    /// What the quota of the job's scratch directory counts (`--scratch`).
+    package var scratch: ScratchUsage?
 
     /// An empty sample.
     package init() {}

@@ -1,5 +1,6 @@
 import JobboxCgroups
 import JobboxCore
+import JobboxQuota
 
 /// A Prometheus metric type.
 package enum MetricType: String, Sendable {
@@ -37,7 +38,7 @@ package enum JobStatAttributes {
     package static let rawMetric = metricPrefix + "cgroup_stat"
 
     /// The attributes, in print order.
-    package static let all: [StatAttribute] = memory + cpu + block + [processes] + pressure
+    package static let all: [StatAttribute] = memory + cpu + block + [processes] + pressure + scratch
 
     /// KiB, rounded up, as HTCondor's KiB figures are (a byte count from the kernel is a whole number of pages).
     static func kibibytes(_ bytes: UInt64) -> Int64 {
@@ -125,6 +126,35 @@ package enum JobStatAttributes {
             name: "BlockWriteKbytes", metric: nil, metricType: .counter, help: "",
             classAdValue: { stats in stats.blockWriteBytes.map { .integer(Int64(clamping: $0 / 1024)) } }, metricValue: { _ in nil }),
     ]
+
+    /// The scratch directory, from its quota's own accounting (`jobstat --scratch`): HTCondor's `DiskUsage` (KiB),
+    /// the inode count where the quota counts inodes (project quotas), the limits and whether one is reached.
+    static let scratch: [StatAttribute] = [
+        scratchFigure(
+            "DiskUsage", metric: "scratch_bytes", inKiB: true,
+            help: "Bytes the scratch directory's quota charges (btrfs qgroup referenced bytes, or the project's space)."
+        ) { $0.bytes },
+        scratchFigure(
+            "ScratchDirFileCount", metric: "scratch_files", inKiB: false,
+            help: "Inodes (files, directories, links) the scratch directory's project quota charges, the directory included."
+        ) { $0.files },
+        scratchFigure("ScratchQuotaKb", metric: "scratch_quota_bytes", inKiB: true, help: "The scratch directory's byte limit.") { $0.byteLimit },
+        scratchFigure("ScratchQuotaFiles", metric: "scratch_quota_files", inKiB: false, help: "The scratch directory's inode limit.") { $0.fileLimit },
+        StatAttribute(
+            name: "ScratchQuotaReached", metric: metricPrefix + "scratch_quota_reached", metricType: .gauge,
+            help: "1 when the scratch directory's usage stands at a limit (within 1/64 or 256 KiB of the byte limit).",
+            classAdValue: { $0.scratch?.limitReached.map { .boolean($0) } }, metricValue: { $0.scratch?.limitReached.map { .integer($0 ? 1 : 0) } }),
+    ]
+
+    /// A gauge of the scratch quota: bytes (KiB in the ClassAd when `inKiB`) or a count.
+    static func scratchFigure(
+        _ name: String, metric: String, inKiB: Bool, help: String, _ value: @escaping @Sendable (ScratchUsage) -> UInt64?
+    ) -> StatAttribute {
+        StatAttribute(
+            name: name, metric: metricPrefix + metric, metricType: .gauge, help: help,
+            classAdValue: { stats in inKiB ? kib(stats.scratch.flatMap(value)) : integer(stats.scratch.flatMap(value)) },
+            metricValue: { integer($0.scratch.flatMap(value)) })
+    }
 
     static let processes = StatAttribute(
         name: "NumPids", metric: metricPrefix + "processes", metricType: .gauge,

@@ -1,5 +1,6 @@
 import JobboxCgroups
 import JobboxCore
+import JobboxQuota
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -21,6 +22,10 @@ package struct JobStatRequest: Sendable {
     package var count: Int?
     /// `--chirp`/`--chirp-delayed`: push each sample into the running job's ad, or nil.
     package var chirp: ChirpUpdate?
+    /// `--scratch DIR`: add the figures of DIR's quota (`DiskUsage`, ...), or nil.
+    package var scratch: String?
+    /// Where scratch quotas are recorded (`STATE_DIR`).
+    package var scratchSettings = ScratchQuotaSettings(JobboxConfig())
 
     /// Creates a request.
     package init(
@@ -103,7 +108,9 @@ package struct JobStatRunner {
         for target in targets {
             let sampler = CgroupSampler(sources: target.sources, includeRaw: request.raw, reader: reader)
             do {
-                entries.append(JobStatEntry(labels: target.labels, identity: target.identity, stats: try sampler.sample()))
+                var stats = try sampler.sample()
+                if let scratch = request.scratch { stats.scratch = try ScratchQuota.usage(of: scratch, settings: request.scratchSettings) }
+                entries.append(JobStatEntry(labels: target.labels, identity: target.identity, stats: stats))
             } catch {
                 // A cgroup removed while it was read: with --all it is no longer a job; a watched one has ended.
                 let gone = !target.sources.directories.contains(where: planner.exists)

@@ -2,6 +2,7 @@ import ArgumentParser
 import JobboxCLI
 import JobboxCgroups
 import JobboxCore
+import JobboxQuota
 import JobboxStats
 
 extension JobStatFormat: ExpressibleByArgument {}
@@ -53,6 +54,13 @@ struct Jobstat: JobboxTool {
     @Option(name: .long, help: ArgumentHelp("With --watch: stop after N samples.", valueName: "n"))
     var count: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Add the figures of the quota ns-exec --scratch-quota put on DIR, from the quota's own accounting (no walk): DiskUsage (KiB), ScratchDirFileCount, ScratchQuotaKb, ScratchQuotaFiles, ScratchQuotaReached (root).",
+            valueName: "dir"))
+    var scratch: String?
+
     @Flag(name: .long, help: "Add every key of the memory, CPU and block I/O stat files (CgroupMemory_<key>, CgroupCpu_<key>, ...).")
     var raw = false
 
@@ -61,7 +69,9 @@ struct Jobstat: JobboxTool {
     func execute() throws -> Int32 {
         let diagnostics = Diagnostics(tool: "jobstat")
         let config = try global.loadConfig(diagnostics)
-        return try Self.run(try makeRequest(), config: config, parent: parent)
+        var request = try makeRequest()
+        request.scratchSettings = ScratchQuotaSettings(config)
+        return try Self.run(request, config: config, parent: parent)
     }
 
     static let fastOptions = FastCommandLine.Options(flags: ["raw"], single: ["config", "job", "parent"])
@@ -118,6 +128,14 @@ struct Jobstat: JobboxTool {
         if update != nil && all {
             throw JobboxError.invalid("invalid options", "--chirp --all", "chirp publishes one job's figures into that job's ad")
         }
-        return JobStatRequest(selection: selection, format: format, raw: raw, interval: interval, count: count, chirp: update)
+        var request = JobStatRequest(selection: selection, format: format, raw: raw, interval: interval, count: count, chirp: update)
+        if let scratch {
+            guard !all else { throw JobboxError.invalid("invalid options", "--scratch --all", "--scratch names one job's directory") }
+            guard let path = AbsolutePath.normalize(scratch) else {
+                throw JobboxError.invalid("invalid --scratch", "'\(scratch)'", "not an absolute path without . or ..")
+            }
+            request.scratch = path
+        }
+        return request
     }
 }

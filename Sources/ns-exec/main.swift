@@ -50,6 +50,19 @@ struct NsExecCommand: JobboxTool {
     @Option(
         name: .long,
         help: ArgumentHelp(
+            "Limit the scratch dir (and so the job's /tmp, /var/tmp) to SIZE bytes and optionally INODES files with the file system's quota: a btrfs subvolume's qgroup, or an XFS/ext4 project quota (root; default: SCRATCH_QUOTA; 'none' for none). Past it the job gets EDQUOT or ENOSPC.",
+            valueName: "size[,inodes]"))
+    var scratchQuota: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Remove the limit --scratch-quota left on DIR and exit (root; after jobstat --scratch has read the figures); no command.", valueName: "dir"))
+    var removeScratchQuota: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
             "Directories replaced by <scratch>/<D>, comma-separated; '' for none (default: MOUNT_UNDER_SCRATCH, /tmp,/var/tmp). A D holding the scratch dir gets it bound back at its path.",
             valueName: "list"))
     var mountUnderScratch: String?
@@ -95,6 +108,13 @@ struct NsExecCommand: JobboxTool {
     var command: [String] = []
 
     func execute() throws -> Int32 {
+        if let removeScratchQuota {
+            guard command.isEmpty else {
+                throw JobboxError.invalid("invalid options", "--remove-scratch-quota", "it runs no command: drop what follows --")
+            }
+            let config = try global.loadConfig(Diagnostics(tool: "ns-exec"), environment: .current)
+            return try NsExec.removeScratchQuota(removeScratchQuota, config: config)
+        }
         var request = NsExecRequest()
         request.pid = pid
         request.mount = mount
@@ -104,6 +124,7 @@ struct NsExecCommand: JobboxTool {
         request.userns = userns
         request.hostname = hostname
         request.scratch = scratch
+        request.scratchQuota = scratchQuota
         request.mountUnderScratch = mountUnderScratch.map(Self.splitList)
         request.privateDevShm = privateDevShm
         request.chroot = chroot
@@ -119,7 +140,7 @@ struct NsExecCommand: JobboxTool {
 
     static let fastOptions = FastCommandLine.Options(
         flags: ["pid", "mount", "uts", "ipc", "net", "userns", "private-dev-shm", "no-private-dev-shm", "no-new-privs", "no-init"],
-        single: ["config", "job", "hostname", "scratch", "mount-under-scratch", "chroot", "user", "group", "workdir"],
+        single: ["config", "job", "hostname", "scratch", "scratch-quota", "mount-under-scratch", "chroot", "user", "group", "workdir"],
         repeatable: ["bind", "keep-fd"]
     )
 
@@ -137,6 +158,7 @@ struct NsExecCommand: JobboxTool {
             request.userns = line.flag("userns")
             request.hostname = line.value("hostname")
             request.scratch = line.value("scratch")
+            request.scratchQuota = line.value("scratch-quota")
             request.mountUnderScratch = line.value("mount-under-scratch").map(splitList)
             request.privateDevShm = line.flag("private-dev-shm") ? true : line.flag("no-private-dev-shm") ? false : nil
             request.chroot = line.value("chroot")

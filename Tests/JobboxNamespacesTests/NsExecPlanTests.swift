@@ -4,6 +4,7 @@ import Testing
 @testable import JobboxChroot
 @testable import JobboxCore
 @testable import JobboxNamespaces
+@testable import JobboxQuota
 
 /// The planner and the mount planner, without the kernel: a described file system instead of the real one.
 @Suite("ns-exec plans")
@@ -284,5 +285,52 @@ struct NsExecPlanTests {
         #expect(AbsolutePath.isWithin("/tmp", "/tmp"))
         #expect(!AbsolutePath.isWithin("/tmpx", "/tmp"))
         #expect(AbsolutePath.isWithin("/anything", "/"))
+    }
+}
+
+/// `--scratch-quota` and `SCRATCH_QUOTA` in the plan (the kernel side is Tests/JobboxQuotaTests).
+@Suite("ns-exec plans: scratch quota")
+struct NsExecScratchQuotaPlanTests {
+    func plan(_ build: (inout NsExecRequest) -> Void, config: JobboxConfig = JobboxConfig(), caller: Caller = NsExecPlanTests.root) throws -> NsExecPlan {
+        var request = NsExecRequest()
+        request.command = ["job"]
+        build(&request)
+        return try NsExecPlanner.plan(request, config: config, caller: caller, environment: Environment(), probe: NsExecPlanTests.host)
+    }
+
+    @Test("--scratch-quota needs --scratch and root, takes SIZE[,INODES] or none, and SCRATCH_QUOTA is root's default")
+    func scratchQuota() throws {
+        #expect(
+            try plan {
+                $0.scratch = "/scratch"
+                $0.scratchQuota = "10G,1000"
+            }.scratchQuota == ScratchQuotaLimit(bytes: 10 << 30, inodes: 1000))
+        #expect(throws: JobboxError.invalid("invalid option", "--scratch-quota", "it needs --scratch")) { try self.plan { $0.scratchQuota = "1G" } }
+        #expect(throws: JobboxError.self) {
+            try self.plan {
+                $0.scratch = "/scratch"
+                $0.scratchQuota = "1G,x"
+            }
+        }
+        #expect(throws: JobboxError.self) {
+            try self.plan(
+                {
+                    $0.scratch = "/scratch"
+                    $0.scratchQuota = "1G"
+                }, caller: NsExecPlanTests.alice)
+        }
+        var config = JobboxConfig()
+        config.scratchQuota = ScratchQuotaLimit(bytes: 1 << 30)
+        #expect(try plan({ $0.scratch = "/scratch" }, config: config).scratchQuota == ScratchQuotaLimit(bytes: 1 << 30))
+        #expect(
+            try plan(
+                {
+                    $0.scratch = "/scratch"
+                    $0.scratchQuota = "none"
+                }, config: config
+            ).scratchQuota == nil)
+        // The default is root's: an unprivileged run, or one without a scratch dir, goes on without it.
+        #expect(try plan({ $0.scratch = "/scratch" }, config: config, caller: NsExecPlanTests.alice).scratchQuota == nil)
+        #expect(try plan({ $0.pid = true }, config: config).scratchQuota == nil)
     }
 }

@@ -4,6 +4,7 @@ import Testing
 
 @testable import JobboxCgroups
 @testable import JobboxCore
+@testable import JobboxQuota
 @testable import JobboxStats
 
 /// The parsers of cgroup stat files, the fixed-buffer reader and the small writers, on byte input.
@@ -157,6 +158,23 @@ struct JobstatFormatTests {
         exact.residentSetBytes = 100 * 1024 * 1024
         #expect(JobStatRenderer.classAd(JobStatEntry(labels: [], stats: exact)).int("MemoryUsage") == 100)
         #expect(JobStatRenderer.classAd(JobStatEntry(labels: [], stats: CgroupStats())).attributes.isEmpty)
+    }
+
+    @Test("the scratch quota's figures: DiskUsage in KiB rounded up, the inode count, limits and reached only when there are any")
+    func scratchFigures() {
+        var stats = CgroupStats()
+        stats.scratch = ScratchUsage(backend: .projectQuota(project: 9), bytes: 4_190_209, files: 8, byteLimit: 4 << 20, fileLimit: 40)
+        let ad = JobStatRenderer.classAd(JobStatEntry(labels: [], stats: stats))
+        #expect(ad.attributes.map(\.name) == ["DiskUsage", "ScratchDirFileCount", "ScratchQuotaKb", "ScratchQuotaFiles", "ScratchQuotaReached"])
+        #expect(ad.int("DiskUsage") == 4093)
+        #expect(ad.int("ScratchQuotaKb") == 4096)
+        #expect(ad["ScratchQuotaReached"] == .boolean(true))
+        let text = PrometheusText.render([JobStatEntry(labels: [("job", "1")], stats: stats)])
+        #expect(text.contains("jobbox_job_scratch_bytes{job=\"1\"} 4190209\n"))
+        #expect(text.contains("jobbox_job_scratch_quota_reached{job=\"1\"} 1\n"))
+        // btrfs after the limit was removed: bytes only.
+        stats.scratch = ScratchUsage(backend: .btrfsQgroup(subvolume: 256), bytes: 16384, files: nil, byteLimit: nil, fileLimit: nil)
+        #expect(JobStatRenderer.classAd(JobStatEntry(labels: [], stats: stats)).attributes.map(\.name) == ["DiskUsage"])
     }
 
     @Test("v1 throttle counters on a kernel that counts no device (no throttle rule anywhere) leave the Block attributes out")

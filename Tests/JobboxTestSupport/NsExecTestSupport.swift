@@ -195,8 +195,9 @@ package enum NsExecTestSupport {
         /// useradd and userdel take a lock on /etc/passwd; parallel tests queue here, other programs are retried.
         private static let lock = Mutex(())
 
-        package init() throws {
-            let name = TestSupport.uniqueName("jbns")
+        /// A new user named from `prefix` (unique).
+        package init(prefix: String = "jbns") throws {
+            let name = TestSupport.uniqueName(prefix)
             self.name = name
             try TestUser.retrying(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name])
             guard let entry = getpwnam(name) else { throw TestFailure("useradd made no user \(name)") }

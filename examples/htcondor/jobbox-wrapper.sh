@@ -1,7 +1,7 @@
 #!/bin/bash
 # jobbox-wrapper.sh: an HTCondor USER_JOB_WRAPPER that runs the job through jobbox's tools.
 #
-#   USER_JOB_WRAPPER = /usr/local/share/jobbox/examples/htcondor/jobbox-wrapper.sh
+#   USER_JOB_WRAPPER = /usr/local/share/doc/jobbox/examples/htcondor/jobbox-wrapper.sh
 #
 # The starter runs it as  jobbox-wrapper.sh /abs/path/of/job [job arguments...]  with $_CONDOR_JOB_AD,
 # $_CONDOR_MACHINE_AD, $_CONDOR_SCRATCH_DIR and $_CONDOR_WRAPPER_ERROR_FILE set. What it does depends on whom it
@@ -33,6 +33,9 @@
 #   JOBBOX_FIGURES  yes (default): gather the final figures; no: as the job's user with nothing to do after the
 #                   job, exec the chain instead of waiting for it
 #   JOBBOX_WRAPPER_RUNDIR  as root: where the private directory is made (default /run)
+#   JOBBOX_SCRATCH_QUOTA   as root: request-disk limits the scratch dir to the job's RequestDisk (KiB; else the
+#                   slot's Disk) with ns-exec --scratch-quota, adds jobstat --scratch's DiskUsage to the figures
+#                   and removes the limit after them; none (default): no quota
 set -u
 
 me=jobbox-wrapper
@@ -45,7 +48,7 @@ if [ "$mode" = root ]; then
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     export PATH
     # The job's own settings for jobbox mean nothing here; the tools read JOBBOX_CONFIG too, so it goes as well.
-    unset JOBBOX_BIN JOBBOX_CONFIG JOBBOX_FIGURES JOBBOX_WRAPPER_RUNDIR
+    unset JOBBOX_BIN JOBBOX_CONFIG JOBBOX_FIGURES JOBBOX_WRAPPER_RUNDIR JOBBOX_SCRATCH_QUOTA
     settings=$(cd "$(dirname "$0")" 2>/dev/null && pwd)/jobbox-wrapper.conf
     if [ -e "$settings" ]; then
         # Before fail() exists: one line and 125 by hand, the error file is appended below once reasons can be.
@@ -56,7 +59,7 @@ if [ "$mode" = root ]; then
         esac
         while IFS= read -r line || [ -n "$line" ]; do
             case $line in
-                JOBBOX_BIN=* | JOBBOX_CONFIG=* | JOBBOX_FIGURES=* | JOBBOX_WRAPPER_RUNDIR=*) export "${line?}" ;;
+                JOBBOX_BIN=* | JOBBOX_CONFIG=* | JOBBOX_FIGURES=* | JOBBOX_WRAPPER_RUNDIR=* | JOBBOX_SCRATCH_QUOTA=*) export "${line?}" ;;
                 '' | '#'*) ;;
                 *) printf '%s\n' "$me: $settings: unknown setting ignored" >&2 ;;
             esac
@@ -340,6 +343,20 @@ find_tool netacct && netacct=$found
 find_tool ns-exec && ns_exec=$found
 find_tool jobstat && jobstat=$found
 
+# The scratch quota: the job's disk request (KiB) when it is a number, else the slot's Disk.
+quota=
+case ${JOBBOX_SCRATCH_QUOTA:-none} in
+    request-disk)
+        quota=$(ad_count "$_CONDOR_JOB_AD" RequestDisk)
+        if [ -z "$quota" ] && [ -n "${_CONDOR_MACHINE_AD-}" ] && [ -r "$_CONDOR_MACHINE_AD" ]; then
+            quota=$(ad_count "$_CONDOR_MACHINE_AD" Disk)
+        fi
+        [ "${quota:-0}" -gt 0 ] 2>/dev/null || fail "JOBBOX_SCRATCH_QUOTA=request-disk: neither RequestDisk nor the slot's Disk is a number of KiB"
+        ;;
+    none) ;;
+    *) fail "JOBBOX_SCRATCH_QUOTA=${JOBBOX_SCRATCH_QUOTA}: not request-disk or none" ;;
+esac
+
 # Files root writes go to a directory only root can reach; the job's user gets copies.
 private=$(mktemp -d "${JOBBOX_WRAPPER_RUNDIR:-/run}/jobbox-wrapper.XXXXXX") ||
     fail "cannot make a private directory in ${JOBBOX_WRAPPER_RUNDIR:-/run}"
@@ -355,7 +372,7 @@ if [ -n "$job_path_set" ]; then job_env=(env "PATH=$job_path"); else job_env=(en
 run_forwarding_signals "${job_env[@]}" \
     "$cg_exec" --job "$job" ${memory:+--memory "${memory}M"} ${cpus:+--cpus "$cpus"} -- \
     "$netacct" --job "$job" --ad-file "$private/network.ad" $chirp -- \
-    "$ns_exec" --pid --mount --scratch "$scratch" ${chroot_name:+--chroot "$chroot_name"} --user "$owner" -- \
+    "$ns_exec" --pid --mount --scratch "$scratch" ${quota:+--scratch-quota "${quota}K"} ${chroot_name:+--chroot "$chroot_name"} --user "$owner" -- \
     "$@"
 if [ -n "$error_file" ]; then export _CONDOR_WRAPPER_ERROR_FILE="$error_file"; else unset _CONDOR_WRAPPER_ERROR_FILE; fi
 # A tool's line is a reason to requeue only when the chain ended with a tool's status (125 to 127): otherwise the
@@ -375,11 +392,12 @@ fi
 
 if [ "$figures" != no ]; then
     # shellcheck disable=SC2086 # $chirp is an option word
-    if after_job jobstat "$jobstat" --job "$job" $chirp > "$private/job.ad"; then
+    if after_job jobstat "$jobstat" --job "$job" ${quota:+--scratch "$scratch"} $chirp > "$private/job.ad"; then
         [ -s "$private/network.ad" ] && grep -v '^[[:space:]]*$' "$private/network.ad" >> "$private/job.ad"
         write_as_job_user "$scratch/.jobbox/job.ad" < "$private/job.ad" ||
             note "after the job: cannot write $scratch/.jobbox/job.ad"
     fi
 fi
+[ -z "$quota" ] || after_job "ns-exec --remove-scratch-quota" "$ns_exec" --remove-scratch-quota "$scratch"
 after_job "cg-exec --remove" "$cg_exec" --remove --job "$job"
 exit "$status"

@@ -1,8 +1,8 @@
 #!/bin/bash
 # jobbox-prolog.sh: Slurm Prolog (slurmd runs it as root once per job on the node, before the job's first step).
 #
-#   Prolog=/usr/local/share/jobbox/examples/slurm/jobbox-prolog.sh
-#   Epilog=/usr/local/share/jobbox/examples/slurm/jobbox-epilog.sh
+#   Prolog=/usr/local/share/doc/jobbox/examples/slurm/jobbox-prolog.sh
+#   Epilog=/usr/local/share/doc/jobbox/examples/slurm/jobbox-epilog.sh
 #
 # The root half of jobbox under Slurm. It makes the job's cgroup with cg-exec (the job's memory and CPUs as
 # slurmctld recorded them), hands the job's user the right to move its own processes in (cgroup.procs), and

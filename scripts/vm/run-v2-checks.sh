@@ -4,9 +4,10 @@
 # Boots Debian's kernel (apt-get download linux-image-*-amd64) under qemu-system-x86_64 -accel tcg with a
 # busybox initramfs that mounts cgroup2 with every controller enabled at the root, copies in jobbox's release
 # binaries (scripts/release-build.sh, as make release builds them) with the shared
-# libraries ldd lists, and runs every scripts/vm/checks/*.sh in it. The VM has one disk, /dev/vda: a sparse
-# 256 MiB raw image in the work directory, on virtio (the kernel's virtio modules, taken from the same package,
-# are loaded by the init), for the block I/O and page cache checks.
+# libraries ldd lists, and runs every scripts/vm/checks/*.sh in it. The VM has three disks on virtio (the kernel's
+# virtio modules, taken from the same package, are loaded by the init): /dev/vda, a sparse 256 MiB raw image in the
+# work directory, for the block I/O and page cache checks; /dev/vdb and /dev/vdc, XFS and ext4 (quota, project)
+# made on the host with mkfs.xfs and mkfs.ext4, for the scratch quota checks.
 #
 # The check interface: each check is a busybox sh script; the binaries are in /jobbox/bin (also on PATH); it
 # prints one line per check, `PASS <name>`, `FAIL <name>: <reason>` or `SKIP <name>: <reason>`, and may print
@@ -61,8 +62,11 @@ fi
 kernel=$cache/$kernel_package/vmlinuz
 # modules/*.ko, uncompressed, and modules/load-order: their names, each after the modules it depends on.
 modules=$cache/$kernel_package/modules
-# Debian builds these as modules: virtio_pci finds the disk on qemu's PCI bus, virtio_blk makes /dev/vda.
-wanted_modules=(virtio_pci virtio_blk)
+# Debian builds these as modules: virtio_pci finds the disk on qemu's PCI bus, virtio_blk makes /dev/vda; xfs,
+# ext4 and quota_v2 (ext4's quota files) for the scratch quota checks on /dev/vdb (XFS) and /dev/vdc (ext4), after
+# crc32c_generic, which both need for their checksums but name only as a soft dependency (modprobe's, not
+# insmod's).
+wanted_modules=(virtio_pci virtio_blk crc32c_generic xfs ext4 quota_v2)
 
 # The file of module $1 in the unpacked module tree $2 (file names may spell _ as -).
 module_file() {
@@ -98,7 +102,8 @@ add_module() {
     echo "$name" >>"$into/load-order"
 }
 
-if [ ! -f "$kernel" ] || [ ! -f "$modules/load-order" ]; then
+# A cache made for another list of modules is made again.
+if [ ! -f "$kernel" ] || [ ! -f "$modules/load-order" ] || [ "$(cat "$modules/wanted" 2>/dev/null)" != "${wanted_modules[*]}" ]; then
     say "downloading $kernel_package"
     mkdir -p "$work/deb" "$cache/$kernel_package"
     (cd "$work/deb" && apt-get download "$kernel_package" >/dev/null && dpkg-deb -x ./*.deb extracted)
@@ -107,6 +112,7 @@ if [ ! -f "$kernel" ] || [ ! -f "$modules/load-order" ]; then
         add_module "$module" "$(echo "$work"/deb/extracted/lib/modules/*)" "$modules.tmp" || exit 1
     done
     touch "$modules.tmp/load-order"
+    echo "${wanted_modules[*]}" >"$modules.tmp/wanted"
     rm -rf "$modules" && mv "$modules.tmp" "$modules"
     cp "$work"/deb/extracted/boot/vmlinuz-* "$kernel.tmp" && mv "$kernel.tmp" "$kernel"
     rm -rf "$work/deb"
@@ -116,7 +122,7 @@ fi
 root=$work/initramfs
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root,jobbox/bin,jobbox/checks,lib/modules}
 cp "$busybox" "$root/bin/busybox"
-cp "$modules"/* "$root/lib/modules/"
+cp "$modules"/*.ko "$modules/load-order" "$root/lib/modules/"
 copied=()
 for tool in "${tools[@]}"; do
     [ -x "$release/$tool" ] || continue
@@ -130,12 +136,14 @@ done
 # The example wrappers and the shell they run in (checks/htcondor-wrapper.sh).
 mkdir -p "$root/jobbox/examples"
 cp -R examples/htcondor "$root/jobbox/examples/"
-if bash_path=$(command -v bash); then
-    cp "$bash_path" "$root/bin/bash"
-    for library in $(ldd "$bash_path" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+# chattr (e2fsprogs) for the scratch quota check's look at who may change a file's project id.
+for extra in bash chattr; do
+    extra_path=$(command -v "$extra") || continue
+    cp "$extra_path" "$root/bin/$extra"
+    for library in $(ldd "$extra_path" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
         [ -e "$root$library" ] || cp -L --parents "$library" "$root"
     done
-fi
+done
 cp "$checks"/*.sh "$root/jobbox/checks/"
 printf 'root:x:0:0:root:/root:/bin/sh\njob:x:1000:1000:job:/tmp:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\njob:x:1000:\n' >"$root/etc/group"
@@ -173,10 +181,17 @@ chmod 0755 "$root/init"
 # 4. Boot. No KVM here: tcg. The console is the serial port, captured to a log. The disk is sparse: it takes
 # only what the checks write.
 truncate -s 256M "$work/vda.img"
+# Scratch quota disks, made here because the VM has no mkfs.xfs or mkfs.ext4: XFS (its smallest size is 300 MiB)
+# and ext4 with the quota and project features; both sparse, mounted with prjquota by checks/scratch-quota.sh.
+truncate -s 320M "$work/vdb.img"
+truncate -s 64M "$work/vdc.img"
+command -v mkfs.xfs >/dev/null && mkfs.xfs -q "$work/vdb.img"
+command -v mkfs.ext4 >/dev/null && mkfs.ext4 -q -F -O quota,project "$work/vdc.img"
 say "booting $kernel_package with ${copied[*]} and checks: $(cd "$checks" && echo *.sh)"
 status=0
 timeout "$timeout_seconds" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
     -kernel "$kernel" -initrd "$work/initramfs.gz" -drive "file=$work/vda.img,format=raw,if=virtio" \
+    -drive "file=$work/vdb.img,format=raw,if=virtio" -drive "file=$work/vdc.img,format=raw,if=virtio" \
     -append "console=ttyS0 quiet loglevel=1 panic=-1" </dev/null >"$work/console.log" 2>&1 || status=$?
 # The serial console adds CRs, and the firmware's terminal escapes can precede the first line.
 tr -d '\r' <"$work/console.log" | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' >"$work/console.txt"

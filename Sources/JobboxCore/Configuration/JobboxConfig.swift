@@ -15,13 +15,14 @@ package struct NamedChroot: Sendable, Equatable {
 }
 
 /// The settings of `/etc/jobbox/jobbox.conf`; every knob has a built-in default, so no file is needed.
-package struct JobboxConfig: Sendable {
+package struct JobboxConfig: Sendable, Equatable {
     /// The file read when neither `--config` nor `JOBBOX_CONFIG` names one.
     package static let defaultPath = "/etc/jobbox/jobbox.conf"
     /// The knobs jobbox knows; any other is warned about.
     package static let knownKnobs: Set<String> = [
         "BASE_CGROUP", "CGROUP_PARENT", "MOUNT_UNDER_SCRATCH", "MOUNT_PRIVATE_DEV_SHM", "NAMED_CHROOT", "CHROOT_DIR", "STATE_DIR",
         "NETWORK_INTERNAL", "NETWORK_JOB_SUBNET", "NETWORK_BACKEND", "JOB_TMPFS_SIZE", "CHROOT_MOUNT_POINTS",
+        "SCRATCH_QUOTA", "SCRATCH_QUOTA_PROJECT_IDS",
     ]
 
     /// `BASE_CGROUP`: the cgroup (relative to the parent) that holds every job's cgroup.
@@ -40,6 +41,11 @@ package struct JobboxConfig: Sendable {
     /// `CHROOT_MOUNT_POINTS`: directories chroot-tool build makes in every version, so ns-exec finds the mount
     /// points it needs there (the parent of the jobs' scratch dirs, HTCondor's EXECUTE).
     package var chrootMountPoints = ["/var/lib/condor/execute"]
+    /// `SCRATCH_QUOTA`: the quota ns-exec, run as root with `--scratch`, puts on the scratch directory when
+    /// `--scratch-quota` is not given (nil: none).
+    package var scratchQuota: ScratchQuotaLimit?
+    /// `SCRATCH_QUOTA_PROJECT_IDS`: the project ids scratch quotas on XFS and ext4 are given from.
+    package var scratchQuotaProjectIDs = ProjectIDRange.defaultRange
     /// `CHROOT_DIR`: where chroot-tool keeps versions and the name symlinks.
     package var chrootDir = "/chroot"
     /// `STATE_DIR`: leases, short names and records of running jobs.
@@ -162,6 +168,12 @@ package struct JobboxConfig: Sendable {
                 throw KnobError("'\(value)' is not a comma-separated list of absolute paths")
             }
             chrootMountPoints = list.map { $0.trimmingTrailingSlashes() }
+        case "SCRATCH_QUOTA":
+            guard let limit = ScratchQuotaLimit.parse(value) else { throw KnobError("not \(ScratchQuotaLimit.acceptedForms)") }
+            scratchQuota = limit
+        case "SCRATCH_QUOTA_PROJECT_IDS":
+            guard let range = ProjectIDRange(parsing: value) else { throw KnobError("not a range of project ids LOW-HIGH between 1 and 4294967294") }
+            scratchQuotaProjectIDs = range
         case "CHROOT_DIR", "STATE_DIR":
             guard Self.isCleanAbsolutePath(value) else { throw KnobError("not an absolute path without '..'") }
             if entry.name == "CHROOT_DIR" { chrootDir = value.trimmingTrailingSlashes() } else { stateDir = value.trimmingTrailingSlashes() }

@@ -177,14 +177,14 @@ package struct NftablesBackend: AccountingBackend {
     /// Asks the kernel for one object by name (a request without `NLM_F_DUMP`: a hash lookup in the kernel) and
     /// hands the answer to `each`; false when there is no such object (or no table).
     static func lookUp(
-        _ socket: NetlinkSocket, _ type: nf_tables_msg_types, payload: @escaping (UnsafeMutablePointer<nlmsghdr>) -> Void,
-        _ each: (UnsafePointer<nlmsghdr>) -> Void
+        _ socket: NetlinkSocket, _ type: nf_tables_msg_types, _ object: NftObject,
+        payload: @escaping (UnsafeMutablePointer<nlmsghdr>?, OpaquePointer?) -> Void, _ each: (UnsafePointer<nlmsghdr>) -> Void
     ) throws(Errno) -> Bool {
         let request = NetlinkMessage { buffer in
             let header = nftnl_nlmsg_build_hdr(
                 buffer.assumingMemoryBound(to: CChar.self), UInt16(type.rawValue), family, UInt16(NLM_F_ACK), socket.nextSequence())
             guard let header else { fatalError("libnftnl: cannot build a message header") }
-            payload(header)
+            object.withPointer { payload(header, $0) }
             return header
         }
         do throws(Errno) {
@@ -197,15 +197,13 @@ package struct NftablesBackend: AccountingBackend {
 
     /// Whether the table has the chain `name`.
     static func chainExists(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> Bool {
-        try lookUp(socket, NFT_MSG_GETCHAIN, payload: { header in NftObject.chain(name).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) } }) { _ in }
+        try lookUp(socket, NFT_MSG_GETCHAIN, .chain(name), payload: nftnl_chain_nlmsg_build_payload) { _ in }
     }
 
     /// The bytes of the named counter `name`, nil when there is none.
     static func counterValue(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> UInt64? {
         var bytes: UInt64?
-        let found = try lookUp(socket, NFT_MSG_GETOBJ, payload: { header in NftObject.counter(name).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) } })
-        {
-            header in
+        let found = try lookUp(socket, NFT_MSG_GETOBJ, .counter(name), payload: nftnl_obj_nlmsg_build_payload) { header in
             NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
                 if nftnl_obj_nlmsg_parse(header, object) >= 0 { bytes = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES)) }
             }
@@ -231,8 +229,7 @@ package struct NftablesBackend: AccountingBackend {
     /// no table.
     static func tableUse(_ socket: NetlinkSocket) throws(Errno) -> UInt32? {
         var use: UInt32?
-        let found = try lookUp(socket, NFT_MSG_GETTABLE, payload: { header in NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) } }) {
-            header in
+        let found = try lookUp(socket, NFT_MSG_GETTABLE, .table(), payload: nftnl_table_nlmsg_build_payload) { header in
             NftObject(nftnl_table_alloc(), free: nftnl_table_free).withPointer { table in
                 if nftnl_table_nlmsg_parse(header, table) >= 0 { use = nftnl_table_get_u32(table, attr(NFTNL_TABLE_USE)) }
             }

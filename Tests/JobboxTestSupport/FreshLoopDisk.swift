@@ -1,21 +1,16 @@
 import Foundation
-import JobboxTestSupport
-import Testing
-
-@testable import JobboxCgroups
-@testable import JobboxCore
 
 /// A loop disk made for one test with `LOOP_CTL_ADD` at an index no loop device has, so that the kernel sets up a
 /// new disk: nothing about it (such as the block throttle policy a rule switches on) is left from earlier tests,
 /// as it may be on loop0..7 or on the root disk. Bound to a sparse image; `remove()` unbinds it, removes the
 /// device (`LOOP_CTL_REMOVE`) and the image.
-final class FreshLoopDisk {
+package final class FreshLoopDisk {
     /// `/dev/loop<index>`.
-    let path: String
+    package let path: String
     /// `loop<index>`, its name in /sys/block.
-    let name: String
+    package let name: String
     /// `major:minor`.
-    let device: String
+    package let device: String
     private let index: Int32
     private let image: TestSupport.TemporaryDirectory
     private var bound = false
@@ -25,9 +20,9 @@ final class FreshLoopDisk {
     private static let addRequest: UInt = 0x4C80
     private static let removeRequest: UInt = 0x4C81
 
-    /// Adds and binds a disk of `megabytes` MiB (sparse).
-    init(megabytes: Int = 64) throws {
-        image = try TestSupport.TemporaryDirectory("jobbox-loop")
+    /// Adds and binds a disk of `megabytes` MiB (sparse), its image in a directory named from `prefix`.
+    package init(megabytes: Int = 64, prefix: String = "jobbox-loop") throws {
+        image = try TestSupport.TemporaryDirectory(prefix)
         var chosen: Int32?
         for _ in 0..<20 {
             // High indexes, away from the ones `losetup --find` hands out.
@@ -67,7 +62,7 @@ final class FreshLoopDisk {
     }
 
     /// Unbinds and removes the disk; safe to call twice.
-    func remove() {
+    package func remove() {
         if bound {
             _ = try? TestSupport.sh("losetup -d \(path)")
             bound = false

@@ -7,7 +7,7 @@ import PackageDescription
 let tools: [(name: String, modules: [Target.Dependency])] = [
     ("cg-exec", ["JobboxCgroups"]),
     ("ns-exec", ["JobboxNamespaces"]),
-    ("netacct", ["JobboxNetwork"]),
+    ("netacct", ["JobboxNetwork", "JobboxNetacctClient"]),
     ("chroot-tool", ["JobboxChroot"]),
     ("jobstat", ["JobboxStats", "JobboxCgroups", "JobboxQuota"]),
 ]
@@ -77,12 +77,14 @@ let package = Package(
         .target(name: "JobboxBuildInfo", plugins: ["JobboxVersionPlugin"]),
         // Configuration, ClassAds and chirp, diagnostics and errors, guarded file access, the OS layer.
         .target(name: "JobboxCore", dependencies: ["CLinux", "JobboxBuildInfo", systemPackage]),
+        // The node service's protocol and its client (netacct --show, jobstat): no libbpf, no netfilter.
+        .target(name: "JobboxNetacctClient", dependencies: ["JobboxCore"]),
         // The command line every tool shares: JobboxTool's main, --config, --chirp.
         .target(name: "JobboxCLI", dependencies: ["JobboxCore", argumentParser]),
         // cgroup v1 and v2: layout, limits, a job's cgroup and its removal (cg-exec).
         .target(name: "JobboxCgroups", dependencies: ["JobboxCore", systemPackage]),
         // A job's cgroup figures as ClassAd, JSON or Prometheus text (jobstat).
-        .target(name: "JobboxStats", dependencies: ["JobboxCgroups", "JobboxCore", "JobboxQuota", systemPackage]),
+        .target(name: "JobboxStats", dependencies: ["JobboxCgroups", "JobboxCore", "JobboxQuota", "JobboxNetacctClient", systemPackage]),
         // Versioned chroots: build, switch, prune, report (chroot-tool).
         .target(name: "JobboxChroot", dependencies: ["JobboxCore", "CLinux", systemPackage]),
         // A scratch directory's quota: btrfs qgroups, XFS and ext4 project quotas (ns-exec sets it, jobstat reads it).
@@ -98,7 +100,9 @@ let package = Package(
         // job's own unified cgroup (netacct).
         .target(
             name: "JobboxNetwork",
-            dependencies: ["JobboxCore", "JobboxCgroups", "CLinux", "CNetfilter", "CNetacctBPF", "NetacctBPFObject", systemPackage]
+            dependencies: [
+                "JobboxCore", "JobboxCgroups", "JobboxNetacctClient", "CLinux", "CNetfilter", "CNetacctBPF", "NetacctBPFObject", systemPackage,
+            ]
         ),
 
         // Helpers the test targets share: sandboxes, fixtures, spawning the built tools.
@@ -116,7 +120,8 @@ let package = Package(
             name: "JobboxNamespacesTests",
             dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxQuota", "JobboxTestSupport", "CNsExec", "CLinux"]
         ),
-        .testTarget(name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxCgroups", "NetacctBPFObject", "JobboxTestSupport"]),
+        .testTarget(
+            name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxNetacctClient", "JobboxCgroups", "NetacctBPFObject", "JobboxTestSupport"]),
         // The built tools end to end, with HTCondor and Slurm.
         .testTarget(name: "IntegrationTests", dependencies: ["JobboxCore", "JobboxTestSupport"]),
     ]

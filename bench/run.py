@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from driver import Variant, compare, markdown, save  # noqa: E402
+import bpf_scenarios  # noqa: E402
 
 TAG = "jbb%d" % (os.getpid() % 100000)
 
@@ -230,6 +231,16 @@ class Bench:
             for p in running:
                 p.wait()
 
+    # 7.-9. the cgroup BPF back ends (bench/lib/bpf_scenarios.py)
+    def bpf_setup(self):
+        bpf_scenarios.bpf_setup(self, sh, TAG)
+
+    def tcp_throughput(self):
+        bpf_scenarios.tcp_throughput(self, sh, TAG)
+
+    def node_memory(self):
+        bpf_scenarios.node_memory(self, sh, TAG)
+
     # 5. jobstat
     def jobstat(self):
         cg, js = self.tool("cg-exec"), self.tool("jobstat")
@@ -379,7 +390,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     b = Bench(os.path.abspath(args.bin), args.out, args.quick)
     wanted = [w for w in args.only.split(",") if w] or ["versions", "job_start", "isolation", "full_chain", "chain_peer", "network_scaling",
-                                                         "jobstat", "memory", "private_memory"]
+                                                         "jobstat", "memory", "private_memory", "bpf_setup", "tcp_throughput", "node_memory"]
     # A TERM, HUP or INT (a timeout, a closed terminal) ends the run through the finally below, so the
     # benchmark's cgroups, namespaces and jobs are removed: Python's default for TERM and HUP skips it.
     def stop(signum, _frame):
@@ -400,6 +411,8 @@ def main():
         text += "\n### 6. memory (PSS) of the processes that stay alive\n\n" + b.memory_table + "\n"
     if hasattr(b, "private_table"):
         text += "\n### 6b. private memory of one job's jobbox processes, 10 jobs running\n\n" + b.private_table + "\n"
+    if hasattr(b, "node_memory_table"):
+        text += "\n### 9. the node service's memory\n\n" + b.node_memory_table + "\n"
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write(text)
     print("results: %s" % os.path.join(args.out, "latest.md"))

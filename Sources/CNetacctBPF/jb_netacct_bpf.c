@@ -7,6 +7,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +36,8 @@ static int fail_with(int result) {
     return -1;
 }
 
-struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int deny_external, const char **stage) {
+/* Opens and loads OBJECT with SETTINGS; with PIN_DIR, the counters map is the node's: bigger, and pinned there. */
+static struct jb_netacct_bpf *load(const void *object, size_t size, struct jb_netacct_settings settings_value, const char *pin_dir, const char **stage) {
     libbpf_set_print(quiet);
     struct jb_netacct_bpf *bpf = calloc(1, sizeof *bpf);
     if (!bpf) {
@@ -51,7 +54,24 @@ struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int 
         errno = saved;
         return NULL;
     }
-    int result = bpf_object__load(bpf->object);
+    int result = 0;
+    if (pin_dir) {
+        char path[PATH_MAX];
+        struct bpf_map *map = bpf_object__find_map_by_name(bpf->object, "jb_counters");
+        if (!map || snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {
+            *stage = "find the BPF maps";
+            result = map ? -ENAMETOOLONG : -ENOENT;
+            goto fail;
+        }
+        /* libbpf reuses a compatible map pinned there (the counts of a previous service) or pins the new one. */
+        result = bpf_map__set_max_entries(map, JB_NETACCT_NODE_MAX_CGROUPS);
+        if (result == 0) result = bpf_map__set_pin_path(map, path);
+        if (result != 0) {
+            *stage = "set up the pinned counters map";
+            goto fail;
+        }
+    }
+    result = bpf_object__load(bpf->object);
     if (result != 0) {
         *stage = "load the BPF programs";
         goto fail;
@@ -80,13 +100,13 @@ struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int 
     struct jb_netacct_counters zero;
     memset(&zero, 0, sizeof zero);
     result = bpf_map_update_elem(bpf->counters_fd, &overflow, &zero, BPF_NOEXIST);
+    if (result != 0 && errno == EEXIST) result = 0; /* a reused map has it */
     if (result != 0) {
         *stage = "set up the counters map";
         goto fail;
     }
     uint32_t key = 0;
-    struct jb_netacct_settings value = {.deny_external = deny_external ? 1 : 0};
-    result = bpf_map_update_elem(bpf_map__fd(settings), &key, &value, BPF_ANY);
+    result = bpf_map_update_elem(bpf_map__fd(settings), &key, &settings_value, BPF_ANY);
     if (result != 0) {
         *stage = "write the settings map";
         goto fail;
@@ -100,6 +120,16 @@ fail:
         errno = saved;
     }
     return NULL;
+}
+
+struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int deny_external, const char **stage) {
+    struct jb_netacct_settings settings = {.deny_external = deny_external ? 1 : 0};
+    return load(object, size, settings, NULL, stage);
+}
+
+struct jb_netacct_bpf *jb_netacct_bpf_load_node(const void *object, size_t size, const char *pin_dir, uint32_t first_level, const char **stage) {
+    struct jb_netacct_settings settings = {.aggregate = 1, .first_level = first_level};
+    return load(object, size, settings, pin_dir, stage);
 }
 
 int jb_netacct_bpf_add_network(struct jb_netacct_bpf *bpf, int family, const uint8_t *address, int prefix_length, int kind) {
@@ -177,29 +207,189 @@ void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf) {
     free(bpf);
 }
 
-int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) return fail_with(fd);
+/* 0 when the map open at FD is shaped like netacct's counters (name, type, sizes), else -1 with errno (EINVAL:
+ * another map). An id or a pin is only a name: believe it only for such a map. */
+static int check_counters_map(int fd) {
     struct bpf_map_info info;
     uint32_t info_size = sizeof info;
     memset(&info, 0, sizeof info);
-    int result = bpf_obj_get_info_by_fd(fd, &info, &info_size);
-    if (result != 0) {
+    if (bpf_obj_get_info_by_fd(fd, &info, &info_size) != 0) return -1;
+    if (strcmp(info.name, "jb_counters") != 0 || info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(uint64_t) ||
+        info.value_size != sizeof(struct jb_netacct_counters)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) return fail_with(fd);
+    int result = check_counters_map(fd);
+    if (result == 0) result = sum_counters(fd, total);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+int jb_netacct_bpf_counters_fd(const struct jb_netacct_bpf *bpf) { return bpf->counters_fd; }
+
+static const char *const node_links[2] = {"egress", "ingress"};
+static const char *const program_names[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
+
+/* Detaches the link open at FD (it may be pinned elsewhere: detached, it holds nothing) and unlinks PATH. */
+static int detach_pinned(int fd, const char *path) {
+    int result = bpf_link_detach(fd);
+    if (result != 0 && errno != ENOLINK) return fail_with(result);
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int jb_netacct_bpf_attach_node(struct jb_netacct_bpf *bpf, int cgroup_fd, uint64_t cgroup_id, const char *pin_dir, const char **stage) {
+    static const enum bpf_attach_type types[2] = {BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS};
+    for (int i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", pin_dir, node_links[i]) >= (int)sizeof path) {
+            *stage = "name the pinned link";
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, program_names[i]);
+        if (!program) {
+            *stage = "find the BPF programs";
+            errno = ENOENT;
+            return -1;
+        }
+        struct bpf_link *link = bpf_link__open(path);
+        if (link) {
+            struct bpf_link_info info;
+            uint32_t info_size = sizeof info;
+            memset(&info, 0, sizeof info);
+            int result = bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &info_size);
+            if (result == 0 && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id &&
+                info.cgroup.attach_type == (uint32_t)types[i]) {
+                /* The previous service's link: the new program takes over in one step. */
+                result = bpf_link__update_program(link, program);
+                if (result != 0) {
+                    int saved = -result;
+                    bpf_link__disconnect(link);
+                    bpf_link__destroy(link);
+                    *stage = "replace the program of the pinned link";
+                    errno = saved;
+                    return -1;
+                }
+                bpf_link__disconnect(link);
+                bpf->links[i] = link;
+                continue;
+            }
+            /* A link on another cgroup (NETWORK_ACCOUNTING_CGROUP changed), or not ours: detached and replaced. */
+            result = detach_pinned(bpf_link__fd(link), path);
+            int saved = errno;
+            bpf_link__disconnect(link);
+            bpf_link__destroy(link);
+            if (result != 0) {
+                *stage = "detach the pinned link";
+                errno = saved;
+                return -1;
+            }
+        } else if (errno != ENOENT) {
+            *stage = "open the pinned link";
+            return -1;
+        }
+        link = bpf_program__attach_cgroup(program, cgroup_fd);
+        if (!link) {
+            *stage = i == 0 ? "attach the egress program" : "attach the ingress program";
+            return fail_with(-errno);
+        }
+        int result = bpf_link__pin(link, path);
+        if (result != 0) {
+            int saved = -result;
+            bpf_link__destroy(link);
+            *stage = "pin the link";
+            errno = saved;
+            return -1;
+        }
+        /* Closing the descriptor leaves the pinned link attached. */
+        bpf_link__disconnect(link);
+        bpf->links[i] = link;
+    }
+    return 0;
+}
+
+int jb_netacct_node_open_counters(const char *pin_dir) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = bpf_obj_get(path);
+    if (fd < 0) return fail_with(fd);
+    if (check_counters_map(fd) != 0) {
         int saved = errno;
         close(fd);
         errno = saved;
         return -1;
     }
-    /* An id is only a number: believe it only for a map shaped like netacct's counters. */
-    if (strcmp(info.name, "jb_counters") != 0 || info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(uint64_t) ||
-        info.value_size != sizeof(struct jb_netacct_counters)) {
+    return fd;
+}
+
+int jb_netacct_node_lookup(int fd, uint64_t id, struct jb_netacct_counters *value) {
+    int result = bpf_map_lookup_elem(fd, &id, value);
+    return result == 0 ? 0 : fail_with(result);
+}
+
+int jb_netacct_node_next_key(int fd, const uint64_t *previous, uint64_t *next) {
+    int result = bpf_map_get_next_key(fd, previous, next);
+    return result == 0 ? 0 : fail_with(result);
+}
+
+int jb_netacct_node_delete(int fd, uint64_t id) {
+    int result = bpf_map_delete_elem(fd, &id);
+    return result == 0 ? 0 : fail_with(result);
+}
+
+int jb_netacct_node_remove_pins(const char *pin_dir, int *removed, const char **stage) {
+    libbpf_set_print(quiet);
+    *removed = 0;
+    for (int i = 0; i < 3; i++) {
+        const char *name = i < 2 ? node_links[i] : "counters";
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", pin_dir, name) >= (int)sizeof path) {
+            *stage = "name a pin";
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = bpf_obj_get(path);
+        if (fd < 0) {
+            if (errno == ENOENT) continue;
+            *stage = "open a pin";
+            return -1;
+        }
+        int result = 0;
+        if (i < 2) {
+            struct bpf_link_info info;
+            uint32_t info_size = sizeof info;
+            memset(&info, 0, sizeof info);
+            /* Only a cgroup link is detached: a pin of another kind here is only unpinned. */
+            if (bpf_obj_get_info_by_fd(fd, &info, &info_size) == 0 && info.type == BPF_LINK_TYPE_CGROUP)
+                result = detach_pinned(fd, path);
+            else
+                result = unlink(path);
+        } else {
+            result = unlink(path);
+        }
+        int saved = errno;
         close(fd);
-        errno = EINVAL;
+        if (result != 0 && saved != ENOENT) {
+            *stage = i < 2 ? "detach a pinned link" : "unpin the counters map";
+            errno = saved;
+            return -1;
+        }
+        (*removed)++;
+    }
+    if (rmdir(pin_dir) != 0 && errno != ENOENT) {
+        *stage = "remove the pin directory";
         return -1;
     }
-    result = sum_counters(fd, total);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return result;
+    return 0;
 }

@@ -78,6 +78,8 @@ package struct CgroupStats: Sendable, Equatable {
     package var raw: [RawStat] = []
     /// What the quota of the job's scratch directory counts (`--scratch`).
     package var scratch: ScratchUsage?
+    /// The cgroup's network traffic, from the node service (`netacct --node`), nil when it does not answer.
+    package var network: NetworkCounts?
 
     /// An empty sample.
     package init() {}
@@ -335,5 +337,30 @@ extension StatFileResult {
     package var value: Value? {
         if case .value(let value) = self { return value }
         return nil
+    }
+}
+
+/// A cgroup's IP bytes by direction and class, as `netacct --node` counts them (the subtree included).
+package struct NetworkCounts: Sendable, Equatable {
+    package var outgoingInternal: UInt64
+    package var outgoingExternal: UInt64
+    package var incomingInternal: UInt64
+    package var incomingExternal: UInt64
+
+    package init(outgoingInternal: UInt64, outgoingExternal: UInt64, incomingInternal: UInt64, incomingExternal: UInt64) {
+        self.outgoingInternal = outgoingInternal
+        self.outgoingExternal = outgoingExternal
+        self.incomingInternal = incomingInternal
+        self.incomingExternal = incomingExternal
+    }
+
+    /// The counts in a service answer (netacct's attribute names), nil when one is missing or negative.
+    package init?(_ ad: ClassAd) {
+        func count(_ name: String) -> UInt64? { ad.integer(name).flatMap { UInt64(exactly: $0) } }
+        guard let outgoingInternal = count("NetworkOutgoingInternal"), let outgoingExternal = count("NetworkOutgoingExternal"),
+            let incomingInternal = count("NetworkIncomingInternal"), let incomingExternal = count("NetworkIncomingExternal")
+        else { return nil }
+        self.init(
+            outgoingInternal: outgoingInternal, outgoingExternal: outgoingExternal, incomingInternal: incomingInternal, incomingExternal: incomingExternal)
     }
 }

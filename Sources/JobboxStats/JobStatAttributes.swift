@@ -38,7 +38,7 @@ package enum JobStatAttributes {
     package static let rawMetric = metricPrefix + "cgroup_stat"
 
     /// The attributes, in print order.
-    package static let all: [StatAttribute] = memory + cpu + block + [processes] + pressure + scratch
+    package static let all: [StatAttribute] = memory + cpu + block + [processes] + pressure + scratch + network
 
     /// KiB, rounded up, as HTCondor's KiB figures are (a byte count from the kernel is a whole number of pages).
     static func kibibytes(_ bytes: UInt64) -> Int64 {
@@ -155,6 +155,36 @@ package enum JobStatAttributes {
             classAdValue: { stats in inKiB ? kib(stats.scratch.flatMap(value)) : integer(stats.scratch.flatMap(value)) },
             metricValue: { integer($0.scratch.flatMap(value)) })
     }
+
+    /// The node service's network counters (bytes, netacct's names and classes), when it answers.
+    static let network: [StatAttribute] = {
+        let figures: [(name: String, metric: String?, help: String, read: @Sendable (NetworkCounts) -> UInt64)] = [
+            (
+                "NetworkOutgoingInternal", "network_outgoing_internal_bytes_total", "IP bytes sent to internal networks (netacct --node).",
+                { $0.outgoingInternal }
+            ),
+            (
+                "NetworkOutgoingExternal", "network_outgoing_external_bytes_total", "IP bytes sent to external networks (netacct --node).",
+                { $0.outgoingExternal }
+            ),
+            (
+                "NetworkIncomingInternal", "network_incoming_internal_bytes_total", "IP bytes received from internal networks (netacct --node).",
+                { $0.incomingInternal }
+            ),
+            (
+                "NetworkIncomingExternal", "network_incoming_external_bytes_total", "IP bytes received from external networks (netacct --node).",
+                { $0.incomingExternal }
+            ),
+            ("NetworkOutgoing", nil, "", { $0.outgoingInternal &+ $0.outgoingExternal }),
+            ("NetworkIncoming", nil, "", { $0.incomingInternal &+ $0.incomingExternal }),
+        ]
+        return figures.map { figure in
+            StatAttribute(
+                name: figure.name, metric: figure.metric.map { metricPrefix + $0 }, metricType: .counter, help: figure.help,
+                classAdValue: { stats in integer(stats.network.map(figure.read)) },
+                metricValue: { stats in figure.metric == nil ? nil : integer(stats.network.map(figure.read)) })
+        }
+    }()
 
     static let processes = StatAttribute(
         name: "NumPids", metric: metricPrefix + "processes", metricType: .gauge,

@@ -1,5 +1,6 @@
 import JobboxCgroups
 import JobboxCore
+import JobboxNetacctClient
 import JobboxQuota
 
 #if canImport(Glibc)
@@ -26,6 +27,8 @@ package struct JobStatRequest: Sendable {
     package var scratch: String?
     /// Where scratch quotas are recorded (`STATE_DIR`).
     package var scratchSettings = ScratchQuotaSettings(JobboxConfig())
+    /// The node service's socket (NETACCT_SOCKET), asked for the `Network*` figures of a single cgroup; nil: not asked.
+    package var networkSocket: String?
 
     /// Creates a request.
     package init(
@@ -58,6 +61,8 @@ package struct JobStatRunner {
     package let sleepUntil: (Double) -> Void
     /// The monotonic clock, in seconds.
     package let now: () -> Double
+    /// The node service's counters of a unified cgroup path, nil when it does not answer (replaced in tests).
+    package var network: (String, String) -> NetworkCounts? = JobStatRunner.askNodeService
 
     private let reader = StatFileReader()
 
@@ -120,6 +125,11 @@ package struct JobStatRunner {
                 return nil
             }
         }
+        if let socket = request.networkSocket, request.selection != .all, entries.count == 1, let directory = targets.first?.sources.pressure,
+            let path = planner.unifiedCgroupPath(of: directory)
+        {
+            entries[0].stats.network = network(socket, path)
+        }
         if let update = request.chirp, let entry = entries.first {
             try publish(JobStatRenderer.classAd(entry), update)
         }
@@ -134,5 +144,26 @@ package struct JobStatRunner {
     /// `ChirpClient.timeout` seconds (`ChirpAsJob`).
     package static func chirp(_ ad: ClassAd, _ update: ChirpUpdate) throws(JobboxError) {
         try ChirpClient.publish(ad, update: update, environment: .current)
+    }
+}
+
+extension JobStatRunner {
+    /// Asks the node service at `socket` for cgroup `path`; nil (and jobstat says nothing about network) when no
+    /// service answers or it refuses.
+    package static func askNodeService(_ socket: String, _ path: String) -> NetworkCounts? {
+        var client = NetacctNodeClient(socketPath: socket)
+        client.timeoutMilliseconds = 2000
+        guard let ad = try? client.ask(.cgroup(path)).first else { return nil }
+        return NetworkCounts(ad)
+    }
+}
+
+extension JobStatPlanner {
+    /// The cgroup path of a directory of the unified hierarchy, nil when it is not one.
+    func unifiedCgroupPath(of directory: String) -> String? {
+        guard let unified = locator.layout.unified, unified.mountRoot == "/" else { return nil }
+        if directory == unified.mountPoint { return "/" }
+        guard directory.hasPrefix(unified.mountPoint + "/") else { return nil }
+        return String(directory.dropFirst(unified.mountPoint.count))
     }
 }

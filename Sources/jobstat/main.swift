@@ -17,7 +17,10 @@ struct Jobstat: JobboxTool {
             or $SLURM_JOB_ID. Attributes use HTCondor's names and units: MemoryUsage (MiB), ResidentSetSize, \
             MemoryPeakKb, MemoryCacheKb, MemorySwapKb (KiB), OOMKills, RemoteUserCpu, RemoteSysCpu, \
             CpuThrottledSeconds (seconds), BlockReadBytes, BlockWriteBytes, BlockReads, BlockWrites, NumPids, \
-            and on cgroup v2 the PSI averages and totals. A figure the kernel does not provide is left out. \
+            and on cgroup v2 the PSI averages and totals. When the node service (netacct --node) answers on \
+            NETACCT_SOCKET, the cgroup's NetworkOutgoingInternal, NetworkOutgoingExternal, \
+            NetworkIncomingInternal, NetworkIncomingExternal, NetworkOutgoing and NetworkIncoming (bytes) are \
+            added; without it nothing is said about network. A figure the kernel does not provide is left out. \
             See jobstat(1).
             """,
         version: JobboxVersion.string
@@ -91,6 +94,9 @@ struct Jobstat: JobboxTool {
     /// Reads and prints what `request` asks for, below `parent` (default: the configuration's).
     private static func run(_ request: JobStatRequest, config: JobboxConfig, parent: String?) throws -> Int32 {
         let locator = try JobCgroupLocator.current(config: config, parentOverride: parent)
+        var request = request
+        // The network figures come from the node service when one answers (netacct --node); without one, none.
+        request.networkSocket = config.netacctSocket
         return try JobStatRunner(request: request, planner: JobStatPlanner(locator: locator)).run()
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import JobboxCLI
 import JobboxCore
+import JobboxNetacctClient
 import JobboxNetwork
 
 @main
@@ -10,7 +11,8 @@ struct Netacct: JobboxTool {
         abstract: "Run a job and count its traffic, internal and external, in bytes (in its own network namespace, or with cgroup BPF).",
         usage: """
             netacct [--job ID] [--internal CIDRS] [--backend auto|iptables|nftables|bpf] [--interval SECONDS] [--ad-file FILE] [--deny-external] [-v] -- COMMAND [ARG...]
-              netacct --show [--job ID | --all]
+              netacct --show [--job ID | --all | --self | --cgroup PATH]
+              netacct --node
               netacct --cleanup --stale
             """,
         discussion: """
@@ -31,6 +33,14 @@ struct Netacct: JobboxTool {
             killed when it ends. Limits: the kernel must have cgroup BPF (else use iptables or nftables, \
             IPv4 only); on hybrid nodes only the job's own unified cgroup is counted; traffic the node makes on \
             the job's behalf (NFS, CVMFS) is not the job's.
+
+            netacct --node is the node service (root, long-running, e.g. examples/systemd/netacct-node.service): \
+            it attaches the programs once to NETWORK_ACCOUNTING_CGROUP (default: the unified root), counts every \
+            cgroup below it and each cgroup's whole subtree, keeps its counters and links pinned in \
+            NETACCT_PIN_DIR (a restart loses no count), and answers on NETACCT_SOCKET: any user gets the counters \
+            of its own cgroup or one below it (netacct --show --self, --show --cgroup PATH, jobstat), root any \
+            and --show --all. TERM or INT stops serving and leaves the programs counting; netacct --cleanup \
+            --stale with no service running detaches them and removes the pins.
             """,
         version: JobboxVersion.string
     )
@@ -73,6 +83,16 @@ struct Netacct: JobboxTool {
     @Flag(name: .long, help: "With --show: every running job of this network namespace.")
     var all = false
 
+    @Flag(name: .customLong("self"), help: "With --show: the node service's counters of this process's own cgroup.")
+    var current = false
+
+    @Option(
+        name: .long, help: ArgumentHelp("With --show: the node service's counters of the cgroup at PATH (as /proc/PID/cgroup writes it).", valueName: "path"))
+    var cgroup: String?
+
+    @Flag(name: .long, help: "Run the node service: count every cgroup below NETWORK_ACCOUNTING_CGROUP and answer on NETACCT_SOCKET.")
+    var node = false
+
     @Flag(name: .long, help: "With --stale: remove what runs whose netacct died left behind.")
     var cleanup = false
 
@@ -87,12 +107,40 @@ struct Netacct: JobboxTool {
         let config = try global.loadConfig(diagnostics)
         let environment = Environment.current
         let leases = JobNetworkLeases(stateDirectory: config.stateDir, subnet: config.networkJobSubnet, diagnostics: diagnostics)
+        if node {
+            guard !cleanup, !stale, !show, !all, !current, cgroup == nil, job == nil, command.isEmpty else {
+                throw JobboxError.invalid("invalid options", nil, "use --node alone (its settings come from the configuration)")
+            }
+            try requireRoot()
+            let options = NodeServiceOptions(
+                accountingCgroup: config.networkAccountingCgroup, pinDirectory: config.netacctPinDir, socketPath: config.netacctSocket,
+                stateDirectory: config.stateDir, internalIPv4: config.networkInternal, internalIPv6: config.networkInternalIPv6)
+            return try NodeService(options, diagnostics: diagnostics).run()
+        }
+        if (current || cgroup != nil) && !show { throw JobboxError.invalid("invalid options", nil, "--self and --cgroup go with --show") }
         if cleanup || stale {
             guard cleanup && stale, !show, job == nil, command.isEmpty else {
                 throw JobboxError.invalid("invalid options", nil, "use --cleanup --stale alone")
             }
             try requireRoot()
-            _ = try NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment).removeStale()
+            let cleanup = NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment)
+            _ = try cleanup.removeStale()
+            _ = try cleanup.removeStaleNode(pinDirectory: config.netacctPinDir, socketPath: config.netacctSocket)
+            return 0
+        }
+        let nodeShow = NetacctNodeShow(socketPath: config.netacctSocket, pinDirectory: config.netacctPinDir, accountingCgroup: config.networkAccountingCgroup)
+        if show && (current || cgroup != nil) {
+            guard command.isEmpty, job == nil, !all, !(current && cgroup != nil) else {
+                throw JobboxError.invalid("invalid options", nil, "use --show with one of --job, --all, --self, --cgroup")
+            }
+            var request = NetacctNodeRequest.current
+            if let cgroup {
+                guard let clean = NetacctNodeRequest.cleanCgroupPath(cgroup) else {
+                    throw JobboxError.invalid("invalid --cgroup", "'\(cgroup)'", "give an absolute cgroup path without '.', '..' or empty components")
+                }
+                request = .cgroup(clean)
+            }
+            try printAds(try nodeShow.ads(request))
             return 0
         }
         if show {
@@ -100,13 +148,10 @@ struct Netacct: JobboxTool {
             if all && job != nil { throw JobboxError.invalid("invalid options", nil, "use --show with --job or --all, not both") }
             try requireRoot()
             let jobID = all ? nil : try JobID.resolve(option: job, environment: environment)
-            let ads = try NetacctShow(leases: leases, environment: environment).ads(job: jobID)
-            do {
-                let text = try ClassAdWriter.render(ads)
-                printOut(text)
-            } catch {
-                throw JobboxError.invalid("cannot render ads", nil, error.description)
-            }
+            var ads = try NetacctShow(leases: leases, environment: environment).ads(job: jobID)
+            // --all adds the node service's cgroups when it counts (its pins are there).
+            if all && nodeShow.isPinned { ads += try nodeShow.ads(.all) }
+            try printAds(ads)
             return 0
         }
         if all { throw JobboxError.invalid("invalid options", nil, "--all goes with --show") }
@@ -136,6 +181,14 @@ struct Netacct: JobboxTool {
         runOptions.internalNetworksIPv6 = internalNetworksIPv6
         runOptions.chirp = try chirp.update()
         return try NetacctRun(runOptions, diagnostics: diagnostics, environment: environment).run()
+    }
+
+    func printAds(_ ads: [ClassAd]) throws(JobboxError) {
+        do {
+            printOut(try ClassAdWriter.render(ads))
+        } catch {
+            throw JobboxError.invalid("cannot render ads", nil, error.description)
+        }
     }
 
     /// netacct changes the host's links and firewall: say so plainly instead of failing on the first EPERM.

@@ -242,3 +242,55 @@ struct ChirpHostileTests {
         return nil
     }
 }
+
+extension ChirpHostileTests {
+    @Test(
+        "netacct --backend bpf: the ad file is rewritten every --interval while the job runs, and --chirp pushes the final ad as the job's user",
+        .enabled(if: BPFTestSupport.unifiedMount != nil))
+    func bpfIntervalAndChirp() throws {
+        let net = try NetacctTopology(prefix: "jbn")
+        defer { BPFTestSupport.remove(net, jobs: ["chirpbpf"]) }
+        try net.startServers()
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        // The job stays in the node's namespace (no veth): HTCondor's proxy on the node's loopback.
+        let (config, received) = try scratch.listen(prefix: ["nsenter", "--net=/run/netns/\(net.node)"])
+        chown(config, scratch.user.uid, scratch.user.gid)
+        let adFile = net.directory.path + "/job.ad"
+        let ready = net.directory.path + "/ready"
+        let go = net.directory.path + "/go"
+        let run = try BackgroundRun(
+            Self.guardKill + ["env", "_CONDOR_CHIRP_CONFIG=\(config)"]
+                + net.netacctArguments(
+                    NetacctBPFKernelTests.options("chirpbpf") + ["--interval", "1", "--ad-file", adFile, "--chirp", "--"]
+                        + NetacctTopology.client([
+                            "udp", NetacctTopology.campusAddress, String(NetacctTopology.port), "4", "250", "500", "pidfile", ready, "wait", go,
+                        ])))
+        try waitForFile(ready)
+        // The job has sent everything and waits: an interval's ad (written while it runs) has its counts.
+        var periodic = ClassAd()
+        for _ in 0..<300 {
+            if let text = try? String(contentsOfFile: adFile, encoding: .utf8) {
+                periodic = ClassAdReader.parse(text)
+                if periodic.integer("NetworkOutgoingInternal") == Int64(4 * 278) { break }
+            }
+            usleep(100_000)
+        }
+        #expect(periodic.integer("NetworkOutgoingInternal") == Int64(4 * 278), "\(periodic)")
+        #expect(periodic.integer("NetworkIncomingInternal") == Int64(4 * 528), "\(periodic)")
+        #expect(!FileManager.default.fileExists(atPath: received), "the chirp goes after the job, with the final ad")
+        try "".write(toFile: go, atomically: false, encoding: .utf8)
+        let result = run.wait()
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.isEmpty, "\(result)")
+        try waitForFile(received)
+        let text = try String(contentsOfFile: received, encoding: .utf8)
+        #expect(text.hasPrefix("cookie jobbox-test-cookie\n"), "\(text)")
+        let final = ClassAdReader.parse(try String(contentsOfFile: adFile, encoding: .utf8))
+        #expect(final.integer("NetworkOutgoingInternal") == Int64(4 * 278))
+        for (name, value) in final.attributes {
+            #expect(text.contains("set_job_attr \(name) \(try ClassAdWriter.renderValue(value))\n"), "\(name)")
+        }
+        #expect(net.leaseFiles().isEmpty)
+    }
+}

@@ -42,9 +42,10 @@ final class NetacctTopology {
     let configPath: String
     private var servers: [BackgroundRun] = []
 
-    /// Creates the namespaces, links, addresses, routes and the admin's rules; removes what it made on failure.
-    init() throws {
-        let prefix = TestSupport.uniqueName("na")
+    /// Creates the namespaces (named `prefix` and a unique suffix), links, addresses, routes and the admin's rules;
+    /// removes what it made on failure.
+    init(prefix namePrefix: String = "na") throws {
+        let prefix = TestSupport.uniqueName(namePrefix)
         node = prefix + "n"
         campus = prefix + "c"
         internet = prefix + "i"

@@ -66,11 +66,14 @@ struct jb_spawn_options {
     int netns_fd;        /* JB_SPAWN_SETNS: the child enters this network namespace (before dropping root) */
     uid_t uid;           /* JB_SPAWN_SETIDS: the child drops every supplementary group and becomes GID and UID */
     gid_t gid;           /* (then no_new_privs; the death signal is armed again, as changing ids clears it) */
+    int cgroup_fd;       /* JB_SPAWN_CGROUP: the child starts in this cgroup2 cgroup (clone3 CLONE_INTO_CGROUP; fails
+                            with ENOSYS, E2BIG or EINVAL on kernels without it, and the caller moves the child itself) */
 };
 #define JB_SPAWN_STDIN  1
 #define JB_SPAWN_SETNS  2
 #define JB_SPAWN_SETIDS 4
 #define JB_SPAWN_STDOUT 8
+#define JB_SPAWN_CGROUP 16
 
 /*
  * Fork; the child resets signal dispositions and the signal mask, applies OPTS, then jb_exec(FILE, ARGV, ENVP).
@@ -108,5 +111,7 @@ long jb_random_bytes(void *buffer, size_t count);
  * the auxiliary vector's AT_SECURE), else 0.
  */
 int jb_is_secure_exec(void);
+
+#include "jb_service.h"
 
 #endif

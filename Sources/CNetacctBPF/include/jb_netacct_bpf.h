@@ -43,10 +43,19 @@ struct jb_netacct_counters {
 /* Value of the settings map (array, one entry). */
 struct jb_netacct_settings {
     __u32 deny_external; /* drop external packets (after counting them) */
+    __u32 aggregate;     /* 0: count for the socket's cgroup only (a job's own programs); 1: also for each of
+                            its ancestors down to first_level (the node service) */
+    __u32 first_level;   /* with aggregate: the level of the cgroup the programs are attached to (root: 0) */
 };
+
+/* The deepest a cgroup may sit below the node service's cgroup and still have every level counted. */
+#define JB_NETACCT_MAX_LEVELS 16
 
 /* Entries of the maps. The counters map has one per cgroup of the job's subtree that sent or received. */
 #define JB_NETACCT_MAX_CGROUPS 4096
+/* The node service's counters map: every cgroup below NETWORK_ACCOUNTING_CGROUP that had traffic (gone ones are
+ * dropped by the service's sweep). */
+#define JB_NETACCT_NODE_MAX_CGROUPS 16384
 #define JB_NETACCT_MAX_NETWORKS 4096
 
 #ifndef JB_NETACCT_BPF_PROGRAM
@@ -87,6 +96,47 @@ void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf);
  * 0, or -1 with errno (ENOENT: no such map; EINVAL: not netacct's).
  */
 int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total);
+
+/*
+ * The node service (netacct --node). Its state lives in bpffs under PIN_DIR (an existing directory), so that it
+ * outlives the service: "counters" (the counters map, JB_NETACCT_NODE_MAX_CGROUPS entries), "egress" and
+ * "ingress" (the bpf_links that keep the programs attached to the node's cgroup while no service runs).
+ */
+
+/* Loads the programs for the node: counters of every cgroup and of each ancestor down to FIRST_LEVEL, in the
+ * counters map pinned in PIN_DIR (reused when it is there, so no count is lost; made and pinned when not).
+ * NULL with errno and *STAGE on failure. */
+struct jb_netacct_bpf *jb_netacct_bpf_load_node(const void *object, size_t size, const char *pin_dir, uint32_t first_level, const char **stage);
+
+/*
+ * Attaches the node's programs to the cgroup open at CGROUP_FD (id CGROUP_ID) through the links pinned in
+ * PIN_DIR: a pinned link on that cgroup gets the new program in one step (BPF_LINK_UPDATE: no packet uncounted
+ * or counted twice); a pinned link on another cgroup is detached; otherwise a new link is made and pinned. The
+ * links stay attached when this process ends. 0 or -1 with errno and *STAGE.
+ */
+int jb_netacct_bpf_attach_node(struct jb_netacct_bpf *bpf, int cgroup_fd, uint64_t cgroup_id, const char *pin_dir, const char **stage);
+
+/* The descriptor of the instance's counters map (owned by it). */
+int jb_netacct_bpf_counters_fd(const struct jb_netacct_bpf *bpf);
+
+/* Opens the counters map pinned in PIN_DIR, checked to be the node's (name and sizes). fd, or -1 with errno. */
+int jb_netacct_node_open_counters(const char *pin_dir);
+
+/* The counters of cgroup ID in the map FD: 0, or -1 with errno (ENOENT: no entry, i.e. no traffic yet). */
+int jb_netacct_node_lookup(int fd, uint64_t id, struct jb_netacct_counters *value);
+
+/* The key after *PREVIOUS (the first when PREVIOUS is NULL) in the map FD: 0, or -1 with errno (ENOENT: none). */
+int jb_netacct_node_next_key(int fd, const uint64_t *previous, uint64_t *next);
+
+/* Removes cgroup ID's entry from the map FD: 0, or -1 with errno. */
+int jb_netacct_node_delete(int fd, uint64_t id);
+
+/*
+ * Removes what the node service left in PIN_DIR: detaches the pinned links (BPF_LINK_DETACH), unpins them and the
+ * counters map, and removes PIN_DIR. *REMOVED counts the pins removed. 0 or -1 with errno and *STAGE; a missing
+ * PIN_DIR is no error.
+ */
+int jb_netacct_node_remove_pins(const char *pin_dir, int *removed, const char **stage);
 #endif
 
 #endif

@@ -23,6 +23,7 @@ package struct JobboxConfig: Sendable, Equatable {
         "BASE_CGROUP", "CGROUP_PARENT", "MOUNT_UNDER_SCRATCH", "MOUNT_PRIVATE_DEV_SHM", "NAMED_CHROOT", "CHROOT_DIR", "STATE_DIR",
         "NETWORK_INTERNAL", "NETWORK_JOB_SUBNET", "NETWORK_BACKEND", "JOB_TMPFS_SIZE", "CHROOT_MOUNT_POINTS",
         "SCRATCH_QUOTA", "SCRATCH_QUOTA_PROJECT_IDS",
+        "NETWORK_ACCOUNTING_CGROUP", "NETACCT_SOCKET", "NETACCT_PIN_DIR",
     ]
 
     /// `BASE_CGROUP`: the cgroup (relative to the parent) that holds every job's cgroup.
@@ -58,6 +59,13 @@ package struct JobboxConfig: Sendable, Equatable {
     package var networkJobSubnet = IPv4Network(address: IPv4Address(0x0AD5_0000), prefixLength: 16)
     /// `NETWORK_BACKEND`.
     package var networkBackend = NetworkBackendChoice.auto
+    /// `NETWORK_ACCOUNTING_CGROUP`: where `netacct --node` attaches its programs, a cgroup of the unified
+    /// hierarchy as /proc/PID/cgroup writes it (`/`: the unified root, the whole node).
+    package var networkAccountingCgroup = "/"
+    /// `NETACCT_SOCKET`: the node service's Unix socket.
+    package var netacctSocket = "/run/jobbox/netacct.sock"
+    /// `NETACCT_PIN_DIR`: the node service's directory in bpffs (its counters map and links).
+    package var netacctPinDir = "/sys/fs/bpf/jobbox/netacct"
     /// The file the settings came from, nil for built-in defaults.
     package var source: String?
     /// Warnings found while reading (unknown knobs), for the tool to print.
@@ -186,6 +194,12 @@ package struct JobboxConfig: Sendable, Equatable {
                 throw KnobError("not an IPv4 network of at least 4 addresses such as 10.213.0.0/16")
             }
             networkJobSubnet = network
+        case "NETWORK_ACCOUNTING_CGROUP":
+            guard Self.isCleanAbsolutePath(value) else { throw KnobError("not an absolute cgroup path without '..'") }
+            networkAccountingCgroup = value == "/" ? "/" : value.trimmingTrailingSlashes()
+        case "NETACCT_SOCKET", "NETACCT_PIN_DIR":
+            guard Self.isCleanAbsolutePath(value), value != "/" else { throw KnobError("not an absolute path without '..'") }
+            if entry.name == "NETACCT_SOCKET" { netacctSocket = value.trimmingTrailingSlashes() } else { netacctPinDir = value.trimmingTrailingSlashes() }
         case "NETWORK_BACKEND":
             guard let choice = NetworkBackendChoice(rawValue: value.lowercased()) else { throw KnobError("not auto, iptables, nftables or bpf") }
             networkBackend = choice

@@ -27,25 +27,32 @@ package final class BPFAccounting {
             throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "load the BPF programs")", "netacct.bpf.o")
         }
         handle = loaded
-        // Internal first, loopback last: a loopback entry wins over an equal internal one.
+        try Self.addNetworks(internalIPv4: internalIPv4, internalIPv6: internalIPv6) { family, octets, length, kind, shown throws(JobboxError) in
+            let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(loaded, family, $0.baseAddress, Int32(length), kind) }
+            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown) }
+        }
+    }
+
+    /// Feeds `add` (family, octets, prefix length, kind, shown) the entries of a networks map: the internal
+    /// networks first, loopback (127.0.0.0/8, ::1: not counted) last, so a loopback entry wins over an equal
+    /// internal one.
+    static func addNetworks(
+        internalIPv4: [IPv4Network], internalIPv6: [IPv6Network],
+        _ add: (Int32, [UInt8], Int, Int32, String) throws(JobboxError) -> Void
+    ) throws(JobboxError) {
         for network in internalIPv4 where !Self.ipv4Loopback.contains(network) {
-            try add(family: JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
+            try add(JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
         }
         for network in internalIPv6 {
-            try add(family: JB_NETACCT_FAMILY_IPV6, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
+            try add(JB_NETACCT_FAMILY_IPV6, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
         }
-        try add(family: JB_NETACCT_FAMILY_IPV4, Self.ipv4Loopback.address.octets, 8, JB_NETACCT_REMOTE_LOOPBACK, "127.0.0.0/8")
-        try add(family: JB_NETACCT_FAMILY_IPV6, [UInt8](repeating: 0, count: 15) + [1], 128, JB_NETACCT_REMOTE_LOOPBACK, "::1/128")
+        try add(JB_NETACCT_FAMILY_IPV4, Self.ipv4Loopback.address.octets, 8, JB_NETACCT_REMOTE_LOOPBACK, "127.0.0.0/8")
+        try add(JB_NETACCT_FAMILY_IPV6, [UInt8](repeating: 0, count: 15) + [1], 128, JB_NETACCT_REMOTE_LOOPBACK, "::1/128")
     }
 
     deinit { close() }
 
     static let ipv4Loopback = IPv4Network(address: IPv4Address(0x7F00_0000), prefixLength: 8)
-
-    private func add(family: Int32, _ octets: [UInt8], _ prefixLength: Int, _ kind: Int32, _ shown: String) throws(JobboxError) {
-        let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(handle, family, $0.baseAddress, Int32(prefixLength), kind) }
-        if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown) }
-    }
 
     /// Attaches ingress and egress to the cgroup open at `cgroupFD` (a directory of the unified hierarchy).
     package func attach(cgroupFD: Int32, path: String) throws(JobboxError) {

@@ -1,4 +1,5 @@
 import JobboxCore
+import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -36,17 +37,18 @@ extension NetacctRun {
         defer { close(cgroupFD) }
 
         let job: HeldJob
+        let movedIn: Bool
         do {
             try leases.write(lease)
             try accounting.attach(cgroupFD: cgroupFD, path: place.path)
-            job = try HeldJob(arguments: options.command, newNetwork: false)
+            (job, movedIn) = try Self.spawnInto(place, cgroupFD: cgroupFD, command: options.command)
         } catch {
             takeDownBPF(lease, accounting: accounting, leases: leases)
             throw error
         }
         do throws(JobboxError) {
             try job.waitUntilUnshared()
-            if place.made { try place.add(pid: job.pid, cgroupFD: cgroupFD) }
+            if place.made && !movedIn { try place.add(pid: job.pid, cgroupFD: cgroupFD) }
             try job.release()
         } catch {
             job.abandon()
@@ -69,6 +71,19 @@ extension NetacctRun {
         }
         takeDownBPF(lease, accounting: accounting, leases: leases)
         return status
+    }
+
+    /// The held job, started in the cgroup netacct made (clone3 CLONE_INTO_CGROUP: moving it there afterwards costs
+    /// an RCU grace period, most of a job's set-up), and whether it is there; on kernels without it (before 5.7)
+    /// the caller moves it. In cg-exec's cgroup it is there already.
+    static func spawnInto(_ place: BPFJobCgroup, cgroupFD: Int32, command: [String]) throws(JobboxError) -> (HeldJob, Bool) {
+        guard place.made else { return (try HeldJob(arguments: command, newNetwork: false), true) }
+        do {
+            return (try HeldJob(arguments: command, newNetwork: false, cgroupFD: cgroupFD), true)
+        } catch {
+            guard let errno = error.errno, [Errno.noFunction, Errno.argListTooLong, Errno.invalidArgument].contains(errno) else { throw error }
+            return (try HeldJob(arguments: command, newNetwork: false), false)
+        }
     }
 
     /// Detaches, removes the cgroup netacct made, and releases the lease when all went; failures are reported

@@ -25,8 +25,9 @@ package final class HeldJob {
     private var reaped = false
 
     /// Forks the child for `arguments` (the command and its arguments; the command is searched in `$PATH`), in a
-    /// new network namespace unless `newNetwork` is false (the bpf back end holds it only to move it into a cgroup).
-    package init(arguments: [String], newNetwork: Bool = true) throws(JobboxError) {
+    /// new network namespace unless `newNetwork` is false (the bpf back end holds it only to move it into a cgroup),
+    /// and started in the cgroup open at `cgroupFD` when given (clone3; an error on kernels before 5.7).
+    package init(arguments: [String], newNetwork: Bool = true, cgroupFD: Int32? = nil) throws(JobboxError) {
         guard let file = arguments.first else { throw JobboxError.invalid("no command", nil, "give the job's command after --") }
         command = file
         var ready: [Int32] = [-1, -1]
@@ -49,6 +50,10 @@ package final class HeldJob {
         options.go_fd = go[0]
         options.death_signal = SIGKILL
         options.close_fds = (ready[0], go[1], -1, -1)
+        if let cgroupFD {
+            options.flags |= JB_SPAWN_CGROUP
+            options.cgroup_fd = cgroupFD
+        }
         var errorFD: Int32 = -1
         let pid = jb_spawn(file, argv.pointers, nil, &options, &errorFD)
         let spawnError = Errno.last

@@ -3,7 +3,9 @@
  * (scripts/bpf/embed-object.sh) and embedded in the tools; loaded by jb_netacct_bpf.c.
  *
  * Every IP packet of a socket in the cgroup (and its descendants) is counted once, by direction and by whether
- * its remote address is internal: one longest-prefix lookup in jb_networks, keyed by family and address.
+ * its remote address is internal: one longest-prefix lookup in jb_networks, keyed by family and address. A job's
+ * own programs (netacct --backend bpf) count into the entry of the socket's cgroup; the node service's
+ * (netacct --node, settings.aggregate) also into the entries of its ancestors, so each entry is a subtree's sum.
  * Loopback (127.0.0.0/8, ::1) is in that map as "not counted". The skb's data starts at the IP header in both
  * hooks, so the header is read at offset 0.
  */
@@ -50,6 +52,13 @@ static __always_inline struct jb_netacct_counters *counters_of(__u64 id) {
     if (counters) return counters;
     __u64 overflow = 0;
     return bpf_map_lookup_elem(&jb_counters, &overflow);
+}
+
+static __always_inline void add(struct jb_netacct_counters *counters, __u32 index, __u64 bytes, __u64 packets) {
+    if (counters && index < JB_NETACCT_CLASSES) {
+        __sync_fetch_and_add(&counters->bytes[index], bytes);
+        __sync_fetch_and_add(&counters->packets[index], packets);
+    }
 }
 
 /* 1: let the packet pass, 0: drop it (cgroup_skb's verdicts). */
@@ -103,16 +112,22 @@ static __always_inline int account(struct __sk_buff *skb, int outgoing) {
 
     int external = kind != JB_NETACCT_REMOTE_INTERNAL;
     __u32 index = (outgoing ? 0 : 2) + (external ? 1 : 0);
-    struct jb_netacct_counters *counters = counters_of(bpf_skb_cgroup_id(skb));
-    if (counters && index < JB_NETACCT_CLASSES) {
-        __sync_fetch_and_add(&counters->bytes[index], bytes);
-        __sync_fetch_and_add(&counters->packets[index], packets);
+    __u32 zero = 0;
+    struct jb_netacct_settings *settings = bpf_map_lookup_elem(&jb_settings, &zero);
+    if (settings && settings->aggregate) {
+        /* The node service: the packet counts for its cgroup and for every ancestor down to first_level (the
+         * cgroup the programs are attached to), so an entry holds its whole subtree, also after a descendant is
+         * gone, and a reader needs one lookup. bpf_skb_ancestor_cgroup_id returns 0 past the socket's own level. */
+        __u32 first = settings->first_level;
+        for (__u32 level = 0; level < JB_NETACCT_MAX_LEVELS; level++) {
+            __u64 id = bpf_skb_ancestor_cgroup_id(skb, (int)(first + level));
+            if (id == 0) break;
+            add(counters_of(id), index, bytes, packets);
+        }
+    } else {
+        add(counters_of(bpf_skb_cgroup_id(skb)), index, bytes, packets);
     }
-    if (external) {
-        __u32 zero = 0;
-        struct jb_netacct_settings *settings = bpf_map_lookup_elem(&jb_settings, &zero);
-        if (settings && settings->deny_external) return 0;
-    }
+    if (external && settings && settings->deny_external) return 0;
     return 1;
 }
 

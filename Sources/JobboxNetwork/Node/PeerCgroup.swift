@@ -1,0 +1,44 @@
+import CLinux
+import JobboxCgroups
+import JobboxCore
+import JobboxNetacctClient
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// Who asks the node service: the connecting process's uid and its unified cgroup.
+///
+/// Trusted: only what the kernel says. The uid and pid come from SO_PEERCRED (recorded at connect; a client cannot
+/// forge them), the cgroup from `/proc/PID/cgroup`'s `0::` line, read race-safely: the pidfd is taken first
+/// (SO_PEERPIDFD names the connecting process itself) and checked alive after the read, so a pid that was
+/// reused in between is noticed and the request refused. Nothing the client sends names who it is.
+package struct PeerCgroup: Sendable, Equatable {
+    /// The peer's uid.
+    package let uid: uid_t
+    /// Its unified cgroup (a clean cgroup path), nil when it has none (a process of another cgroup namespace
+    /// whose path reads "/.." or a gone process).
+    package let cgroup: String?
+
+    package init(uid: uid_t, cgroup: String?) {
+        self.uid = uid
+        self.cgroup = cgroup
+    }
+
+    /// The peer of the connected socket `fd`.
+    package static func of(socket fd: Int32) -> Result<PeerCgroup, NetacctNodeRefusal> {
+        var uid: uid_t = 0
+        var pid: pid_t = 0
+        var pidfd: Int32 = -1
+        guard jb_peer_identity(fd, &uid, &pid, &pidfd) == 0 else { return .failure(NetacctNodeRefusal("cannot tell who is asking (SO_PEERCRED)")) }
+        defer { if pidfd >= 0 { close(pidfd) } }
+        guard pid > 0, pidfd >= 0 else { return .failure(NetacctNodeRefusal("cannot tell which process is asking")) }
+        let membership = try? CgroupMembership.read(pid: String(pid))
+        // Read after the pidfd was taken: if the process is still alive now, the file was its own.
+        guard jb_pidfd_alive(pidfd) == 1 else { return .failure(NetacctNodeRefusal("the asking process is gone")) }
+        let line = membership?.entries.first { $0.hierarchyID == 0 && $0.controllers.isEmpty }?.path
+        return .success(PeerCgroup(uid: uid, cgroup: line.flatMap { NetacctNodeRequest.cleanCgroupPath($0) }))
+    }
+}

@@ -29,7 +29,7 @@ CHAOS_CHAINS ?= 1000
 CHAOS_SEED   ?=
 CHAOS_ARGS    = $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 chaos: build
-	python3 chaos/run.py .build/debug --chains $(CHAOS_CHAINS) --load 100 --alive 500 --workers 4 $(CHAOS_ARGS) --report chaos/last-run.json
+	python3 chaos/run.py .build/debug --chains $(CHAOS_CHAINS) --load 100 --alive 500 --workers 4 --node-jobs 8 --node-datagrams 60000 $(CHAOS_ARGS) --report chaos/last-run.json
 
 # The short run make check does (about a minute here): the same parts, scaled down.
 chaos-short: build

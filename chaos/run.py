@@ -659,9 +659,13 @@ class Suite:
                 service[0].wait()
                 service[0] = None
                 start()
+                if any(p.poll() is None for *_, p in jobs):
+                    self.stats["node restarts under traffic"] += 1
             for c in hanging:
                 c.close()
             self.stats["node slowest read ms"] = round(slowest * 1000)
+            if not self.stats["node restarts under traffic"]:
+                self.fail("node: the traffic ended before any restart; raise --node-datagrams")
             for name, size, reply, p in jobs:
                 out, err = p.communicate()
                 if p.returncode != 0:
@@ -747,7 +751,7 @@ def main():
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--backends", default=",".join(BACKENDS), help="netacct back ends of the kill part, in turn")
     ap.add_argument("--node-jobs", type=int, default=4)
-    ap.add_argument("--node-datagrams", type=int, default=3000)
+    ap.add_argument("--node-datagrams", type=int, default=20000)
     ap.add_argument("--parts", default="kill,load,alive,exhaust,node")
     ap.add_argument("--report", default="")
     ap.add_argument("--skip-unless-root", action="store_true", help="exit 0 saying why when not root (make check as a user)")

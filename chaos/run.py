@@ -104,6 +104,7 @@ class Suite:
         self.durations = {b: [] for b in BACKENDS}
         self.mounts = []
         self.events = []
+        self.dead = set()
         self.epoch = time.monotonic()
 
     def config(self, directory, extra):
@@ -233,6 +234,7 @@ class Suite:
         out.seek(0)
         err.seek(0)
         post["stdout"], post["stderr"] = out.read(), err.read()
+        self.check_reclaims("netacct of %s" % job, post["stderr"])
         out.close()
         err.close()
         if kill_at is not None and killed is None:
@@ -254,6 +256,8 @@ class Suite:
             phase = "run"
         else:
             phase = "setup"
+        with self.lock:
+            self.dead.add(os.path.basename(marks))
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
@@ -287,12 +291,24 @@ class Suite:
 
     def cleanup(self, job):
         """The documented clean-up after a chain was killed (README, man cg-exec, man netacct)."""
+        with self.lock:
+            self.dead.add(job)
         r = run([self.tool("cg-exec"), "--remove", "--job", job])
         if r.returncode != 0:
             self.fail("%s: cg-exec --remove status %d: %s" % (job, r.returncode, r.stderr.strip()))
         r = run(["nsenter", "--net=/run/netns/" + self.node, self.tool("netacct"), "--cleanup", "--stale"])
         if r.returncode != 0:
             self.fail("%s: netacct --cleanup --stale status %d: %s" % (job, r.returncode, r.stderr.strip()))
+        self.check_reclaims("netacct --cleanup --stale after %s" % job, r.stderr)
+
+    def check_reclaims(self, who, stderr):
+        """Only a dead run's leftovers may be removed: a clean-up, or a netacct reclaiming a slot, that names a
+        job whose chain was not killed took a live job's network."""
+        for victim in re.findall(r"removed the (?:network|accounting) of job (\S+) left by", stderr):
+            with self.lock:
+                dead = victim in self.dead
+            if not dead:
+                self.fail("%s removed the network of job %s, which nobody killed: %s" % (who, victim, stderr.strip()))
 
     # What one job may leave: its cgroups, veth, chain, table, lease, claim, processes.
     def snapshot(self):
@@ -556,6 +572,8 @@ class Suite:
             if nofile:
                 import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        with self.lock:
+            self.dead.add(job)
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120, preexec_fn=limit)
         lines = [line for line in r.stderr.splitlines() if line.strip()]
         line = lines[0] if lines else ""

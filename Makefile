@@ -5,7 +5,7 @@ RELEASE_DIR = .build-release
 TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
 VENV        = .venv-htcondor
 
-.PHONY: all deps build check check-v2 check-packages demo release install deb rpm dist man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
+.PHONY: all deps build check check-v2 check-packages chaos chaos-short demo release install deb rpm dist man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
 
 all: build
 
@@ -21,6 +21,19 @@ check: build
 	@$(MAKE) --no-print-directory lint-man lint-shell lint-swift
 	@$(MAKE) --no-print-directory fuzz-run
 	@$(MAKE) --no-print-directory check-packages
+	@$(MAKE) --no-print-directory chaos-short
+
+# The chaos and load suite (docs/RELIABILITY.md): kill -9 anywhere in CHAOS_CHAINS full chains, 100 chains at
+# once, 500 jobs alive at once, exhaustion; then nothing of it may be left. CHAOS_SEED=N replays a run.
+CHAOS_CHAINS ?= 1000
+CHAOS_SEED   ?=
+CHAOS_ARGS    = $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+chaos: build
+	python3 chaos/run.py .build/debug --chains $(CHAOS_CHAINS) --load 100 --alive 500 --workers 4 --node-jobs 8 --node-datagrams 60000 $(CHAOS_ARGS) --report chaos/last-run.json
+
+# The short run make check does (about a minute here): the same parts, scaled down.
+chaos-short: build
+	python3 chaos/run.py .build/debug --chains 45 --load 24 --alive 60 --workers 3 --skip-unless-root $(CHAOS_ARGS)
 
 # libFuzzer targets for the parsers of untrusted text (fuzz/Sources): targets of this package that exist only
 # with JOBBOX_FUZZ=1, built in their own scratch directory (fuzz/.build); about 2 minutes to build.

@@ -14,8 +14,10 @@ enum CgroupFailure {
     static func create(_ path: String, _ errno: Errno, isJob: Bool) -> JobboxError {
         var hint: String?
         switch errno {
-        case .permissionDenied, .notPermitted, .readOnlyFileSystem:
+        case .permissionDenied, .notPermitted:
             hint = "\(user) may not create cgroups in \(parentOf(path)): it is not delegated to this user (pass --parent with a cgroup you own)"
+        case .readOnlyFileSystem:
+            hint = readOnlyHint
         case .fileExists where isJob:
             hint = "a job with this id is running or its cgroup was not removed (cg-exec --remove --job ID)"
         case .noSuchFileOrDirectory:
@@ -35,8 +37,10 @@ enum CgroupFailure {
             case (.permissionDenied, "cgroup.procs"), (.notPermitted, "cgroup.procs"):
                 hint =
                     "\(user) may not move processes here: that needs write access to this file and to cgroup.procs of the common ancestor of the process's current cgroup"
-            case (.permissionDenied, _), (.notPermitted, _), (.readOnlyFileSystem, _):
+            case (.permissionDenied, _), (.notPermitted, _):
                 hint = "\(user) may not write it: the cgroup is not delegated to this user"
+            case (.readOnlyFileSystem, _):
+                hint = readOnlyHint
             case (.resourceBusy, "cgroup.subtree_control"):
                 hint =
                     "the cgroup has processes of its own, and cgroup v2 enables controllers only for cgroups without any: pass --parent with a cgroup that has none"
@@ -64,6 +68,9 @@ enum CgroupFailure {
         let reason = hint.map { "\(errno.description) (\($0))" } ?? errno.description
         return JobboxError(operation, path, reason: reason, errno: errno)
     }
+
+    /// EROFS is the mount's doing, not delegation's: even root gets it (a container's read-only /sys/fs/cgroup).
+    private static let readOnlyHint = "this cgroup hierarchy is mounted read-only here; no user may change it"
 
     private static var user: String {
         let uid = geteuid()

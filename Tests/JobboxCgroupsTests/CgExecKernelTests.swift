@@ -24,6 +24,25 @@ struct CgExecKernelTests {
         #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory("memory", "oom")))
     }
 
+    @Test("a hierarchy mounted read-only (chaos suite): one line blaming the mount, not delegation; 125; nothing made elsewhere")
+    func readOnlyHierarchy() throws {
+        let sandbox = try CgExecSandbox()
+        defer { sandbox.cleanUp() }
+        // The pids hierarchy comes after memory, cpu and others, so the ones already made must be undone. The
+        // read-only remount is private to the mount namespace unshare makes.
+        let script = #"mount -o remount,bind,ro /sys/fs/cgroup/pids && exec "$@""#
+        let result = try TestSupport.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", TestSupport.tool("cg-exec"), "--config", sandbox.configPath]
+                + ["--job", "ro", "--", "/bin/true"])
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
+        #expect(result.stderr.contains("Read-only file system (this cgroup hierarchy is mounted read-only here"), "\(result)")
+        #expect(!result.stderr.contains("delegated"), "\(result)")
+        for base in sandbox.existingBases {
+            #expect(CgExecSandbox.directoriesDeepestFirst(base) == [base], "\(base) still has the job's cgroup")
+        }
+    }
+
     @Test("a job that forked 50 background sleepers leaves nothing after --remove, in any hierarchy")
     func removeFiftySleepers() throws {
         let sandbox = try CgExecSandbox()

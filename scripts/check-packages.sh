@@ -206,10 +206,15 @@ check_installed() { # check_installed LABEL ROOT
         check "$label: man -w finds $name($section)" \
             test "$(in_chroot "$root" man -w "$section" "$name" 2>/dev/null)" = "/usr/share/man/man$section/$name.$section.gz"
     done
-    # systemd-analyze runs here, on the units the package installed in the chroot (the chroots run no systemd);
-    # their man: links are looked up in the chroot's pages.
-    local units
-    mapfile -t units < <(grep '^/usr/lib/systemd/system/' "$work/deb.list" | sed "s|^|$root|")
+    # systemd-analyze runs here, on copies of the units the package installed in the chroot (the chroots run no
+    # systemd) whose commands in /usr/bin point into the chroot, so the check sees the packaged binaries exist; their
+    # man: links are looked up in the chroot's pages.
+    local units unit
+    rm -rf "$work/units" && mkdir -p "$work/units"
+    while IFS= read -r unit; do
+        sed "s#^\(Exec[A-Za-z]*=[-@!+:]*\)/usr/bin/#\1$root/usr/bin/#" "$root$unit" > "$work/units/${unit##*/}"
+    done < <(grep '^/usr/lib/systemd/system/' "$work/deb.list")
+    mapfile -t units < <(find "$work/units" -type f | sort)
     check "$label: systemd-analyze verify ${units[*]##*/}" env MANPATH="$root/usr/share/man" \
         systemd-analyze verify "${units[@]}"
     local command

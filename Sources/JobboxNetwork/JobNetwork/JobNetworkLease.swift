@@ -224,12 +224,7 @@ package struct JobNetworkLeases: Sendable {
         try withLock { () throws(JobboxError) -> JobNetworkLease in
             let parent = try openDirectory(creating: false)
             defer { parent.close() }
-            let entries: [DirectoryEntry]
-            do throws(Errno) {
-                entries = try LeaseFiles.entries(of: parent)
-            } catch {
-                throw JobboxError.system("cannot list state directory", directory, error)
-            }
+            let entries = try LeaseFiles.entries(of: parent)
             let leaseNames = Set(entries.map(\.name).filter { $0.hasSuffix(".lease") })
             var claimed = Set<String>()
             var taken = Set<Int>()
@@ -282,12 +277,7 @@ package struct JobNetworkLeases: Sendable {
     package func removeOrphanClaims() throws(JobboxError) {
         let parent = try openDirectory(creating: false)
         defer { parent.close() }
-        let entries: [DirectoryEntry]
-        do throws(Errno) {
-            entries = try LeaseFiles.entries(of: parent)
-        } catch {
-            throw JobboxError.system("cannot list state directory", directory, error)
-        }
+        let entries = try LeaseFiles.entries(of: parent)
         let names = Set(entries.map(\.name))
         for entry in entries {
             guard let (_, interface) = SlotClaim.parse(fileName: entry.name), !names.contains(interface + ".lease") else { continue }

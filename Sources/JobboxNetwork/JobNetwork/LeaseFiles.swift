@@ -1,5 +1,4 @@
 import JobboxCore
-import SystemPackage
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -27,12 +26,7 @@ enum LeaseFiles {
             throw error
         }
         defer { parent.close() }
-        let entries: [DirectoryEntry]
-        do throws(Errno) {
-            entries = try Self.entries(of: parent)
-        } catch {
-            throw JobboxError.system("cannot list state directory", directory, error)
-        }
+        let entries = try Self.entries(of: parent)
         var leases: [Lease] = []
         for entry in entries where entry.name.hasSuffix(".lease") {
             do throws(JobboxError) {
@@ -45,12 +39,11 @@ enum LeaseFiles {
     }
 
     /// The entries of the open state directory `parent`.
-    static func entries(of parent: GuardedDirectory) throws(Errno) -> [DirectoryEntry] {
+    static func entries(of parent: GuardedDirectory) throws(JobboxError) -> [DirectoryEntry] {
         let listFD = openat(parent.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard listFD >= 0 else { throw Errno.last }
-        guard let stream = fdopendir(listFD) else {
-            let error = Errno.last
-            close(listFD)
+        guard listFD >= 0, let stream = fdopendir(listFD) else {
+            let error = JobboxError.lastErrno("cannot list state directory", parent.path)
+            if listFD >= 0 { close(listFD) }
             throw error
         }
         defer { closedir(stream) }

@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "JobboxChrootTests", dependencies: ["JobboxChroot", "JobboxTestSupport"]),
         .testTarget(
             name: "JobboxNamespacesTests",
-            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxQuota", "JobboxTestSupport", "CNsExec", "CLinux"]
+            dependencies: ["JobboxNamespaces", "JobboxChroot", "JobboxQuota", "JobboxCgroups", "JobboxTestSupport", "CNsExec", "CLinux"]
         ),
         .testTarget(
             name: "JobboxNetworkTests", dependencies: ["JobboxNetwork", "JobboxNetacctClient", "JobboxCgroups", "NetacctBPFObject", "JobboxTestSupport"]),

@@ -1,4 +1,5 @@
 import Foundation
+import JobboxCgroups
 import JobboxTestSupport
 import Testing
 
@@ -81,6 +82,13 @@ struct NsExecAttachTests {
         func remove() {
             _ = try? TestSupport.run(["cg-exec", "--config", config, "--remove", "--job", job])
             _ = background.wait()
+            // cg-exec --remove takes the job's cgroups; the base the test named is the test's to remove, in every
+            // hierarchy, below the test's own cgroup (CGROUP_PARENT = self).
+            if let layout = try? CgroupLayout.current(), let membership = try? CgroupMembership.read() {
+                for hierarchy in layout.hierarchies {
+                    if let own = layout.directory(of: membership, in: hierarchy) { rmdir(own + "/" + base) }
+                }
+            }
             dir.remove()
         }
     }

@@ -145,8 +145,7 @@ struct ChirpHostileTests {
         #expect(result.stderr.isEmpty, "\(result)")
         try waitForFile(received)
         #expect(try String(contentsOfFile: received, encoding: .utf8).hasPrefix("cookie jobbox-test-cookie\nset_job_attr Network"))
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("netacct: the job's own proxy on the campus is reached from the job's namespace, as the job's user, with the final ad")
@@ -168,8 +167,7 @@ struct ChirpHostileTests {
         for (name, value) in ad.attributes {
             #expect(text.contains("set_job_attr \(name) \(try ClassAdWriter.renderValue(value))\n"), "\(name)")
         }
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("netacct --deny-external: a proxy on an external host is rejected like the job's own traffic")
@@ -199,8 +197,7 @@ struct ChirpHostileTests {
             Self.netacct(net, config: config, job: "silent", extra: ["--ad-file", net.directory.path + "/job.ad"], actions: ["address", "exit", "3"]))
         #expect(result.status == 3, "\(result)")
         #expect(result.stderr == "netacct: warning: cannot chirp authenticate: the proxy did not answer within \(ChirpClient.timeout) s\n")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("netacct sent TERM while it waits for the chirp: the publisher is killed, the tear-down completes, the job's status stands")
@@ -227,8 +224,7 @@ struct ChirpHostileTests {
         #expect(result.status == 0, "the job's status: \(result)")
         #expect(result.stderr == "netacct: warning: cannot chirp: interrupted by signal 15: the chirp publisher was stopped\n")
         #expect(kill(publisher, 0) == -1 && errno == ESRCH, "the publisher is gone")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     /// A child of `parent` whose command line contains `word`.

@@ -51,8 +51,7 @@ struct NetacctBPFKernelTests {
         #expect(Self.count(ad, "NetworkIncomingExternal") == 5 * (1400 + 28) + 4 * (1200 + 48))
         // The job ran in the node's own network namespace, and no link, rule or table was made there.
         #expect(try String(contentsOfFile: netnsFile, encoding: .utf8) == "net:[\(try BPFTestSupport.inode("/run/netns/\(net.node)"))]")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
         #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: job)))
     }
 

@@ -56,9 +56,7 @@ struct NetacctKernelTests {
         // The servers saw the job's traffic come from the node (masqueraded), not from the job's private address.
         #expect(net.serverLog(net.campus).split(separator: "\n").allSatisfy { $0 == "udp 172.20.0.1 300" })
         #expect(net.serverLog(net.internet).split(separator: "\n").count == 5)
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
-        #expect(net.claimFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("10 MiB each way over TCP is counted within the TCP/IP header overhead; the final ad goes to stderr", arguments: backends)
@@ -126,9 +124,7 @@ struct NetacctKernelTests {
         }
         #expect(addresses.count == count, "\(addresses.sorted())")
         #expect(addresses.allSatisfy { IPv4Network(parsing: "10.213.0.0/16")?.contains(IPv4Address(parsing: $0) ?? IPv4Address(0)) == true })
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
-        #expect(net.claimFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     /// Starts a job that writes its pid and netacct's to a file and then waits forever; returns the run and the pids.
@@ -166,9 +162,7 @@ struct NetacctKernelTests {
         }
         let result = run.wait()
         #expect(result.status == (ending == .jobKilled ? 137 : 143), "\(result)")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
-        #expect(net.claimFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("netacct killed with KILL leaves its objects and lease; --cleanup --stale removes exactly those", arguments: backends)
@@ -193,9 +187,7 @@ struct NetacctKernelTests {
                 == withSurvivor.replacingOccurrences(of: #"[0-9]+: jb_"#, with: "N: jb_", options: .regularExpression))
         try FileManager.default.createDirectory(atPath: net.directory.path + "/never", withIntermediateDirectories: false)
         #expect(survivor.wait().status == 0)
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
-        #expect(net.claimFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("the next run of a job whose netacct was killed reclaims the dead lease and removes its leftovers", arguments: backends)
@@ -211,9 +203,7 @@ struct NetacctKernelTests {
         #expect(result.status == 0, "\(result)")
         #expect(result.stderr.contains("removed the network of job again.\(backend) left by netacct pid \(netacct)"), "\(result)")
         #expect(result.stdout == "address 10.213.0.2\n")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
-        #expect(net.claimFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("--deny-external: the campus host answers, the internet host is unreachable and sees nothing", arguments: backends + ["bpf"])
@@ -347,9 +337,7 @@ struct NetacctKernelTests {
         let result = try net.netacct(Self.options("missing.\(backend)", backend) + ["--", "/nonexistent/command"])
         #expect(result.status == 127)
         #expect(result.stderr == "netacct: command not found: /nonexistent/command: No such file or directory\n")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
-        #expect(net.claimFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
         #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: "missing.\(backend)")))
     }
 
@@ -375,8 +363,7 @@ struct NetacctKernelTests {
         #expect(lines.contains { $0.hasPrefix("netacct: warning: cannot write ad file \(net.directory.path)/no-such-dir/job.ad") }, "\(result)")
         #expect(lines.filter { !$0.hasPrefix("netacct: warning: ") && !$0.contains("ip_forward") }.isEmpty, "only warnings: \(result)")
         #expect(!FileManager.default.fileExists(atPath: errorFile), "a finished job must not be requeued: \(Integration.read(errorFile) ?? "")")
-        #expect(try net.nodeState() == before)
-        #expect(net.leaseFiles().isEmpty)
+        try net.expectNothingLeft(since: before)
     }
 
     @Test("IPv4 forwarding: turned on with one warning when it was off, left on, and no warning when it is on (-v notes it)")

@@ -176,6 +176,14 @@ final class NetacctTopology {
         return files.filter { $0.hasSuffix(".lease") }.sorted()
     }
 
+    /// Expects the node's links and firewall as `before` and no lease or address claim left: what every run must
+    /// leave behind.
+    func expectNothingLeft(since before: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try nodeState() == before, sourceLocation: sourceLocation)
+        #expect(leaseFiles().isEmpty, sourceLocation: sourceLocation)
+        #expect(claimFiles().isEmpty, sourceLocation: sourceLocation)
+    }
+
     /// The address claims left beside the veth leases (`slot.<n>.<interface>`).
     func claimFiles() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: state.path + "/netacct")) ?? []).filter { $0.hasPrefix("slot.") }.sorted()

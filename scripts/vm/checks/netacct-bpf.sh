@@ -6,8 +6,10 @@
 # The traffic stays in a network namespace the check makes (unshare -n), on an address put on its loopback
 # device (10.99.0.1: not 127/8, so it counts, and internal here). busybox has no veth (its ip cannot add links)
 # and its nc no UDP, so the traffic is one TCP download of 1 MiB, from a server outside the job to the job: the
-# job's incoming bytes are the payload plus the IP and TCP headers, its outgoing bytes its ACKs. The bounds allow
-# for the headers only, so a back end that counts nothing, twice, or in the wrong class fails.
+# job's incoming bytes are the payload plus the IP and TCP headers, its outgoing bytes its ACKs. How many segments
+# carry the payload depends on busybox nc's write size and on timing (CI saw 1392 segments, 7% headers), so the
+# bounds allow up to a quarter for headers: a back end that counts nothing, twice, or in the wrong class still
+# fails.
 
 NETACCT=${NETACCT:-/jobbox/bin/netacct}
 CGROOT=${NETACCT_CHECK_CGROUP_ROOT:-/sys/fs/cgroup}
@@ -30,9 +32,9 @@ check_counts() {
     external=$(($(attr "$2" NetworkIncomingExternal) + $(attr "$2" NetworkOutgoingExternal)))
     if [ -z "$incoming" ] || [ -z "$outgoing" ]; then
         fail "$1" "no counters in: $(tr '\n' ' ' <"$2")"
-    elif [ "$incoming" -lt $((PAYLOAD + 52)) ] || [ "$incoming" -gt $((PAYLOAD + PAYLOAD / 20 + 10000)) ]; then
+    elif [ "$incoming" -lt $((PAYLOAD + 52)) ] || [ "$incoming" -gt $((PAYLOAD + PAYLOAD / 4)) ]; then
         fail "$1" "NetworkIncomingInternal $incoming for a $PAYLOAD-byte download"
-    elif [ "$outgoing" -le 0 ] || [ "$outgoing" -gt $((PAYLOAD / 10)) ]; then
+    elif [ "$outgoing" -le 0 ] || [ "$outgoing" -gt $((PAYLOAD / 4)) ]; then
         fail "$1" "NetworkOutgoingInternal $outgoing (the ACKs of a $PAYLOAD-byte download)"
     elif [ "$external" -ne 0 ]; then
         fail "$1" "external counters $external, not 0"

@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "jb_attach.h"
+#include "jb_fence.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +73,10 @@ pid_t jb_attach_spawn(const struct jb_attach_plan *plan, int *report_fd, struct 
     if (fchdir(plan->cwd_fd) != 0) child_fail(report, JB_ATTACH_CWD, errno);
     close(plan->root_fd);
     close(plan->cwd_fd);
+    /* The fence needs CAP_SYS_ADMIN or no_new_privs: root installs it before becoming the job's user, anyone else
+     * after no_new_privs (always set for them). */
+    int fence_error = plan->quota_fence && plan->switch_identity ? jb_install_quota_fence() : 0;
+    if (fence_error != 0) child_fail(report, JB_ATTACH_FENCE, fence_error);
     if (plan->switch_identity) {
         if (setgroups((size_t)plan->group_count, plan->groups) != 0 || setresgid(plan->gid, plan->gid, plan->gid) != 0 ||
             setresuid(plan->uid, plan->uid, plan->uid) != 0)
@@ -82,6 +87,8 @@ pid_t jb_attach_spawn(const struct jb_attach_plan *plan, int *report_fd, struct 
     /* The attached command dies with ns-exec (armed after the identity change, which clears it). */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (plan->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report, JB_ATTACH_IDENTITY, errno);
+    fence_error = plan->quota_fence && !plan->switch_identity ? jb_install_quota_fence() : 0;
+    if (fence_error != 0) child_fail(report, JB_ATTACH_FENCE, fence_error);
     int error = jb_exec(plan->file, plan->argv, plan->envp);
     child_fail(report, JB_ATTACH_EXEC, error);
     return -1;

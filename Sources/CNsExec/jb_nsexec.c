@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "jb_nsexec.h"
+#include "jb_fence.h"
 #include "jb_init.h"
 #include "clinux.h"
 #include "jb_open.h"
@@ -280,8 +281,13 @@ static int switch_identity(const struct jb_nsexec_plan *plan, struct jb_nsexec_f
     return 0;
 }
 
-/* The last steps before exec (or before the init forks the job): identity, no_new_privs, working directory. */
+/* The last steps before exec (or before the init forks the job): the quota fence (while root may still install
+ * it), identity, no_new_privs, working directory. */
 static int finish_process(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
+    if (plan->quota_fence) {
+        int error = jb_install_quota_fence();
+        if (error != 0) return fail(failure, JB_NSEXEC_FENCE, 0, error);
+    }
     if (plan->switch_identity && switch_identity(plan, failure) != 0) return -1;
     if (plan->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return fail(failure, JB_NSEXEC_NO_NEW_PRIVS, 0, errno);

@@ -102,6 +102,8 @@ package enum NamespaceLauncher {
             return .exec(plan.command.first ?? "", errno)
         case Int(JB_NSEXEC_DESCRIPTORS.rawValue):
             return .system("cannot close the descriptors the job must not inherit", nil, errno)
+        case Int(JB_NSEXEC_FENCE.rawValue):
+            return .system("cannot fence the scratch quota (a seccomp filter)", plan.layout.scratch, errno)
         default:
             return .invalid("the job's set-up failed", nil, "unknown step \(failure.stage) (errno \(failure.error))")
         }
@@ -203,6 +205,7 @@ final class CPlanStorage {
         result.keep_fds = array(plan.keepFDs)
         result.keep_fd_count = Int32(plan.keepFDs.count)
         result.no_new_privs = plan.noNewPrivs ? 1 : 0
+        result.quota_fence = plan.quotaFence ? 1 : 0
         guard let workdir = copy(plan.workdir) else { return nil }
         result.workdir = workdir
         result.workdir_optional = plan.workdirOptional ? 1 : 0

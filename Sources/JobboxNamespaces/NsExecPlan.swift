@@ -93,6 +93,9 @@ package struct NsExecPlan: Sendable {
     package var scratchQuota: ScratchQuotaLimit?
     /// Where project ids for the quota come from and are recorded.
     package var scratchQuotaSettings = ScratchQuotaSettings(JobboxConfig())
+    /// Whether the job runs under the scratch-quota fence (`jb_fence.h`): whenever its scratch directory gets a
+    /// quota, since the kernel lets the owner of a file move it out of a project or a qgroup.
+    package var quotaFence: Bool { scratchQuota != nil && layout.scratch != nil }
     /// Bring `lo` up (new network namespace).
     package var loopbackUp = false
     /// The hostname of the new UTS namespace.

@@ -56,7 +56,7 @@ struct NsExecCommand: JobboxTool {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Limit the scratch dir (and so the job's /tmp, /var/tmp) to SIZE bytes and optionally INODES files with the file system's quota: a btrfs subvolume's qgroup, or an XFS/ext4 project quota (root; default: SCRATCH_QUOTA; 'none' for none; 'request-disk' for the job ad's RequestDisk, else the slot's Disk). Past it the job gets EDQUOT or ENOSPC.",
+            "Limit the scratch dir (and so the job's /tmp, /var/tmp) to SIZE bytes and optionally INODES files with the file system's quota: a btrfs subvolume's qgroup, or an XFS/ext4 project quota (root; default: SCRATCH_QUOTA; 'none' for none; 'request-disk' for the job ad's RequestDisk, else the slot's Disk). Past it the job gets EDQUOT or ENOSPC; it may not change project ids or file flags, nor create btrfs subvolumes (EPERM), which would escape the limit.",
             valueName: "size[,inodes]"))
     var scratchQuota: String?
 

@@ -23,6 +23,7 @@ struct jb_attach_plan {
     const gid_t *groups;
     int group_count;
     int no_new_privs;
+    int quota_fence;          /* jb_install_quota_fence: the job's init runs under it (its scratch dir has a quota) */
 
     const char *file;         /* searched in PATH when it has no slash */
     char *const *argv;
@@ -39,6 +40,7 @@ enum jb_attach_stage {
     JB_ATTACH_CWD = 5,
     JB_ATTACH_IDENTITY = 6,
     JB_ATTACH_EXEC = 7,
+    JB_ATTACH_FENCE = 8,
 };
 
 struct jb_attach_failure {

@@ -88,6 +88,7 @@ struct jb_nsexec_plan {
     int keep_fd_count;
 
     int no_new_privs;         /* PR_SET_NO_NEW_PRIVS before exec */
+    int quota_fence;          /* jb_install_quota_fence before the identity change (the scratch dir has a quota) */
     const char *workdir;      /* chdir here last (NULL: stay) */
     int workdir_optional;     /* a failing chdir to workdir is not an error */
 
@@ -120,6 +121,7 @@ enum jb_nsexec_stage {
     JB_NSEXEC_INIT_FORK = 19,     /* the init could not fork the job */
     JB_NSEXEC_EXEC = 20,
     JB_NSEXEC_DESCRIPTORS = 21,   /* closing the inherited descriptors */
+    JB_NSEXEC_FENCE = 22,         /* installing the scratch-quota fence */
 };
 
 /* What went wrong: the stage, the errno, and for mounts the index of the operation. */

@@ -65,6 +65,7 @@ package enum NsExecAttach {
             throw JobboxError.invalid(operation, "'\(job)'", "it has ended")
         }
 
+        let fenced = runsFenced(pid: record.pid)
         guard let arguments = CStringArray(command) else { throw JobboxError.system("cannot prepare the command", nil, .noMemory) }
         let cgroupFDs = Array(descriptors.dropLast(2))
         var failure = jb_attach_failure()
@@ -86,6 +87,7 @@ package enum NsExecAttach {
                     plan.groups = groups.baseAddress
                     plan.group_count = Int32(groups.count)
                     plan.no_new_privs = (!isRoot || record.uid != 0) ? 1 : 0
+                    plan.quota_fence = fenced ? 1 : 0
                     plan.file = UnsafePointer(arguments.pointers[0])
                     plan.argv = argv.baseAddress
                     plan.envp = nil
@@ -144,6 +146,17 @@ package enum NsExecAttach {
         }
     }
 
+    /// Whether the job's init runs under a seccomp filter (`Seccomp: 2` in its status). ns-exec installs one only
+    /// for a job whose scratch directory has a quota (the fence of `jb_fence.h`), and a command attached to that
+    /// job gets the same fence, so a session cannot do what the job may not. The kernel writes the status file, so
+    /// the job cannot make its init look unfenced; a status that cannot be read fences (one without the line comes
+    /// from a kernel without seccomp, where no job is fenced).
+    static func runsFenced(pid: Int32) -> Bool {
+        guard let status = try? SmallFile.read("/proc/\(pid)/status") else { return true }
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Seccomp:") }) else { return false }
+        return line.dropFirst("Seccomp:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first == "2"
+    }
+
     static func describe(_ failure: jb_attach_failure, job: JobID, command: String, cgroups: Int) -> JobboxError {
         let errno = Errno(rawValue: failure.error)
         switch failure.stage {
@@ -156,6 +169,7 @@ package enum NsExecAttach {
         case Int32(JB_ATTACH_CWD.rawValue): return .system("cannot enter the working directory of job", "'\(job)'", errno)
         case Int32(JB_ATTACH_IDENTITY.rawValue): return .system("cannot become the user of job", "'\(job)'", errno)
         case Int32(JB_ATTACH_EXEC.rawValue): return .exec(command, errno)
+        case Int32(JB_ATTACH_FENCE.rawValue): return .system("cannot fence the attached command like job", "'\(job)'", errno)
         default: return .system("cannot start the attached command in job", "'\(job)'", errno)
         }
     }

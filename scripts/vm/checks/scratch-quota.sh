@@ -138,10 +138,22 @@ check_fs() {
         fail "$name-remove" "--remove-scratch-quota failed"
     fi
     "$BIN/ns-exec" --config "$CONF" --remove-scratch-quota "$mnt/job2"
-    # The caveat of docs/SECURITY.md, shown rather than judged (the kernel's rule, not jobbox's): may the job, as
-    # the owner of a file, give it another project id?
-    out=$("$BIN/ns-exec" --pid --scratch "$mnt/job1" --scratch-quota none --user job -- /bin/sh -c 'chattr -p 7 /tmp/a && echo "project id now 7"' 2>&1)
-    echo "JOBBOX-VM: $1: the job setting project id 7 on its own file (status $?): $out"
+    # 6. The fence: the kernel lets a file's owner give it another project id, which would take its blocks out of
+    # the job's project. Without a quota the job can (what the fence is for); under one ns-exec's seccomp fence
+    # refuses it.
+    # shellcheck disable=SC2016 # the job's own shell expands $?
+    probe='echo x >/tmp/p; chattr -p 7 /tmp/p; echo "chattr=$?"'
+    open=$("$BIN/ns-exec" --config "$CONF" --pid --scratch "$mnt/job2" --scratch-quota none --user job -- /bin/sh -c "$probe" 2>&1)
+    fenced=$("$BIN/ns-exec" --config "$CONF" --pid --scratch "$mnt/job2" --scratch-quota 64M --user job -- /bin/sh -c "$probe" 2>&1)
+    "$BIN/ns-exec" --config "$CONF" --remove-scratch-quota "$mnt/job2"
+    case "$open" in
+    *chattr=0*) pass "$name-project-id-open" ;;
+    *) fail "$name-project-id-open" "without a quota the job could not set a project id (the check shows nothing): $open" ;;
+    esac
+    case "$fenced" in
+    *"Operation not permitted"*chattr=1*) pass "$name-project-id-fenced" ;;
+    *) fail "$name-project-id-fenced" "the job under a quota changed its file's project id: $fenced" ;;
+    esac
     umount "$mnt" || fail "$name" "cannot unmount $mnt"
 }
 

@@ -261,6 +261,33 @@ struct NetacctLeaseTests {
         #expect(third.slot == 2)
     }
 
+    @Test("a lease read while its netacct ran, which then finished (lease removed) and exited, is not stale; one left behind is (chaos seed 20261203)")
+    func finishedOwnerIsNotStale() throws {
+        let dir = try ExecuteDirectory("jbstate")
+        defer { dir.remove() }
+        let leases = JobNetworkLeases(stateDirectory: dir.path, subnet: Self.subnet)
+        // The owner: a child that is alive while the lease is read, then gone.
+        let child = try Spawn.start(["/bin/sleep", "30"])
+        let owner = ProcessIdentity(pid: child, startTime: try #require(ProcessIdentity.startTime(of: child)))
+        let finished = try leases.acquire(job: try JobID("finished"), names: try names("finished"), backend: .iptables, namespace: 5, owner: owner) { _ in true
+        }
+        let left = try leases.acquire(job: try JobID("left"), names: try names("left"), backend: .iptables, namespace: 5, owner: owner) { _ in true }
+        let read = try leases.all()
+        #expect(read.map(\.job).sorted() == ["finished", "left"])
+        #expect(!read.contains(where: leases.isStale), "the owner runs")
+        // "finished" ends as netacct ends: its lease goes, then the process.
+        leases.release(finished)
+        kill(child, SIGKILL)
+        _ = Spawn.wait(child)
+        #expect(!leases.isStale(finished), "read before its owner finished, judged after: its owner took it down itself")
+        #expect(leases.isStale(left), "its owner died with the lease on disk")
+        // A lease whose file now names another owner (the job id reused by a new run) is not the old owner's.
+        var reused = left
+        reused.owner = .current
+        try leases.write(reused)
+        #expect(!leases.isStale(left))
+    }
+
     @Test("a held address claim keeps its slot without its lease being read; an orphan claim is removed")
     func claims() throws {
         let dir = try ExecuteDirectory("jbstate")

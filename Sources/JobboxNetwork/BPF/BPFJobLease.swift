@@ -108,12 +108,17 @@ package struct BPFJobLeases: Sendable {
         }.sorted { $0.job < $1.job }
     }
 
+    /// Whether `lease` is stale: its owner is gone, and then its file still names that owner (`LeaseFiles.stillNames`).
+    package func isStale(_ lease: BPFJobLease) -> Bool {
+        !lease.owner.isAlive && LeaseFiles.stillNames(lease.owner, file: fileName(lease), in: directory)
+    }
+
     /// Takes the lease of `cgroup` for `job`: a stale one of the same cgroup is handed to `reclaim` first (which
     /// removes its leftovers and says whether it could); a live one is an error.
     package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
         try network.withLock { () throws(JobboxError) -> BPFJobLease in
             for lease in try all() where lease.cgroup.path == cgroup.path {
-                if !lease.owner.isAlive && reclaim(lease) {
+                if isStale(lease) && reclaim(lease) {
                     release(lease)
                     continue
                 }

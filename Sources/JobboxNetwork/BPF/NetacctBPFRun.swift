@@ -115,7 +115,7 @@ extension NetacctCleanup {
         }
         return try leases.withLock { () throws(JobboxError) -> Int in
             var removed = 0
-            for lease in try bpf.all() where !lease.owner.isAlive && dismantle(lease) {
+            for lease in try bpf.all() where bpf.isStale(lease) && dismantle(lease) {
                 bpf.release(lease)
                 removed += 1
             }

@@ -182,6 +182,12 @@ package struct JobNetworkLeases: Sendable {
         return lease
     }
 
+    /// Whether `lease` is stale: its owner is gone, and then its file still names that owner (`LeaseFiles.stillNames`:
+    /// the order tells a netacct that died from one that finished after the lease was read).
+    package func isStale(_ lease: JobNetworkLease) -> Bool {
+        !lease.owner.isAlive && LeaseFiles.stillNames(lease.owner, file: lease.names.interface + ".lease", in: directory)
+    }
+
     /// The lease in the file `name` of `parent`, or nil (reported) when it is not one netacct could have written.
     func read(_ name: String, in parent: GuardedDirectory) -> JobNetworkLease? {
         do throws(JobboxError) {
@@ -246,7 +252,7 @@ package struct JobNetworkLeases: Sendable {
             // Leases whose claim nobody holds, and leases written before claims existed, are read whole.
             for name in unheld + leaseNames.filter({ !claimed.contains($0) && !unheld.contains($0) }).sorted() {
                 guard let lease = read(name, in: parent) else { continue }
-                if !lease.owner.isAlive && lease.namespace == namespace && reclaim(lease) {
+                if lease.namespace == namespace && isStale(lease) && reclaim(lease) {
                     release(lease)
                     continue
                 }

@@ -50,6 +50,19 @@ enum LeaseFiles {
         return DirectoryListing.entries(of: stream)
     }
 
+    /// Whether the lease file `name` of `directory` still names `owner` (its `OwnerPid` and `OwnerStartTime`).
+    ///
+    /// Asked after `owner` was seen gone, to tell a lease its netacct left from one it was removing: a netacct that
+    /// ends normally removes its lease before it exits, so a lease still on disk once its owner is gone was left
+    /// by one that died. Judged on a lease read earlier, a netacct that finished in between would look dead with
+    /// its lease, and a clean-up would report removing a network its owner had already taken down.
+    static func stillNames(_ owner: ProcessIdentity, file name: String, in directory: String) -> Bool {
+        guard let parent = try? GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory") else { return false }
+        defer { parent.close() }
+        guard let ad = try? readAd(name, in: parent, path: directory + "/" + name) else { return false }
+        return ad.integer("OwnerPid") == Int64(owner.pid) && ad.integer("OwnerStartTime") == Int64(clamping: owner.startTime)
+    }
+
     /// The ad of the lease file `name` in `parent`: a regular file (no symlink, FIFO or device), small.
     static func readAd(_ name: String, in parent: GuardedDirectory, path: String) throws(JobboxError) -> ClassAd {
         let fd = openat(parent.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)

@@ -21,7 +21,7 @@ package struct NetacctCleanup {
         return try removedBPF
             + leases.withLock { () throws(JobboxError) -> Int in
                 var removed = 0
-                for lease in try leases.all() where !lease.owner.isAlive {
+                for lease in try leases.all() where leases.isStale(lease) {
                     guard lease.namespace == namespace else {
                         diagnostics.note("skipped job \(lease.job): its network was made in another network namespace (net:[\(lease.namespace)])")
                         continue

@@ -5,7 +5,7 @@ import PackageDescription
 /// The five per-job tools, each a thin executable over the modules it needs (docs/ARCHITECTURE.md).
 /// Only netacct links the netfilter libraries.
 let tools: [(name: String, modules: [Target.Dependency])] = [
-    ("cg-exec", ["JobboxCgroups"]),
+    ("cg-exec", ["JobboxCgroups", "JobboxNetacctClient"]),
     ("ns-exec", ["JobboxNamespaces"]),
     ("netacct", ["JobboxNetwork", "JobboxNetacctClient"]),
     ("chroot-tool", ["JobboxChroot"]),

@@ -15,17 +15,23 @@ import SystemPackage
 /// job's `cgroup.procs` and `tasks` become the user's; the directory and every other file stay root's, so the user
 /// cannot make child cgroups, change a limit or write anything a root tool later reads (`--remove` reads the
 /// kernel's process list, jobstat the kernel's figures). The kernel lets a process write a pid there only for a
-/// process of its own user. The unified (v2) hierarchy is left out: there the kernel lets a process move only if
-/// it may write `cgroup.procs` of the common ancestor of both cgroups (root's), so the user could not join.
+/// process of its own user.
+///
+/// The unified (v2) hierarchy is different: there the kernel lets a process move only if it may write
+/// `cgroup.procs` of the common ancestor of both cgroups (root's), so the user cannot join by itself. On a hybrid
+/// node (no controllers there; the unified cgroup is what netacct's node service counts the job's network by) the
+/// job's unified cgroup and its `main` leaf are made too, with their `cgroup.procs` handed to the user as the mark
+/// of the delegation: `--join` then asks the node service to move it (`NodeCgroups.isDelegated`, `join`). On a
+/// cgroup v2 node, with controllers, nothing is delegated: the user could not join the limits.
 package enum JobCgroupDelegation {
     /// The files of a v1 cgroup that move processes in: the only ones handed to the user.
     static let joinFiles = ["cgroup.procs", "tasks"]
 
-    /// `plan` without the unified hierarchy, which the user could not join; an error when nothing is left (a
-    /// cgroup v2 node).
+    /// `plan` as it can be delegated: the v1 hierarchies, and the unified one beside them on a hybrid node; an
+    /// error on a cgroup v2 node, where the user could join nothing.
     package static func delegablePlan(_ plan: JobCgroupPlan) throws(JobboxError) -> JobCgroupPlan {
-        let targets = plan.targets.filter { $0.version == .v1 }
-        guard !targets.isEmpty else {
+        let targets = plan.targets
+        guard targets.contains(where: { $0.version == .v1 }) else {
             throw JobboxError.invalid(
                 "cannot delegate the cgroup of job", plan.job.rawValue,
                 "on a cgroup v2 node the job's user cannot move into a cgroup another user made (use the batch system's own cgroup placement)")
@@ -40,10 +46,14 @@ package enum JobCgroupDelegation {
         let job = try creator.create(plan, moving: false)
         do throws(JobboxError) {
             for target in plan.targets {
-                for name in joinFiles {
-                    let file = target.processDirectory + "/" + name
+                // v1: the job's process lists; unified: the marks of the delegation, on the job and its leaf.
+                let files =
+                    target.version == .v1
+                    ? joinFiles.map { target.processDirectory + "/" + $0 }
+                    : [target.jobDirectory + "/cgroup.procs", target.processDirectory + "/cgroup.procs"]
+                for file in files {
                     // cgroupfs has no symlinks; the flag keeps a chown from ever following one.
-                    if fchownat(AT_FDCWD, file, uid, gid_t.max, AT_SYMLINK_NOFOLLOW) != 0 && !(name == "tasks" && errno == ENOENT) {
+                    if fchownat(AT_FDCWD, file, uid, gid_t.max, AT_SYMLINK_NOFOLLOW) != 0 && !(file.hasSuffix("/tasks") && errno == ENOENT) {
                         throw JobboxError.lastErrno("cannot hand to uid \(uid)", file)
                     }
                 }
@@ -55,21 +65,30 @@ package enum JobCgroupDelegation {
         return job.warnings
     }
 
-    /// The directories `cg-exec --join` moves a process into: the job's process directory in every hierarchy where
-    /// it exists; an error when it exists in none.
-    package static func joinDirectories(_ job: JobID, locator: JobCgroupLocator) throws(JobboxError) -> [String] {
-        let hierarchies = locator.layout.hierarchies.filter { $0.version == .v1 } + (locator.layout.unified.map { [$0] } ?? [])
+    /// The directories `cg-exec --join` moves a process into: the job's process directory in every v1 hierarchy
+    /// where it exists, and in the unified one (its path there too, for the node service); an error when it
+    /// exists in none.
+    package static func joinDirectories(_ job: JobID, locator: JobCgroupLocator) throws(JobboxError) -> (
+        v1: [String], unified: (directory: String, cgroup: String)?
+    ) {
         var directories: [String] = []
-        for hierarchy in hierarchies {
+        for hierarchy in locator.layout.hierarchies where hierarchy.version == .v1 {
             guard let directory = locator.jobDirectory(job, in: hierarchy) else { continue }
-            let process = hierarchy.version == .v2 ? directory + "/" + JobCgroupPlan.leafName : directory
-            if access(process + "/cgroup.procs", F_OK) == 0 { directories.append(process) }
+            if access(directory + "/cgroup.procs", F_OK) == 0 { directories.append(directory) }
         }
-        guard !directories.isEmpty else {
-            let place = locator.baseDirectory(in: hierarchies[0]) ?? locator.base
+        var unified: (directory: String, cgroup: String)?
+        if let hierarchy = locator.layout.unified, let job = locator.jobDirectory(job, in: hierarchy) {
+            let directory = job + "/" + JobCgroupPlan.leafName
+            if access(directory + "/cgroup.procs", F_OK) == 0, hierarchy.mountRoot == "/", directory.hasPrefix(hierarchy.mountPoint + "/") {
+                unified = (directory, String(directory.dropFirst(hierarchy.mountPoint.count)))
+            }
+        }
+        guard !directories.isEmpty || unified != nil else {
+            let hierarchies = locator.layout.hierarchies
+            let place = hierarchies.first.flatMap { locator.baseDirectory(in: $0) } ?? locator.base
             throw JobboxError.invalid("no cgroup to join for job", job.rawValue, "\(place)/\(job.cgroupName) does not exist (did the prolog run?)")
         }
-        return directories
+        return (directories, unified)
     }
 
     /// Moves this process into `directories` (from `joinDirectories`).

@@ -7,10 +7,15 @@ import JobboxCore
 /// - `cgroup PATH`: the cgroup at PATH, as /proc/PID/cgroup writes it; the caller's own or one below it (root:
 ///   any below NETWORK_ACCOUNTING_CGROUP).
 /// - `all`: every cgroup below NETWORK_ACCOUNTING_CGROUP (root only).
+/// - `join PATH`: move the asking process into PATH, a cgroup root delegated to the caller's user
+///   (`cg-exec --delegate-to`), which the kernel does not let the user do itself; the answer is PATH's ad.
+///
+/// A cgroup delegated to the caller's user may also be read with `cgroup PATH` wherever the caller runs.
 package enum NetacctNodeRequest: Sendable, Equatable {
     case current
     case cgroup(String)
     case all
+    case join(String)
 
     /// Requests longer than this (newline included) are refused unread.
     package static let maximumLength = 4096
@@ -24,6 +29,7 @@ package enum NetacctNodeRequest: Sendable, Equatable {
         case .current: return "self\n"
         case .cgroup(let path): return "cgroup \(path)\n"
         case .all: return "all\n"
+        case .join(let path): return "join \(path)\n"
         }
     }
 
@@ -31,14 +37,13 @@ package enum NetacctNodeRequest: Sendable, Equatable {
     package static func parse(_ line: Substring) -> Result<NetacctNodeRequest, NetacctNodeRefusal> {
         if line == "self" { return .success(.current) }
         if line == "all" { return .success(.all) }
-        if line.hasPrefix("cgroup ") {
-            let path = String(line.dropFirst("cgroup ".count))
-            guard let clean = cleanCgroupPath(path) else {
+        for (verb, make) in [("cgroup ", NetacctNodeRequest.cgroup), ("join ", NetacctNodeRequest.join)] where line.hasPrefix(verb) {
+            guard let clean = cleanCgroupPath(String(line.dropFirst(verb.count))) else {
                 return .failure(NetacctNodeRefusal("not a cgroup path: give an absolute path without '.', '..', or empty components"))
             }
-            return .success(.cgroup(clean))
+            return .success(make(clean))
         }
-        return .failure(NetacctNodeRefusal("unknown request: give self, cgroup PATH or all"))
+        return .failure(NetacctNodeRefusal("unknown request: give self, cgroup PATH, join PATH or all"))
     }
 
     /// `path` when it is an absolute cgroup path with printable components other than `.` and `..`, without a

@@ -2,6 +2,7 @@ import ArgumentParser
 import JobboxCLI
 import JobboxCgroups
 import JobboxCore
+import JobboxNetacctClient
 
 @main
 struct CgExecCommand: JobboxTool {
@@ -21,10 +22,11 @@ struct CgExecCommand: JobboxTool {
             its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
             COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.
 
-            --delegate-to USER makes the job's cgroups (v1 hierarchies only) without running anything and lets USER \
+            --delegate-to USER makes the job's cgroups (v1 and hybrid nodes) without running anything and lets USER \
             move its own processes in (their cgroup.procs and tasks become USER's, nothing else); --join, run later \
-            as USER, moves itself into the job's existing cgroups and execs COMMAND. A Slurm prolog and job script \
-            use the pair.
+            as USER, moves itself into the job's existing cgroups and execs COMMAND, into the unified one on a \
+            hybrid node through netacct's node service (NETACCT_SOCKET), which counts the job's network there. A \
+            Slurm prolog and job script use the pair.
 
             limit             cgroup v1                         cgroup v2
             --memory          memory.limit_in_bytes             memory.max
@@ -188,7 +190,11 @@ struct CgExecCommand: JobboxTool {
                 throw JobboxError.invalid("invalid use of", "--join", "it takes a command after -- and no limits (the cgroups have theirs)")
             }
             let locator = try CgExec.locator(config: config, parent: parent, base: base)
-            try JobCgroupDelegation.join(try JobCgroupDelegation.joinDirectories(jobID, locator: locator))
+            let targets = try JobCgroupDelegation.joinDirectories(jobID, locator: locator)
+            try JobCgroupDelegation.join(targets.v1)
+            if let unified = targets.unified {
+                try Self.joinUnified(unified, hybrid: !targets.v1.isEmpty, socket: config.netacctSocket, diagnostics: diagnostics)
+            }
             throw JobboxError.exec(command[0], CgExec.execute(command))
         }
         if let delegateTo {
@@ -280,5 +286,35 @@ struct CgExecCommand: JobboxTool {
         options.deviceAllow = deviceAllow
         options.gpus = gpus
         return options
+    }
+}
+
+extension CgExecCommand {
+    /// `--join` in the unified hierarchy: a direct write where the kernel allows it (root, or a cgroup of the
+    /// caller's own subtree); on a hybrid node, where the unified cgroup only tells netacct's node service whose
+    /// traffic it is and the kernel keeps a user from moving there (`JobCgroupDelegation`), the service is asked to
+    /// move this process (`join`): a node without the service says nothing (it does not count by cgroup, and
+    /// jobstat is silent about network there too), a refusal is a warning, and either way the job runs with its
+    /// limits, without network figures. On a cgroup v2 node the unified cgroup holds the limits, so failing to join
+    /// it is an error.
+    static func joinUnified(_ unified: (directory: String, cgroup: String), hybrid: Bool, socket: String, diagnostics: Diagnostics) throws(JobboxError) {
+        let direct: JobboxError
+        do {
+            try JobCgroupDelegation.join([unified.directory])
+            return
+        } catch {
+            guard hybrid else { throw error }
+            direct = error
+        }
+        do throws(NetacctNodeClient.Failure) {
+            _ = try NetacctNodeClient(socketPath: socket).ask(.join(unified.cgroup))
+        } catch {
+            let reason: String
+            switch error {
+            case .unavailable: return
+            case .refused(let text), .broken(let text): reason = text
+            }
+            diagnostics.warning("\(direct.description); the node service did not move it either (\(reason)): the job runs without network figures")
+        }
     }
 }

@@ -7,15 +7,17 @@ import Testing
 /// (the service end to end is in NetacctNodeKernelTests).
 @Suite("Hostile: the node service's requests")
 struct NetacctNodeHostileTests {
-    @Test("Only self, all and cgroup with a clean absolute path are requests")
+    @Test("Only self, all, and cgroup or join with a clean absolute path are requests")
     func parsing() {
         #expect(NetacctNodeRequest.parse("self") == .success(.current))
         #expect(NetacctNodeRequest.parse("all") == .success(.all))
         #expect(NetacctNodeRequest.parse("cgroup /a/b") == .success(.cgroup("/a/b")))
         #expect(NetacctNodeRequest.parse("cgroup /") == .success(.cgroup("/")))
+        #expect(NetacctNodeRequest.parse("join /a/main") == .success(.join("/a/main")))
+        #expect(NetacctNodeRequest.join("/a/main").line == "join /a/main\n")
         for bad in [
             "", "SELF", "self ", " self", "cgroup", "cgroup ", "cgroup a/b", "cgroup /a/../b", "cgroup /a/./b", "cgroup //a", "cgroup /a/", "cgroup /a\u{7f}",
-            "cgroup /a b", "cgroup /a\tb", "cgroup /a\u{0}b",
+            "cgroup /a b", "cgroup /a\tb", "cgroup /a\u{0}b", "join", "join ", "join a", "join /a/../b", "join /a b", "JOIN /a", "join  /a",
         ] {
             guard case .failure = NetacctNodeRequest.parse(Substring(bad)) else {
                 Issue.record("accepted \(bad.debugDescription)")

@@ -1,4 +1,5 @@
 import Foundation
+import JobboxCgroups
 import JobboxNetacctClient
 import JobboxTestSupport
 import Testing
@@ -108,6 +109,108 @@ struct NetacctNodeKernelTests {
         try bed.stopService()
         let silent = try bed.runAs(user, in: "user", [TestSupport.tool("jobstat"), "--config", bed.configPath, "--self"])
         #expect(silent.status == 0 && !silent.stdout.contains("Network") && silent.stderr.isEmpty, "\(silent)")
+    }
+
+    /// A client that sends one request line to the service as whoever runs it, then prints the answer and its
+    /// own unified cgroup (to see whether it was moved).
+    static let joinClient = """
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[1])
+        s.sendall(sys.argv[2].encode() + b"\\n")
+        answer = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        print(answer.decode(), end="")
+        print("cgroup=" + [l for l in open("/proc/self/cgroup").read().splitlines() if l.startswith("0::")][0][3:])
+        """
+
+    @Test(
+        "Slurm on a hybrid node: the unified cgroup cg-exec --delegate-to made is joined through the service (cg-exec --join), counted, and read with jobstat --job by its user; another user, root, and cgroups not delegated are refused"
+    )
+    func joinDelegated() throws {
+        let bed = try NodeBed()
+        let user = try NsExecTestSupport.TestUser()
+        let other = try NsExecTestSupport.TestUser()
+        let job = TestSupport.uniqueName("jbnj")
+        // cg-exec puts the job at <own cgroup>/<BASE_CGROUP>/job_<id>: below the bed's accounting cgroup.
+        let config = bed.net.directory.path + "/cgexec.conf"
+        let base = String(bed.directory.split(separator: "/").last ?? "")
+        defer {
+            _ = try? TestSupport.run([TestSupport.tool("cg-exec"), "--config", config, "--remove", "--job", job])
+            NetacctNodeKernelTests.removeBaseCgroups(base)
+            bed.remove()
+            user.remove()
+            other.remove()
+        }
+        let bedConfig = try String(contentsOfFile: bed.configPath, encoding: .utf8)
+        try (bedConfig + "CGROUP_PARENT = self\nBASE_CGROUP = \(base)\n").write(toFile: config, atomically: false, encoding: .utf8)
+        chmod(config, 0o644)
+        try bed.makeCgroups(["plain"])
+        try bed.startService()
+        let delegated = try TestSupport.run([TestSupport.tool("cg-exec"), "--config", config, "--job", job, "--delegate-to", user.name])
+        #expect(delegated.status == 0 && delegated.stderr.isEmpty, "\(delegated)")
+        let jobPath = bed.cgroupPath + "/job_" + job
+        var procs = stat()
+        #expect(stat(bed.directory + "/job_\(job)/main/cgroup.procs", &procs) == 0 && procs.st_uid == user.uid, "the unified leaf is delegated")
+
+        // The job script's way: as the user, from outside the job's cgroups, join and send.
+        let inNode = { (who: NsExecTestSupport.TestUser, arguments: [String]) throws -> TestSupport.Result in
+            try TestSupport.run(["nsenter", "--net=/run/netns/\(bed.net.node)"] + who.command(arguments))
+        }
+        let run = try inNode(
+            user,
+            [TestSupport.tool("cg-exec"), "--config", config, "--job", job, "--join", "--"]
+                + NetacctTopology.client(["udp", Self.campus, Self.port, "4", "300", "500"]))
+        #expect(run.status == 0 && run.stderr.isEmpty, "\(run)")
+        let stat = try inNode(user, [TestSupport.tool("jobstat"), "--config", config, "--job", job])
+        #expect(stat.status == 0, "\(stat)")
+        let figures = ClassAdReader.parse(stat.stdout)
+        #expect(Self.count(figures, "NetworkOutgoingInternal") == 4 * 328 && Self.count(figures, "NetworkIncomingInternal") == 4 * 528, "\(stat)")
+
+        // The service's rule, asked directly.
+        let client = ["/usr/bin/python3", "-c", Self.joinClient, bed.socketPath]
+        let joined = try inNode(user, client + ["join \(jobPath)/main"])
+        #expect(joined.stdout.contains("JobboxNetworkCgroup = \"\(jobPath)/main\"") && joined.stdout.hasSuffix("cgroup=\(jobPath)/main\n"), "\(joined)")
+        for (who, request, reason) in [
+            (other, "join \(jobPath)/main", "is not a cgroup delegated to uid \(other.uid)"),
+            (user, "join \(bed.cgroupPath)/plain", "is not a cgroup delegated"),
+            (user, "join \(bed.cgroupPath)", "is not a cgroup delegated"),
+            (other, "cgroup \(jobPath)", "is neither the caller's cgroup"),
+        ] {
+            let refused = try inNode(who, client + [request])
+            #expect(refused.stdout.contains("JobboxNetacctError") && refused.stdout.contains(reason), "\(request): \(refused)")
+            #expect(!refused.stdout.contains("cgroup=\(jobPath)"), "\(request) moved the caller: \(refused)")
+        }
+        let root = try TestSupport.run(client + ["join \(jobPath)/main"])
+        #expect(root.stdout.contains("root moves its processes itself"), "\(root)")
+
+        // A service that refuses (the job's cgroup handed to another user) is one warning; the job still runs.
+        #expect(chown(bed.directory + "/job_\(job)/main/cgroup.procs", other.uid, other.gid) == 0)
+        let refused = try inNode(user, [TestSupport.tool("cg-exec"), "--config", config, "--job", job, "--join", "--", "/bin/true"])
+        #expect(refused.status == 0, "\(refused)")
+        #expect(
+            refused.stderr.hasPrefix("cg-exec: warning: cannot join")
+                && refused.stderr.hasSuffix(
+                    "is not a cgroup delegated to uid \(user.uid) (cg-exec --delegate-to makes one)): the job runs without network figures\n"),
+            "\(refused)")
+        #expect(refused.stderr.split(separator: "\n").count == 1, "\(refused)")
+        // Without a service the node does not count by cgroup: the job runs and cg-exec says nothing.
+        try bed.stopService()
+        let alone = try inNode(user, [TestSupport.tool("cg-exec"), "--config", config, "--job", job, "--join", "--", "/bin/true"])
+        #expect(alone.status == 0 && alone.stderr.isEmpty, "\(alone)")
+    }
+
+    /// Removes `base` below this process's own cgroup in every v1 hierarchy (cg-exec made it; the unified one goes
+    /// with the bed).
+    static func removeBaseCgroups(_ base: String) {
+        guard let layout = try? CgroupLayout.current(), let membership = try? CgroupMembership.read() else { return }
+        for hierarchy in layout.hierarchies where hierarchy.version == .v1 {
+            if let own = layout.directory(of: membership, in: hierarchy) { rmdir(own + "/" + base) }
+        }
     }
 
     @Test("Hostile: malformed, oversized and unfinished requests get one error line; a hanging client blocks nobody")

@@ -11,7 +11,9 @@ import JobboxNetacctClient
 /// from the pinned map when no service runs.
 ///
 /// Who may read what: root (uid 0 as SO_PEERCRED says) any cgroup below NETWORK_ACCOUNTING_CGROUP and `all`;
-/// anyone else its own cgroup and the cgroups below it, nothing else (not a sibling's, not its parent's).
+/// anyone else its own cgroup and the cgroups below it when its own is below the accounting cgroup (a process left
+/// in the accounting cgroup itself, or above it, is no job: it would see every job), and a cgroup root delegated
+/// to its user (`NodeCgroups.isDelegated`), nothing else (not a sibling's, not its parent's).
 package struct NodeReader {
     package let cgroups: NodeCgroups
     package let map: NodeCountersMap
@@ -34,13 +36,20 @@ package struct NodeReader {
             }
         case .current, .cgroup:
             guard let own = peer.cgroup else { return .failure(NetacctNodeRefusal("the asking process has no cgroup2 cgroup visible to the service")) }
+            let ownIsJob = own != cgroups.accounting && cgroups.isCounted(own)
             let path: String
             if case .cgroup(let requested) = request {
-                guard isRoot || NetacctNodeRequest.isWithin(requested, own) else {
-                    return .failure(NetacctNodeRefusal("\(requested) is neither the caller's cgroup (\(own)) nor below it"))
+                let delegated = { (try? cgroups.isDelegated(requested, to: peer.uid)) == true }
+                guard isRoot || (ownIsJob && NetacctNodeRequest.isWithin(requested, own)) || delegated() else {
+                    return .failure(
+                        NetacctNodeRefusal(
+                            "\(requested) is neither the caller's cgroup (\(own)) below \(cgroups.accounting) nor one below it, nor delegated to its user"))
                 }
                 path = requested
             } else {
+                guard isRoot || ownIsJob else {
+                    return .failure(NetacctNodeRefusal("the caller's cgroup \(own) is not below \(cgroups.accounting): it is no job the node counts"))
+                }
                 path = own
             }
             do {
@@ -48,6 +57,8 @@ package struct NodeReader {
             } catch {
                 return .failure(NetacctNodeRefusal(error.description))
             }
+        case .join:
+            return .failure(NetacctNodeRefusal("join is a request to the running service (netacct --node)"))
         }
     }
 

@@ -177,18 +177,16 @@ package final class NodeService {
             close(fd)
             return
         }
-        let text: String
+        let answer: Result<[ClassAd], NetacctNodeRefusal>
         switch request(in: client.input) {
+        case .failure(let refusal): answer = .failure(refusal)
+        case .success(.join(let path)): answer = NodeJoin.join(path, socket: fd, cgroups: reader.cgroups, reader: reader)
+        case .success(let request): answer = PeerCgroup.of(socket: fd).flatMap { reader.answer(request, peer: $0) }
+        }
+        let text: String
+        switch answer {
         case .failure(let refusal): text = refusal.line
-        case .success(let request):
-            switch PeerCgroup.of(socket: fd) {
-            case .failure(let refusal): text = refusal.line
-            case .success(let peer):
-                switch reader.answer(request, peer: peer) {
-                case .failure(let refusal): text = refusal.line
-                case .success(let ads): text = (try? ClassAdWriter.render(ads)) ?? NetacctNodeRefusal("cannot render the answer").line
-                }
-            }
+        case .success(let ads): text = (try? ClassAdWriter.render(ads)) ?? NetacctNodeRefusal("cannot render the answer").line
         }
         client.output = Array(text.utf8)
         client.answered = true

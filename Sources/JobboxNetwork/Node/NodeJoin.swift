@@ -1,0 +1,59 @@
+import CLinux
+import JobboxCore
+import JobboxNetacctClient
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// `join PATH`: the node service moves the asking process into PATH, a cgroup root delegated to the asker's user
+/// (`NodeCgroups.isDelegated`).
+///
+/// Why a service does it: on a hybrid node a Slurm job script runs as its user in slurmd's unified cgroup, and the
+/// kernel lets a process move to another unified cgroup only if it may write `cgroup.procs` of the common
+/// ancestor (root's), so `cg-exec --join` cannot put the job in the unified cgroup its network is counted by. Root
+/// made that cgroup for this user and this job (`cg-exec --delegate-to`), which is the consent; the service
+/// checks it and writes the pid, as systemd moves a user's own processes into the user's own units.
+///
+/// Trusted: the kernel's answers only. The process is the one that connected (SO_PEERCRED, held by a pidfd
+/// taken first and checked alive before and after the write, so a pid reused meanwhile is noticed); the
+/// delegation is read from the cgroup tree, whose directories only root makes below the accounting cgroup. Only
+/// the asker itself is ever moved, never a pid the request names.
+enum NodeJoin {
+    /// Moves the process connected on `socket` into `path`; the ad of `path` after the move, or the refusal.
+    static func join(_ path: String, socket: Int32, cgroups: NodeCgroups, reader: NodeReader) -> Result<[ClassAd], NetacctNodeRefusal> {
+        var uid: uid_t = 0
+        var pid: pid_t = 0
+        var pidfd: Int32 = -1
+        guard jb_peer_identity(socket, &uid, &pid, &pidfd) == 0, pid > 0, pidfd >= 0 else {
+            if pidfd >= 0 { close(pidfd) }
+            return .failure(NetacctNodeRefusal("cannot tell which process is asking (SO_PEERCRED)"))
+        }
+        defer { close(pidfd) }
+        guard uid != 0 else {
+            return .failure(NetacctNodeRefusal("root moves its processes itself (write the pid to \(cgroups.directory(path))/cgroup.procs)"))
+        }
+        do throws(JobboxError) {
+            guard try cgroups.isDelegated(path, to: uid) else {
+                return .failure(NetacctNodeRefusal("\(path) is not a cgroup delegated to uid \(uid) (cg-exec --delegate-to makes one)"))
+            }
+            guard let (directory, _) = try cgroups.open(path) else { return .failure(NetacctNodeRefusal("no such cgroup: \(path)")) }
+            defer { close(directory) }
+            let procs = openat(directory, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+            guard procs >= 0 else { throw JobboxError.lastErrno("cannot open", cgroups.directory(path) + "/cgroup.procs") }
+            defer { close(procs) }
+            guard jb_pidfd_alive(pidfd) == 1 else { return .failure(NetacctNodeRefusal("the asking process is gone")) }
+            let text = Array(String(pid).utf8)
+            guard write(procs, text, text.count) == text.count else {
+                throw JobboxError.lastErrno("cannot move pid \(pid) into", cgroups.directory(path))
+            }
+            // Alive after the write too: the pid that was moved was still the asker's.
+            guard jb_pidfd_alive(pidfd) == 1 else { return .failure(NetacctNodeRefusal("the asking process is gone")) }
+            return .success([try reader.ad(path)])
+        } catch {
+            return .failure(NetacctNodeRefusal(error.description))
+        }
+    }
+}

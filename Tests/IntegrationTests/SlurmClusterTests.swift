@@ -11,14 +11,18 @@ struct SlurmCluster {
     let directory: String
     let node: String
     let port: Int
+    /// What every daemon and client runs under: nsenter into the cluster's network namespace, if it has one.
+    let inNamespace: [String]
     var conf: String { directory + "/etc/slurm.conf" }
 
-    /// Starts a cluster whose slurm.conf gets `extraConf` (Prolog=, Epilog=...).
-    init(extraConf: String) throws {
+    /// Starts a cluster whose slurm.conf gets `extraConf` (Prolog=, Epilog=...), its daemons (and so its jobs) in
+    /// network namespace `netns` when given (nsenter: `ip netns exec` would hide the cgroup mounts).
+    init(extraConf: String, netns: String? = nil) throws {
         directory = "/tmp/" + TestSupport.uniqueName("jbi-slurm")
         node = TestSupport.uniqueName("jbinode")
+        inNamespace = netns.map { ["/usr/bin/nsenter", "--net=/run/netns/" + $0] } ?? []
         port = try Self.freePortPair()
-        let up = try Spawn.run(["/bin/bash", Self.script, "up"], environment: environment(extraConf: extraConf))
+        let up = try Spawn.run(inNamespace + ["/bin/bash", Self.script, "up"], environment: environment(extraConf: extraConf))
         guard up.status == 0 else {
             down()
             throw TestFailure("slurm-ci.sh up failed: \(up)")
@@ -31,19 +35,19 @@ struct SlurmCluster {
 
     /// Stops the daemons (cancelling jobs) and removes the cluster's directory.
     func down() {
-        _ = try? Spawn.run(["/bin/bash", Self.script, "down"], environment: environment())
+        _ = try? Spawn.run(inNamespace + ["/bin/bash", Self.script, "down"], environment: environment())
     }
 
     /// Runs a Slurm client command as root.
     func client(_ arguments: [String]) throws -> TestSupport.Result {
-        try Spawn.run(arguments, environment: ["PATH": Self.path, "SLURM_CONF": conf])
+        try Spawn.run(inNamespace + arguments, environment: ["PATH": Self.path, "SLURM_CONF": conf])
     }
 
     /// Submits a batch job as `user` with `environment` exported to it; returns the job id.
     func sbatch(as user: TestUser, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let variables = ["SLURM_CONF=\(conf)", "PATH=\(Self.path)"] + environment.map { "\($0.key)=\($0.value)" }
         let result = try Spawn.run(
-            ["setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "env", "-i"] + variables
+            inNamespace + ["setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "env", "-i"] + variables
                 + ["sbatch", "--parsable"] + arguments)
         let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.status == 0, Int(id) != nil else { throw TestFailure("sbatch failed: \(result)") }
@@ -120,8 +124,8 @@ struct SlurmClusterTests {
         let cluster: SlurmCluster
         let jobbox: ReachableJobbox
 
-        /// With `hooks` false the cluster has no Prolog and Epilog.
-        init(configExtra: String = "", hooks withHooks: Bool = true) throws {
+        /// With `hooks` false the cluster has no Prolog and Epilog; with `netns` its daemons and jobs run there.
+        init(configExtra: String = "", hooks withHooks: Bool = true, netns: String? = nil) throws {
             execute = try ExecuteDirectory("jbi-slurmtest")
             jobbox = try execute.reachableJobbox()
             user = try TestUser(prefix: "jbi")
@@ -144,7 +148,7 @@ struct SlurmClusterTests {
             }
             try execute.script("job.sh", SlurmClusterTests.job)
             do {
-                cluster = try SlurmCluster(extraConf: withHooks ? hooks : "")
+                cluster = try SlurmCluster(extraConf: withHooks ? hooks : "", netns: netns)
             } catch {
                 user.remove()
                 execute.remove()
@@ -307,6 +311,43 @@ struct SlurmClusterTests {
         _ = try world.waitForEpilog(job)
         #expect((try FileManager.default.contentsOfDirectory(atPath: root + world.state + "/jobs")).isEmpty, "nothing made in the chroot")
         #expect(Integration.cgroups(named: "job_\(job)").filter { $0.contains(world.base) }.isEmpty)
+    }
+
+    @Test(
+        "sbatch on a hybrid node with the node service: the job script joins the job's unified cgroup through it, and both ads have the job's exact network bytes",
+        .enabled(if: Integration.waitingFor(tools + ["netacct"]) == nil, Integration.waitingFor(tools + ["netacct"]) ?? ""),
+        .enabled(if: Integration.tool("netacct", hasOption: "--node"), "netacct has no --node on this branch"),
+        .enabled(if: !Integration.isUnifiedCgroupNode && HTCondorContractTests.NodeNetwork.unified() != nil, "a hybrid node (cgroup v1 with a cgroup2 mount)"))
+    func networkFigures() throws {
+        // The cluster runs in the node namespace, whose campus host echoes UDP; the job's cgroups are made below the
+        // service's accounting cgroup (BASE_CGROUP is its name, below this process's own cgroup).
+        var network = try HTCondorContractTests.NodeNetwork()
+        let name = String(network.accountingPath.split(separator: "/").last ?? "")
+        let world: World
+        do {
+            world = try World(configExtra: network.config + "BASE_CGROUP = \(name)\n", netns: network.node)
+        } catch {
+            network.remove()
+            throw error
+        }
+        defer {
+            world.remove()
+            network.remove(config: world.config)
+            _ = try? Spawn.sh("find /sys/fs/cgroup -depth -type d -name '\(name)' -exec rmdir {} + 2>/dev/null")
+        }
+        try network.start(config: world.config)
+        try world.execute.script("network-job.sh", HTCondorContractTests.networkJob)
+        let job = try world.submit(["--mem=64M", "-c", "1"], [world.execute.path + "/network-job.sh", network.campusAddress])
+        let record = try world.cluster.waitForEnd(job)
+        let (_, stderr, ad) = world.output(of: job)
+        #expect(record["ExitCode"] == "0:0" && stderr.isEmpty, "\(record)\n\(stderr)")
+        // 20 datagrams each way, 1000 bytes of payload + 8 (UDP) + 20 (IPv4) each.
+        let figures = Integration.attributes(try #require(ad, "no jobbox-\(job).ad: \(stderr)"))
+        #expect(figures["NetworkOutgoing"] == "\(20 * 1028)" && figures["NetworkIncoming"] == "\(20 * 1028)", "\(figures)")
+        #expect(figures["NetworkOutgoingInternal"] == "\(20 * 1028)" && figures["NetworkOutgoingExternal"] == "0", "\(figures)")
+        let epilog = Integration.attributes(try world.waitForEpilog(job))
+        #expect(epilog["NetworkOutgoing"] == "\(20 * 1028)" && epilog["NetworkIncoming"] == "\(20 * 1028)", "the epilog's ad (root): \(epilog)")
+        #expect(Integration.cgroups(named: "job_\(job)").isEmpty, "the epilog removed the job's cgroups, the unified one too")
     }
 
     @Test(

@@ -45,6 +45,19 @@ final class BtrfsImage {
         }
     }
 
+    /// Runs `body` with a throwaway job user (`jbq...`) and a new image, both removed afterwards even when `body`
+    /// fails; checks that nothing of the image is left.
+    static func withUserAndImage(_ body: (NsExecTestSupport.TestUser, BtrfsImage) throws -> Void) throws {
+        let user = try NsExecTestSupport.TestUser(prefix: "jbq")
+        defer { user.remove() }
+        let image = try BtrfsImage()
+        defer {
+            image.remove()
+            #expect(image.leftovers().isEmpty, "left behind: \(image.leftovers())")
+        }
+        try body(user, image)
+    }
+
     /// The settings the tools read from `config`.
     var settings: ScratchQuotaSettings { ScratchQuotaSettings(stateDirectory: stateDirectory, projectIDs: .defaultRange) }
 

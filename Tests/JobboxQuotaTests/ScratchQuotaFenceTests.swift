@@ -57,72 +57,64 @@ struct ScratchQuotaFenceTests {
 
     @Test("Under a quota every escape is EPERM and the job's writes stop at the limit; without one they reach btrfs")
     func jobCannotEscape() throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbq")
-        defer { user.remove() }
-        let image = try BtrfsImage()
-        defer {
-            image.remove()
-            #expect(image.leftovers().isEmpty, "left behind: \(image.leftovers())")
+        try BtrfsImage.withUserAndImage { user, image in
+            let owner = (user.uid, user.gid)
+
+            let open = try image.subvolume("open", owner: owner)
+            let unfenced = try TestSupport.run([
+                "ns-exec", "--config", image.config, "--pid", "--scratch", open, "--user", user.name, "--", "python3", "-c", Self.attempts,
+            ])
+            #expect(unfenced.status == 0, "\(unfenced)")
+            let before = Self.results(unfenced.stdout)
+            #expect(before["subvolume"] == "ok", "the escape this test guards against: \(unfenced)")
+            #expect(before["setflags"] == "ok", "\(unfenced)")
+            #expect(before["getflags"] == "ok" && before["fsgetxattr"] == "ok", "\(unfenced)")
+            for name in Self.fenced { #expect(before[name] != nil && before[name] != "EPERM", "\(name) without a quota: \(unfenced)") }
+
+            let limited = try image.subvolume("limited", owner: owner)
+            let job =
+                "python3 -c '\(Self.attempts.replacingOccurrences(of: "'", with: "'\\''"))'; mkdir -p /tmp/nested; dd if=/dev/zero of=/tmp/nested/big bs=1M count=20; echo dd=$?"
+            let fenced = try TestSupport.run([
+                "ns-exec", "--config", image.config, "--pid", "--scratch", limited, "--scratch-quota", "8M", "--user", user.name, "--", "/bin/sh", "-c", job,
+            ])
+            #expect(fenced.status == 0, "\(fenced)")
+            let after = Self.results(fenced.stdout)
+            for name in Self.fenced { #expect(after[name] == "EPERM", "\(name) under a quota: \(fenced)") }
+            #expect(after["getflags"] == "ok" && after["fsgetxattr"] == "ok", "reading is not fenced: \(fenced)")
+            #expect(after["dd"] == "1", "no nested subvolume: the write fails: \(fenced)")
+            try image.sync()
+            let usage = try ScratchQuota.usage(of: limited, settings: image.settings)
+            #expect(usage.bytes <= 8 << 20, "\(usage)")
+            #expect(try image.du(limited) <= 8 * 1024 + 256, "nothing written outside the quota's count")
         }
-        let owner = (user.uid, user.gid)
-
-        let open = try image.subvolume("open", owner: owner)
-        let unfenced = try TestSupport.run([
-            "ns-exec", "--config", image.config, "--pid", "--scratch", open, "--user", user.name, "--", "python3", "-c", Self.attempts,
-        ])
-        #expect(unfenced.status == 0, "\(unfenced)")
-        let before = Self.results(unfenced.stdout)
-        #expect(before["subvolume"] == "ok", "the escape this test guards against: \(unfenced)")
-        #expect(before["setflags"] == "ok", "\(unfenced)")
-        #expect(before["getflags"] == "ok" && before["fsgetxattr"] == "ok", "\(unfenced)")
-        for name in Self.fenced { #expect(before[name] != nil && before[name] != "EPERM", "\(name) without a quota: \(unfenced)") }
-
-        let limited = try image.subvolume("limited", owner: owner)
-        let job =
-            "python3 -c '\(Self.attempts.replacingOccurrences(of: "'", with: "'\\''"))'; mkdir -p /tmp/nested; dd if=/dev/zero of=/tmp/nested/big bs=1M count=20; echo dd=$?"
-        let fenced = try TestSupport.run([
-            "ns-exec", "--config", image.config, "--pid", "--scratch", limited, "--scratch-quota", "8M", "--user", user.name, "--", "/bin/sh", "-c", job,
-        ])
-        #expect(fenced.status == 0, "\(fenced)")
-        let after = Self.results(fenced.stdout)
-        for name in Self.fenced { #expect(after[name] == "EPERM", "\(name) under a quota: \(fenced)") }
-        #expect(after["getflags"] == "ok" && after["fsgetxattr"] == "ok", "reading is not fenced: \(fenced)")
-        #expect(after["dd"] == "1", "no nested subvolume: the write fails: \(fenced)")
-        try image.sync()
-        let usage = try ScratchQuota.usage(of: limited, settings: image.settings)
-        #expect(usage.bytes <= 8 << 20, "\(usage)")
-        #expect(try image.du(limited) <= 8 * 1024 + 256, "nothing written outside the quota's count")
     }
 
     @Test("A command attached to a fenced job is fenced too; one attached to an unfenced job is not")
     func attachedCommandIsFenced() throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbq")
-        defer { user.remove() }
-        let image = try BtrfsImage()
-        defer {
-            image.remove()
-            #expect(image.leftovers().isEmpty, "left behind: \(image.leftovers())")
-        }
-        for quota in [["--scratch-quota", "8M"], []] {
-            let scratch = try image.subvolume(quota.isEmpty ? "open" : "limited", owner: (user.uid, user.gid))
-            let job = TestSupport.uniqueName("jbqf")
-            let sleep = NsExecTestSupport.uniqueSleep()
-            let background = try NsExecTestSupport.Background(
-                ["ns-exec", "--config", image.config, "--job", job, "--pid", "--scratch", scratch] + quota + ["--user", user.name, "--", "/bin/sleep", sleep],
-                directory: image.base.path)
-            defer {
-                for pid in NsExecTestSupport.processes(withArguments: ["/bin/sleep", sleep]) { kill(pid, SIGKILL) }
-                _ = background.wait()
-            }
-            #expect(NsExecTestSupport.eventually { !NsExecTestSupport.processes(withArguments: ["/bin/sleep", sleep]).isEmpty }, "\(background.stderr)")
-            let attached = try TestSupport.run(["ns-exec", "--config", image.config, "--attach", job, "--", "python3", "-c", Self.attempts])
-            #expect(attached.status == 0, "\(attached)")
-            let results = Self.results(attached.stdout)
-            for name in Self.fenced {
-                if quota.isEmpty {
-                    #expect(results[name] != nil && results[name] != "EPERM", "\(name), attached to a job without a quota: \(attached)")
-                } else {
-                    #expect(results[name] == "EPERM", "\(name), attached to a job under a quota: \(attached)")
+        try BtrfsImage.withUserAndImage { user, image in
+            for quota in [["--scratch-quota", "8M"], []] {
+                let scratch = try image.subvolume(quota.isEmpty ? "open" : "limited", owner: (user.uid, user.gid))
+                let job = TestSupport.uniqueName("jbqf")
+                let sleep = NsExecTestSupport.uniqueSleep()
+                let background = try NsExecTestSupport.Background(
+                    ["ns-exec", "--config", image.config, "--job", job, "--pid", "--scratch", scratch] + quota + [
+                        "--user", user.name, "--", "/bin/sleep", sleep,
+                    ],
+                    directory: image.base.path)
+                defer {
+                    for pid in NsExecTestSupport.processes(withArguments: ["/bin/sleep", sleep]) { kill(pid, SIGKILL) }
+                    _ = background.wait()
+                }
+                #expect(NsExecTestSupport.eventually { !NsExecTestSupport.processes(withArguments: ["/bin/sleep", sleep]).isEmpty }, "\(background.stderr)")
+                let attached = try TestSupport.run(["ns-exec", "--config", image.config, "--attach", job, "--", "python3", "-c", Self.attempts])
+                #expect(attached.status == 0, "\(attached)")
+                let results = Self.results(attached.stdout)
+                for name in Self.fenced {
+                    if quota.isEmpty {
+                        #expect(results[name] != nil && results[name] != "EPERM", "\(name), attached to a job without a quota: \(attached)")
+                    } else {
+                        #expect(results[name] == "EPERM", "\(name), attached to a job under a quota: \(attached)")
+                    }
                 }
             }
         }

@@ -12,28 +12,23 @@ import Testing
 struct ScratchQuotaHostileTests {
     @Test("A symlink the job planted as the scratch dir is refused by ns-exec, jobstat and --remove-scratch-quota; the other subvolume's quota is untouched")
     func plantedSymlink() throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbq")
-        defer { user.remove() }
-        let image = try BtrfsImage()
-        defer {
-            image.remove()
-            #expect(image.leftovers().isEmpty, "left behind: \(image.leftovers())")
-        }
-        // Another job's scratch subvolume, with its own 32 MiB limit.
-        let victim = try image.subvolume("victim")
-        try ScratchQuota.apply(ScratchQuotaLimit(bytes: 32 << 20), to: victim, settings: image.settings)
-        let owned = try Hostile.jobWritableDirectory(in: image.mount, uid: user.uid, gid: user.gid)
-        let result = try TestSupport.run(user.command(["/bin/ln", "-s", victim, owned + "/scratch"]))
-        #expect(result.status == 0, "\(result)")
-        let planted = owned + "/scratch"
+        try BtrfsImage.withUserAndImage { user, image in
+            // Another job's scratch subvolume, with its own 32 MiB limit.
+            let victim = try image.subvolume("victim")
+            try ScratchQuota.apply(ScratchQuotaLimit(bytes: 32 << 20), to: victim, settings: image.settings)
+            let owned = try Hostile.jobWritableDirectory(in: image.mount, uid: user.uid, gid: user.gid)
+            let result = try TestSupport.run(user.command(["/bin/ln", "-s", victim, owned + "/scratch"]))
+            #expect(result.status == 0, "\(result)")
+            let planted = owned + "/scratch"
 
-        let run = try TestSupport.run(["ns-exec", "--config", image.config, "--pid", "--scratch", planted, "--scratch-quota", "1M", "--", "/bin/true"])
-        #expect(run.status == 125, "\(run)")
-        #expect(run.stderr.contains("cannot set a scratch quota on \(planted)"), "\(run)")
-        let remove = try TestSupport.run(["ns-exec", "--config", image.config, "--remove-scratch-quota", planted])
-        #expect(remove.status == 125, "\(remove)")
-        let stat = try TestSupport.run(["jobstat", "--config", image.config, "--self", "--scratch", planted])
-        #expect(stat.status == 125, "\(stat)")
-        #expect(try ScratchQuota.usage(of: victim, settings: image.settings).byteLimit == 32 << 20, "the victim's limit changed")
+            let run = try TestSupport.run(["ns-exec", "--config", image.config, "--pid", "--scratch", planted, "--scratch-quota", "1M", "--", "/bin/true"])
+            #expect(run.status == 125, "\(run)")
+            #expect(run.stderr.contains("cannot set a scratch quota on \(planted)"), "\(run)")
+            let remove = try TestSupport.run(["ns-exec", "--config", image.config, "--remove-scratch-quota", planted])
+            #expect(remove.status == 125, "\(remove)")
+            let stat = try TestSupport.run(["jobstat", "--config", image.config, "--self", "--scratch", planted])
+            #expect(stat.status == 125, "\(stat)")
+            #expect(try ScratchQuota.usage(of: victim, settings: image.settings).byteLimit == 32 << 20, "the victim's limit changed")
+        }
     }
 }

@@ -18,29 +18,17 @@ import SystemPackage
 /// process of its own user.
 ///
 /// The unified (v2) hierarchy is different: there the kernel lets a process move only if it may write
-/// `cgroup.procs` of the common ancestor of both cgroups (root's), so the user cannot join by itself. On a hybrid
-/// node (no controllers there; the unified cgroup is what netacct's node service counts the job's network by) the
-/// job's unified cgroup and its `main` leaf are made too, with their `cgroup.procs` handed to the user as the mark
-/// of the delegation: `--join` then asks the node service to move it (`NodeCgroups.isDelegated`, `join`). On a
-/// cgroup v2 node, with controllers, nothing is delegated: the user could not join the limits.
+/// `cgroup.procs` of the common ancestor of both cgroups (root's), so the user cannot join by itself. The job's
+/// unified cgroup and its `main` leaf get their `cgroup.procs` handed to the user as the mark of the delegation,
+/// and `--join` asks netacct's node service to move the process there (`NodeCgroups.isDelegated`, `join`), as
+/// pam_slurm_adopt moves a user's ssh session into the user's job. On a hybrid node that cgroup has no
+/// controllers (it is what the service counts the job's network by); on a cgroup v2 node it holds the limits.
 package enum JobCgroupDelegation {
     /// The files of a v1 cgroup that move processes in: the only ones handed to the user.
     static let joinFiles = ["cgroup.procs", "tasks"]
 
-    /// `plan` as it can be delegated: the v1 hierarchies, and the unified one beside them on a hybrid node; an
-    /// error on a cgroup v2 node, where the user could join nothing.
-    package static func delegablePlan(_ plan: JobCgroupPlan) throws(JobboxError) -> JobCgroupPlan {
-        let targets = plan.targets
-        guard targets.contains(where: { $0.version == .v1 }) else {
-            throw JobboxError.invalid(
-                "cannot delegate the cgroup of job", plan.job.rawValue,
-                "on a cgroup v2 node the job's user cannot move into a cgroup another user made (use the batch system's own cgroup placement)")
-        }
-        return JobCgroupPlan(job: plan.job, targets: targets, requiredControllers: plan.requiredControllers)
-    }
-
-    /// Makes the cgroups of `plan` (from `delegablePlan`) without moving in, and hands their join files to `uid`;
-    /// on any failure removes what it made.
+    /// Makes the cgroups of `plan` without moving in, and hands their join files to `uid`; on any failure removes
+    /// what it made.
     package static func create(_ plan: JobCgroupPlan, locator: JobCgroupLocator, for uid: uid_t) throws(JobboxError) -> [String] {
         let creator = JobCgroupCreator(layout: locator.layout, membership: locator.membership)
         let job = try creator.create(plan, moving: false)

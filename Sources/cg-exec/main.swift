@@ -22,11 +22,11 @@ struct CgExecCommand: JobboxTool {
             its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
             COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.
 
-            --delegate-to USER makes the job's cgroups (v1 and hybrid nodes) without running anything and lets USER \
-            move its own processes in (their cgroup.procs and tasks become USER's, nothing else); --join, run later \
-            as USER, moves itself into the job's existing cgroups and execs COMMAND, into the unified one on a \
-            hybrid node through netacct's node service (NETACCT_SOCKET), which counts the job's network there. A \
-            Slurm prolog and job script use the pair.
+            --delegate-to USER makes the job's cgroups without running anything and lets USER move its own \
+            processes in (their cgroup.procs and tasks become USER's, nothing else); --join, run later as USER, \
+            moves itself into the job's existing cgroups and execs COMMAND, into the unified (v2) one through \
+            netacct's node service (NETACCT_SOCKET), since the kernel does not let a user move there. A Slurm \
+            prolog and job script use the pair.
 
             limit             cgroup v1                         cgroup v2
             --memory          memory.limit_in_bytes             memory.max
@@ -203,7 +203,7 @@ struct CgExecCommand: JobboxTool {
             let limits = try CgExec.limits(options, fromJobAd: fromJobAd, environment: environment, config: config)
             let selected = try controllers.map { text throws(JobboxError) in try CgroupController.parseList(text, for: "--controllers") }
             let locator = try CgExec.locator(config: config, parent: parent, base: base)
-            let plan = try JobCgroupDelegation.delegablePlan(JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected))
+            let plan = try JobCgroupPlan.make(locator: locator, job: jobID, limits: limits, controllers: selected)
             for warning in try JobCgroupDelegation.create(plan, locator: locator, for: uid) { diagnostics.warning(warning) }
             return 0
         }
@@ -291,19 +291,18 @@ struct CgExecCommand: JobboxTool {
 
 extension CgExecCommand {
     /// `--join` in the unified hierarchy: a direct write where the kernel allows it (root, or a cgroup of the
-    /// caller's own subtree); on a hybrid node, where the unified cgroup only tells netacct's node service whose
-    /// traffic it is and the kernel keeps a user from moving there (`JobCgroupDelegation`), the service is asked to
-    /// move this process (`join`): a node without the service says nothing (it does not count by cgroup, and
-    /// jobstat is silent about network there too), a refusal is a warning, and either way the job runs with its
-    /// limits, without network figures. On a cgroup v2 node the unified cgroup holds the limits, so failing to join
-    /// it is an error.
+    /// caller's own subtree), else netacct's node service is asked to move this process (`join`), since the kernel
+    /// keeps a user from moving into a cgroup root made (`JobCgroupDelegation`). On a hybrid node that cgroup only
+    /// tells the service whose traffic it is: a node without the service says nothing (it does not count by
+    /// cgroup, and jobstat is silent about network there too), a refusal is a warning, and either way the job runs
+    /// with its v1 limits, without network figures. On a cgroup v2 node the unified cgroup holds the limits, so
+    /// failing to join it is an error.
     static func joinUnified(_ unified: (directory: String, cgroup: String), hybrid: Bool, socket: String, diagnostics: Diagnostics) throws(JobboxError) {
         let direct: JobboxError
         do {
             try JobCgroupDelegation.join([unified.directory])
             return
         } catch {
-            guard hybrid else { throw error }
             direct = error
         }
         do throws(NetacctNodeClient.Failure) {
@@ -311,8 +310,13 @@ extension CgExecCommand {
         } catch {
             let reason: String
             switch error {
-            case .unavailable: return
+            case .unavailable(let text):
+                guard !hybrid else { return }
+                reason = text + "; is netacct --node running?"
             case .refused(let text), .broken(let text): reason = text
+            }
+            guard hybrid else {
+                throw JobboxError.invalid("cannot join", unified.directory, "\(direct.reason); the node service did not move this process either (\(reason))")
             }
             diagnostics.warning("\(direct.description); the node service did not move it either (\(reason)): the job runs without network figures")
         }

@@ -11,9 +11,9 @@
 # It leaves $JOBBOX_SLURM_DIR/jobs/<job id>, the job's scratch dir, owned by the job's user, mode 0700 (a chroot
 # for $JOBBOX_CHROOT needs $JOBBOX_SLURM_DIR/jobs as a mount point: chroot-tool's CHROOT_MOUNT_POINTS).
 #
-# cgroup v1 and hybrid nodes only: on a cgroup v2 node the kernel lets a process move only if it may write
-# cgroup.procs of the common ancestor of both cgroups (root's), so cg-exec refuses to delegate there and Slurm's
-# own task/cgroup must place jobs.
+# On a cgroup v2 node (and for the unified cgroup of a hybrid one, which netacct --node counts the network by) the
+# kernel lets a process move only if it may write cgroup.procs of the common ancestor of both cgroups (root's):
+# the job script's cg-exec --join asks the node service (netacct --node) to move it, so on v2 nodes it must run.
 #
 # A failure is one line on stderr (slurmd's log) and status 1: Slurm then drains the node with "Prolog error"
 # and requeues the job. Whatever the prolog had made is removed first.

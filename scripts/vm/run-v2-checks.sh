@@ -136,7 +136,7 @@ done
 # The example wrappers and the shell they run in (checks/htcondor-wrapper.sh).
 mkdir -p "$root/jobbox/examples"
 cp -R examples/htcondor "$root/jobbox/examples/"
-# chattr (e2fsprogs) for the scratch quota check's look at who may change a file's project id.
+# chattr (e2fsprogs) for the scratch quota check: may the job change a file's project id, with and without the fence.
 for extra in bash chattr; do
     extra_path=$(command -v "$extra") || continue
     cp "$extra_path" "$root/bin/$extra"

@@ -1,7 +1,9 @@
 #!/bin/sh
 # netacct's cgroup BPF back ends on a pure cgroup v2 node, in the VM of scripts/vm/run-v2-checks.sh: the per-job
-# back end (--backend bpf) and the node service (--node) count known traffic. busybox sh, as root; cgroup2 at
-# /sys/fs/cgroup. Prints "PASS <name>", "FAIL <name>: <reason>" or "SKIP <name>: <reason>".
+# back end (--backend bpf) and the node service (--node) count known traffic, and the service moves a Slurm job
+# script into the cgroup a prolog delegated to its user (cg-exec --delegate-to, --join), which the kernel does not
+# let the user do. busybox sh, as root; cgroup2 at /sys/fs/cgroup. Prints "PASS <name>", "FAIL <name>: <reason>"
+# or "SKIP <name>: <reason>".
 #
 # The traffic stays in a network namespace the check makes (unshare -n), on an address put on its loopback
 # device (10.99.0.1: not 127/8, so it counts, and internal here). busybox has no veth (its ip cannot add links)
@@ -12,6 +14,8 @@
 # fails.
 
 NETACCT=${NETACCT:-/jobbox/bin/netacct}
+CG_EXEC=${CG_EXEC:-/jobbox/bin/cg-exec}
+JOBSTAT=${JOBSTAT:-/jobbox/bin/jobstat}
 CGROOT=${NETACCT_CHECK_CGROUP_ROOT:-/sys/fs/cgroup}
 NAME=jbnvm$$
 STATE=/run/$NAME
@@ -45,6 +49,7 @@ check_counts() {
 
 cleanup() {
     [ -n "${NODE_PID:-}" ] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
+    "$CG_EXEC" --config "$CONF" --remove --job 9 >/dev/null 2>&1
     "$NETACCT" --config "$CONF" --cleanup --stale >/dev/null 2>&1
     for dir in "$CGROOT/$NAME/job" "$CGROOT/$NAME"; do
         [ -d "$dir" ] && { echo 1 >"$dir/cgroup.kill"; sleep 0.1; rmdir "$dir"; }
@@ -62,6 +67,7 @@ NETWORK_INTERNAL = 10.99.0.0/24
 NETWORK_ACCOUNTING_CGROUP = /$NAME
 NETACCT_PIN_DIR = /sys/fs/bpf/$NAME
 NETACCT_SOCKET = $STATE/run/netacct.sock
+BASE_CGROUP = $NAME
 CONF
 
 if ! unshare -n true 2>/dev/null; then
@@ -74,7 +80,7 @@ fi
 # (the job) downloads it into $STATE/received. The server runs before "$@" and outside whatever cgroup "$@" sets up.
 cat >"$STATE/traffic.sh" <<'TRAFFIC'
 ip link set lo up && ip addr add 10.99.0.1/32 dev lo || exit 1
-nc -l -p 7000 <"$STATE/payload" &
+timeout 30 nc -l -p 7000 <"$STATE/payload" &
 server=$!
 sleep 0.3
 "$@"
@@ -124,3 +130,48 @@ if [ "$(attr "$STATE/self.ad" JobboxNetworkCgroup)" = "\"/$NAME/job\"" ] && [ "$
 else
     fail netacct-bpf-node-socket "$(tr '\n' ' ' <"$STATE/self.ad")"
 fi
+
+# 3. A Slurm prolog and job script on a v2 node: root delegates job 9's cgroup (64 MiB) to user jbnvm; the user's
+# cg-exec --join cannot move itself there (the kernel wants write access to the common ancestor) and asks the
+# service, which moves it; its traffic is then counted by the job's cgroup, which jbnvm reads with jobstat --job.
+# Another user is refused by the service, and without the service the join fails (the limits would be missed).
+grep -q '^jbnvx:' /etc/passwd || echo 'jbnvx:x:4243:4243:jobbox check:/:/bin/sh' >>/etc/passwd
+as_user() { user=$1; shift; su -s /bin/sh -c "$*" "$user"; }
+if ! "$CG_EXEC" --config "$CONF" --job 9 --memory 64M --delegate-to jbnvm; then
+    fail netacct-bpf-delegation "cg-exec --delegate-to failed"
+    exit 0
+fi
+JOB=$CGROOT/$NAME/job_9
+if [ "$(stat -c %u "$JOB/main/cgroup.procs")" = 4242 ] && [ "$(stat -c %u "$JOB")" = 0 ] && [ "$(cat "$JOB/memory.max")" = 67108864 ]; then
+    pass netacct-bpf-delegation-made
+else
+    fail netacct-bpf-delegation-made "owners $(stat -c '%u %n' "$JOB" "$JOB/main/cgroup.procs" | tr '\n' ' '), memory.max $(cat "$JOB/memory.max")"
+fi
+# The user's job writes in a directory of its own.
+mkdir "$STATE/user" && chown 4242 "$STATE/user"
+user_download="sleep 3 | nc 10.99.0.1 7000 >$STATE/user/received"
+unshare -n sh "$STATE/traffic.sh" su -s /bin/sh -c "$CG_EXEC --config $CONF --job 9 --join -- sh -c 'sed -n s/^0:://p /proc/self/cgroup >$STATE/user/joined; $user_download'" jbnvm 2>"$STATE/join.err"
+joined=$(cat "$STATE/user/joined" 2>/dev/null)
+if [ "$joined" = "/$NAME/job_9/main" ] && [ ! -s "$STATE/join.err" ]; then
+    pass netacct-bpf-delegation-join
+else
+    fail netacct-bpf-delegation-join "the job script ran in '$joined': $(tr '\n' ' ' <"$STATE/join.err")"
+fi
+as_user jbnvm "$JOBSTAT --config $CONF --job 9" >"$STATE/job9.ad" 2>&1
+check_counts netacct-bpf-delegation-network "$STATE/job9.ad"
+out=$(as_user jbnvx "$CG_EXEC --config $CONF --job 9 --join -- true" 2>&1)
+status=$?
+case "$status:$out" in
+125:*"is not a cgroup delegated to uid 4243"*) pass netacct-bpf-delegation-other-user ;;
+*) fail netacct-bpf-delegation-other-user "status $status: $out" ;;
+esac
+kill "$NODE_PID" && wait "$NODE_PID"
+NODE_PID=
+out=$(as_user jbnvm "$CG_EXEC --config $CONF --job 9 --join -- true" 2>&1)
+status=$?
+case "$status:$out" in
+125:"cg-exec: cannot join $JOB/main: Permission denied; the node service did not move this process either ("*"is netacct --node running?)") pass netacct-bpf-delegation-no-service ;;
+*) fail netacct-bpf-delegation-no-service "status $status: $out" ;;
+esac
+"$CG_EXEC" --config "$CONF" --remove --job 9
+if [ ! -d "$JOB" ]; then pass netacct-bpf-delegation-removed; else fail netacct-bpf-delegation-removed "$JOB is left"; fi

@@ -69,6 +69,15 @@ package struct NodeCgroups: Sendable {
         return (fd, UInt64(info.st_ino))
     }
 
+    /// The uid that owns cgroup `path`'s directory, or nil when there is no such cgroup.
+    package func owner(of path: String) throws(JobboxError) -> uid_t? {
+        guard let (fd, _) = try open(path) else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno("cannot read cgroup", directory(path)) }
+        return info.st_uid
+    }
+
     /// The id of cgroup `path`, or nil when there is none.
     package func id(of path: String) throws(JobboxError) -> UInt64? {
         guard let (fd, id) = try open(path) else { return nil }

@@ -11,7 +11,9 @@ import JobboxNetacctClient
 /// from the pinned map when no service runs.
 ///
 /// Who may read what: root (uid 0 as SO_PEERCRED says) any cgroup below NETWORK_ACCOUNTING_CGROUP and `all`;
-/// anyone else its own cgroup and the cgroups below it, nothing else (not a sibling's, not its parent's).
+/// anyone else its own cgroup and the cgroups below it, and a cgroup above its own that is delegated to it (its
+/// directory is the caller's uid's: HTCondor's `.slice` on a v2 node, whose `.scope` below, root's, holds the job
+/// wrapper and its jobstat); nothing else (not a sibling's, not a parent that is not its own).
 package struct NodeReader {
     package let cgroups: NodeCgroups
     package let map: NodeCountersMap
@@ -36,8 +38,9 @@ package struct NodeReader {
             guard let own = peer.cgroup else { return .failure(NetacctNodeRefusal("the asking process has no cgroup2 cgroup visible to the service")) }
             let path: String
             if case .cgroup(let requested) = request {
-                guard isRoot || NetacctNodeRequest.isWithin(requested, own) else {
-                    return .failure(NetacctNodeRefusal("\(requested) is neither the caller's cgroup (\(own)) nor below it"))
+                guard isRoot || NetacctNodeRequest.isWithin(requested, own) || isDelegated(requested, holding: own, to: peer.uid) else {
+                    return .failure(
+                        NetacctNodeRefusal("\(requested) is neither the caller's cgroup (\(own)) nor below it, nor delegated to the caller (uid \(peer.uid))"))
                 }
                 path = requested
             } else {
@@ -49,6 +52,14 @@ package struct NodeReader {
                 return .failure(NetacctNodeRefusal(error.description))
             }
         }
+    }
+
+    /// Whether cgroup `path`, counted and above `own` (the caller's cgroup), is delegated to `uid`: its directory is
+    /// theirs, as the one who delegates a subtree makes it (HTCondor's starter, systemd's `Delegate=`). A user can
+    /// make such a directory only inside a subtree delegated to it already.
+    func isDelegated(_ path: String, holding own: String, to uid: uid_t) -> Bool {
+        guard NetacctNodeRequest.isWithin(own, path), cgroups.isCounted(path), let owner = try? cgroups.owner(of: path) else { return false }
+        return owner == uid
     }
 
     /// The ad of cgroup `path`: the counters of its subtree and `JobboxNetworkCgroup`.

@@ -150,6 +150,12 @@ printf 'root:x:0:\njob:x:1000:\n' >"$root/etc/group"
 cat >"$root/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s
+# The initramfs's rootfs has no parent mount, and pivot_root(2) (ns-exec --chroot) cannot leave such a root:
+# as a node booted from a disk, the checks run in a bind mount of it, moved onto / and made the root.
+if [ -z "\${JOBBOX_VM_ROOT_MOVED:-}" ]; then
+    mkdir -p /.root && mount --bind / /.root && cd /.root && mount --move . / && JOBBOX_VM_ROOT_MOVED=1 exec chroot . /init
+    echo "JOBBOX-VM: cannot move the root onto a bind mount of itself"
+fi
 export PATH=/jobbox/bin:/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

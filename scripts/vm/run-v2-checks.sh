@@ -9,7 +9,8 @@
 # work directory, for the block I/O and page cache checks; /dev/vdb and /dev/vdc, XFS and ext4 (quota, project)
 # made on the host with mkfs.xfs and mkfs.ext4, for the scratch quota checks.
 #
-# The check interface: each check is a busybox sh script; the binaries are in /jobbox/bin (also on PATH); it
+# The check interface: each check is a busybox sh script; the binaries are in /jobbox/bin (also on PATH), what
+# the checks share (scripts/vm/lib/*.sh) in /jobbox/lib, the HTCondor examples in /jobbox/examples; it
 # prints one line per check, `PASS <name>`, `FAIL <name>: <reason>` or `SKIP <name>: <reason>`, and may print
 # anything else. The harness fails when any FAIL line appears, when no PASS does, or when the sentinel line the
 # VM prints after the last check is missing (a check hung, the VM crashed).
@@ -133,9 +134,10 @@ for tool in "${tools[@]}"; do
     done
 done
 [ ${#copied[@]} -gt 0 ] || { say "no jobbox binaries in $release"; exit 1; }
-# The example wrappers and the shell they run in (checks/htcondor-wrapper.sh).
-mkdir -p "$root/jobbox/examples"
+# The example wrappers and the shell they run in (checks/htcondor-wrapper.sh); what the checks share.
+mkdir -p "$root/jobbox/examples" "$root/jobbox/lib"
 cp -R examples/htcondor "$root/jobbox/examples/"
+cp scripts/vm/lib/*.sh "$root/jobbox/lib/"
 # chattr (e2fsprogs) for the scratch quota check's look at who may change a file's project id.
 for extra in bash chattr; do
     extra_path=$(command -v "$extra") || continue

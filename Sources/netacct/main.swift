@@ -38,8 +38,8 @@ struct Netacct: JobboxTool {
             it attaches the programs once to NETWORK_ACCOUNTING_CGROUP (default: the unified root), counts every \
             cgroup below it and each cgroup's whole subtree, keeps its counters and links pinned in \
             NETACCT_PIN_DIR (a restart loses no count), and answers on NETACCT_SOCKET: any user gets the counters \
-            of its own cgroup or one below it (netacct --show --self, --show --cgroup PATH, jobstat), root any \
-            and --show --all. TERM or INT stops serving and leaves the programs counting; netacct --cleanup \
+            of its own cgroup, one below it, or one above it delegated to the user (its directory is theirs: \
+            HTCondor's .slice) (netacct --show --self, --show --cgroup PATH, jobstat), root any and --show --all. TERM or INT stops serving and leaves the programs counting; netacct --cleanup \
             --stale with no service running detaches them and removes the pins.
             """,
         version: JobboxVersion.string

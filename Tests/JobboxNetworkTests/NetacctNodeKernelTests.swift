@@ -66,7 +66,9 @@ struct NetacctNodeKernelTests {
         #expect(paths == Set(["", "/job", "/job/main", "/sibling"].map { bed.cgroupPath + $0 }))
     }
 
-    @Test("A user in a cgroup delegated to it reads its own counters (netacct --show --self, jobstat --self) and is refused a sibling's and its parent's")
+    @Test(
+        "A user in a cgroup delegated to it reads its own counters (netacct --show --self, jobstat --self), also from a root's cgroup below it (HTCondor's .scope), and is refused a sibling's and its parent's"
+    )
     func delegatedUser() throws {
         let bed = try NodeBed()
         let user = try NsExecTestSupport.TestUser()
@@ -78,6 +80,9 @@ struct NetacctNodeKernelTests {
         for name in ["", "/cgroup.procs", "/cgroup.subtree_control", "/cgroup.threads"] {
             guard chown(bed.directory + "/user" + name, user.uid, user.gid) == 0 else { throw TestFailure("chown user\(name)") }
         }
+        // As HTCondor's starter on a v2 node: the job's wrapper, as its user, in a root's .scope below the .slice
+        // delegated to that user.
+        try bed.makeCgroups(["user/scope"])
         try bed.startService()
         try bed.runJob(in: "user", Self.mixedTraffic(2, 150, 250), user: user)
         try bed.runJob(in: "sibling", Self.mixedTraffic(1, 10, 10))
@@ -90,11 +95,18 @@ struct NetacctNodeKernelTests {
         Self.expectMixed(ClassAdReader.parse(own.stdout), 2, 150, 250, "--show --self as the user")
         let below = try bed.runAs(user, in: "user", bed.netacctCommand(["--show", "--cgroup", bed.cgroupPath + "/user/sub"]))
         #expect(below.status == 0 && below.stdout.contains("NetworkOutgoing = 0\n"), "\(below)")
-        for refused in [bed.cgroupPath + "/sibling", bed.cgroupPath, "/"] {
-            let result = try bed.runAs(user, in: "user", bed.netacctCommand(["--show", "--cgroup", refused]))
-            #expect(result.status == 125, "\(refused): \(result)")
-            #expect(result.stderr.contains("is neither the caller's cgroup"), "\(refused): \(result)")
-            #expect(!result.stdout.contains("Network"), "\(refused): \(result)")
+        // From the root's .scope: the delegated cgroup above it is the user's, its parent is not.
+        let delegated = try bed.runAs(user, in: "user/scope", bed.netacctCommand(["--show", "--cgroup", bed.cgroupPath + "/user"]))
+        #expect(delegated.status == 0, "\(delegated)")
+        Self.expectMixed(ClassAdReader.parse(delegated.stdout), 2, 150, 250, "--show --cgroup of the delegated cgroup from the scope below it")
+        let fromScope = try bed.runAs(user, in: "user/scope", [TestSupport.tool("jobstat"), "--config", bed.configPath, "--cgroup", bed.cgroupPath + "/user"])
+        #expect(fromScope.status == 0, "\(fromScope)")
+        Self.expectMixed(ClassAdReader.parse(fromScope.stdout), 2, 150, 250, "jobstat --cgroup of the delegated cgroup from the scope below it")
+        for (cgroup, refused) in [("user", bed.cgroupPath + "/sibling"), ("user", bed.cgroupPath), ("user", "/"), ("user/scope", bed.cgroupPath)] {
+            let result = try bed.runAs(user, in: cgroup, bed.netacctCommand(["--show", "--cgroup", refused]))
+            #expect(result.status == 125, "\(refused) from \(cgroup): \(result)")
+            #expect(result.stderr.contains("is neither the caller's cgroup"), "\(refused) from \(cgroup): \(result)")
+            #expect(!result.stdout.contains("Network"), "\(refused) from \(cgroup): \(result)")
         }
         let all = try bed.runAs(user, in: "user", bed.netacctCommand(["--show", "--all"]))
         #expect(all.status == 125 && !all.stdout.contains("Network"), "\(all)")

@@ -9,7 +9,8 @@
 # work directory, for the block I/O and page cache checks; /dev/vdb and /dev/vdc, XFS and ext4 (quota, project)
 # made on the host with mkfs.xfs and mkfs.ext4, for the scratch quota checks.
 #
-# The check interface: each check is a busybox sh script; the binaries are in /jobbox/bin (also on PATH); it
+# The check interface: each check is a busybox sh script; the binaries are in /jobbox/bin (also on PATH), what
+# the checks share (scripts/vm/lib/*.sh) in /jobbox/lib, the HTCondor examples in /jobbox/examples; it
 # prints one line per check, `PASS <name>`, `FAIL <name>: <reason>` or `SKIP <name>: <reason>`, and may print
 # anything else. The harness fails when any FAIL line appears, when no PASS does, or when the sentinel line the
 # VM prints after the last check is missing (a check hung, the VM crashed).
@@ -133,9 +134,10 @@ for tool in "${tools[@]}"; do
     done
 done
 [ ${#copied[@]} -gt 0 ] || { say "no jobbox binaries in $release"; exit 1; }
-# The example wrappers and the shell they run in (checks/htcondor-wrapper.sh).
-mkdir -p "$root/jobbox/examples"
+# The example wrappers and the shell they run in (checks/htcondor-wrapper.sh); what the checks share.
+mkdir -p "$root/jobbox/examples" "$root/jobbox/lib"
 cp -R examples/htcondor "$root/jobbox/examples/"
+cp scripts/vm/lib/*.sh "$root/jobbox/lib/"
 # chattr (e2fsprogs) for the scratch quota check: may the job change a file's project id, with and without the fence.
 for extra in bash chattr; do
     extra_path=$(command -v "$extra") || continue
@@ -150,6 +152,12 @@ printf 'root:x:0:\njob:x:1000:\n' >"$root/etc/group"
 cat >"$root/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s
+# The initramfs's rootfs has no parent mount, and pivot_root(2) (ns-exec --chroot) cannot leave such a root:
+# as a node booted from a disk, the checks run in a bind mount of it, moved onto / and made the root.
+if [ -z "\${JOBBOX_VM_ROOT_MOVED:-}" ]; then
+    mkdir -p /.root && mount --bind / /.root && cd /.root && mount --move . / && JOBBOX_VM_ROOT_MOVED=1 exec chroot . /init
+    echo "JOBBOX-VM: cannot move the root onto a bind mount of itself"
+fi
 export PATH=/jobbox/bin:/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

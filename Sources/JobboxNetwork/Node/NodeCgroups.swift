@@ -69,18 +69,26 @@ package struct NodeCgroups: Sendable {
         return (fd, UInt64(info.st_ino))
     }
 
-    /// Whether cgroup `path` is delegated to `uid`: below the accounting cgroup, made by root (its directory is
-    /// root's, so no user made it in a subtree of its own) and its `cgroup.procs` handed to `uid`, as
-    /// `cg-exec --delegate-to` does on a hybrid node. The user of such a cgroup may read its counts wherever it
-    /// runs and have the service move its own processes in (`join`), which the kernel's rule (write access to
-    /// `cgroup.procs` of the common ancestor) keeps it from doing itself. Never root's: root needs no delegation.
-    package func isDelegated(_ path: String, to uid: uid_t) throws(JobboxError) -> Bool {
-        guard uid != 0, path != accounting, isCounted(path), let (fd, _) = try open(path) else { return false }
+    /// Who owns cgroup `path`: its directory's uid and its `cgroup.procs`'s; nil when there is no such cgroup.
+    package func owners(of path: String) throws(JobboxError) -> (directory: uid_t, procs: uid_t)? {
+        guard let (fd, _) = try open(path) else { return nil }
         defer { close(fd) }
         var directory = stat()
         var procs = stat()
-        guard fstat(fd, &directory) == 0, fstatat(fd, "cgroup.procs", &procs, AT_SYMLINK_NOFOLLOW) == 0 else { return false }
-        return directory.st_uid == 0 && procs.st_uid == uid
+        guard fstat(fd, &directory) == 0, fstatat(fd, "cgroup.procs", &procs, AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw JobboxError.lastErrno("cannot read cgroup", self.directory(path))
+        }
+        return (directory.st_uid, procs.st_uid)
+    }
+
+    /// Whether cgroup `path` is delegated to `uid` by root for the service to move its processes in: below the
+    /// accounting cgroup, made by root (its directory is root's, so no user made it in a subtree of its own) and
+    /// its `cgroup.procs` handed to `uid`, as `cg-exec --delegate-to` does. The user of such a cgroup may read its
+    /// counts wherever it runs and have the service move its own processes in (`join`), which the kernel's rule
+    /// (write access to `cgroup.procs` of the common ancestor) keeps it from doing itself. Never root's.
+    package func isDelegated(_ path: String, to uid: uid_t) throws(JobboxError) -> Bool {
+        guard uid != 0, path != accounting, isCounted(path), let owners = try owners(of: path) else { return false }
+        return owners.directory == 0 && owners.procs == uid
     }
 
     /// The id of cgroup `path`, or nil when there is none.

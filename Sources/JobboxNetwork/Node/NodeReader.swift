@@ -12,8 +12,10 @@ import JobboxNetacctClient
 ///
 /// Who may read what: root (uid 0 as SO_PEERCRED says) any cgroup below NETWORK_ACCOUNTING_CGROUP and `all`;
 /// anyone else its own cgroup and the cgroups below it when its own is below the accounting cgroup (a process left
-/// in the accounting cgroup itself, or above it, is no job: it would see every job), and a cgroup root delegated
-/// to its user (`NodeCgroups.isDelegated`), nothing else (not a sibling's, not its parent's).
+/// in the accounting cgroup itself, or above it, is no job: it would see every job); a cgroup above its own that
+/// is delegated to it (its directory is the caller's uid's: HTCondor's `.slice` on a v2 node, whose `.scope`
+/// below, root's, holds the job wrapper and its jobstat); and a cgroup root delegated to its user wherever it runs
+/// (`NodeCgroups.isDelegated`: a Slurm job's). Nothing else (not a sibling's, not a parent that is not its own).
 package struct NodeReader {
     package let cgroups: NodeCgroups
     package let map: NodeCountersMap
@@ -39,11 +41,14 @@ package struct NodeReader {
             let ownIsJob = own != cgroups.accounting && cgroups.isCounted(own)
             let path: String
             if case .cgroup(let requested) = request {
-                let delegated = { (try? cgroups.isDelegated(requested, to: peer.uid)) == true }
-                guard isRoot || (ownIsJob && NetacctNodeRequest.isWithin(requested, own)) || delegated() else {
+                let readable =
+                    isRoot || (ownIsJob && NetacctNodeRequest.isWithin(requested, own))
+                    || isDelegatedSubtree(requested, holding: own, to: peer.uid) || (try? cgroups.isDelegated(requested, to: peer.uid)) == true
+                guard readable else {
                     return .failure(
                         NetacctNodeRefusal(
-                            "\(requested) is neither the caller's cgroup (\(own)) below \(cgroups.accounting) nor one below it, nor delegated to its user"))
+                            "\(requested) is neither the caller's cgroup (\(own)) below \(cgroups.accounting) nor one below it, nor delegated to the caller (uid \(peer.uid))"
+                        ))
                 }
                 path = requested
             } else {
@@ -60,6 +65,14 @@ package struct NodeReader {
         case .join:
             return .failure(NetacctNodeRefusal("join is a request to the running service (netacct --node)"))
         }
+    }
+
+    /// Whether cgroup `path`, counted and above `own` (the caller's cgroup), is delegated to `uid`: its directory is
+    /// theirs, as the one who delegates a subtree makes it (HTCondor's starter, systemd's `Delegate=`). A user can
+    /// make such a directory only inside a subtree delegated to it already.
+    func isDelegatedSubtree(_ path: String, holding own: String, to uid: uid_t) -> Bool {
+        guard NetacctNodeRequest.isWithin(own, path), cgroups.isCounted(path), let owners = try? cgroups.owners(of: path) else { return false }
+        return owners.directory == uid
     }
 
     /// The ad of cgroup `path`: the counters of its subtree and `JobboxNetworkCgroup`.

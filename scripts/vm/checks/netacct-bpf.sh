@@ -1,56 +1,34 @@
 #!/bin/sh
 # netacct's cgroup BPF back ends on a pure cgroup v2 node, in the VM of scripts/vm/run-v2-checks.sh: the per-job
-# back end (--backend bpf) and the node service (--node) count known traffic, and the service moves a Slurm job
-# script into the cgroup a prolog delegated to its user (cg-exec --delegate-to, --join), which the kernel does not
-# let the user do. busybox sh, as root; cgroup2 at /sys/fs/cgroup. Prints "PASS <name>", "FAIL <name>: <reason>"
-# or "SKIP <name>: <reason>".
-#
-# The traffic stays in a network namespace the check makes (unshare -n), on an address put on its loopback
-# device (10.99.0.1: not 127/8, so it counts, and internal here). busybox has no veth (its ip cannot add links)
-# and its nc no UDP, so the traffic is one TCP download of 1 MiB, from a server outside the job to the job: the
-# job's incoming bytes are the payload plus the IP and TCP headers, its outgoing bytes its ACKs. How many segments
-# carry the payload depends on busybox nc's write size and on timing (CI saw 1392 segments, 7% headers), so the
-# bounds allow up to a quarter for headers: a back end that counts nothing, twice, or in the wrong class still
-# fails.
+# back end (--backend bpf) and the node service (--node) count known traffic (scripts/vm/lib/traffic.sh: a 1 MiB
+# download from an internal host, in a network namespace of its own, with bounds that fail a back end that counts
+# nothing, twice, or in the wrong class), and the service moves a Slurm job script into the cgroup a prolog
+# delegated to its user (cg-exec --delegate-to, --join), which the kernel does not let the user do. busybox sh, as
+# root; cgroup2 at /sys/fs/cgroup. Prints "PASS <name>", "FAIL <name>: <reason>" or "SKIP <name>: <reason>".
 
-NETACCT=${NETACCT:-/jobbox/bin/netacct}
+# shellcheck source=scripts/vm/lib/traffic.sh
+. "${TRAFFIC_LIB:-/jobbox/lib/traffic.sh}"
+NETACCT=$TRAFFIC_NETACCT
 CG_EXEC=${CG_EXEC:-/jobbox/bin/cg-exec}
 JOBSTAT=${JOBSTAT:-/jobbox/bin/jobstat}
 CGROOT=${NETACCT_CHECK_CGROUP_ROOT:-/sys/fs/cgroup}
 NAME=jbnvm$$
 STATE=/run/$NAME
 CONF=$STATE/jobbox.conf
-PAYLOAD=1048576
 
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; }
 skip() { echo "SKIP $1: $2"; }
 
-# The value of attribute $2 in the ad in file $1.
-attr() { sed -n "s/^$2 = //p" "$1"; }
-
-# check_counts NAME AD: the ad holds one 1 MiB download from an internal host, nothing external.
+# check_counts NAME AD: the ad holds one download from an internal host, nothing external.
 check_counts() {
-    incoming=$(attr "$2" NetworkIncomingInternal)
-    outgoing=$(attr "$2" NetworkOutgoingInternal)
-    external=$(($(attr "$2" NetworkIncomingExternal) + $(attr "$2" NetworkOutgoingExternal)))
-    if [ -z "$incoming" ] || [ -z "$outgoing" ]; then
-        fail "$1" "no counters in: $(tr '\n' ' ' <"$2")"
-    elif [ "$incoming" -lt $((PAYLOAD + 52)) ] || [ "$incoming" -gt $((PAYLOAD + PAYLOAD / 4)) ]; then
-        fail "$1" "NetworkIncomingInternal $incoming for a $PAYLOAD-byte download"
-    elif [ "$outgoing" -le 0 ] || [ "$outgoing" -gt $((PAYLOAD / 4)) ]; then
-        fail "$1" "NetworkOutgoingInternal $outgoing (the ACKs of a $PAYLOAD-byte download)"
-    elif [ "$external" -ne 0 ]; then
-        fail "$1" "external counters $external, not 0"
-    else
-        pass "$1"
-    fi
+    if reason=$(traffic_counts "$2" 0); then pass "$1"; else fail "$1" "$reason"; fi
 }
 
+# shellcheck disable=SC2317 # called by the trap below
 cleanup() {
-    [ -n "${NODE_PID:-}" ] && kill "$NODE_PID" 2>/dev/null && wait "$NODE_PID" 2>/dev/null
+    traffic_node_stop "$CONF"
     "$CG_EXEC" --config "$CONF" --remove --job 9 >/dev/null 2>&1
-    "$NETACCT" --config "$CONF" --cleanup --stale >/dev/null 2>&1
     for dir in "$CGROOT/$NAME/job" "$CGROOT/$NAME"; do
         [ -d "$dir" ] && { echo 1 >"$dir/cgroup.kill"; sleep 0.1; rmdir "$dir"; }
     done
@@ -60,10 +38,10 @@ trap cleanup EXIT
 
 mkdir -p "$STATE"
 chmod 0755 "$STATE"
-head -c $PAYLOAD /dev/zero >"$STATE/payload"
+traffic_prepare "$STATE"
 cat >"$CONF" <<CONF
 STATE_DIR = $STATE/state
-NETWORK_INTERNAL = 10.99.0.0/24
+NETWORK_INTERNAL = $TRAFFIC_NETWORK_INTERNAL
 NETWORK_ACCOUNTING_CGROUP = /$NAME
 NETACCT_PIN_DIR = /sys/fs/bpf/$NAME
 NETACCT_SOCKET = $STATE/run/netacct.sock
@@ -75,49 +53,30 @@ if ! unshare -n true 2>/dev/null; then
     skip netacct-bpf-node "busybox unshare -n fails: no network namespace for the traffic"
     exit 0
 fi
-
-# In a fresh network namespace: loopback up with 10.99.0.1 on it, a server that sends the payload, then $@
-# (the job) downloads it into $STATE/received. The server runs before "$@" and outside whatever cgroup "$@" sets up.
-cat >"$STATE/traffic.sh" <<'TRAFFIC'
-ip link set lo up && ip addr add 10.99.0.1/32 dev lo || exit 1
-timeout 30 nc -l -p 7000 <"$STATE/payload" &
-server=$!
-sleep 0.3
-"$@"
-status=$?
-wait $server
-exit $status
-TRAFFIC
-export STATE
-# The job's side: it keeps its stdin open (nc ends when the server closes) and downloads.
-download="sleep 3 | nc 10.99.0.1 7000 >$STATE/received"
+download="$TRAFFIC_DOWNLOAD >$STATE/received"
 
 # 1. netacct --backend bpf: the job in a cgroup of its own below netacct's.
-unshare -n sh "$STATE/traffic.sh" "$NETACCT" --config "$CONF" --job vmbpf --backend bpf --ad-file "$STATE/job.ad" -- sh -c "$download"
+traffic_namespace "$STATE" "$NETACCT" --config "$CONF" --job vmbpf --backend bpf --ad-file "$STATE/job.ad" -- sh -c "$download"
 status=$?
 if [ $status -ne 0 ]; then
     fail netacct-bpf-job "netacct exited $status"
-elif [ "$(wc -c <"$STATE/received")" -ne $PAYLOAD ]; then
-    fail netacct-bpf-job "the job received $(wc -c <"$STATE/received") bytes, not $PAYLOAD"
+elif [ "$(wc -c <"$STATE/received")" -ne $TRAFFIC_PAYLOAD ]; then
+    fail netacct-bpf-job "the job received $(wc -c <"$STATE/received") bytes, not $TRAFFIC_PAYLOAD"
 else
     check_counts netacct-bpf-job "$STATE/job.ad"
 fi
 
 # 2. netacct --node: the service counts $NAME; the job is a shell moved into $NAME/job.
 mkdir -p "$CGROOT/$NAME/job"
-"$NETACCT" --config "$CONF" --node 2>"$STATE/node.log" &
-NODE_PID=$!
-tries=50
-while [ ! -S "$STATE/run/netacct.sock" ] && [ $tries -gt 0 ]; do sleep 0.1; tries=$((tries - 1)); done
-if [ ! -S "$STATE/run/netacct.sock" ]; then
-    fail netacct-bpf-node "no socket after 5 s: $(tr '\n' ' ' <"$STATE/node.log")"
+if ! traffic_node_start "$CONF"; then
+    fail netacct-bpf-node "$TRAFFIC_NODE_FAILURE"
     exit 0
 fi
 rm -f "$STATE/received"
-unshare -n sh "$STATE/traffic.sh" sh -c "echo \$\$ >$CGROOT/$NAME/job/cgroup.procs && $download"
+traffic_namespace "$STATE" sh -c "echo \$\$ >$CGROOT/$NAME/job/cgroup.procs && $download"
 "$NETACCT" --config "$CONF" --show --cgroup "/$NAME/job" >"$STATE/node.ad" 2>&1
-if [ "$(wc -c <"$STATE/received" 2>/dev/null)" != $PAYLOAD ]; then
-    fail netacct-bpf-node "the job received $(wc -c <"$STATE/received" 2>/dev/null) bytes, not $PAYLOAD"
+if [ "$(wc -c <"$STATE/received" 2>/dev/null)" != $TRAFFIC_PAYLOAD ]; then
+    fail netacct-bpf-node "the job received $(wc -c <"$STATE/received" 2>/dev/null) bytes, not $TRAFFIC_PAYLOAD"
 else
     check_counts netacct-bpf-node "$STATE/node.ad"
 fi
@@ -125,7 +84,9 @@ fi
 # pinned map instead). The VM has no users: one is added to its /etc/passwd (the initramfs, thrown away after).
 grep -q '^jbnvm:' /etc/passwd || echo 'jbnvm:x:4242:4242:jobbox check:/:/bin/sh' >>/etc/passwd
 sh -c "echo \$\$ >$CGROOT/$NAME/job/cgroup.procs && exec su -s /bin/sh -c '$NETACCT --config $CONF --show --self' jbnvm" >"$STATE/self.ad" 2>&1
-if [ "$(attr "$STATE/self.ad" JobboxNetworkCgroup)" = "\"/$NAME/job\"" ] && [ "$(attr "$STATE/self.ad" NetworkIncomingInternal)" = "$incoming" ]; then
+incoming=$(traffic_attr "$STATE/node.ad" NetworkIncomingInternal)
+if [ "$(traffic_attr "$STATE/self.ad" JobboxNetworkCgroup)" = "\"/$NAME/job\"" ] && [ -n "$incoming" ] &&
+    [ "$(traffic_attr "$STATE/self.ad" NetworkIncomingInternal)" = "$incoming" ]; then
     pass netacct-bpf-node-socket
 else
     fail netacct-bpf-node-socket "$(tr '\n' ' ' <"$STATE/self.ad")"
@@ -136,7 +97,11 @@ fi
 # service, which moves it; its traffic is then counted by the job's cgroup, which jbnvm reads with jobstat --job.
 # Another user is refused by the service, and without the service the join fails (the limits would be missed).
 grep -q '^jbnvx:' /etc/passwd || echo 'jbnvx:x:4243:4243:jobbox check:/:/bin/sh' >>/etc/passwd
-as_user() { user=$1; shift; su -s /bin/sh -c "$*" "$user"; }
+as_user() {
+    user=$1
+    shift
+    su -s /bin/sh -c "$*" "$user"
+}
 if ! "$CG_EXEC" --config "$CONF" --job 9 --memory 64M --delegate-to jbnvm; then
     fail netacct-bpf-delegation "cg-exec --delegate-to failed"
     exit 0
@@ -149,8 +114,8 @@ else
 fi
 # The user's job writes in a directory of its own.
 mkdir "$STATE/user" && chown 4242 "$STATE/user"
-user_download="sleep 3 | nc 10.99.0.1 7000 >$STATE/user/received"
-unshare -n sh "$STATE/traffic.sh" su -s /bin/sh -c "$CG_EXEC --config $CONF --job 9 --join -- sh -c 'sed -n s/^0:://p /proc/self/cgroup >$STATE/user/joined; $user_download'" jbnvm 2>"$STATE/join.err"
+join="$CG_EXEC --config $CONF --job 9 --join -- sh -c 'sed -n s/^0:://p /proc/self/cgroup >$STATE/user/joined; $TRAFFIC_DOWNLOAD >$STATE/user/received'"
+traffic_namespace "$STATE" su -s /bin/sh -c "$join" jbnvm 2>"$STATE/join.err"
 joined=$(cat "$STATE/user/joined" 2>/dev/null)
 if [ "$joined" = "/$NAME/job_9/main" ] && [ ! -s "$STATE/join.err" ]; then
     pass netacct-bpf-delegation-join
@@ -165,8 +130,7 @@ case "$status:$out" in
 125:*"is not a cgroup delegated to uid 4243"*) pass netacct-bpf-delegation-other-user ;;
 *) fail netacct-bpf-delegation-other-user "status $status: $out" ;;
 esac
-kill "$NODE_PID" && wait "$NODE_PID"
-NODE_PID=
+traffic_node_stop "$CONF"
 out=$(as_user jbnvm "$CG_EXEC --config $CONF --job 9 --join -- true" 2>&1)
 status=$?
 case "$status:$out" in

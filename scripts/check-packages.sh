@@ -9,7 +9,7 @@
 #     in .cache/packages), and the .rpm with dnf into an EL-like chroot built by chroot-tool's dnf backend from a
 #     local repository (createrepo_c, as chroot-tool's tests do; its base package carries this host's libraries,
 #     with rpm's automatic Provides, so the RPM's automatic Requires must resolve): in each, every tool's
-#     --version prints the version, man -w finds every page, each bash completion loads, the units pass
+#     --version prints the version, man -w finds every page, each bash, zsh and fish completion loads, the units pass
 #     systemd-analyze verify, the Prometheus unit's command writes its file, and removal leaves nothing behind.
 # Every mount is made in a private mount namespace (unshare), so none outlives the check, even when it fails;
 # the trap removes the work directory (and unmounts anything found below it, should a namespace leak one);
@@ -188,8 +188,8 @@ in_chroot() {
 # The unit's ExecStart as systemd would run it ($$ is $, \\ is \), to run in a chroot.
 exec_start() { sed -n 's/^ExecStart=//p' "$1" | sed -e 's/\$\$/$/g' -e 's/\\\\/\\/g'; }
 
-check_installed() { # check_installed LABEL ROOT
-    local label=$1 root=$2 tool page name section
+check_installed() { # check_installed LABEL ROOT ZSHDIR
+    local label=$1 root=$2 zshdir=$3 tool page name section
     for tool in "${tools[@]}"; do
         if [ "$(in_chroot "$root" "/usr/bin/$tool" --version 2>&1)" = "$version" ]; then
             pass "$label: $tool --version prints $version"
@@ -198,6 +198,12 @@ check_installed() { # check_installed LABEL ROOT
         fi
         check "$label: the bash completion of $tool loads" \
             in_chroot "$root" bash -c "source /usr/share/bash-completion/completions/$tool && complete -p $tool"
+        # The chroots have no zsh or fish: the host's load the files the package installed there. zsh: the
+        # function autoloads from the package's directory; fish: the file defines completions that complete.
+        check "$label: the zsh completion of $tool loads from $zshdir" zsh -f -c \
+            "fpath=('$root$zshdir' \$fpath); autoload -Uz compinit && compinit -u -D && autoload +X -Uz _$tool && [[ \$_comps[$tool] == _$tool ]]"
+        check "$label: the fish completion of $tool completes --help" sh -c \
+            "fish --no-config -c 'source $root/usr/share/fish/vendor_completions.d/$tool.fish; complete -C\"$tool --he\"' | grep -q '^--help'"
     done
     for page in man/*.[1-8]; do
         name=$(basename "$page")
@@ -232,11 +238,11 @@ cp "$deb" "$debroot/tmp/jobbox.deb"
 check "Debian: dpkg -i installs the .deb" in_chroot "$debroot" dpkg -i /tmp/jobbox.deb
 rm -f "$debroot/tmp/jobbox.deb"
 check "Debian: jobbox.conf is a conffile" sh -c "dpkg-query --admindir='$debroot/var/lib/dpkg' -W -f='\${Conffiles}' jobbox | grep -q '/etc/jobbox/jobbox.conf'"
-check_installed Debian "$debroot"
+check_installed Debian "$debroot" /usr/share/zsh/vendor-completions
 check "Debian: dpkg --purge removes every file" in_chroot "$debroot" sh -c \
     'dpkg --purge jobbox >/dev/null && ! ls /usr/bin/jobstat /etc/jobbox /usr/share/doc/jobbox 2>/dev/null'
 
-check_installed EL "$elroot"
+check_installed EL "$elroot" /usr/share/zsh/site-functions
 check "EL: jobbox.conf is %config(noreplace)" test "$(rpm --root "$elroot" --dbpath /var/lib/rpm -qc jobbox)" = /etc/jobbox/jobbox.conf
 check "EL: rpm -V finds the installed files unchanged" rpm --root "$elroot" --dbpath /var/lib/rpm -V jobbox
 check "EL: rpm -e removes every file" sh -c \

@@ -359,3 +359,37 @@ extension NetacctBPFKernelTests {
         #expect(net.leaseFiles().isEmpty)
     }
 }
+
+extension NetacctBPFKernelTests {
+    @Test("A run takes its cgroup's lease by reading that one file: a live one is refused, a stale one reclaimed, others never read")
+    func leaseOfOneCgroup() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfls")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
+        let leases = BPFJobLeases(JobNetworkLeases(stateDirectory: net.state.path, subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+        let cgroup = BPFJobCgroup(path: BPFTestSupport.cgroupPath(job: job), made: true)
+        let other = BPFJobCgroup(path: BPFTestSupport.cgroupPath(job: job + "x"), made: true)
+        // Another job's lease, unreadable: acquiring this job's cgroup never looks at it.
+        try leases.write(BPFJobLease(job: job + "x", owner: .current, cgroup: other, cgroupID: 7, countersMapID: 1))
+        try "garbage".write(toFile: net.state.path + "/netacct/bpf/" + GuardedPath.split(other.path).1 + ".lease", atomically: false, encoding: .utf8)
+        let live = try leases.acquire(job: try JobID(job), cgroup: cgroup, countersMapID: 1) { _ in
+            Issue.record("nothing is stale")
+            return true
+        }
+        #expect(throws: JobboxError.self) {
+            try leases.acquire(job: try JobID(job), cgroup: cgroup, countersMapID: 1) { _ in true }
+        }
+        // Its owner dies (a start time it never had): the next run reclaims it.
+        var dead = live
+        dead.owner = ProcessIdentity(pid: getpid(), startTime: 1)
+        try leases.write(dead)
+        var reclaimed: [String] = []
+        let again = try leases.acquire(job: try JobID(job), cgroup: cgroup, countersMapID: 2) { lease in
+            reclaimed.append(lease.job)
+            return true
+        }
+        #expect(reclaimed == [job] && again.owner == .current && again.countersMapID == 2)
+        leases.release(again)
+        try? FileManager.default.removeItem(atPath: net.state.path + "/netacct/bpf/" + GuardedPath.split(other.path).1 + ".lease")
+    }
+}

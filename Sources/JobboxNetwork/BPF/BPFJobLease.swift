@@ -101,11 +101,34 @@ package struct BPFJobLeases: Sendable {
         // Without a cgroup2 mount in sight (`ip netns exec` mounts a /sys without it) no lease can be checked or
         // acted on: they are left for a run that sees the host's mounts (see `isVisible`).
         guard Self.isVisible else { return [] }
-        return try LeaseFiles.all(in: directory, diagnostics: network.diagnostics) { (name, ad) throws(JobboxError) -> BPFJobLease in
-            guard let lease = BPFJobLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", name, "an attribute is missing or malformed") }
-            if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", name, problem) }
-            return lease
-        }.sorted { $0.job < $1.job }
+        return try LeaseFiles.all(in: directory, diagnostics: network.diagnostics, parse: lease(fileName:ad:)).sorted { $0.job < $1.job }
+    }
+
+    /// The lease in the file `name` whose ad is `ad`, if netacct could have written it.
+    func lease(fileName name: String, ad: ClassAd) throws(JobboxError) -> BPFJobLease {
+        guard let lease = BPFJobLease(classAd: ad) else { throw JobboxError.invalid("cannot read lease", name, "an attribute is missing or malformed") }
+        if let problem = validate(lease, fileName: name) { throw JobboxError.invalid("cannot read lease", name, problem) }
+        return lease
+    }
+
+    /// The lease in the file `name`, nil when there is none; one netacct could not have written is reported and
+    /// ignored, as `all` does.
+    func read(_ name: String) throws(JobboxError) -> BPFJobLease? {
+        let parent: GuardedDirectory
+        do {
+            parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return nil }
+            throw error
+        }
+        defer { parent.close() }
+        do throws(JobboxError) {
+            return try lease(fileName: name, ad: try LeaseFiles.readAd(name, in: parent, path: directory + "/" + name))
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return nil }
+            network.diagnostics.warning("ignored lease \(directory)/\(name): \(error.reason)")
+            return nil
+        }
     }
 
     /// Whether `lease` is stale: its owner is gone, and then its file still names that owner (`LeaseFiles.stillNames`).
@@ -113,25 +136,32 @@ package struct BPFJobLeases: Sendable {
         !lease.owner.isAlive && LeaseFiles.stillNames(lease.owner, file: fileName(lease), in: directory)
     }
 
-    /// Takes the lease of `cgroup` for `job`: a stale one of the same cgroup is handed to `reclaim` first (which
-    /// removes its leftovers and says whether it could); a live one is an error.
+    /// Takes the lease of `cgroup` for `job`: a stale one in its file (named after the cgroup) is handed to
+    /// `reclaim` first (which removes its leftovers and says whether it could); a live one is an error. One file
+    /// is read, whatever the number of running jobs.
     package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
         try network.withLock { () throws(JobboxError) -> BPFJobLease in
-            for lease in try all() where lease.cgroup.path == cgroup.path {
+            let name = GuardedPath.split(cgroup.path).1 + ".lease"
+            if Self.isVisible, let lease = try read(name) {
                 if isStale(lease) && reclaim(lease) {
                     release(lease)
-                    continue
+                    return try take(job: job, cgroup: cgroup, countersMapID: countersMapID)
                 }
                 let state =
                     lease.owner.isAlive
                     ? "running under netacct pid \(lease.owner.pid)" : "left by netacct pid \(lease.owner.pid), whose leftovers could not be removed"
                 throw JobboxError.invalid(
-                    "cannot start network accounting for job", job.rawValue, "its cgroup \(cgroup.path) is in use by job \(lease.job), \(state)")
+                    "cannot start network accounting for job", job.rawValue, "its cgroup \(lease.cgroup.path) is in use by job \(lease.job), \(state)")
             }
-            let lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
-            try write(lease)
-            return lease
+            return try take(job: job, cgroup: cgroup, countersMapID: countersMapID)
         }
+    }
+
+    /// Records this process's lease of `cgroup` (under the lock).
+    private func take(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32) throws(JobboxError) -> BPFJobLease {
+        let lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
+        try write(lease)
+        return lease
     }
 
     /// Writes `lease` (atomically), making the directory when missing.

@@ -11,11 +11,12 @@ import JobboxNetacctClient
 /// `join PATH`: the node service moves the asking process into PATH, a cgroup root delegated to the asker's user
 /// (`NodeCgroups.isDelegated`).
 ///
-/// Why a service does it: on a hybrid node a Slurm job script runs as its user in slurmd's unified cgroup, and the
-/// kernel lets a process move to another unified cgroup only if it may write `cgroup.procs` of the common
-/// ancestor (root's), so `cg-exec --join` cannot put the job in the unified cgroup its network is counted by. Root
-/// made that cgroup for this user and this job (`cg-exec --delegate-to`), which is the consent; the service
-/// checks it and writes the pid, as systemd moves a user's own processes into the user's own units.
+/// Why a service does it: a Slurm job script runs as its user in slurmd's unified cgroup, and the kernel lets a
+/// process move to another unified cgroup only if it may write `cgroup.procs` of the common ancestor (root's), so
+/// `cg-exec --join` cannot put the job in its job's unified cgroup: the one its network is counted by, and on a
+/// cgroup v2 node the one with its limits. Root made that cgroup for this user and this job (`cg-exec
+/// --delegate-to`), which is the consent; the service checks it and writes the pid, as pam_slurm_adopt moves a
+/// user's ssh session into the user's job.
 ///
 /// Trusted: the kernel's answers only. The process is the one that connected (SO_PEERCRED, held by a pidfd
 /// taken first and checked alive before and after the write, so a pid reused meanwhile is noticed); the

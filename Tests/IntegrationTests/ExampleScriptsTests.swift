@@ -22,7 +22,9 @@ struct ExampleScriptsTests {
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/shellcheck"), "shellcheck is not installed (scripts/deps/integration.txt)"),
         arguments: scripts)
     func shellcheck(script: String) throws {
-        let result = try Spawn.run(["/usr/bin/shellcheck", TestSupport.repositoryRoot + "/" + script])
+        // As make lint-shell runs it: from the repository's root, following what a script sources (`-x`), so
+        // a `# shellcheck source=` path resolves and the variables a sourced file sets are known.
+        let result = try Spawn.run(["/bin/sh", "-c", "cd \"$0\" && exec /usr/bin/shellcheck -x \"$1\"", TestSupport.repositoryRoot, script])
         #expect(result.status == 0, "\(result.stdout)")
     }
 

@@ -277,9 +277,11 @@ struct HTCondorContractTests {
             }
         }
 
-        /// The configuration lines the node service and jobstat read.
+        /// The configuration lines the node service and jobstat read; the service's lock goes in a STATE_DIR of
+        /// its own beside the socket, removed with it.
         var config: String {
-            "NETWORK_ACCOUNTING_CGROUP = \(accountingPath)\nNETACCT_PIN_DIR = \(pinDirectory)\nNETACCT_SOCKET = \(socket)\n"
+            let state = socket.dropLast("/netacct.sock".count) + "/state"
+            return "NETWORK_ACCOUNTING_CGROUP = \(accountingPath)\nNETACCT_PIN_DIR = \(pinDirectory)\nNETACCT_SOCKET = \(socket)\nSTATE_DIR = \(state)\n"
         }
 
         mutating func start(config: String) throws {

@@ -16,7 +16,7 @@ struct DemoTests {
         defer { try? manager.removeItem(atPath: clone) }
         try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/demo.sh", toPath: clone + "/examples/demo.sh")
         for tool in ["cg-exec", "ns-exec", "netacct", "jobstat"] {
-            try manager.copyItem(atPath: TestSupport.tool(tool), toPath: clone + "/.build/debug/" + tool)
+            try Spawn.copyExecutable(TestSupport.tool(tool), to: clone + "/.build/debug/" + tool)
         }
         // A short tag: it names the demo's namespaces and links (15 bytes at most with their suffixes).
         let tag = "jbid\(getpid() % 100_000)"

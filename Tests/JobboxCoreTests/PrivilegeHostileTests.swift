@@ -52,7 +52,7 @@ struct PrivilegeHostileTests {
         /// A copy of `tool` made privileged as `privilege` says.
         func privilegedCopy(of tool: String, _ privilege: Privilege) throws -> String {
             let copy = copies.path + "/" + tool
-            if !FileManager.default.fileExists(atPath: copy) { try FileManager.default.copyItem(atPath: TestSupport.tool(tool), toPath: copy) }
+            if !FileManager.default.fileExists(atPath: copy) { try Spawn.copyExecutable(TestSupport.tool(tool), to: copy) }
             _ = try TestSupport.run(["chmod", "0755", copy])
             _ = try TestSupport.run(["/usr/sbin/setcap", "-r", copy])
             let made: TestSupport.Result

@@ -40,7 +40,7 @@ struct NsExecIdentityTests {
         let dir = try Support.Directory()
         defer { dir.remove() }
         let id = dir.path + "/id"
-        try FileManager.default.copyItem(atPath: "/usr/bin/id", toPath: id)
+        try Spawn.copyExecutable("/usr/bin/id", to: id)
         chown(id, 0, 0)
         chmod(id, 0o4755)
         // The control: the copy really is a working setuid-root binary on this file system.

@@ -157,7 +157,7 @@ package struct ExecuteDirectory {
                 try manager.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
             }
             for tool in ["cg-exec", "ns-exec", "netacct", "jobstat", "chroot-tool"] {
-                try manager.copyItem(atPath: TestSupport.tool(tool), toPath: root + "/bin/" + tool)
+                try Spawn.copyExecutable(TestSupport.tool(tool), to: root + "/bin/" + tool)
             }
             try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/htcondor", toPath: root + "/examples/htcondor")
             try manager.copyItem(atPath: TestSupport.repositoryRoot + "/examples/slurm", toPath: root + "/examples/slurm")

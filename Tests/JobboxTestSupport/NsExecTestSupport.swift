@@ -85,7 +85,7 @@ package enum NsExecTestSupport {
         /// the build directory (a checkout under /root), but can reach this one.
         package func nsExecCopy() throws -> String {
             let copy = path + "/ns-exec"
-            try FileManager.default.copyItem(atPath: TestSupport.tool("ns-exec"), toPath: copy)
+            try Spawn.copyExecutable(TestSupport.tool("ns-exec"), to: copy)
             chmod(copy, 0o755)
             return copy
         }
@@ -113,7 +113,7 @@ package enum NsExecTestSupport {
         chmod(root + "/var", 0o755)
         chmod(root + "/tmp", 0o1777)
         chmod(root + "/var/tmp", 0o1777)
-        try manager.copyItem(atPath: busybox, toPath: root + "/bin/busybox")
+        try Spawn.copyExecutable(busybox, to: root + "/bin/busybox")
         for applet in ["sh", "cat", "ls", "ps", "id", "echo", "sleep"] {
             try manager.createSymbolicLink(atPath: root + "/bin/" + applet, withDestinationPath: "busybox")
         }

@@ -18,6 +18,15 @@ package enum Spawn {
         #"opendir(my $d, "/proc/self/fd") or die "/proc/self/fd: $!\n"; my @fds = grep { /^\d+$/ && $_ > 2 } readdir($d); closedir($d); POSIX::close($_) for @fds; exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n""#,
     ]
 
+    /// Copies the executable `source` to `destination` (mode kept) with `cp` in a child, so that no descriptor of
+    /// the copy open for writing ever exists in this process: with tests in parallel, a program another test
+    /// starts at that moment would inherit it, and every exec of the copy fails with ETXTBSY for as long as that
+    /// program lives (seen: a job of the attach tests could not start its ns-exec copy).
+    package static func copyExecutable(_ source: String, to destination: String) throws {
+        let copied = try run(["/bin/cp", source, destination])
+        guard copied.status == 0 else { throw TestFailure("cp \(source) \(destination): \(copied)") }
+    }
+
     /// Runs `arguments` (the program is looked up in PATH), waits, and returns its status (128+N for signal N)
     /// and output. `environment` nil means this process's environment. `stdin` is written whole before the output
     /// is read, so it suits inputs the program reads before it writes much (ads for a parser), not a dialogue.

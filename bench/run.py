@@ -248,6 +248,14 @@ class Bench:
         def start(job):
             p = subprocess.Popen([cg, "--job", job, "--", "/bin/sleep", "3600"])
             sleepers.append((job, p))
+        def stop_sleepers():
+            for job, p in sleepers:
+                subprocess.run([cg, "--remove", "--job", job], check=False)
+                p.wait()
+            sleepers.clear()
+        # Also when a peer is missing or a run fails half-way: a sleeper left in the benchmark's cgroups would
+        # keep them from being removed.
+        self.cleanups.append(stop_sleepers)
         start("s0")
         time.sleep(0.3)
         paths = self_cgroup_paths()
@@ -274,9 +282,7 @@ class Bench:
             Variant("jobstat --all --format prometheus (100 jobs)", [[js, "--all", "--format", "prometheus"]]),
         ]
         self.add(compare("5b. jobstat --all with 100 jobs", variants, max(20, self.runs // 4), self.warmup // 2))
-        for job, p in sleepers:
-            subprocess.run([cg, "--remove", "--job", job], check=False)
-            p.wait()
+        stop_sleepers()
 
     # 6. memory of what stays alive
     def memory(self):

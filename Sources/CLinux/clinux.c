@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -267,3 +268,5 @@ int jb_wait_child_timeout(pid_t pid, int timeout_ms) {
     if (result < 0) errno = saved;
     return result;
 }
+
+int jb_format_real(char *buffer, size_t size, double value) { return snprintf(buffer, size, "%.16G", value); }

@@ -95,9 +95,11 @@ struct Jobstat: JobboxTool {
     static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
         guard !line.hasTerminator else { return nil }
         return {
-            let diagnostics = Diagnostics(tool: "jobstat")
-            let config = try GlobalOptions(config: line.value("config")).loadConfig(diagnostics)
-            let job = try JobID.resolve(option: line.value("job"), environment: .current)
+            // One reading of the environment for every step.
+            let environment = Environment.current
+            let diagnostics = Diagnostics(tool: "jobstat", environment: environment)
+            let config = try GlobalOptions(config: line.value("config")).loadConfig(diagnostics, environment: environment)
+            let job = try JobID.resolve(option: line.value("job"), environment: environment)
             let request = JobStatRequest(selection: .job(job), format: .classad, raw: line.flag("raw"), interval: nil, count: nil, chirp: nil)
             return try run(request, config: config, parent: line.value("parent"))
         }

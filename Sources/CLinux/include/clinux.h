@@ -112,6 +112,12 @@ long jb_random_bytes(void *buffer, size_t count);
  */
 int jb_is_secure_exec(void);
 
+/*
+ * VALUE as "%.16G" in BUFFER of SIZE bytes, as HTCondor writes reals; the length printf returns. A C call
+ * because Swift's varargs (CVarArg existentials) cost more than the formatting.
+ */
+int jb_format_real(char *buffer, size_t size, double value);
+
 #include "jb_service.h"
 
 #endif

@@ -1,3 +1,5 @@
+import CLinux
+
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Musl)
@@ -85,9 +87,7 @@ package enum ClassAdWriter {
         if number.isNaN { return "real(\"NaN\")" }
         if number.isInfinite { return number > 0 ? "real(\"INF\")" : "real(\"-INF\")" }
         var buffer = [CChar](repeating: 0, count: 40)
-        let count = withVaList([number]) { args in
-            buffer.withUnsafeMutableBufferPointer { vsnprintf($0.baseAddress, $0.count, "%.16G", args) }
-        }
+        let count = buffer.withUnsafeMutableBufferPointer { jb_format_real($0.baseAddress, $0.count, number) }
         var text = String(decoding: buffer.prefix(Int(max(0, count))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if !text.contains(".") && !text.contains("E") { text += ".0" }
         return text

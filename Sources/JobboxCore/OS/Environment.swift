@@ -18,10 +18,12 @@ package struct Environment: Sendable {
     package static var current: Environment {
         var result: [String: String] = [:]
         var pointer = environ
+        // Split at the first '=' on the bytes (every tool reads this at start: Character-wise splitting cost
+        // jobstat a fifth of its run).
         while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            if let equals = strchr(entry, Int32(UInt8(ascii: "="))) {
+                let name = UnsafeRawBufferPointer(start: entry, count: entry.distance(to: equals))
+                result[String(decoding: name, as: UTF8.self)] = String(cString: equals + 1)
             }
             pointer += 1
         }

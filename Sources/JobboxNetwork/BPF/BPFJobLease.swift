@@ -114,13 +114,7 @@ package struct BPFJobLeases: Sendable {
     /// The lease in the file `name`, nil when there is none; one netacct could not have written is reported and
     /// ignored, as `all` does.
     func read(_ name: String) throws(JobboxError) -> BPFJobLease? {
-        let parent: GuardedDirectory
-        do {
-            parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
-        } catch {
-            if error.errno == .noSuchFileOrDirectory { return nil }
-            throw error
-        }
+        guard let parent = try LeaseFiles.openDirectory(directory) else { return nil }
         defer { parent.close() }
         do throws(JobboxError) {
             return try lease(fileName: name, ad: try LeaseFiles.readAd(name, in: parent, path: directory + "/" + name))
@@ -178,7 +172,7 @@ package struct BPFJobLeases: Sendable {
 
     /// Removes `lease`'s file.
     package func release(_ lease: BPFJobLease) {
-        guard let parent = try? GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory") else { return }
+        guard let parent = try? LeaseFiles.openDirectory(directory) else { return }
         defer { parent.close() }
         _ = unlinkat(parent.fd, fileName(lease), 0)
     }

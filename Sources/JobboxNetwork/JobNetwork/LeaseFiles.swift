@@ -18,13 +18,7 @@ enum LeaseFiles {
     /// not root's alone is an error.
     static func all<Lease>(in directory: String, diagnostics: Diagnostics, parse: (String, ClassAd) throws(JobboxError) -> Lease) throws(JobboxError) -> [Lease]
     {
-        let parent: GuardedDirectory
-        do {
-            parent = try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
-        } catch {
-            if error.errno == .noSuchFileOrDirectory { return [] }
-            throw error
-        }
+        guard let parent = try openDirectory(directory) else { return [] }
         defer { parent.close() }
         let entries = try Self.entries(of: parent)
         var leases: [Lease] = []
@@ -36,6 +30,16 @@ enum LeaseFiles {
             }
         }
         return leases
+    }
+
+    /// The state directory `directory`, nil when it does not exist; an error when it is not root's alone.
+    static func openDirectory(_ directory: String) throws(JobboxError) -> GuardedDirectory? {
+        do {
+            return try GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory")
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return nil }
+            throw error
+        }
     }
 
     /// The entries of the open state directory `parent`.
@@ -57,7 +61,7 @@ enum LeaseFiles {
     /// by one that died. Judged on a lease read earlier, a netacct that finished in between would look dead with
     /// its lease, and a clean-up would report removing a network its owner had already taken down.
     static func stillNames(_ owner: ProcessIdentity, file name: String, in directory: String) -> Bool {
-        guard let parent = try? GuardedPath.openTrustedDirectory(directory, creating: false, for: "cannot use state directory") else { return false }
+        guard let parent = try? openDirectory(directory) else { return false }
         defer { parent.close() }
         guard let ad = try? readAd(name, in: parent, path: directory + "/" + name) else { return false }
         return ad.integer("OwnerPid") == Int64(owner.pid) && ad.integer("OwnerStartTime") == Int64(clamping: owner.startTime)

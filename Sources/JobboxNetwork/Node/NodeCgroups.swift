@@ -88,7 +88,23 @@ package struct NodeCgroups: Sendable {
     /// (write access to `cgroup.procs` of the common ancestor) keeps it from doing itself. Never root's.
     package func isDelegated(_ path: String, to uid: uid_t) throws(JobboxError) -> Bool {
         guard uid != 0, path != accounting, isCounted(path), let owners = try owners(of: path) else { return false }
-        return owners.directory == 0 && owners.procs == uid
+        return Self.isRootDelegation(owners, to: uid)
+    }
+
+    /// Whether a process of `uid` in cgroup `own` may read cgroup `path` as delegated to it: a cgroup root delegated
+    /// to the user (`isDelegated`), wherever the process runs; or a cgroup above `own` whose directory is the
+    /// user's, as whoever delegates a subtree makes it (HTCondor's starter chowns the job's `.slice` and runs the
+    /// wrapper in a root's `.scope` below it; systemd's `Delegate=`): a user makes such a directory only inside a
+    /// subtree already its own.
+    package func isDelegatedForReading(_ path: String, to uid: uid_t, from own: String) -> Bool {
+        guard uid != 0, isCounted(path), let owners = try? owners(of: path) else { return false }
+        if owners.directory == uid { return NetacctNodeRequest.isWithin(own, path) }
+        return path != accounting && Self.isRootDelegation(owners, to: uid)
+    }
+
+    /// The mark `cg-exec --delegate-to` leaves: a directory root made, its `cgroup.procs` handed to `uid`.
+    private static func isRootDelegation(_ owners: (directory: uid_t, procs: uid_t), to uid: uid_t) -> Bool {
+        owners.directory == 0 && owners.procs == uid
     }
 
     /// The id of cgroup `path`, or nil when there is none.

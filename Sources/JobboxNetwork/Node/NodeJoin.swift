@@ -25,36 +25,31 @@ import JobboxNetacctClient
 enum NodeJoin {
     /// Moves the process connected on `socket` into `path`; the ad of `path` after the move, or the refusal.
     static func join(_ path: String, socket: Int32, cgroups: NodeCgroups, reader: NodeReader) -> Result<[ClassAd], NetacctNodeRefusal> {
-        var uid: uid_t = 0
-        var pid: pid_t = 0
-        var pidfd: Int32 = -1
-        guard jb_peer_identity(socket, &uid, &pid, &pidfd) == 0, pid > 0, pidfd >= 0 else {
-            if pidfd >= 0 { close(pidfd) }
-            return .failure(NetacctNodeRefusal("cannot tell which process is asking (SO_PEERCRED)"))
-        }
-        defer { close(pidfd) }
-        guard uid != 0 else {
-            return .failure(NetacctNodeRefusal("root moves its processes itself (write the pid to \(cgroups.directory(path))/cgroup.procs)"))
-        }
-        do throws(JobboxError) {
-            guard try cgroups.isDelegated(path, to: uid) else {
-                return .failure(NetacctNodeRefusal("\(path) is not a cgroup delegated to uid \(uid) (cg-exec --delegate-to makes one)"))
+        PeerProcess.of(socket: socket).flatMap { peer in
+            defer { peer.close() }
+            guard peer.uid != 0 else {
+                return .failure(NetacctNodeRefusal("root moves its processes itself (write the pid to \(cgroups.directory(path))/cgroup.procs)"))
             }
-            guard let (directory, _) = try cgroups.open(path) else { return .failure(NetacctNodeRefusal("no such cgroup: \(path)")) }
-            defer { close(directory) }
-            let procs = openat(directory, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
-            guard procs >= 0 else { throw JobboxError.lastErrno("cannot open", cgroups.directory(path) + "/cgroup.procs") }
-            defer { close(procs) }
-            guard jb_pidfd_alive(pidfd) == 1 else { return .failure(NetacctNodeRefusal("the asking process is gone")) }
-            let text = Array(String(pid).utf8)
-            guard write(procs, text, text.count) == text.count else {
-                throw JobboxError.lastErrno("cannot move pid \(pid) into", cgroups.directory(path))
+            do throws(JobboxError) {
+                guard try cgroups.isDelegated(path, to: peer.uid) else {
+                    return .failure(NetacctNodeRefusal("\(path) is not a cgroup delegated to uid \(peer.uid) (cg-exec --delegate-to makes one)"))
+                }
+                guard let (directory, _) = try cgroups.open(path) else { return .failure(NetacctNodeRefusal("no such cgroup: \(path)")) }
+                defer { close(directory) }
+                let procs = openat(directory, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+                guard procs >= 0 else { throw JobboxError.lastErrno("cannot open", cgroups.directory(path) + "/cgroup.procs") }
+                defer { close(procs) }
+                guard peer.isAlive else { return .failure(PeerProcess.gone) }
+                let text = Array(String(peer.pid).utf8)
+                guard write(procs, text, text.count) == text.count else {
+                    throw JobboxError.lastErrno("cannot move pid \(peer.pid) into", cgroups.directory(path))
+                }
+                // Alive after the write too: the pid that was moved was still the asker's.
+                guard peer.isAlive else { return .failure(PeerProcess.gone) }
+                return .success([try reader.ad(path)])
+            } catch {
+                return .failure(NetacctNodeRefusal(error.description))
             }
-            // Alive after the write too: the pid that was moved was still the asker's.
-            guard jb_pidfd_alive(pidfd) == 1 else { return .failure(NetacctNodeRefusal("the asking process is gone")) }
-            return .success([try reader.ad(path)])
-        } catch {
-            return .failure(NetacctNodeRefusal(error.description))
         }
     }
 }

@@ -15,7 +15,8 @@ import JobboxNetacctClient
 /// in the accounting cgroup itself, or above it, is no job: it would see every job); a cgroup above its own that
 /// is delegated to it (its directory is the caller's uid's: HTCondor's `.slice` on a v2 node, whose `.scope`
 /// below, root's, holds the job wrapper and its jobstat); and a cgroup root delegated to its user wherever it runs
-/// (`NodeCgroups.isDelegated`: a Slurm job's). Nothing else (not a sibling's, not a parent that is not its own).
+/// (a Slurm job's); see `NodeCgroups.isDelegatedForReading`. Nothing else (not a sibling's, not a parent that is
+/// not its own).
 package struct NodeReader {
     package let cgroups: NodeCgroups
     package let map: NodeCountersMap
@@ -42,8 +43,7 @@ package struct NodeReader {
             let path: String
             if case .cgroup(let requested) = request {
                 let readable =
-                    isRoot || (ownIsJob && NetacctNodeRequest.isWithin(requested, own))
-                    || isDelegatedSubtree(requested, holding: own, to: peer.uid) || (try? cgroups.isDelegated(requested, to: peer.uid)) == true
+                    isRoot || (ownIsJob && NetacctNodeRequest.isWithin(requested, own)) || cgroups.isDelegatedForReading(requested, to: peer.uid, from: own)
                 guard readable else {
                     return .failure(
                         NetacctNodeRefusal(
@@ -65,14 +65,6 @@ package struct NodeReader {
         case .join:
             return .failure(NetacctNodeRefusal("join is a request to the running service (netacct --node)"))
         }
-    }
-
-    /// Whether cgroup `path`, counted and above `own` (the caller's cgroup), is delegated to `uid`: its directory is
-    /// theirs, as the one who delegates a subtree makes it (HTCondor's starter, systemd's `Delegate=`). A user can
-    /// make such a directory only inside a subtree delegated to it already.
-    func isDelegatedSubtree(_ path: String, holding own: String, to uid: uid_t) -> Bool {
-        guard NetacctNodeRequest.isWithin(own, path), cgroups.isCounted(path), let owners = try? cgroups.owners(of: path) else { return false }
-        return owners.directory == uid
     }
 
     /// The ad of cgroup `path`: the counters of its subtree and `JobboxNetworkCgroup`.

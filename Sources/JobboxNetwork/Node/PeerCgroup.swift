@@ -29,16 +29,46 @@ package struct PeerCgroup: Sendable, Equatable {
 
     /// The peer of the connected socket `fd`.
     package static func of(socket fd: Int32) -> Result<PeerCgroup, NetacctNodeRefusal> {
+        PeerProcess.of(socket: fd).flatMap { peer in
+            defer { peer.close() }
+            let membership = try? CgroupMembership.read(pid: String(peer.pid))
+            // Read after the pidfd was taken: if the process is still alive now, the file was its own.
+            guard peer.isAlive else { return .failure(PeerProcess.gone) }
+            let line = membership?.entries.first { $0.hierarchyID == 0 && $0.controllers.isEmpty }?.path
+            return .success(PeerCgroup(uid: peer.uid, cgroup: line.flatMap { NetacctNodeRequest.cleanCgroupPath($0) }))
+        }
+    }
+}
+
+/// The process connected on a socket: the uid and pid the kernel recorded at connect (SO_PEERCRED), held by a
+/// pidfd taken first (SO_PEERPIDFD where the kernel has it), so that a pid reused since is noticed (`isAlive`).
+/// `close()` it when done.
+struct PeerProcess {
+    let uid: uid_t
+    let pid: pid_t
+    let pidfd: Int32
+
+    /// The refusal when the process went away while it was asked about.
+    static let gone = NetacctNodeRefusal("the asking process is gone")
+
+    /// The peer of the connected socket `fd`.
+    static func of(socket fd: Int32) -> Result<PeerProcess, NetacctNodeRefusal> {
         var uid: uid_t = 0
         var pid: pid_t = 0
         var pidfd: Int32 = -1
-        guard jb_peer_identity(fd, &uid, &pid, &pidfd) == 0 else { return .failure(NetacctNodeRefusal("cannot tell who is asking (SO_PEERCRED)")) }
-        defer { if pidfd >= 0 { close(pidfd) } }
-        guard pid > 0, pidfd >= 0 else { return .failure(NetacctNodeRefusal("cannot tell which process is asking")) }
-        let membership = try? CgroupMembership.read(pid: String(pid))
-        // Read after the pidfd was taken: if the process is still alive now, the file was its own.
-        guard jb_pidfd_alive(pidfd) == 1 else { return .failure(NetacctNodeRefusal("the asking process is gone")) }
-        let line = membership?.entries.first { $0.hierarchyID == 0 && $0.controllers.isEmpty }?.path
-        return .success(PeerCgroup(uid: uid, cgroup: line.flatMap { NetacctNodeRequest.cleanCgroupPath($0) }))
+        guard jb_peer_identity(fd, &uid, &pid, &pidfd) == 0 else {
+            if pidfd >= 0 { Glibc.close(pidfd) }
+            return .failure(NetacctNodeRefusal("cannot tell who is asking (SO_PEERCRED)"))
+        }
+        guard pid > 0, pidfd >= 0 else {
+            if pidfd >= 0 { Glibc.close(pidfd) }
+            return .failure(NetacctNodeRefusal("cannot tell which process is asking"))
+        }
+        return .success(PeerProcess(uid: uid, pid: pid, pidfd: pidfd))
     }
+
+    /// Whether the process still runs, so that its pid still names it.
+    var isAlive: Bool { jb_pidfd_alive(pidfd) == 1 }
+
+    func close() { Glibc.close(pidfd) }
 }

@@ -2,14 +2,48 @@
 import Foundation
 import PackageDescription
 
+/// How a release tool without shared-only libraries is linked: one static executable, glibc included
+/// (bench/README.md: a static Swift program starts in 1.1-1.4 times /bin/true's time, the same program with a
+/// dynamic glibc in 2-3 times: the loader's relocations and symbol lookups, and the page faults of both). What a
+/// static glibc cannot do is load NSS modules (sss, ldap, systemd), so no tool calls getpwnam and its kin: users
+/// and groups are asked of the node's own glibc through getent (Sources/JobboxCore/OS/UserDatabase.swift), and
+/// Sources/CLinux/jb_nss.c keeps any other lookup to the built-in files and DNS services. A static executable
+/// needs no symbol version of the node's glibc at all, so it runs on EL9's 2.34 as on anything newer.
+let staticReleaseLinking: [LinkerSetting] = [
+    .unsafeFlags(["-static-executable"], .when(configuration: .release))
+]
+
+/// How netacct, which links libip4tc, libmnl, libnftnl and libbpf, is linked: glibc and those libraries dynamic,
+/// everything else that costs at start-up gone (bench/README.md has the measurements behind each flag):
+/// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
+///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
+///   linked at a fixed address they are resolved once, by the linker;
+/// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
+///   the dynamic symbol table (and every lookup the loader does in it) larger;
+/// - libstdc++ linked in: resolving its symbols was four fifths of the loader's work. The toolchain names it as
+///   `-lstdc++`, so scripts/release-build.sh puts the archive where the linker looks first.
+/// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
+///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
+///   (scripts/check-glibc-symbols.sh checks every release build).
+let dynamicReleaseLinking: [LinkerSetting] = [
+    .unsafeFlags(
+        [
+            "-Xclang-linker", "-no-pie",
+            "-Xlinker", "--no-export-dynamic",
+            "-Xlinker", "--wrap=hypotf",
+            "-Xlinker", "--wrap=arc4random",
+        ], .when(configuration: .release))
+]
+
 /// The five per-job tools, each a thin executable over the modules it needs (docs/ARCHITECTURE.md).
-/// Only netacct links the netfilter libraries.
-let tools: [(name: String, modules: [Target.Dependency])] = [
-    ("cg-exec", ["JobboxCgroups", "JobboxNetacctClient"]),
-    ("ns-exec", ["JobboxNamespaces"]),
-    ("netacct", ["JobboxNetwork", "JobboxNetacctClient"]),
-    ("chroot-tool", ["JobboxChroot"]),
-    ("jobstat", ["JobboxStats", "JobboxCgroups", "JobboxQuota"]),
+/// Only netacct links the netfilter libraries, which Debian ships as shared objects only, so it alone is linked
+/// dynamically in a release build; the other four are static executables.
+let tools: [(name: String, modules: [Target.Dependency], linking: [LinkerSetting])] = [
+    ("cg-exec", ["JobboxCgroups", "JobboxNetacctClient"], staticReleaseLinking),
+    ("ns-exec", ["JobboxNamespaces"], staticReleaseLinking),
+    ("netacct", ["JobboxNetwork", "JobboxNetacctClient"], dynamicReleaseLinking),
+    ("chroot-tool", ["JobboxChroot"], staticReleaseLinking),
+    ("jobstat", ["JobboxStats", "JobboxCgroups", "JobboxQuota"], staticReleaseLinking),
 ]
 
 /// libFuzzer targets for the parsers of untrusted text, built only when `JOBBOX_FUZZ=1` (`make fuzz`): they
@@ -29,29 +63,6 @@ let fuzzing = ProcessInfo.processInfo.environment["JOBBOX_FUZZ"] == "1"
 
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
-
-/// How a release tool is linked (bench/README.md has the measurements behind each flag). glibc stays dynamic, so
-/// user and group lookups go through the node's NSS (LDAP, SSSD), which a static glibc cannot load reliably;
-/// everything else that costs at start-up goes:
-/// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
-///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
-///   linked at a fixed address they are resolved once, by the linker;
-/// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
-///   the dynamic symbol table (and every lookup the loader does in it) larger;
-/// - libstdc++ linked in: resolving its symbols was four fifths of the loader's work. The toolchain names it as
-///   `-lstdc++`, so scripts/release-build.sh puts the archive where the linker looks first.
-/// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
-///   Sources/CLinux/jb_glibc_compat.c, so the binaries load on EL9's glibc 2.34
-///   (scripts/check-glibc-symbols.sh checks every release build).
-let releaseLinking: [LinkerSetting] = [
-    .unsafeFlags(
-        [
-            "-Xclang-linker", "-no-pie",
-            "-Xlinker", "--no-export-dynamic",
-            "-Xlinker", "--wrap=hypotf",
-            "-Xlinker", "--wrap=arc4random",
-        ], .when(configuration: .release))
-]
 
 let package = Package(
     name: "jobbox",
@@ -131,7 +142,7 @@ let package = Package(
             .executableTarget(
                 name: tool.name,
                 dependencies: ["JobboxCLI", "JobboxCore", argumentParser] + tool.modules,
-                linkerSettings: releaseLinking
+                linkerSettings: tool.linking
             )
         }
         + (fuzzing

@@ -85,10 +85,10 @@ package enum CgExec {
     /// `--delegate-to`'s user: a name from the user database or a uid; never root (root needs no delegation).
     package static func delegateUser(_ text: String) throws(JobboxError) -> uid_t {
         let uid: uid_t
-        if !text.isEmpty, text.allSatisfy(\.isASCIIDigit), let number = uid_t(text) {
+        if let number = UserDatabase.parseID(text) {
             uid = number
-        } else if let entry = getpwnam(text) {
-            uid = entry.pointee.pw_uid
+        } else if let account = try UserDatabase.user(text) {
+            uid = account.uid
         } else {
             throw JobboxError.invalid("invalid --delegate-to", "'\(text)'", "no such user")
         }

@@ -53,6 +53,25 @@ struct NsExecIdentityTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
+    @Test("--user NAME: the supplementary groups the group database gives the user (through getent), nothing else")
+    func supplementaryGroupsFromTheDatabase() throws {
+        let user = try Support.TestUser(prefix: "jbsg")
+        defer { user.remove() }
+        let groupName = TestSupport.uniqueName("jbsgg")
+        #expect(try TestSupport.run(["/usr/sbin/groupadd", groupName]).status == 0)
+        defer { _ = try? TestSupport.run(["/usr/sbin/groupdel", groupName]) }
+        #expect(try TestSupport.run(["/usr/sbin/usermod", "-a", "-G", groupName, user.name]).status == 0)
+        let extra = try #require(getgrnam(groupName)?.pointee.gr_gid)
+        let result = try TestSupport.run(["ns-exec", "--user", user.name, "--", "/bin/sh", "-c", "id -u; id -g; id -G"])
+        #expect(result.status == 0, "\(result)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(result)")
+        guard lines.count == 3 else { return }
+        #expect(lines[0] == String(user.uid))
+        #expect(lines[1] == String(user.gid))
+        #expect(lines[2].split(separator: " ").compactMap { UInt32($0) }.sorted() == [user.gid, extra].sorted())
+    }
+
     @Test("--group picks the primary group; a uid without a passwd entry needs --group; unknown names are refused")
     func groupsAndNumbers() throws {
         let before = try Support.hostMounts()

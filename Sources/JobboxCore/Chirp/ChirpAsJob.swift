@@ -154,7 +154,7 @@ package enum ChirpAsJob {
             throw JobboxError.invalid(
                 "cannot chirp", path, "\(parent.path) is root's; chirp runs as the job's user, the owner of the directory holding $_CONDOR_CHIRP_CONFIG")
         }
-        let gid = getpwuid(info.st_uid).map { $0.pointee.pw_gid } ?? info.st_gid
+        let gid = try UserDatabase.user(id: info.st_uid)?.gid ?? info.st_gid
         guard gid != 0 else {
             throw JobboxError.invalid("cannot chirp", path, "the job's user \(info.st_uid) has group root; chirp never runs with root's group")
         }

@@ -1,0 +1,123 @@
+import SystemPackage
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// An entry of the node's user database.
+package struct UserAccount: Sendable, Equatable {
+    /// The login name.
+    package var name: String
+    /// The user id.
+    package var uid: uid_t
+    /// The primary group id.
+    package var gid: gid_t
+
+    /// An entry from its parts.
+    package init(name: String, uid: uid_t, gid: gid_t) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// The node's user and group databases, asked through `getent`.
+///
+/// Why a child and not `getpwnam_r`: cg-exec, ns-exec, jobstat and chroot-tool are static executables, and a
+/// static glibc cannot load the NSS modules batch nodes take their users from (sss, ldap; systemd on Debian): it
+/// brings the node's shared libc in beside its own, and a lookup of an unknown user crashed so here. getent runs
+/// the node's own glibc with the node's nsswitch.conf, so every module answers as it does for `id`. One exec
+/// (about 1 ms) per lookup, and lookups happen only when a tool is given a user or group.
+///
+/// Trusted: getent at its system path, started with an empty environment, and the node's NSS configuration
+/// behind it (root's, as for every tool that looks users up).
+package enum UserDatabase {
+    /// The user `key` names: a login name, or a decimal uid (getent reads an all-digit key as a uid). Nil when the
+    /// database has no such user.
+    package static func user(_ key: String) throws(JobboxError) -> UserAccount? {
+        try lookUp("passwd", key, what: "user").flatMap { parsePasswd($0) }
+    }
+
+    /// The user with uid `uid`; nil when the database has none.
+    package static func user(id uid: uid_t) throws(JobboxError) -> UserAccount? {
+        try user(String(uid))
+    }
+
+    /// The group `key` names (a name, or a decimal gid); nil when the database has no such group.
+    package static func group(_ key: String) throws(JobboxError) -> gid_t? {
+        try lookUp("group", key, what: "group").flatMap { parseGroup($0) }
+    }
+
+    /// The groups `initgroups(name, primary)` would set: `primary` first, then every group the group databases
+    /// give `name` (getent's `initgroups`, which asks each service as the kernel-facing call does).
+    package static func groups(of name: String, primary: gid_t) throws(JobboxError) -> [gid_t] {
+        let line = try lookUp("initgroups", name, what: "groups of user") ?? ""
+        guard let listed = parseInitgroups(line, name: name) else {
+            throw JobboxError.invalid("cannot look up groups of user", "'\(name)'", "getent printed an unreadable line")
+        }
+        var groups = [primary]
+        for gid in listed where !groups.contains(gid) { groups.append(gid) }
+        return groups
+    }
+
+    /// getent's one line for `key` in `database`, or nil when the key is not there (getent's status 2).
+    private static func lookUp(_ database: String, _ key: String, what: String) throws(JobboxError) -> String? {
+        // A key getent could read as something else (an option, or several keys) names nothing in any database.
+        guard !key.isEmpty, !key.hasPrefix("-"), key.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return nil }
+        guard let getent = executablePath else {
+            throw JobboxError.invalid("cannot look up \(what)", "'\(key)'", "getent is not installed (\(candidatePaths.joined(separator: ", ")))")
+        }
+        let result: ChildResult
+        do {
+            result = try ChildProcess.run([getent, "--", database, key], environment: [:], output: .capture)
+        } catch {
+            throw JobboxError.invalid("cannot look up \(what)", "'\(key)'", error.description)
+        }
+        switch result.status {
+        case 0: return result.output.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? ""
+        case 2: return nil
+        default: throw JobboxError.invalid("cannot look up \(what)", "'\(key)'", "getent ended with status \(result.status)")
+        }
+    }
+
+    /// Where glibc installs getent (libc-bin, glibc-common); never searched in a PATH the caller chose.
+    package static let candidatePaths = ["/usr/bin/getent", "/bin/getent"]
+
+    private static var executablePath: String? {
+        candidatePaths.first { access($0, X_OK) == 0 }
+    }
+
+    /// `name:password:uid:gid:gecos:home:shell`.
+    package static func parsePasswd(_ line: String) -> UserAccount? {
+        let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.count == 7, !fields[0].isEmpty, let uid = parseID(fields[2]), let gid = parseID(fields[3]) else { return nil }
+        return UserAccount(name: String(fields[0]), uid: uid, gid: gid)
+    }
+
+    /// `name:password:gid:members`.
+    package static func parseGroup(_ line: String) -> gid_t? {
+        let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.count == 4, !fields[0].isEmpty else { return nil }
+        return parseID(fields[2])
+    }
+
+    /// `name gid gid ...` (getent pads the name with spaces); nil unless it is `name`'s line of decimal ids.
+    package static func parseInitgroups(_ line: String, name: String) -> [gid_t]? {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard words.first.map(String.init) == name else { return line.isEmpty ? [] : nil }
+        var gids: [gid_t] = []
+        for word in words.dropFirst() {
+            guard let gid = parseID(word) else { return nil }
+            gids.append(gid)
+        }
+        return gids
+    }
+
+    /// A decimal id below 2^32-1 (which means "unchanged" to the kernel).
+    package static func parseID<Text: StringProtocol>(_ text: Text) -> UInt32? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = UInt32(text), value != UInt32.max else { return nil }
+        return value
+    }
+}

@@ -10,14 +10,16 @@ package struct GlobalOptions: ParsableArguments {
     /// Creates the defaults.
     package init() {}
 
-    /// `--config FILE` when `config` is not nil (a fast path's options).
-    package init(config: String?) {
-        self.config = config
-    }
-
     /// Loads the configuration these options name and prints its warnings through `diagnostics`.
     package func loadConfig(_ diagnostics: Diagnostics, environment: Environment = .current) throws(JobboxError) -> JobboxConfig {
-        let loaded = try JobboxConfig.load(explicitPath: config, environment: environment)
+        try Self.loadConfig(explicitPath: config, diagnostics, environment: environment)
+    }
+
+    /// Loads the configuration `--config` names (`explicitPath`, nil when not given) and prints its warnings: the
+    /// fast command lines' way, which builds no ArgumentParser value (its option table costs a start-up a
+    /// protocol-conformance scan of the whole binary).
+    package static func loadConfig(explicitPath: String?, _ diagnostics: Diagnostics, environment: Environment) throws(JobboxError) -> JobboxConfig {
+        let loaded = try JobboxConfig.load(explicitPath: explicitPath, environment: environment)
         for warning in loaded.warnings { diagnostics.warning(warning) }
         return loaded
     }

@@ -27,7 +27,7 @@ package enum JobMemory {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
             let path = String(fields[2])
-            guard !path.contains("/../"), !path.hasSuffix("/..") else { continue }
+            guard !path.split(separator: "/").contains("..") else { continue }
             if fields[1].split(separator: ",").contains("memory") {
                 return limit(in: "/sys/fs/cgroup/memory" + path, file: "memory.limit_in_bytes")
             }

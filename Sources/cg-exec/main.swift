@@ -227,7 +227,7 @@ struct CgExecCommand: JobboxTool {
         return {
             let environment = Environment.current
             let diagnostics = Diagnostics(tool: "cg-exec", environment: environment)
-            let config = try GlobalOptions(config: line.value("config")).loadConfig(diagnostics, environment: environment)
+            let config = try GlobalOptions.loadConfig(explicitPath: line.value("config"), diagnostics, environment: environment)
             var options = CgroupLimitOptions()
             options.memory = line.value("memory")
             options.memorySoft = line.value("memory-soft")

@@ -98,7 +98,7 @@ struct Jobstat: JobboxTool {
             // One reading of the environment for every step.
             let environment = Environment.current
             let diagnostics = Diagnostics(tool: "jobstat", environment: environment)
-            let config = try GlobalOptions(config: line.value("config")).loadConfig(diagnostics, environment: environment)
+            let config = try GlobalOptions.loadConfig(explicitPath: line.value("config"), diagnostics, environment: environment)
             let job = try JobID.resolve(option: line.value("job"), environment: environment)
             let request = JobStatRequest(selection: .job(job), format: .classad, raw: line.flag("raw"), interval: nil, count: nil, chirp: nil)
             return try run(request, config: config, parent: line.value("parent"))

@@ -131,7 +131,7 @@ struct NsExecCommand: JobboxTool {
                 && privateDevShm == nil && chroot == nil && bind.isEmpty && user == nil && group == nil && workdir == nil && !noNewPrivs && !noInit
                 && keepFD.isEmpty && scratchQuota == nil && removeScratchQuota == nil
             guard alone else { throw JobboxError.invalid("invalid use of", "--attach", "it takes only --config and a command: the job's own settings apply") }
-            return try Self.attach(attach, command: command, global: global)
+            return try Self.attach(attach, command: command, configPath: global.config)
         }
         if let removeScratchQuota {
             guard command.isEmpty else {
@@ -160,7 +160,7 @@ struct NsExecCommand: JobboxTool {
         request.noInit = noInit
         request.keepFDs = keepFD
         request.command = command
-        return try Self.run(request, binds: bind, global: global, job: job, requestedChroot: requestedChroot)
+        return try Self.run(request, binds: bind, configPath: global.config, job: job, requestedChroot: requestedChroot)
     }
 
     static let fastOptions = FastCommandLine.Options(
@@ -183,7 +183,7 @@ struct NsExecCommand: JobboxTool {
                     !line.flag($0)
                 })
             else { return nil }
-            return { try Self.attach(attach, command: line.command, global: GlobalOptions(config: line.value("config"))) }
+            return { try Self.attach(attach, command: line.command, configPath: line.value("config")) }
         }
         return {
             var request = NsExecRequest()
@@ -206,15 +206,15 @@ struct NsExecCommand: JobboxTool {
             request.noInit = line.flag("no-init")
             request.keepFDs = line.all("keep-fd")
             request.command = line.command
-            return try run(request, binds: line.all("bind"), global: GlobalOptions(config: line.value("config")), job: line.value("job"))
+            return try run(request, binds: line.all("bind"), configPath: line.value("config"), job: line.value("job"))
         }
     }
 
     /// `--attach JOB -- COMMAND`.
-    private static func attach(_ job: String, command: [String], global: GlobalOptions) throws -> Int32 {
+    private static func attach(_ job: String, command: [String], configPath: String?) throws -> Int32 {
         let diagnostics = Diagnostics(tool: "ns-exec")
         let environment = Environment.current
-        let config = try global.loadConfig(diagnostics, environment: environment)
+        let config = try GlobalOptions.loadConfig(explicitPath: configPath, diagnostics, environment: environment)
         return try NsExecAttach.run(try JobID(job), command: command, config: config, environment: environment)
     }
 
@@ -223,12 +223,12 @@ struct NsExecCommand: JobboxTool {
         list.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
     }
 
-    /// Runs `request` with `binds` (as `--bind` gives them) and the configuration `global` names; `job` is only
-    /// checked. In this order, so the first error of a line is the same whichever path read it.
-    private static func run(_ request: NsExecRequest, binds: [String], global: GlobalOptions, job: String?, requestedChroot: Bool = false) throws -> Int32 {
+    /// Runs `request` with `binds` (as `--bind` gives them) and the configuration `configPath` (`--config`)
+    /// names; `job` is only checked. In this order, so the first error of a line is the same whichever path read it.
+    private static func run(_ request: NsExecRequest, binds: [String], configPath: String?, job: String?, requestedChroot: Bool = false) throws -> Int32 {
         let diagnostics = Diagnostics(tool: "ns-exec")
         let environment = Environment.current
-        let config = try global.loadConfig(diagnostics, environment: environment)
+        let config = try GlobalOptions.loadConfig(explicitPath: configPath, diagnostics, environment: environment)
         if let job { _ = try JobID(job) }
         var request = request
         if request.scratchQuota == ScratchQuotaRequest.fromJobAd { request.scratchQuota = try ScratchQuotaRequest.limit(environment: environment) }

@@ -85,7 +85,7 @@ package enum ConfigFile {
     /// Replaces each `$(NAME)` by the (already expanded) value of an earlier knob: one level, no recursion, so
     /// the only growth to bound is the result's size.
     private static func expand(_ value: String, defined: [String: String], path: String, line: Int, knob: String) throws(JobboxError) -> String {
-        guard value.contains("$(") else { return value }
+        guard value.contains(utf8: "$(") else { return value }
         var result = ""
         var rest = Substring(value)
         while let start = rest.range(of: "$(") {

@@ -16,10 +16,19 @@ package struct Diagnostics: Sendable {
     /// The wrapper error file, if the batch system asked for one.
     package let wrapperErrorFile: String?
 
-    /// Creates diagnostics for `tool`, reading the error file's path from the environment.
-    package init(tool: String, environment: Environment = .current) {
+    /// Creates diagnostics for `tool`, reading the error file's path from `environment`.
+    package init(tool: String, environment: Environment) {
+        self.init(tool: tool, wrapperErrorFile: environment["_CONDOR_WRAPPER_ERROR_FILE"])
+    }
+
+    /// Creates diagnostics for `tool`, reading the error file's path from this process's environment: one
+    /// getenv, where building an `Environment` costs every tool's start a dictionary of all its variables.
+    package init(tool: String) {
+        self.init(tool: tool, wrapperErrorFile: getenv("_CONDOR_WRAPPER_ERROR_FILE").map { String(cString: $0) })
+    }
+
+    private init(tool: String, wrapperErrorFile path: String?) {
         self.tool = tool
-        let path = environment["_CONDOR_WRAPPER_ERROR_FILE"]
         self.wrapperErrorFile = (path?.isEmpty ?? true) ? nil : path
     }
 

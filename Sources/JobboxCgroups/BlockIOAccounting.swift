@@ -107,8 +107,8 @@ package struct BlockIOAccounting {
     private func countingDevices(_ path: String) -> Set<String> {
         guard let text = try? filesystem.read(path) else { return [] }
         var devices = Set<String>()
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
+        for line in text.splitASCII("\n") {
+            let fields = line.splitASCII(" ")
             if fields.count == 3 { devices.insert(String(fields[0])) }
         }
         return devices

@@ -47,7 +47,7 @@ extension CgroupFilesystem {
     /// The pids listed in `<path>/cgroup.procs` (none when it cannot be read).
     package func processIDs(in path: String) -> [Int32] {
         guard let text = try? read(path + "/cgroup.procs") else { return [] }
-        return text.split(separator: "\n").compactMap { Int32($0.trimmingASCIISpaces()) }
+        return text.splitASCII("\n").compactMap { Int32($0.trimmingASCIISpaces()) }
     }
 
     /// The pids in every cgroup of the subtree at `path`.

@@ -143,10 +143,10 @@ package struct CgroupMembership: Sendable, Equatable {
 
     /// Parses the file's text.
     package init(parsing text: String) {
-        entries = text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        entries = text.splitASCII("\n").compactMap { line in
+            let parts = line.splitASCII(":", maxSplits: 2, omittingEmpty: false)
             guard parts.count == 3, let id = Int(parts[0]) else { return nil }
-            return Entry(hierarchyID: id, controllers: Set(parts[1].split(separator: ",").map(String.init)), path: String(parts[2]))
+            return Entry(hierarchyID: id, controllers: Set(parts[1].splitASCII(",").map(String.init)), path: String(parts[2]))
         }
     }
 

@@ -23,12 +23,12 @@ package enum JobMemory {
     package static func ownCgroupLimit() -> UInt64? {
         guard let membership = try? SmallFile.read("/proc/self/cgroup") else { return nil }
         var unified: String?
-        for line in membership.split(separator: "\n") {
-            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        for line in membership.splitASCII("\n") {
+            let fields = line.splitASCII(":", maxSplits: 2, omittingEmpty: false)
             guard fields.count == 3 else { continue }
             let path = String(fields[2])
-            guard !path.split(separator: "/").contains("..") else { continue }
-            if fields[1].split(separator: ",").contains("memory") {
+            guard !path.splitASCII("/").contains("..") else { continue }
+            if fields[1].splitASCII(",").contains("memory") {
                 return limit(in: "/sys/fs/cgroup/memory" + path, file: "memory.limit_in_bytes")
             }
             if fields[0] == "0" && fields[1].isEmpty { unified = path }

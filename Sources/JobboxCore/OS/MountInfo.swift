@@ -28,7 +28,7 @@ package enum MountInfo {
     package static func parse(_ text: String) -> [MountInfoEntry] {
         // Split on the bytes: the text is ASCII but for escaped paths, and Character-wise splitting cost jobstat a
         // quarter of its run.
-        text.utf8.split(separator: UInt8(ascii: "\n")).compactMap { parseLine(Substring($0)) }
+        text.splitASCII("\n").compactMap { parseLine($0) }
     }
 
     /// Reads and parses `/proc/<pid>/mountinfo` (`self` by default).
@@ -42,27 +42,22 @@ package enum MountInfo {
     }
 
     static func parseLine(_ line: Substring) -> MountInfoEntry? {
-        let fields = Self.fields(of: line, separatedBy: " ")
+        let fields = line.splitASCII(" ")
         guard let separator = fields.firstIndex(of: "-"), separator >= 6, fields.count >= separator + 4,
             let mountID = Int(fields[0]), let parentID = Int(fields[1])
         else { return nil }
         return MountInfoEntry(
             mountID: mountID, parentID: parentID, device: String(fields[2]),
             root: unescape(fields[3]), mountPoint: unescape(fields[4]),
-            mountOptions: Self.fields(of: fields[5], separatedBy: ",").map(String.init),
+            mountOptions: fields[5].splitASCII(",").map(String.init),
             optionalFields: fields[6..<separator].map(String.init),
             fsType: String(fields[separator + 1]), source: unescape(fields[separator + 2]),
-            superOptions: Self.fields(of: fields[separator + 3], separatedBy: ",").map(String.init))
-    }
-
-    /// The non-empty fields of `text` between the ASCII byte `separator`.
-    static func fields(of text: Substring, separatedBy separator: Unicode.Scalar) -> [Substring] {
-        text.utf8.split(separator: UInt8(ascii: separator)).map { Substring($0) }
+            superOptions: fields[separator + 3].splitASCII(",").map(String.init))
     }
 
     /// Undoes the kernel's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
     static func unescape(_ field: Substring) -> String {
-        guard field.contains("\\") else { return String(field) }
+        guard field.utf8.contains(UInt8(ascii: "\\")) else { return String(field) }
         var bytes: [UInt8] = []
         let utf8 = Array(field.utf8)
         var index = 0

@@ -82,9 +82,31 @@ extension StringProtocol {
         return String(decoding: bytes[first...last], as: UTF8.self)
     }
 
-    /// Whether `needle` occurs in the text, compared on UTF-8 bytes (the same answer for text that is valid
-    /// UTF-8). The standard `contains(_:)` for strings builds a Boyer-Moore table, a `Dictionary<Character, Int>`,
-    /// at every call, and its first use scans every protocol conformance of the binary: a sixth of ns-exec's
+    /// The pieces of the text between the ASCII `separator`, found on the UTF-8 bytes (`split(separator:)` on a
+    /// String walks grapheme clusters: for the kernel's small files read at every tool's start that was a
+    /// tenth of cg-exec's run). With `maxSplits`, the rest of the text after that many cuts is the last piece.
+    package func splitASCII(_ separator: Unicode.Scalar, maxSplits: Int = Int.max, omittingEmpty: Bool = true) -> [Substring] {
+        let text = Substring(self)
+        let byte = UInt8(ascii: separator)
+        let bytes = text.utf8
+        var pieces: [Substring] = []
+        var start = bytes.startIndex
+        var index = start
+        while index != bytes.endIndex, pieces.count < maxSplits {
+            if bytes[index] == byte {
+                if !omittingEmpty || start != index { pieces.append(text[start..<index]) }
+                start = bytes.index(after: index)
+            }
+            bytes.formIndex(after: &index)
+        }
+        if !omittingEmpty || start != bytes.endIndex { pieces.append(text[start..<bytes.endIndex]) }
+        return pieces
+    }
+
+    /// Whether `needle` occurs in the text as a run of Unicode scalars, found on the UTF-8 bytes. Unlike the
+    /// standard `contains(_:)` a match may begin or end inside a grapheme cluster, which does not matter for the
+    /// ASCII markers it looks for; and the standard one builds a Boyer-Moore table (a `Dictionary<Character,
+    /// Int>`) at every call, whose first use scans every protocol conformance of the binary: a sixth of ns-exec's
     /// start-up in callgrind, for a handful of short paths.
     package func contains(utf8 needle: String) -> Bool {
         let pattern = Array(needle.utf8)

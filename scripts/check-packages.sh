@@ -124,7 +124,10 @@ mkdir -p "$elbase/root" "$work/rpmrepo"
 # Debian's x86_64 loader is /lib64/ld-linux-x86-64.so.2 and finds libraries in its multiarch directories.
 programs=(/usr/bin/bash /usr/bin/man /usr/bin/env /usr/bin/mv /usr/bin/rm /usr/bin/ls)
 libraries=$({
-    for program in "${programs[@]}" "${tools[@]/#/$release/}"; do ldd "$program" 2>/dev/null | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'; done
+    # A static tool has nothing to list (ldd fails on it).
+    for program in "${programs[@]}" "${tools[@]/#/$release/}"; do
+        { ldd "$program" 2>/dev/null || true; } | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+    done
 } | sort -u)
 for file in "${programs[@]}" $libraries; do
     real=$(readlink -f "$file")

@@ -34,6 +34,40 @@ package enum JobLinks {
                 try route.setUp(job)
                 try route.addDefaultRoute(via: lease.hostAddress, on: job)
             }
+            try awaitSending(job)
+        }
+        try awaitSending(host)
+    }
+
+    /// How long a link may take to be able to send before set-up fails.
+    static let sendingDeadline = Duration.seconds(10)
+
+    /// Waits until link `name` (in the current network namespace) can send: its operational state is up
+    /// (`RouteNetlink.operationalState`).
+    ///
+    /// The host's end is brought up first, so its transmit queue comes from the kernel's link-watch work, later:
+    /// until then it drops what it sends, the ARP replies to the job included, and when that work waited for the
+    /// RTNL lock longer than ARP's three tries (other namespaces torn down under load) the job's first datagram
+    /// was lost with no error (docs/RELIABILITY.md). Usually the first look says up.
+    static func awaitSending(_ name: String, deadline: Duration = sendingDeadline) throws(JobboxError) {
+        let end = MonotonicClock.now() + deadline.seconds
+        var pause = 0.000_1
+        while true {
+            let state: UInt8?
+            do {
+                state = try RouteNetlink().operationalState(name)
+            } catch {
+                throw JobboxError.system("cannot read the state of link", name, error)
+            }
+            if state == RouteNetlink.operationalUp { return }
+            let now = MonotonicClock.now()
+            guard now < end else {
+                throw JobboxError.invalid(
+                    "cannot bring up link", name,
+                    "the kernel has not made it able to send within \(deadline.seconds) s (operational state \(state.map(String.init) ?? "unknown"), not up)")
+            }
+            MonotonicClock.sleep(until: min(now + pause, end))
+            pause = min(pause * 2, 0.01)
         }
     }
 

@@ -80,6 +80,27 @@ package final class NetlinkSocket {
         }
     }
 
+    /// Sends a request answered by one message (`RTM_GETLINK` for one link) and calls `each` with it; an
+    /// `NLMSG_ERROR` answer is thrown.
+    package func query(_ message: NetlinkMessage, _ each: (UnsafePointer<nlmsghdr>) -> Void) throws(Errno) {
+        try send(UnsafeRawPointer(message.header), count: message.length)
+        let sequence = message.sequence
+        var answered = false
+        while !answered {
+            var failure: Errno?
+            try receive { header in
+                guard header.pointee.nlmsg_seq == sequence, !answered else { return }
+                answered = true
+                if Int32(header.pointee.nlmsg_type) == NLMSG_ERROR {
+                    failure = Errno(rawValue: Self.errorCode(header))
+                } else {
+                    each(header)
+                }
+            }
+            if let failure { throw failure }
+        }
+    }
+
     private func send(_ bytes: UnsafeRawPointer, count: Int) throws(Errno) {
         let sent = mnl_socket_sendto(socket, bytes, count)
         if sent < 0 { throw Errno.last }

@@ -40,6 +40,14 @@ package enum RouteRequest {
         return message
     }
 
+    /// `RTM_GETLINK` for the link named `name` (answered by one `RTM_NEWLINK` message).
+    package static func getLink(name: String, sequence: UInt32) -> NetlinkMessage {
+        let message = NetlinkMessage(type: UInt16(RTM_GETLINK), flags: 0, sequence: sequence)
+        message.putExtraHeader(ifinfomsg())
+        message.put(Int32(IFLA_IFNAME), string: name)
+        return message
+    }
+
     /// `RTM_DELLINK` for the link named `name` (a veth takes its peer with it).
     package static func deleteLink(name: String, sequence: UInt32) -> NetlinkMessage {
         let message = NetlinkMessage(type: UInt16(RTM_DELLINK), flags: NLM_F_ACK, sequence: sequence)
@@ -96,6 +104,33 @@ package struct RouteNetlink {
     package func setUp(_ name: String) throws(Errno) {
         try socket.request(RouteRequest.setLinkUp(name: name, sequence: socket.nextSequence()))
     }
+
+    /// The RFC 2863 operational state of link `name` (`IF_OPER_UP` is 6), from its `RTM_GETLINK` answer; nil
+    /// when the answer has none.
+    ///
+    /// For a device whose carrier comes and goes (a veth) this says whether it can send: the kernel's link-watch
+    /// work sets the state and, in the same step under the RTNL lock, swaps the device's transmit queue from
+    /// `noop` (which drops everything) to its real one. That work runs after the carrier came on, later, and
+    /// waits for the RTNL lock, which other namespaces' set-up and teardown hold; only the end of a veth pair
+    /// brought up last gets its queue at once.
+    package func operationalState(_ name: String) throws(Errno) -> UInt8? {
+        var state: UInt8?
+        try socket.query(RouteRequest.getLink(name: name, sequence: socket.nextSequence())) { header in
+            // libmnl's mnl_attr_for_each, which Swift cannot import (a macro).
+            guard let end = mnl_nlmsg_get_payload_tail(header).map(UnsafeRawPointer.init) else { return }
+            var attribute = UnsafePointer(mnl_nlmsg_get_payload_offset(header, MemoryLayout<ifinfomsg>.size).assumingMemoryBound(to: nlattr.self))
+            while mnl_attr_ok(attribute, Int32(UnsafeRawPointer(attribute).distance(to: end))) {
+                if mnl_attr_get_type(attribute) == UInt16(IFLA_OPERSTATE), mnl_attr_get_payload_len(attribute) >= 1 {
+                    state = mnl_attr_get_u8(attribute)
+                }
+                attribute = UnsafePointer(mnl_attr_next(attribute))
+            }
+        }
+        return state
+    }
+
+    /// `IF_OPER_UP`: the operational state of a link that can send.
+    package static let operationalUp = UInt8(IF_OPER_UP)
 
     /// Deletes link `name`; false when there was no such link.
     @discardableResult

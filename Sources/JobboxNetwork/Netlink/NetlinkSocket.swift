@@ -56,13 +56,26 @@ package final class NetlinkSocket {
 
     /// Sends a dump request and calls `each` with every message of the answer until the kernel's done.
     package func dump(_ message: NetlinkMessage, _ each: (UnsafePointer<nlmsghdr>) -> Void) throws(Errno) {
+        try exchange(message, answeredBy: .dump, each)
+    }
+
+    /// Sends a request answered by one message (`RTM_GETLINK` for one link) and calls `each` with it; an
+    /// `NLMSG_ERROR` answer is thrown.
+    package func query(_ message: NetlinkMessage, _ each: (UnsafePointer<nlmsghdr>) -> Void) throws(Errno) {
+        try exchange(message, answeredBy: .oneMessage, each)
+    }
+
+    /// How the kernel answers a request that is not a change: with messages up to `NLMSG_DONE`, or with one.
+    private enum Answer { case dump, oneMessage }
+
+    private func exchange(_ message: NetlinkMessage, answeredBy answer: Answer, _ each: (UnsafePointer<nlmsghdr>) -> Void) throws(Errno) {
         try send(UnsafeRawPointer(message.header), count: message.length)
         let sequence = message.sequence
         var finished = false
         while !finished {
             var failure: Errno?
             try receive { header in
-                guard header.pointee.nlmsg_seq == sequence else { return }
+                guard header.pointee.nlmsg_seq == sequence, !finished else { return }
                 switch Int32(header.pointee.nlmsg_type) {
                 case NLMSG_DONE:
                     finished = true
@@ -74,27 +87,7 @@ package final class NetlinkSocket {
                     break
                 default:
                     each(header)
-                }
-            }
-            if let failure { throw failure }
-        }
-    }
-
-    /// Sends a request answered by one message (`RTM_GETLINK` for one link) and calls `each` with it; an
-    /// `NLMSG_ERROR` answer is thrown.
-    package func query(_ message: NetlinkMessage, _ each: (UnsafePointer<nlmsghdr>) -> Void) throws(Errno) {
-        try send(UnsafeRawPointer(message.header), count: message.length)
-        let sequence = message.sequence
-        var answered = false
-        while !answered {
-            var failure: Errno?
-            try receive { header in
-                guard header.pointee.nlmsg_seq == sequence, !answered else { return }
-                answered = true
-                if Int32(header.pointee.nlmsg_type) == NLMSG_ERROR {
-                    failure = Errno(rawValue: Self.errorCode(header))
-                } else {
-                    each(header)
+                    if answer == .oneMessage { finished = true }
                 }
             }
             if let failure { throw failure }

@@ -40,19 +40,18 @@ package struct JobIdentity: Sendable, Equatable {
         guard let user else {
             return JobIdentity(uid: caller.uid, gid: explicitGroup ?? caller.gid, groups: explicitGroup.map { [$0] } ?? [], userName: nil)
         }
-        let account = try lookUpUser(user)
-        guard let gid = explicitGroup ?? account.gid else {
-            throw JobboxError.invalid("cannot run as user", "'\(user)'", "uid \(account.uid) has no entry in the user database: give --group")
+        if let found = try UserDatabase.userAndGroups(user) {
+            let gid = explicitGroup ?? found.account.gid
+            return JobIdentity(
+                uid: found.account.uid, gid: gid, groups: UserDatabase.initgroups(primary: gid, listed: found.listedGroups), userName: found.account.name)
         }
-        let groups = try account.name.map { name throws(JobboxError) in try UserDatabase.groups(of: name, primary: gid) } ?? [gid]
-        return JobIdentity(uid: account.uid, gid: gid, groups: groups, userName: account.name)
-    }
-
-    /// The user `text` names (a name, else a number): its uid, and its name and primary gid when known.
-    static func lookUpUser(_ text: String) throws(JobboxError) -> (uid: uid_t, gid: gid_t?, name: String?) {
-        if let account = try UserDatabase.user(text) { return (account.uid, account.gid, account.name) }
-        if let number = UserDatabase.parseID(text) { return (number, nil, nil) }
-        throw JobboxError.invalid("unknown user", "'\(text)'", "not in the user database")
+        guard let uid = UserDatabase.parseID(user) else {
+            throw JobboxError.invalid("unknown user", "'\(user)'", "not in the user database")
+        }
+        guard let gid = explicitGroup else {
+            throw JobboxError.invalid("cannot run as user", "'\(user)'", "uid \(uid) has no entry in the user database: give --group")
+        }
+        return JobIdentity(uid: uid, gid: gid, groups: [gid], userName: nil)
     }
 
     /// The group `text` names (a name, else a number).

@@ -21,7 +21,11 @@ struct UserDatabaseTests {
         #expect(try UserDatabase.group("root") == 0)
         #expect(try UserDatabase.group("daemon") == getgrnam("daemon")?.pointee.gr_gid)
         #expect(try UserDatabase.group("jobbox-no-such-group") == nil)
-        #expect(try UserDatabase.groups(of: "jobbox-no-such-user", primary: 4242) == [4242])
+        #expect(try UserDatabase.userAndGroups("jobbox-no-such-user") == nil)
+        let root = try #require(try UserDatabase.userAndGroups("root"))
+        #expect(root.account == UserAccount(name: "root", uid: 0, gid: 0))
+        #expect(UserDatabase.initgroups(primary: root.account.gid, listed: root.listedGroups).first == 0)
+        #expect(UserDatabase.initgroups(primary: 5, listed: [7, 5, 9, 7]) == [5, 7, 9])
     }
 
     @Test(
@@ -38,7 +42,12 @@ struct UserDatabaseTests {
         #expect(joined.status == 0, "\(joined)")
         let extra = try #require(try UserDatabase.group(groupName))
         #expect(extra != user.gid)
-        #expect(try UserDatabase.groups(of: user.name, primary: user.gid) == [user.gid, extra])
+        // By name (both questions at once) and by uid (the name first, then its groups).
+        for key in [user.name, String(user.uid)] {
+            let found = try #require(try UserDatabase.userAndGroups(key))
+            #expect(found.account == UserAccount(name: user.name, uid: user.uid, gid: user.gid))
+            #expect(UserDatabase.initgroups(primary: found.account.gid, listed: found.listedGroups) == [user.gid, extra])
+        }
         let id = try TestSupport.run(["id", "-G", user.name]).stdout.split(whereSeparator: \.isWhitespace).compactMap { UInt32($0) }
         #expect(id.sorted() == [user.gid, extra].sorted())
     }

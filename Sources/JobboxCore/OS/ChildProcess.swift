@@ -34,6 +34,13 @@ package struct ChildResult: Sendable {
 package enum ChildProcess {
     /// Runs `arguments` (the first is searched in PATH) with `environment` and returns how it ended.
     package static func run(_ arguments: [String], environment: [String: String], output: ChildOutput) throws(JobboxError) -> ChildResult {
+        try start(arguments, environment: environment, output: output).finish()
+    }
+
+    /// Starts `arguments` (the first is searched in PATH) with `environment`; `finish` collects it. Several may
+    /// run at once (`UserDatabase` asks two questions of getent in parallel): a child whose output fills its
+    /// pipe before it is collected waits for its turn.
+    package static func start(_ arguments: [String], environment: [String: String], output: ChildOutput) throws(JobboxError) -> RunningChild {
         var outputPipe: [Int32] = [-1, -1]
         guard jb_pipe2(&outputPipe, O_CLOEXEC) == 0 else { throw JobboxError.lastErrno("cannot create a pipe for", arguments[0]) }
         var goPipe: [Int32] = [-1, -1]
@@ -82,21 +89,52 @@ package enum ChildProcess {
             _ = jb_wait_pid(pid, &ignored, 0)
             throw JobboxError.exec(arguments[0], Errno(rawValue: execError))
         }
-        jb_interrupt_set_target(-pid)
-        defer { jb_interrupt_set_target(0) }
+        return RunningChild(pid: pid, outputFD: outputPipe[0], mode: output)
+    }
 
-        var collector = OutputCollector(mode: output)
-        let status = pump(outputPipe[0], childPID: pid, into: &collector)
-        close(outputPipe[0])
-        // Whatever the child left running in its group (a daemon a package started) goes with it.
-        _ = kill(-pid, SIGKILL)
-        return ChildResult(status: status, output: collector.finish())
+    /// A child `start` started, until `finish` collects it; one never collected (an error in between) is killed
+    /// and reaped when it goes.
+    package final class RunningChild {
+        private let pid: pid_t
+        private let outputFD: Int32
+        private let mode: ChildOutput
+        private var result: ChildResult?
+
+        fileprivate init(pid: pid_t, outputFD: Int32, mode: ChildOutput) {
+            self.pid = pid
+            self.outputFD = outputFD
+            self.mode = mode
+        }
+
+        /// Reads the child's output until it has exited, kills what it left in its process group, and returns how
+        /// it ended. An interruption of this tool meanwhile is passed to the child's group.
+        package func finish() -> ChildResult {
+            if let result { return result }
+            jb_interrupt_set_target(-pid)
+            defer { jb_interrupt_set_target(0) }
+            var collector = OutputCollector(mode: mode)
+            let status = ChildProcess.pump(outputFD, childPID: pid, into: &collector)
+            close(outputFD)
+            // Whatever the child left running in its group (a daemon a package started) goes with it.
+            _ = kill(-pid, SIGKILL)
+            let finished = ChildResult(status: status, output: collector.finish())
+            result = finished
+            return finished
+        }
+
+        deinit {
+            guard result == nil else { return }
+            _ = kill(-pid, SIGKILL)
+            close(outputFD)
+            var ignored: Int32 = 0
+            _ = jb_wait_pid(pid, &ignored, 0)
+        }
     }
 
     /// Reads `fd` until the child has exited and its output is drained; returns the child's shell status.
     ///
     /// EOF alone is not waited for: a grandchild that keeps the pipe open must not hang the build.
-    private static func pump(_ fd: Int32, childPID: pid_t, into collector: inout OutputCollector) -> Int32 {
+    fileprivate static func pump(_ fd: Int32, childPID: pid_t, into collector: inout OutputCollector) -> Int32 {
         var exitStatus: Int32?
         var buffer = [UInt8](repeating: 0, count: 65536)
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -50,36 +50,70 @@ package enum UserDatabase {
         try lookUp("group", key, what: "group").flatMap { parseGroup($0) }
     }
 
-    /// The groups `initgroups(name, primary)` would set: `primary` first, then every group the group databases
-    /// give `name` (getent's `initgroups`, which asks each service as the kernel-facing call does).
-    package static func groups(of name: String, primary: gid_t) throws(JobboxError) -> [gid_t] {
-        let line = try lookUp("initgroups", name, what: "groups of user") ?? ""
-        guard let listed = parseInitgroups(line, name: name) else {
-            throw JobboxError.invalid("cannot look up groups of user", "'\(name)'", "getent printed an unreadable line")
+    /// The user `key` names (a name or a decimal uid) and the groups the group databases give it (getent's
+    /// `initgroups`, which asks each service as `initgroups(3)` does; without the primary group, see
+    /// `initgroups(primary:listed:)`); nil when there is no such user. For a name both questions are asked at
+    /// once: two getent runs in the time of one, on the path of every job that runs as its user.
+    package static func userAndGroups(_ key: String) throws(JobboxError) -> (account: UserAccount, listedGroups: [gid_t])? {
+        if parseID(key) != nil {
+            guard let account = try user(key) else { return nil }
+            return (account, try listedGroups(of: account.name, finish(start("initgroups", account.name, what: "groups of user"))))
         }
+        let passwd = try start("passwd", key, what: "user")
+        let initgroups = try start("initgroups", key, what: "groups of user")
+        guard let account = try finish(passwd).flatMap({ parsePasswd($0) }) else { return nil }
+        return (account, try listedGroups(of: key, finish(initgroups)))
+    }
+
+    /// The groups `initgroups(name, primary)` sets: `primary` first, then the listed ones not already there.
+    package static func initgroups(primary: gid_t, listed: [gid_t]) -> [gid_t] {
         var groups = [primary]
         for gid in listed where !groups.contains(gid) { groups.append(gid) }
         return groups
     }
 
+    private static func listedGroups(of name: String, _ line: String?) throws(JobboxError) -> [gid_t] {
+        guard let listed = parseInitgroups(line ?? "", name: name) else {
+            throw JobboxError.invalid("cannot look up groups of user", "'\(name)'", "getent printed an unreadable line")
+        }
+        return listed
+    }
+
     /// getent's one line for `key` in `database`, or nil when the key is not there (getent's status 2).
     private static func lookUp(_ database: String, _ key: String, what: String) throws(JobboxError) -> String? {
-        // A key getent could read as something else (an option, or several keys) names nothing in any database.
+        try finish(start(database, key, what: what))
+    }
+
+    /// A getent run asking `database` for `key`; nil for a key getent could read as something else (an option,
+    /// or several keys), which names nothing in any database.
+    private static func start(_ database: String, _ key: String, what: String) throws(JobboxError) -> Lookup? {
         guard !key.isEmpty, !key.hasPrefix("-"), key.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return nil }
         guard let getent = executablePath else {
             throw JobboxError.invalid("cannot look up \(what)", "'\(key)'", "getent is not installed (\(candidatePaths.joined(separator: ", ")))")
         }
-        let result: ChildResult
         do {
-            result = try ChildProcess.run([getent, "--", database, key], environment: [:], output: .capture)
+            return Lookup(child: try ChildProcess.start([getent, "--", database, key], environment: [:], output: .capture), key: key, what: what)
         } catch {
             throw JobboxError.invalid("cannot look up \(what)", "'\(key)'", error.description)
         }
+    }
+
+    /// The line a lookup printed, nil when getent said the key is not there (status 2).
+    private static func finish(_ lookup: Lookup?) throws(JobboxError) -> String? {
+        guard let lookup else { return nil }
+        let result = lookup.child.finish()
         switch result.status {
         case 0: return result.output.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? ""
         case 2: return nil
-        default: throw JobboxError.invalid("cannot look up \(what)", "'\(key)'", "getent ended with status \(result.status)")
+        default: throw JobboxError.invalid("cannot look up \(lookup.what)", "'\(lookup.key)'", "getent ended with status \(result.status)")
         }
+    }
+
+    /// A getent run and what it was asked, for its error line.
+    private struct Lookup {
+        let child: ChildProcess.RunningChild
+        let key: String
+        let what: String
     }
 
     /// Where glibc installs getent (libc-bin, glibc-common); never searched in a PATH the caller chose.

@@ -59,9 +59,10 @@ extension JobboxTool {
             return refusal.exitStatus
         }
         // Answered before anything else is set up: a `--version` through ArgumentParser costs five times the
-        // process start it follows.
-        if arguments == ["--version"], !configuration.version.isEmpty {
-            printOut(configuration.version + "\n")
+        // process start it follows. Every tool's version is jobbox's, so the tool's `configuration` (for
+        // chroot-tool, with the metadata of all its subcommands) is not built for it.
+        if arguments == ["--version"], !JobboxVersion.string.isEmpty {
+            printOut(JobboxVersion.string + "\n")
             return 0
         }
         let diagnostics = Diagnostics(tool: name)

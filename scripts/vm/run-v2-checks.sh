@@ -139,7 +139,8 @@ mkdir -p "$root/jobbox/examples" "$root/jobbox/lib"
 cp -R examples/htcondor "$root/jobbox/examples/"
 cp scripts/vm/lib/*.sh "$root/jobbox/lib/"
 # chattr (e2fsprogs) for the scratch quota check: may the job change a file's project id, with and without the fence.
-for extra in bash chattr; do
+# getent (libc-bin): the static tools ask the node's user database through it, as on every glibc system.
+for extra in bash chattr getent; do
     extra_path=$(command -v "$extra") || continue
     cp "$extra_path" "$root/bin/$extra"
     for library in $(ldd "$extra_path" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do

@@ -43,16 +43,17 @@ extension JobboxTool {
 
     /// Parses the command line, runs the tool, and exits with its status.
     package static func main() {
-        let name = configuration.commandName ?? String(describing: Self.self)
         let arguments = Array(CommandLine.arguments.dropFirst())
         // The hidden mode a root tool starts, as the job's user, to chirp for it (see ChirpAsJob).
         if arguments.first == ChirpAsJob.childFlag { exitProcess(ChirpAsJob.childMain(arguments: Array(arguments.dropFirst()))) }
-        exitProcess(runMain(name: name, arguments: arguments))
+        exitProcess(runMain(name: configuration.commandName ?? String(describing: Self.self), arguments: arguments))
     }
 
-    /// The body of `main`, returning the exit status instead of exiting.
-    package static func runMain(name: String, arguments: [String]) -> Int32 {
+    /// The body of `main`, returning the exit status instead of exiting. `name` is taken only when a line needs
+    /// it: `--version` builds nothing of ArgumentParser's.
+    package static func runMain(name nameOfTool: @autoclosure () -> String, arguments: [String]) -> Int32 {
         if let refusal = PrivilegedExecution.refusal() {
+            let name = nameOfTool()
             // stderr only: the wrapper error file's path comes from the caller's environment, and appending to
             // it with privileges the caller lacks is the very thing refused here.
             writeAll(.standardError, "\(name): \(refusal.description)\n")
@@ -65,6 +66,7 @@ extension JobboxTool {
             printOut(JobboxVersion.string + "\n")
             return 0
         }
+        let name = nameOfTool()
         let diagnostics = Diagnostics(tool: name)
         do {
             if let line = FastCommandLine(arguments, options: fastOptions), let work = fastPath(line) {

@@ -94,6 +94,10 @@ class Suite:
         # Below /run, not /tmp: jobbox refuses state directories under a directory others can write to.
         self.tmp = tempfile.mkdtemp(prefix=self.base + "-", dir="/run")
         self.state = os.path.join(self.tmp, "state")
+        # The job sees its scratch dir at /tmp (--mount-under-scratch), so a checkout under /tmp would hide its
+        # own script from it: the job runs a copy kept beside the suite's state.
+        self.job = os.path.join(self.tmp, "job.py")
+        shutil.copyfile(JOB, self.job)
         self.conf = self.config(self.tmp, {})
         os.environ["JOBBOX_CONFIG"] = self.conf
         self.lock = threading.Lock()
@@ -190,7 +194,7 @@ class Suite:
                  self.tool("cg-exec"), "--job", job, "--memory", "512M", "--",
                  self.tool("netacct"), "--job", job, "--backend", backend, "--ad-file", os.path.join(self.tmp, "ads", job + ".ad"), "--",
                  self.tool("ns-exec"), "--pid", "--mount", "--scratch", scratch, "--mount-under-scratch", "/tmp", "--no-private-dev-shm", "--",
-                 PYTHON, JOB, marks, str(figures["mem"]), str(figures["io"]), PEER_ADDRESS, str(PORT),
+                 PYTHON, self.job, marks, str(figures["mem"]), str(figures["io"]), PEER_ADDRESS, str(PORT),
                  str(figures["count"]), str(figures["size"]), str(figures["reply"]), str(figures["status"])])
 
     def figures(self, rng):

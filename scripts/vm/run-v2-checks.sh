@@ -129,7 +129,8 @@ for tool in "${tools[@]}"; do
     [ -x "$release/$tool" ] || continue
     strip -o "$root/jobbox/bin/$tool" "$release/$tool" 2>/dev/null || cp "$release/$tool" "$root/jobbox/bin/$tool"
     copied+=("$tool")
-    for library in $(ldd "$release/$tool" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+    # A static tool has no libraries (ldd says "not a dynamic executable").
+    for library in $(ldd "$release/$tool" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
         [ -e "$root$library" ] || cp -L --parents "$library" "$root"
     done
 done

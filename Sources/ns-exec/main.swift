@@ -212,8 +212,8 @@ struct NsExecCommand: JobboxTool {
 
     /// `--attach JOB -- COMMAND`.
     private static func attach(_ job: String, command: [String], configPath: String?) throws -> Int32 {
-        let diagnostics = Diagnostics(tool: "ns-exec")
         let environment = Environment.current
+        let diagnostics = Diagnostics(tool: "ns-exec", environment: environment)
         let config = try GlobalOptions.loadConfig(explicitPath: configPath, diagnostics, environment: environment)
         return try NsExecAttach.run(try JobID(job), command: command, config: config, environment: environment)
     }
@@ -226,8 +226,8 @@ struct NsExecCommand: JobboxTool {
     /// Runs `request` with `binds` (as `--bind` gives them) and the configuration `configPath` (`--config`)
     /// names; `job` is only checked. In this order, so the first error of a line is the same whichever path read it.
     private static func run(_ request: NsExecRequest, binds: [String], configPath: String?, job: String?, requestedChroot: Bool = false) throws -> Int32 {
-        let diagnostics = Diagnostics(tool: "ns-exec")
         let environment = Environment.current
+        let diagnostics = Diagnostics(tool: "ns-exec", environment: environment)
         let config = try GlobalOptions.loadConfig(explicitPath: configPath, diagnostics, environment: environment)
         if let job { _ = try JobID(job) }
         var request = request

@@ -98,7 +98,7 @@ package enum ChildProcess {
         private let pid: pid_t
         private let outputFD: Int32
         private let mode: ChildOutput
-        private var result: ChildResult?
+        private var finished = false
 
         fileprivate init(pid: pid_t, outputFD: Int32, mode: ChildOutput) {
             self.pid = pid
@@ -107,9 +107,10 @@ package enum ChildProcess {
         }
 
         /// Reads the child's output until it has exited, kills what it left in its process group, and returns how
-        /// it ended. An interruption of this tool meanwhile is passed to the child's group.
+        /// it ended (call it once). An interruption of this tool meanwhile is passed to the child's group.
         package func finish() -> ChildResult {
-            if let result { return result }
+            precondition(!finished, "a child is collected once")
+            finished = true
             jb_interrupt_set_target(-pid)
             defer { jb_interrupt_set_target(0) }
             var collector = OutputCollector(mode: mode)
@@ -117,13 +118,11 @@ package enum ChildProcess {
             close(outputFD)
             // Whatever the child left running in its group (a daemon a package started) goes with it.
             _ = kill(-pid, SIGKILL)
-            let finished = ChildResult(status: status, output: collector.finish())
-            result = finished
-            return finished
+            return ChildResult(status: status, output: collector.finish())
         }
 
         deinit {
-            guard result == nil else { return }
+            guard !finished else { return }
             _ = kill(-pid, SIGKILL)
             close(outputFD)
             var ignored: Int32 = 0

@@ -165,6 +165,11 @@ enum BPFTestSupport {
         return (unifiedMount ?? "") + (own == "/" ? "" : own)
     }
 
+    /// The bpf back end's leases in `stateDirectory`, as netacct keeps them.
+    static func leases(stateDirectory: String) throws -> BPFJobLeases {
+        BPFJobLeases(JobNetworkLeases(stateDirectory: stateDirectory, subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+    }
+
     /// The directory netacct makes for `job`: below this process's own unified cgroup.
     static func cgroupPath(job: String) -> String {
         ownCgroup() + "/" + ((try? JobID(job)).map { BPFJobCgroup.madeName(for: $0) } ?? job)
@@ -342,7 +347,7 @@ extension NetacctBPFKernelTests {
         let cgroup = BPFTestSupport.cgroupPath(job: job)
         guard mkdir(cgroup, 0o755) == 0 else { throw TestFailure("cannot make \(cgroup)") }
         let id = try BPFTestSupport.inode(cgroup)
-        let leases = BPFJobLeases(JobNetworkLeases(stateDirectory: net.state.path, subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+        let leases = try BPFTestSupport.leases(stateDirectory: net.state.path)
         // A dead owner: this process's pid with a start time it never had.
         let dead = ProcessIdentity(pid: getpid(), startTime: 1)
         let made = BPFJobCgroup(path: cgroup, made: true)
@@ -366,7 +371,7 @@ extension NetacctBPFKernelTests {
         let net = try NetacctTopology()
         let job = TestSupport.uniqueName("bpfls")
         defer { BPFTestSupport.remove(net, jobs: [job]) }
-        let leases = BPFJobLeases(JobNetworkLeases(stateDirectory: net.state.path, subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+        let leases = try BPFTestSupport.leases(stateDirectory: net.state.path)
         let cgroup = BPFJobCgroup(path: BPFTestSupport.cgroupPath(job: job), made: true)
         let other = BPFJobCgroup(path: BPFTestSupport.cgroupPath(job: job + "x"), made: true)
         // Another job's lease, unreadable: acquiring this job's cgroup never looks at it.

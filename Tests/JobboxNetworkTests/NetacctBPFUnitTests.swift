@@ -74,7 +74,7 @@ struct NetacctBPFUnitTests {
 
     @Test("a bpf lease is believed only when its cgroup is the one netacct names for its job")
     func leaseValidation() throws {
-        let leases = BPFJobLeases(JobNetworkLeases(stateDirectory: "/nonexistent", subnet: try #require(IPv4Network(parsing: "10.213.0.0/16"))))
+        let leases = try BPFTestSupport.leases(stateDirectory: "/nonexistent")
         guard let mount = try CgroupLayout.current().unified?.mountPoint else { return }
         let owner = ProcessIdentity(pid: 1, startTime: 1)
         func lease(_ path: String, made: Bool = true, job: String = "12.0") -> BPFJobLease {

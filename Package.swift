@@ -13,15 +13,18 @@ let staticReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"], .when(configuration: .release))
 ]
 
-/// How netacct, which links libip4tc, libmnl, libnftnl and libbpf, is linked: glibc and those libraries dynamic,
+/// How netacct, which links libip4tc, libmnl, libnftnl and libbpf, is linked: glibc, libip4tc and libmnl dynamic,
 /// everything else that costs at start-up gone (bench/README.md has the measurements behind each flag):
 /// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
 ///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
 ///   linked at a fixed address they are resolved once, by the linker;
 /// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
 ///   the dynamic symbol table (and every lookup the loader does in it) larger;
-/// - libstdc++ linked in: resolving its symbols was four fifths of the loader's work. The toolchain names it as
-///   `-lstdc++`, so scripts/release-build.sh puts the archive where the linker looks first.
+/// - libstdc++, libnftnl, libbpf, libelf and zlib linked in: resolving libstdc++'s symbols was four fifths of the
+///   loader's work, and each further shared library costs mappings, relocations and page faults (netacct's
+///   `--version` 1.5 ms with them shared, 1.2 ms linked in). They are named as `-lstdc++`, `-lnftnl`, ..., so
+///   scripts/release-build.sh puts their archives where the linker looks first; libip4tc and libmnl have none
+///   in Debian and stay shared.
 /// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
 ///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
 ///   (scripts/check-glibc-symbols.sh checks every release build).
@@ -77,12 +80,10 @@ let package = Package(
         .target(name: "CLinux"),
         // ns-exec's fork/exec side: the flat namespace plan carried out in the child, and the job's init.
         .target(name: "CNsExec", dependencies: ["CLinux"]),
-        // libiptc (legacy iptables), libmnl and libnftnl, found through pkg-config: netacct only.
-        .systemLibrary(
-            name: "CNetfilter",
-            pkgConfig: "libip4tc libmnl libnftnl",
-            providers: [.apt(["libiptc-dev", "libmnl-dev", "libnftnl-dev"])]
-        ),
+        // The headers of libiptc (legacy iptables), libmnl and libnftnl: netacct only. JobboxNetwork names the
+        // libraries themselves as linker settings, not pkg-config, whose -L of the system's directory would come
+        // first on the link line and keep the release build from linking libnftnl's archive.
+        .systemLibrary(name: "CNetfilter"),
         // jobbox's version as a constant, written at build time by the plugin (scripts/version.sh).
         .plugin(name: "JobboxVersionPlugin", capability: .buildTool()),
         .target(name: "JobboxBuildInfo", plugins: ["JobboxVersionPlugin"]),
@@ -106,7 +107,8 @@ let package = Package(
             name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCgroups", "JobboxCore", "JobboxQuota", "CNsExec", "CLinux", systemPackage]),
         // netacct's cgroup BPF back end: the libbpf loader (C), and the program compiled from source by the plugin
         // (clang -target bpf, scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
-        .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf")]),
+        // libbpf's own libelf and zlib are named too, for the release build, which links libbpf's archive.
+        .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]),
         .plugin(name: "NetacctBPFObjectPlugin", capability: .buildTool()),
         .target(name: "NetacctBPFObject", exclude: ["bpf"], plugins: ["NetacctBPFObjectPlugin"]),
         // Per-job network namespace, veth pair, and accounting chains in iptables or nftables, or cgroup BPF on the
@@ -115,7 +117,8 @@ let package = Package(
             name: "JobboxNetwork",
             dependencies: [
                 "JobboxCore", "JobboxCgroups", "JobboxNetacctClient", "CLinux", "CNetfilter", "CNetacctBPF", "NetacctBPFObject", systemPackage,
-            ]
+            ],
+            linkerSettings: [.linkedLibrary("ip4tc"), .linkedLibrary("nftnl"), .linkedLibrary("mnl")]
         ),
 
         // Helpers the test targets share: sandboxes, fixtures, spawning the built tools.

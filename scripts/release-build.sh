@@ -5,14 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=${RELEASE_DIR:-.build-release}
-# The Swift toolchain links libstdc++ as -lstdc++, which finds the shared library; the build directory is the
-# first place the linker searches, so the archive put there is linked in instead (bench/README.md: the loader's
-# symbol lookups in libstdc++ were most of a tool's start-up).
+# The Swift toolchain links libstdc++ as -lstdc++, and Package.swift names netacct's libraries as -lnftnl, -lbpf,
+# -lelf and -lz, which find the shared libraries; the build directory is the first place the linker searches, so
+# the archives put there are linked in instead (bench/README.md: the loader's symbol lookups in libstdc++ were
+# most of a tool's start-up, and each shared library netacct loads costs it mappings, relocations and page
+# faults). libip4tc and libmnl have no archive in Debian: netacct keeps loading those two.
 libdir=$scratch/$(uname -m)-unknown-linux-gnu/release
-archive=$(${CC:-cc} -print-file-name=libstdc++.a)
-[ -f "$archive" ] || { echo "release-build: no libstdc++.a (install libstdc++-12-dev)" >&2; exit 1; }
 mkdir -p "$libdir"
-ln -sf "$archive" "$libdir/libstdc++.a"
+for library in stdc++ nftnl bpf elf z; do
+    archive=$(${CC:-cc} -print-file-name=lib$library.a)
+    [ -f "$archive" ] || { echo "release-build: no lib$library.a (make deps installs it)" >&2; exit 1; }
+    ln -sf "$archive" "$libdir/lib$library.a"
+done
 # The tools only: the test-support library imports Testing, which release builds do not have. No $ORIGIN runpath:
 # the Swift runtime is linked in, so nothing is loaded from beside the binary, and an installed tool (make
 # install, the packages) must not look for libraries in its own directory.

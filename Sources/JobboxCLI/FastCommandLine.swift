@@ -3,26 +3,32 @@
 /// It reads only lines whose meaning to ArgumentParser is plain, and is nil for anything else, which then goes
 /// to ArgumentParser (with its errors and help): a name it was not given, `--name=value`, a short option, a
 /// word before `--`, a value that is missing or starts with `-`, and any option but a repeatable one given twice.
+///
+/// Names are kept in arrays, not sets or dictionaries: a handful of names is searched as fast either way, and the
+/// first `Set<String>` or `Dictionary<String, _>` of a process makes the Swift runtime look up `String`'s
+/// `Hashable` conformance by scanning every conformance record of the binary (a quarter of ns-exec's start-up
+/// instructions, bench/README.md).
 package struct FastCommandLine: Sendable {
     /// The option names (without `--`) a tool's fast path takes.
     package struct Options: Sendable {
         /// Options without a value.
-        package var flags: Set<String> = []
+        package var flags: [String] = []
         /// Options with one value.
-        package var single: Set<String> = []
+        package var single: [String] = []
         /// Options with a value that may be given more than once.
-        package var repeatable: Set<String> = []
+        package var repeatable: [String] = []
 
         /// Names the options; every name once.
-        package init(flags: Set<String> = [], single: Set<String> = [], repeatable: Set<String> = []) {
+        package init(flags: [String] = [], single: [String] = [], repeatable: [String] = []) {
             self.flags = flags
             self.single = single
             self.repeatable = repeatable
         }
     }
 
-    private var flagsGiven: Set<String> = []
-    private var values: [String: [String]] = [:]
+    private var flagsGiven: [String] = []
+    /// The options given with values, in the order of their first appearance, each with its values in order.
+    private var values: [(name: String, values: [String])] = []
     /// Whether the line had `--`.
     package private(set) var hasTerminator = false
     /// The words after `--`.
@@ -42,15 +48,21 @@ package struct FastCommandLine: Sendable {
             guard word.hasPrefix("--") else { return nil }
             let name = String(word.dropFirst(2))
             if options.flags.contains(name) {
-                guard flagsGiven.insert(name).inserted else { return nil }
+                guard !flagsGiven.contains(name) else { return nil }
+                flagsGiven.append(name)
                 continue
             }
             let repeatable = options.repeatable.contains(name)
             guard repeatable || options.single.contains(name), index < arguments.endIndex else { return nil }
             let value = arguments[index]
             index += 1
-            guard !value.hasPrefix("-"), repeatable || values[name] == nil else { return nil }
-            values[name, default: []].append(value)
+            guard !value.hasPrefix("-") else { return nil }
+            if let given = values.firstIndex(where: { $0.name == name }) {
+                guard repeatable else { return nil }
+                values[given].values.append(value)
+            } else {
+                values.append((name, [value]))
+            }
         }
     }
 
@@ -58,8 +70,8 @@ package struct FastCommandLine: Sendable {
     package func flag(_ name: String) -> Bool { flagsGiven.contains(name) }
 
     /// The value of option `name`, if given.
-    package func value(_ name: String) -> String? { values[name]?.last }
+    package func value(_ name: String) -> String? { all(name).last }
 
     /// Every value of repeatable option `name`, in order.
-    package func all(_ name: String) -> [String] { values[name] ?? [] }
+    package func all(_ name: String) -> [String] { values.first { $0.name == name }?.values ?? [] }
 }

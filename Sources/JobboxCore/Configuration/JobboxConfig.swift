@@ -52,8 +52,14 @@ package struct JobboxConfig: Sendable, Equatable {
     package var chrootDir = "/chroot"
     /// `STATE_DIR`: leases, short names and records of running jobs.
     package var stateDir = "/run/jobbox"
-    /// `NETWORK_INTERNAL`: remote networks counted as internal.
-    package var networkInternal: [IPv4Network] = IPv4Network.parseList("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16") ?? []
+    /// `NETWORK_INTERNAL`: remote networks counted as internal; by default RFC 1918's private networks,
+    /// 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16, given as numbers: parsing text here would run in every
+    /// tool's start, which builds a configuration whether it counts networks or not.
+    package var networkInternal = [
+        IPv4Network(address: IPv4Address(0x0A00_0000), prefixLength: 8),
+        IPv4Network(address: IPv4Address(0xAC10_0000), prefixLength: 12),
+        IPv4Network(address: IPv4Address(0xC0A8_0000), prefixLength: 16),
+    ]
     /// The IPv6 networks of `NETWORK_INTERNAL` (only the bpf back end counts IPv6; none by default).
     package var networkInternalIPv6: [IPv6Network] = []
     /// `NETWORK_JOB_SUBNET`: the pool of per-job veth address pairs.

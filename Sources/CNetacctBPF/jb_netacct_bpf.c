@@ -36,8 +36,13 @@ static int fail_with(int result) {
     return -1;
 }
 
-/* Opens and loads OBJECT with SETTINGS; with PIN_DIR, the counters map is the node's: bigger, and pinned there. */
-static struct jb_netacct_bpf *load(const void *object, size_t size, struct jb_netacct_settings settings_value, const char *pin_dir, const char **stage) {
+/* The programs of a job (netacct --backend bpf) and of the node service (netacct --node), egress then ingress. */
+static const char *const job_programs[2] = {"jb_job_egress", "jb_job_ingress"};
+static const char *const node_programs[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
+
+/* Opens OBJECT and loads the programs named in LOADED (the other pair is not loaded: the kernel verifies only
+ * what runs) with SETTINGS; with PIN_DIR, the counters map is the node's: bigger, and pinned there. */
+static struct jb_netacct_bpf *load(const void *object, size_t size, const char *const loaded[2], struct jb_netacct_settings settings_value, const char *pin_dir, const char **stage) {
     libbpf_set_print(quiet);
     struct jb_netacct_bpf *bpf = calloc(1, sizeof *bpf);
     if (!bpf) {
@@ -55,6 +60,16 @@ static struct jb_netacct_bpf *load(const void *object, size_t size, struct jb_ne
         return NULL;
     }
     int result = 0;
+    struct bpf_program *program;
+    bpf_object__for_each_program(program, bpf->object) {
+        const char *name = bpf_program__name(program);
+        int wanted = strcmp(name, loaded[0]) == 0 || strcmp(name, loaded[1]) == 0;
+        result = bpf_program__set_autoload(program, wanted);
+        if (result != 0) {
+            *stage = "choose the BPF programs";
+            goto fail;
+        }
+    }
     if (pin_dir) {
         char path[PATH_MAX];
         struct bpf_map *map = bpf_object__find_map_by_name(bpf->object, "jb_counters");
@@ -124,12 +139,12 @@ fail:
 
 struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int deny_external, const char **stage) {
     struct jb_netacct_settings settings = {.deny_external = deny_external ? 1 : 0};
-    return load(object, size, settings, NULL, stage);
+    return load(object, size, job_programs, settings, NULL, stage);
 }
 
 struct jb_netacct_bpf *jb_netacct_bpf_load_node(const void *object, size_t size, const char *pin_dir, uint32_t first_level, const char **stage) {
-    struct jb_netacct_settings settings = {.aggregate = 1, .first_level = first_level};
-    return load(object, size, settings, pin_dir, stage);
+    struct jb_netacct_settings settings = {.first_level = first_level};
+    return load(object, size, node_programs, settings, pin_dir, stage);
 }
 
 int jb_netacct_bpf_add_network(struct jb_netacct_bpf *bpf, int family, const uint8_t *address, int prefix_length, int kind) {
@@ -149,9 +164,8 @@ int jb_netacct_bpf_add_network(struct jb_netacct_bpf *bpf, int family, const uin
 }
 
 int jb_netacct_bpf_attach(struct jb_netacct_bpf *bpf, int cgroup_fd, const char **stage) {
-    static const char *const names[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
     for (int i = 0; i < 2; i++) {
-        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, names[i]);
+        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, job_programs[i]);
         if (!program) {
             *stage = "find the BPF programs";
             errno = ENOENT;
@@ -236,7 +250,6 @@ int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
 int jb_netacct_bpf_counters_fd(const struct jb_netacct_bpf *bpf) { return bpf->counters_fd; }
 
 static const char *const node_links[2] = {"egress", "ingress"};
-static const char *const program_names[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
 
 /* Detaches the link open at FD (it may be pinned elsewhere: detached, it holds nothing) and unlinks PATH. */
 static int detach_pinned(int fd, const char *path) {
@@ -254,7 +267,7 @@ int jb_netacct_bpf_attach_node(struct jb_netacct_bpf *bpf, int cgroup_fd, uint64
             errno = ENAMETOOLONG;
             return -1;
         }
-        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, program_names[i]);
+        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, node_programs[i]);
         if (!program) {
             *stage = "find the BPF programs";
             errno = ENOENT;

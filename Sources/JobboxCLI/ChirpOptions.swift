@@ -34,9 +34,15 @@ package struct ChirpOptions: ParsableArguments {
 
     /// The update asked for, nil when no flag is given or `--chirp-auto` finds no proxy; two flags are an error.
     package func update(environment: Environment = .current) throws(JobboxError) -> ChirpUpdate? {
+        try Self.update(immediate: immediate, delayed: delayed, automatic: automatic, environment: environment)
+    }
+
+    /// The update the three flags ask for, as `update(environment:)` (for a fast path, which has no parsed
+    /// `ChirpOptions`).
+    package static func update(immediate: Bool, delayed: Bool, automatic: Bool, environment: Environment) throws(JobboxError) -> ChirpUpdate? {
         let given = [("--chirp", immediate), ("--chirp-delayed", delayed), ("--chirp-auto", automatic)].filter(\.1).map(\.0)
         if given.count > 1 { throw JobboxError.invalid("invalid options", given.joined(separator: " "), "give one of them") }
-        if automatic { return Self.automaticUpdate(environment: environment) }
+        if automatic { return automaticUpdate(environment: environment) }
         return immediate ? .immediate : delayed ? .delayed : nil
     }
 

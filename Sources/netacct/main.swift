@@ -111,7 +111,7 @@ struct Netacct: JobboxTool {
             guard !cleanup, !stale, !show, !all, !current, cgroup == nil, job == nil, command.isEmpty else {
                 throw JobboxError.invalid("invalid options", nil, "use --node alone (its settings come from the configuration)")
             }
-            try requireRoot()
+            try Self.requireRoot()
             let options = NodeServiceOptions(
                 accountingCgroup: config.networkAccountingCgroup, pinDirectory: config.netacctPinDir, socketPath: config.netacctSocket,
                 stateDirectory: config.stateDir, internalIPv4: config.networkInternal, internalIPv6: config.networkInternalIPv6)
@@ -122,7 +122,7 @@ struct Netacct: JobboxTool {
             guard cleanup && stale, !show, job == nil, command.isEmpty else {
                 throw JobboxError.invalid("invalid options", nil, "use --cleanup --stale alone")
             }
-            try requireRoot()
+            try Self.requireRoot()
             let cleanup = NetacctCleanup(leases: leases, diagnostics: diagnostics, environment: environment)
             _ = try cleanup.removeStale()
             _ = try cleanup.removeStaleNode(pinDirectory: config.netacctPinDir, socketPath: config.netacctSocket)
@@ -146,7 +146,7 @@ struct Netacct: JobboxTool {
         if show {
             guard command.isEmpty else { throw JobboxError.invalid("invalid options", nil, "--show takes no command") }
             if all && job != nil { throw JobboxError.invalid("invalid options", nil, "use --show with --job or --all, not both") }
-            try requireRoot()
+            try Self.requireRoot()
             let jobID = all ? nil : try JobID.resolve(option: job, environment: environment)
             var ads = try NetacctShow(leases: leases, environment: environment).ads(job: jobID)
             // --all adds the node service's cgroups when it counts (its pins are there).
@@ -155,32 +155,83 @@ struct Netacct: JobboxTool {
             return 0
         }
         if all { throw JobboxError.invalid("invalid options", nil, "--all goes with --show") }
-        let jobID = try JobID.resolve(option: job, environment: environment)
-        guard !command.isEmpty else { throw JobboxError.invalid("no command", nil, "give the job's command after --") }
-        guard interval >= 1 else { throw JobboxError.invalid("invalid --interval", "\(interval)", "give a whole number of seconds, at least 1") }
+        let request = JobRequest(
+            job: job, internal: self.internal, backend: backend, interval: interval, adFile: adFile, denyExternal: denyExternal, verbose: verbose,
+            chirp: (chirp.immediate, chirp.delayed, chirp.automatic), command: command)
+        return try Self.run(request, config: config, environment: environment, diagnostics: diagnostics)
+    }
+
+    /// A job's run as its command line asks for it (the options that go with a command).
+    struct JobRequest {
+        var job: String?
+        var `internal`: String?
+        var backend: String?
+        var interval: Int
+        var adFile: String?
+        var denyExternal: Bool
+        var verbose: Bool
+        /// --chirp, --chirp-delayed, --chirp-auto.
+        var chirp: (immediate: Bool, delayed: Bool, automatic: Bool)
+        var command: [String]
+    }
+
+    static let fastOptions = FastCommandLine.Options(
+        flags: ["deny-external", "verbose", "chirp", "chirp-delayed", "chirp-auto"],
+        single: ["config", "job", "internal", "backend", "interval", "ad-file"]
+    )
+
+    /// Every line that runs a job (options, then a command after `--`), as `execute` would read it; an
+    /// --interval that is not a number is left to ArgumentParser, which words that error.
+    static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
+        guard line.hasTerminator else { return nil }
+        var interval = 60
+        if let text = line.value("interval") {
+            guard let value = Int(text) else { return nil }
+            interval = value
+        }
+        return {
+            let environment = Environment.current
+            let diagnostics = Diagnostics(tool: "netacct", environment: environment)
+            let config = try GlobalOptions.loadConfig(explicitPath: line.value("config"), diagnostics, environment: environment)
+            let request = JobRequest(
+                job: line.value("job"), internal: line.value("internal"), backend: line.value("backend"), interval: interval,
+                adFile: line.value("ad-file"), denyExternal: line.flag("deny-external"), verbose: line.flag("verbose"),
+                chirp: (line.flag("chirp"), line.flag("chirp-delayed"), line.flag("chirp-auto")), command: line.command)
+            return try run(request, config: config, environment: environment, diagnostics: diagnostics)
+        }
+    }
+
+    /// Runs the job of `request` with its accounting.
+    static func run(_ request: JobRequest, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics) throws -> Int32 {
+        let jobID = try JobID.resolve(option: request.job, environment: environment)
+        guard !request.command.isEmpty else { throw JobboxError.invalid("no command", nil, "give the job's command after --") }
+        guard request.interval >= 1 else {
+            throw JobboxError.invalid("invalid --interval", "\(request.interval)", "give a whole number of seconds, at least 1")
+        }
         var internalNetworks = config.networkInternal
         var internalNetworksIPv6 = config.networkInternalIPv6
-        if let text = self.internal {
+        if let text = request.internal {
             guard let parsed = IPNetwork.parseList(text), !parsed.v4.isEmpty || !parsed.v6.isEmpty else {
                 throw JobboxError.invalid("invalid --internal", "'\(text)'", "give networks such as 10.0.0.0/8,192.168.0.0/16,fd00::/8")
             }
             (internalNetworks, internalNetworksIPv6) = parsed
         }
         var backendChoice = config.networkBackend
-        if let text = backend {
+        if let text = request.backend {
             guard let choice = NetworkBackendChoice(rawValue: text.lowercased()) else {
                 throw JobboxError.invalid("invalid --backend", "'\(text)'", "give auto, iptables, nftables or bpf")
             }
             backendChoice = choice
         }
-        try requireRoot()
-        let options = NetacctRunOptions(
-            job: jobID, command: command, internalNetworks: internalNetworks, jobSubnet: config.networkJobSubnet, stateDirectory: config.stateDir,
-            backend: backendChoice, interval: interval, adFile: adFile, denyExternal: denyExternal, verbose: verbose)
-        var runOptions = options
-        runOptions.internalNetworksIPv6 = internalNetworksIPv6
-        runOptions.chirp = try chirp.update()
-        return try NetacctRun(runOptions, diagnostics: diagnostics, environment: environment).run()
+        try Self.requireRoot()
+        var options = NetacctRunOptions(
+            job: jobID, command: request.command, internalNetworks: internalNetworks, jobSubnet: config.networkJobSubnet,
+            stateDirectory: config.stateDir, backend: backendChoice, interval: request.interval, adFile: request.adFile,
+            denyExternal: request.denyExternal, verbose: request.verbose)
+        options.internalNetworksIPv6 = internalNetworksIPv6
+        options.chirp = try ChirpOptions.update(
+            immediate: request.chirp.immediate, delayed: request.chirp.delayed, automatic: request.chirp.automatic, environment: environment)
+        return try NetacctRun(options, diagnostics: diagnostics, environment: environment).run()
     }
 
     func printAds(_ ads: [ClassAd]) throws(JobboxError) {
@@ -192,7 +243,7 @@ struct Netacct: JobboxTool {
     }
 
     /// netacct changes the host's links and firewall: say so plainly instead of failing on the first EPERM.
-    func requireRoot() throws(JobboxError) {
+    static func requireRoot() throws(JobboxError) {
         if !Privilege.isRoot {
             throw JobboxError.invalid(
                 "netacct needs root", nil,

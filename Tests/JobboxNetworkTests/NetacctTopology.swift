@@ -71,6 +71,10 @@ final class NetacctTopology {
             try must(["ip", "netns", "add", name])
             try must(["ip", "-n", name, "link", "set", "lo", "up"])
         }
+        // A new namespace starts with the host's IPv4 forwarding (net.core.devconf_inherit_init_net's default), so
+        // the node's would be whatever this machine's is. A site's node that runs netacct has it on (netacct turns
+        // it on once, with a warning that has its own test): the tests start from that, on any machine.
+        try must(["ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
         for (peer, near, far, network, network6) in [(campus, "c0", "c1", "172.20.0", "fd20:"), (internet, "i0", "i1", "198.18.0", "2001:db8:18:")] {
             try must(["ip", "-n", node, "link", "add", near, "type", "veth", "peer", "name", far, "netns", peer])
             // nodad: the addresses are usable at once, with no duplicate address detection to wait for.

@@ -43,9 +43,8 @@ struct jb_netacct_counters {
 /* Value of the settings map (array, one entry). */
 struct jb_netacct_settings {
     __u32 deny_external; /* drop external packets (after counting them) */
-    __u32 aggregate;     /* 0: count for the socket's cgroup only (a job's own programs); 1: also for each of
-                            its ancestors down to first_level (the node service) */
-    __u32 first_level;   /* with aggregate: the level of the cgroup the programs are attached to (root: 0) */
+    __u32 first_level;   /* the node service's programs: the level of the cgroup they are attached to (root: 0),
+                            the last ancestor they count for */
 };
 
 /* The deepest a cgroup may sit below the node service's cgroup and still have every level counted. */

@@ -4,8 +4,10 @@
  *
  * Every IP packet of a socket in the cgroup (and its descendants) is counted once, by direction and by whether
  * its remote address is internal: one longest-prefix lookup in jb_networks, keyed by family and address. A job's
- * own programs (netacct --backend bpf) count into the entry of the socket's cgroup; the node service's
- * (netacct --node, settings.aggregate) also into the entries of its ancestors, so each entry is a subtree's sum.
+ * own programs (jb_job_*, netacct --backend bpf) count into the entry of the socket's cgroup; the node
+ * service's (jb_netacct_*, netacct --node) also into the entries of its ancestors, so each entry is a subtree's
+ * sum. They are separate programs, not one with a setting, because the verifier walks the ancestor loop level by
+ * level: a job's programs, loaded for every job, verify in a fraction of the time without it.
  * Loopback (127.0.0.0/8, ::1) is in that map as "not counted". The skb's data starts at the IP header in both
  * hooks, so the header is read at offset 0.
  */
@@ -61,8 +63,9 @@ static __always_inline void add(struct jb_netacct_counters *counters, __u32 inde
     }
 }
 
-/* 1: let the packet pass, 0: drop it (cgroup_skb's verdicts). */
-static __always_inline int account(struct __sk_buff *skb, int outgoing) {
+/* 1: let the packet pass, 0: drop it (cgroup_skb's verdicts). NODE is a constant of each program: whether it
+ * counts for the ancestors too. */
+static __always_inline int account(struct __sk_buff *skb, int outgoing, int node) {
     struct jb_netacct_key key = {};
     __u32 length, header, protocol;
     if (skb->protocol == bpf_htons(ETH_P_IP)) {
@@ -114,7 +117,7 @@ static __always_inline int account(struct __sk_buff *skb, int outgoing) {
     __u32 index = (outgoing ? 0 : 2) + (external ? 1 : 0);
     __u32 zero = 0;
     struct jb_netacct_settings *settings = bpf_map_lookup_elem(&jb_settings, &zero);
-    if (settings && settings->aggregate) {
+    if (node && settings) {
         /* The node service: the packet counts for its cgroup and for every ancestor down to first_level (the
          * cgroup the programs are attached to), so an entry holds its whole subtree, also after a descendant is
          * gone, and a reader needs one lookup. bpf_skb_ancestor_cgroup_id returns 0 past the socket's own level. */
@@ -132,9 +135,15 @@ static __always_inline int account(struct __sk_buff *skb, int outgoing) {
 }
 
 SEC("cgroup_skb/egress")
-int jb_netacct_egress(struct __sk_buff *skb) { return account(skb, 1); }
+int jb_netacct_egress(struct __sk_buff *skb) { return account(skb, 1, 1); }
 
 SEC("cgroup_skb/ingress")
-int jb_netacct_ingress(struct __sk_buff *skb) { return account(skb, 0); }
+int jb_netacct_ingress(struct __sk_buff *skb) { return account(skb, 0, 1); }
+
+SEC("cgroup_skb/egress")
+int jb_job_egress(struct __sk_buff *skb) { return account(skb, 1, 0); }
+
+SEC("cgroup_skb/ingress")
+int jb_job_ingress(struct __sk_buff *skb) { return account(skb, 0, 0); }
 
 char LICENSE[] SEC("license") = "GPL";

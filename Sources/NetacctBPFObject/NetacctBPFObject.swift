@@ -6,33 +6,42 @@ package enum NetacctBPFObject {
     }
 
     /// Decodes standard base64 (with `=` padding, no line breaks).
+    ///
+    /// Four characters at a time through a table of the 256 byte values; plain loops and comparisons rather than
+    /// `enumerated()` or `case "A"..."Z"`, whose generic types the runtime would make at the first use, in every
+    /// netacct run (bench/README.md).
     static func decodeBase64(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard text.count % 4 == 0 else { return nil }
-        var result: [UInt8] = []
-        result.reserveCapacity(text.count / 4 * 3)
-        var accumulator: UInt32 = 0
-        var bits = 0
-        for (position, character) in text.enumerated() {
-            let value: UInt32
-            switch character {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(character - UInt8(ascii: "A"))
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(character - UInt8(ascii: "a")) + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(character - UInt8(ascii: "0")) + 52
-            case UInt8(ascii: "+"): value = 62
-            case UInt8(ascii: "/"): value = 63
-            case UInt8(ascii: "="):
-                // Padding only in the last two places.
-                guard position >= text.count - 2 else { return nil }
-                continue
-            default: return nil
-            }
-            accumulator = accumulator << 6 | value
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                result.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+        let invalid: UInt8 = 0xFF
+        var table = [UInt8](repeating: invalid, count: 256)
+        let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        alphabet.withUTF8Buffer { letters in
+            for index in 0..<letters.count { table[Int(letters[index])] = UInt8(index) }
+        }
+        var valid = true
+        let result = [UInt8](unsafeUninitializedCapacity: text.count / 4 * 3) { output, written in
+            var position = 0
+            while position < text.count {
+                // Padding: one or two '=' at the end of the last group only.
+                let last = position + 4 == text.count
+                let padding = last ? (text[position + 3] == UInt8(ascii: "=") ? (text[position + 2] == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+                var group: UInt32 = 0
+                for offset in 0..<4 {
+                    let value = offset >= 4 - padding ? 0 : table[Int(text[position + offset])]
+                    if value == invalid {
+                        valid = false
+                        return
+                    }
+                    group = group << 6 | UInt32(value)
+                }
+                output[written] = UInt8(truncatingIfNeeded: group >> 16)
+                output[written + 1] = UInt8(truncatingIfNeeded: group >> 8)
+                output[written + 2] = UInt8(truncatingIfNeeded: group)
+                written += 3 - padding
+                position += 4
             }
         }
+        guard valid else { return nil }
         return result
     }
 }

@@ -61,6 +61,20 @@ struct NetacctBPFUnitTests {
         #expect(UInt16(object[18]) | UInt16(object[19]) << 8 == 247)
     }
 
+    /// Base64 of `bytes`, written here independently of the decoder under test.
+    static func base64(_ bytes: [UInt8]) -> String {
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        var text = ""
+        for start in stride(from: 0, to: bytes.count, by: 3) {
+            let chunk = Array(bytes[start..<min(start + 3, bytes.count)])
+            let value = chunk.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (16 - 8 * UInt32($1.offset)) }
+            for index in 0..<4 {
+                text.append(index <= chunk.count ? letters[Int(value >> (18 - 6 * UInt32(index)) & 63)] : "=")
+            }
+        }
+        return text
+    }
+
     @Test("base64: padding only at the end, no stray characters")
     func base64() {
         func decode(_ text: String) -> [UInt8]? { Array(text.utf8).withUnsafeBufferPointer { NetacctBPFObject.decodeBase64($0) } }
@@ -70,6 +84,11 @@ struct NetacctBPFUnitTests {
         #expect(decode("a=Gk") == nil)
         #expect(decode("aGk") == nil)
         #expect(decode("aG k") == nil)
+        #expect(decode("aGk=aGk=") == nil)  // padding before the last group
+        #expect(decode("A===") == nil)  // three '='
+        #expect(decode("") == [])
+        let all = (0...255).map { UInt8($0) }
+        #expect(decode(Self.base64(all)) == all)
     }
 
     @Test("a bpf lease is believed only when its cgroup is the one netacct names for its job")

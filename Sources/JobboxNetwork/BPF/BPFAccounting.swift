@@ -29,25 +29,26 @@ package final class BPFAccounting {
         handle = loaded
         try Self.addNetworks(internalIPv4: internalIPv4, internalIPv6: internalIPv6) { family, octets, length, kind, shown throws(JobboxError) in
             let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(loaded, family, $0.baseAddress, Int32(length), kind) }
-            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown) }
+            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown()) }
         }
     }
 
-    /// Feeds `add` (family, octets, prefix length, kind, shown) the entries of a networks map: the internal
-    /// networks first, loopback (127.0.0.0/8, ::1: not counted) last, so a loopback entry wins over an equal
-    /// internal one.
+    /// Feeds `add` (family, octets, prefix length, kind, the network as text) the entries of a networks map: the
+    /// internal networks first, loopback (127.0.0.0/8, ::1: not counted) last, so a loopback entry wins over an
+    /// equal internal one. The text is made only when asked for (an error): a network's description builds
+    /// generic collections whose metadata the runtime makes at first use, a fifth of a job's start-up.
     static func addNetworks(
         internalIPv4: [IPv4Network], internalIPv6: [IPv6Network],
-        _ add: (Int32, [UInt8], Int, Int32, String) throws(JobboxError) -> Void
+        _ add: (Int32, [UInt8], Int, Int32, () -> String) throws(JobboxError) -> Void
     ) throws(JobboxError) {
         for network in internalIPv4 where !Self.ipv4Loopback.contains(network) {
-            try add(JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
+            try add(JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL) { network.description }
         }
         for network in internalIPv6 {
-            try add(JB_NETACCT_FAMILY_IPV6, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL, network.description)
+            try add(JB_NETACCT_FAMILY_IPV6, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL) { network.description }
         }
-        try add(JB_NETACCT_FAMILY_IPV4, Self.ipv4Loopback.address.octets, 8, JB_NETACCT_REMOTE_LOOPBACK, "127.0.0.0/8")
-        try add(JB_NETACCT_FAMILY_IPV6, [UInt8](repeating: 0, count: 15) + [1], 128, JB_NETACCT_REMOTE_LOOPBACK, "::1/128")
+        try add(JB_NETACCT_FAMILY_IPV4, Self.ipv4Loopback.address.octets, 8, JB_NETACCT_REMOTE_LOOPBACK) { "127.0.0.0/8" }
+        try add(JB_NETACCT_FAMILY_IPV6, [UInt8](repeating: 0, count: 15) + [1], 128, JB_NETACCT_REMOTE_LOOPBACK) { "::1/128" }
     }
 
     deinit { close() }

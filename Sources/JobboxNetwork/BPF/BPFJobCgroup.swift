@@ -26,9 +26,9 @@ package struct BPFJobCgroup: Sendable, Equatable {
     /// The name of the cgroup netacct makes for `job`.
     package static func madeName(for job: JobID) -> String { job.shortName(prefix: "netacct_", maxLength: 200) }
 
-    /// The cgroup for `job` run by this process, decided from `/proc/self/mountinfo` and `/proc/self/cgroup`.
-    package static func place(for job: JobID) throws(JobboxError) -> BPFJobCgroup {
-        let layout = try CgroupLayout.current()
+    /// The cgroup for `job` run by this process, decided from the hierarchies it sees (`layout`, from
+    /// `/proc/self/mountinfo`) and `/proc/self/cgroup`.
+    package static func place(for job: JobID, layout: CgroupLayout) throws(JobboxError) -> BPFJobCgroup {
         guard let unified = layout.unified else {
             throw JobboxError.invalid(
                 "cannot count job", job.rawValue, "no cgroup2 hierarchy is mounted; the bpf back end attaches there (use --backend iptables or nftables)")

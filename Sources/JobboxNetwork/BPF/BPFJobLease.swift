@@ -67,16 +67,22 @@ package struct BPFJobLease: Sendable, Equatable {
 package struct BPFJobLeases: Sendable {
     /// `STATE_DIR/netacct`, whose lock is shared.
     package let network: JobNetworkLeases
+    /// The cgroup hierarchies this process sees (nil when they cannot be read), read once: a run reads them for
+    /// its own cgroup too, and each read parses the whole mount table.
+    let layout: CgroupLayout?
     /// `STATE_DIR/netacct/bpf`.
     package var directory: String { network.directory + "/bpf" }
 
-    /// The bpf leases beside `network`'s.
-    package init(_ network: JobNetworkLeases) { self.network = network }
+    /// The bpf leases beside `network`'s, judged against `layout` (by default, this process's).
+    package init(_ network: JobNetworkLeases, layout: CgroupLayout? = try? CgroupLayout.current()) {
+        self.network = network
+        self.layout = layout
+    }
 
     func fileName(_ lease: BPFJobLease) -> String { GuardedPath.split(lease.cgroup.path).1 + ".lease" }
 
     /// Whether this process sees a cgroup2 mount, below which every bpf job's cgroup lies.
-    package static var isVisible: Bool { (try? CgroupLayout.current())?.unified != nil }
+    package var isVisible: Bool { layout?.unified != nil }
 
     /// Why `lease`, read from `fileName`, is not one netacct wrote; nil when it is.
     package func validate(_ lease: BPFJobLease, fileName: String) -> String? {
@@ -89,7 +95,7 @@ package struct BPFJobLeases: Sendable {
         let expected = lease.cgroup.made ? BPFJobCgroup.madeName(for: job) : job.cgroupName
         if name != expected { return "its Cgroup does not end in \(expected), the name of job \(lease.job)" }
         if fileName != name + ".lease" { return "its file is not named \(name).lease" }
-        guard let layout = try? CgroupLayout.current(), let unified = layout.unified, path.hasPrefix(unified.mountPoint + "/") else {
+        guard let unified = layout?.unified, path.hasPrefix(unified.mountPoint + "/") else {
             return "its Cgroup is not below the cgroup2 mount"
         }
         if lease.owner.pid <= 0 { return "its OwnerPid is not a process id" }
@@ -100,7 +106,7 @@ package struct BPFJobLeases: Sendable {
     package func all() throws(JobboxError) -> [BPFJobLease] {
         // Without a cgroup2 mount in sight (`ip netns exec` mounts a /sys without it) no lease can be checked or
         // acted on: they are left for a run that sees the host's mounts (see `isVisible`).
-        guard Self.isVisible else { return [] }
+        guard isVisible else { return [] }
         return try LeaseFiles.all(in: directory, diagnostics: network.diagnostics, parse: lease(fileName:ad:)).sorted { $0.job < $1.job }
     }
 
@@ -136,7 +142,7 @@ package struct BPFJobLeases: Sendable {
     package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
         try network.withLock { () throws(JobboxError) -> BPFJobLease in
             let name = GuardedPath.split(cgroup.path).1 + ".lease"
-            if Self.isVisible, let lease = try read(name) {
+            if isVisible, let lease = try read(name) {
                 if isStale(lease) && reclaim(lease) {
                     release(lease)
                     return try take(job: job, cgroup: cgroup, countersMapID: countersMapID)

@@ -1,3 +1,4 @@
+import JobboxCgroups
 import JobboxCore
 import SystemPackage
 
@@ -18,13 +19,14 @@ extension NetacctRun {
     /// release the lease.
     func runBPF() throws(JobboxError) -> Int32 {
         HeldJob.blockSignals()
-        let place = try BPFJobCgroup.place(for: options.job)
+        let layout = try CgroupLayout.current()
+        let place = try BPFJobCgroup.place(for: options.job, layout: layout)
         if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }
         let accounting = try BPFAccounting(
             internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
         defer { accounting.close() }
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
-        let leases = BPFJobLeases(network)
+        let leases = BPFJobLeases(network, layout: layout)
         let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
         var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID) { cleanup.dismantle($0) }
         let cgroupFD: Int32
@@ -105,7 +107,7 @@ extension NetacctCleanup {
     /// programs went when their netacct died (bpf_links). Returns how many it removed.
     func removeStaleBPF() throws(JobboxError) -> Int {
         let bpf = BPFJobLeases(leases)
-        if !BPFJobLeases.isVisible {
+        if !bpf.isVisible {
             // Said only where bpf runs have been: a node without cgroup2 never had any.
             if access(bpf.directory, F_OK) == 0 {
                 diagnostics.note(

@@ -36,7 +36,7 @@ package final class NodeAccounting {
         countersFD = jb_netacct_bpf_counters_fd(loaded)
         try BPFAccounting.addNetworks(internalIPv4: internalIPv4, internalIPv6: internalIPv6) { family, octets, length, kind, shown throws(JobboxError) in
             let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(loaded, family, $0.baseAddress, Int32(length), kind) }
-            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown) }
+            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown()) }
         }
     }
 

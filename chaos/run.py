@@ -352,13 +352,19 @@ class Suite:
         if named.search(snap["nft"]):
             found.append("nftables chain or counter JOB_" + job)
         found += ["state file " + f for f in snap["state"] if f.endswith("_" + job + ".lease") or f.endswith(".jb_" + job)]
-        found += ["process %d" % p for p in self.processes_naming(job, snap)]
+        found += self.processes_described(job, snap)
         return found
 
+    def processes_described(self, needle, snap):
+        """`processes_naming`'s processes as a failure shows them: pid and command line."""
+        return ["process %d (%s)" % (p, b" ".join(snap["argvs"][p]).decode(errors="replace")) for p in self.processes_naming(needle, snap)]
+
     def processes_naming(self, needle, snap):
-        """Processes with `needle` as an argument, or in an argument below the suite's directory."""
+        """Processes with `needle` as an argument, or as a name in an argument below the suite's directory: not as
+        a part of a longer name (job c1k1's marks are not job c1k10's)."""
         word, tmp = needle.encode(), self.tmp.encode()
-        return [pid for pid, argv in snap["argvs"].items() if any(word == a or (a.startswith(tmp) and word in a) for a in argv)]
+        named = re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(word) + rb"(?![A-Za-z0-9_])")
+        return [pid for pid, argv in snap["argvs"].items() if any(word == a or (a.startswith(tmp) and named.search(a)) for a in argv)]
 
     # Part 1: kill -9 anywhere.
     def part_kill(self):
@@ -756,7 +762,7 @@ class Suite:
                     found.append("mount " + fields[4])
         netns = [n for n in run(["ip", "netns", "list"]).stdout.split() if n.startswith(self.base) and n not in (self.node, self.peer)]
         found += ["netns " + n for n in netns]
-        found += ["process %d" % p for p in self.processes_naming(self.tmp, self.snapshot())]
+        found += self.processes_described(self.tmp, self.snapshot())
         for what in found:
             self.fail("after the run: left %s" % what)
         return found

@@ -88,10 +88,14 @@ struct CgExecKernelTests {
         defer { sandbox.cleanUp() }
         let parentCPUs = try #require(CPUList(parsing: try String(contentsOfFile: sandbox.parentDirectory("cpuset") + "/cpuset.cpus", encoding: .utf8)))
         let cpu = try #require(parentCPUs.members.last)
-        let result = try sandbox.run([
-            "--job", "lim.1", "--memory", "100M", "--memory-soft", "50M", "--swap", "28M", "--cpus", "2", "--cpu-quota", "1.5",
-            "--cpuset", String(cpu), "--mems", "0", "--pids-max", "77", "--io-weight", "200", "--", "cat", "/proc/self/cgroup",
-        ])
+        // blkio's weight files come with the kernel's I/O schedulers (CFQ's blkio.weight, BFQ's blkio.bfq.weight):
+        // a kernel with neither takes no --io-weight (tested below), so the limit is asked for only where it can land.
+        let weighted = try sandbox.blkioOffersWeight()
+        let result = try sandbox.run(
+            [
+                "--job", "lim.1", "--memory", "100M", "--memory-soft", "50M", "--swap", "28M", "--cpus", "2", "--cpu-quota", "1.5",
+                "--cpuset", String(cpu), "--mems", "0", "--pids-max", "77",
+            ] + (weighted ? ["--io-weight", "200"] : []) + ["--", "cat", "/proc/self/cgroup"])
         #expect(result.status == 0, "\(result)")
         let job = "lim.1"
         #expect(try sandbox.file("memory", job, "memory.limit_in_bytes") == "104857600")
@@ -106,13 +110,31 @@ struct CgExecKernelTests {
         let blkio = try sandbox.jobDirectory("blkio", job)
         if FileManager.default.fileExists(atPath: blkio + "/blkio.weight") {
             #expect(try sandbox.file("blkio", job, "blkio.weight") == "1000")
-        } else {
+        } else if weighted {
             #expect(try sandbox.file("blkio", job, "blkio.bfq.weight") == "200")
         }
         let joined = CgroupMembership(parsing: result.stdout)
         for controller in ["memory", "cpu", "cpuacct", "cpuset", "blkio", "pids", "freezer", "unified"] {
             let expected = try sandbox.cgroupPath(controller, job) + (controller == "unified" ? "/main" : "")
             #expect(joined.path(in: try sandbox.hierarchy(controller)) == expected, "\(controller): \(result.stdout)")
+        }
+    }
+
+    @Test("--io-weight on a kernel whose blkio offers no weight file: one line naming the files, 125, no cgroup left")
+    func ioWeightWithoutWeightFiles() throws {
+        let sandbox = try CgExecSandbox()
+        defer { sandbox.cleanUp() }
+        let result = try sandbox.run(["--job", "iow", "--io-weight", "200", "--", "true"])
+        if try sandbox.blkioOffersWeight() {
+            #expect(result.status == 0, "\(result)")
+            return
+        }
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr.hasPrefix("cg-exec: cannot apply --io-weight in "), "\(result)")
+        #expect(result.stderr.contains("the kernel offers no blkio.weight or blkio.bfq.weight there"), "\(result)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result)")
+        for controller in ["memory", "cpu", "blkio", "pids", "unified"] {
+            #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory(controller, "iow")), "\(controller)")
         }
     }
 

@@ -73,6 +73,16 @@ final class CgExecSandbox {
         try parentDirectory(controller) + "/" + base
     }
 
+    /// Whether this kernel's blkio controller has a weight file (CFQ's blkio.weight or BFQ's blkio.bfq.weight) in a
+    /// cgroup below the test's own: asked of a probe cgroup made and removed here, since BFQ's file is not in a
+    /// hierarchy's root and the schedulers differ between kernels.
+    func blkioOffersWeight() throws -> Bool {
+        let probe = try parentDirectory("blkio") + "/jbprobe\(getpid())x\(UInt32.random(in: 0...UInt32.max))"
+        guard mkdir(probe, 0o755) == 0 else { throw TestFailure("cannot make \(probe): errno \(errno)") }
+        defer { rmdir(probe) }
+        return ["blkio.weight", "blkio.bfq.weight"].contains { FileManager.default.fileExists(atPath: probe + "/" + $0) }
+    }
+
     /// A job's directory in the hierarchy of `controller`.
     func jobDirectory(_ controller: String, _ job: String) throws -> String {
         try baseDirectory(controller) + "/" + JobID(job).cgroupName

@@ -18,7 +18,8 @@ let staticReleaseLinking: [LinkerSetting] = [
 /// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
 ///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
 ///   linked at a fixed address they are resolved once, by the linker;
-/// - `-static-libgcc`: the unwinder from libgcc's archive rather than libgcc_s, one shared library less to load;
+/// - libgcc_s stays shared: libgcc's archive unwinder, built against Debian's glibc 2.36, calls `_dl_find_object`
+///   (glibc 2.35), which EL9 lacks;
 /// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
 ///   the dynamic symbol table (and every lookup the loader does in it) larger;
 /// - libstdc++, libnftnl, libbpf, libelf and zlib linked in: resolving libstdc++'s symbols was four fifths of the
@@ -33,7 +34,6 @@ let dynamicReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(
         [
             "-Xclang-linker", "-no-pie",
-            "-Xclang-linker", "-static-libgcc",
             "-Xlinker", "--no-export-dynamic",
             "-Xlinker", "--wrap=hypotf",
             "-Xlinker", "--wrap=arc4random",

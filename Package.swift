@@ -22,11 +22,11 @@ let staticReleaseLinking: [LinkerSetting] = [
 ///   (glibc 2.35), which EL9 lacks;
 /// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
 ///   the dynamic symbol table (and every lookup the loader does in it) larger;
-/// - libstdc++, libnftnl, libbpf, libelf and zlib linked in: resolving libstdc++'s symbols was four fifths of the
+/// - libstdc++, libnftnl, libbpf and libelf linked in: resolving libstdc++'s symbols was four fifths of the
 ///   loader's work, and each further shared library costs mappings, relocations and page faults (netacct's
 ///   `--version` 1.5 ms with them shared, 1.2 ms linked in). They are named as `-lstdc++`, `-lnftnl`, ..., so
 ///   scripts/release-build.sh puts their archives where the linker looks first; libip4tc and libmnl have none
-///   in Debian and stay shared.
+///   in Debian, and zlib stays shared for the node's security updates.
 /// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
 ///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
 ///   (scripts/check-glibc-symbols.sh checks every release build).

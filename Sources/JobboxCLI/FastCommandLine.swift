@@ -6,8 +6,8 @@
 ///
 /// Names are kept in arrays, not sets or dictionaries: a handful of names is searched as fast either way, and the
 /// first `Set<String>` or `Dictionary<String, _>` of a process makes the Swift runtime look up `String`'s
-/// `Hashable` conformance by scanning every conformance record of the binary (a quarter of ns-exec's start-up
-/// instructions, bench/README.md).
+/// `Hashable` conformance by scanning every conformance record of the binary (about a fifth of ns-exec's
+/// start-up instructions, bench/README.md).
 package struct FastCommandLine: Sendable {
     /// The option names (without `--`) a tool's fast path takes.
     package struct Options: Sendable {

@@ -8,8 +8,8 @@
 ///
 /// The variables are kept as a list of pairs, not a dictionary: a tool looks up a handful of names in a few dozen
 /// variables, and the first `Dictionary<String, _>` of a process makes the Swift runtime look up `String`'s
-/// `Hashable` conformance by scanning every conformance record of the binary, a fifth of ns-exec's start-up
-/// instructions (bench/README.md).
+/// `Hashable` conformance by scanning every conformance record of the binary, about a fifth of ns-exec's
+/// start-up instructions (bench/README.md).
 package struct Environment: Sendable {
     /// The variables in the order the process had them, then in the order they were set. A name execve was given
     /// twice is here twice; its value is the last one, as a dictionary made of the list has it.

@@ -473,13 +473,15 @@ class Suite:
     def part_alive(self):
         n = self.args.alive
         procs = []
+        marks = os.path.join(self.tmp, "marks")
         for i in range(n):
             job = "c%sa%d" % (self.tag, i)
+            # The job marks that it runs, so TERM below goes to running jobs, not to tools still setting up.
+            sleeper = ["/bin/sh", "-c", 'touch "$1" && exec /bin/sleep 3600', "sh", os.path.join(marks, job + ".running")]
             if i % 2 == 0:
-                argv = ["nsenter", "--net=/run/netns/" + self.node, self.tool("netacct"), "--job", job, "--backend", BACKENDS[(i // 2) % 2], "--",
-                        "/bin/sleep", "3600"]
+                argv = ["nsenter", "--net=/run/netns/" + self.node, self.tool("netacct"), "--job", job, "--backend", BACKENDS[(i // 2) % 2], "--"] + sleeper
             else:
-                argv = [self.tool("cg-exec"), "--job", job, "--", self.tool("ns-exec"), "--pid", "--", "/bin/sleep", "3600"]
+                argv = [self.tool("cg-exec"), "--job", job, "--", self.tool("ns-exec"), "--pid", "--"] + sleeper
             procs.append((job, subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
         netacct_jobs, cg_jobs = (n + 1) // 2, n // 2
         deadline = time.time() + 120 + n
@@ -498,6 +500,9 @@ class Suite:
             time.sleep(0.5)
         if shown != netacct_jobs or listed != cg_jobs:
             self.fail("alive: netacct --show --all saw %d of %d jobs, jobstat --all %d of %d" % (shown, netacct_jobs, listed, cg_jobs))
+        # A TERM during set-up is the set-up signal tests' matter (cg-exec then ends by it, having run nothing).
+        while time.time() < deadline and not all(os.path.exists(os.path.join(marks, job + ".running")) for job, _ in procs):
+            time.sleep(0.1)
         # TERM to each tool (nsenter and cg-exec exec'd it) goes on to the job: each ends with the job's 128+15.
         for _, p in procs:
             p.terminate()

@@ -30,6 +30,35 @@ int jb_block_forwarded_signals(int block) {
     return sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
+/* The caller's mask from before jb_hold_forwarded_signals, and whether the signals are held. One of each per
+ * process: only the single-threaded job tools hold signals, once, while they set a job up. */
+static sigset_t held_caller_mask;
+static int holding;
+
+int jb_hold_forwarded_signals(void) {
+    sigset_t set;
+    jb_forwarded_signal_set(&set);
+    if (sigprocmask(SIG_BLOCK, &set, &held_caller_mask) != 0) return -1;
+    holding = 1;
+    return 0;
+}
+
+int jb_held_signal(void) {
+    sigset_t pending, forwarded;
+    if (!holding || sigpending(&pending) != 0) return 0;
+    jb_forwarded_signal_set(&forwarded);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&forwarded, sig) == 1 && sigismember(&pending, sig) == 1 && sigismember(&held_caller_mask, sig) != 1)
+            return sig;
+    return 0;
+}
+
+int jb_release_forwarded_signals(void) {
+    if (!holding) return 0;
+    holding = 0;
+    return sigprocmask(SIG_SETMASK, &held_caller_mask, NULL);
+}
+
 int jb_child_exited(pid_t pid) {
     siginfo_t info;
     memset(&info, 0, sizeof info);

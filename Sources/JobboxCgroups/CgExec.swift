@@ -57,10 +57,21 @@ package enum CgExec {
 
     /// Makes the job's cgroups per `plan`, moves this process in and execs `command`. Returns only when the
     /// command could not be executed, after undoing the cgroups, with the error to report (status 126 or 127).
+    ///
+    /// A forwarded signal (TERM...) that comes while the cgroups are made waits; the command then never runs:
+    /// the cgroups are undone and the signal acts (TERM ends cg-exec by it, as it would have ended the job).
     package static func run(_ plan: JobCgroupPlan, locator: JobCgroupLocator, command: [String], diagnostics: Diagnostics) throws(JobboxError) -> Never {
         let creator = JobCgroupCreator(layout: locator.layout, membership: locator.membership)
+        SetUpSignals.hold()
         let job = try creator.create(plan)
+        if let signal = SetUpSignals.arrived() {
+            for problem in creator.undo(job) { diagnostics.warning(problem) }
+            SetUpSignals.release()
+            // Not reached while the signal's action is the default one (exec resets handlers to it).
+            exit(128 + signal)
+        }
         for warning in job.warnings { diagnostics.warning(warning) }
+        SetUpSignals.release()
         let errno = execute(command)
         for problem in creator.undo(job) { diagnostics.warning(problem) }
         throw JobboxError.exec(command[0], errno)

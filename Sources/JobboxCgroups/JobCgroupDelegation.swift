@@ -31,6 +31,9 @@ package enum JobCgroupDelegation {
     /// what it made.
     package static func create(_ plan: JobCgroupPlan, locator: JobCgroupLocator, for uid: uid_t) throws(JobboxError) -> [String] {
         let creator = JobCgroupCreator(layout: locator.layout, membership: locator.membership)
+        // A TERM to the prolog while this runs waits, so it never leaves a cgroup half handed over.
+        SetUpSignals.hold()
+        defer { SetUpSignals.release() }
         let job = try creator.create(plan, moving: false)
         do throws(JobboxError) {
             for target in plan.targets {

@@ -21,6 +21,9 @@ package enum NsExec {
         _ request: NsExecRequest, config: JobboxConfig, environment: Environment, diagnostics: Diagnostics, job: String? = nil
     ) throws(JobboxError) -> Int32 {
         // Setuid, setgid and file capabilities are refused before this, for every tool (`PrivilegedExecution`).
+        // A TERM from here on waits for the job and goes to it (with --pid; without, it acts once the mask is
+        // cleared for the exec), so it never stops the set-up half-way. The C side unblocks what it forwards.
+        SetUpSignals.hold()
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
         var created = CreatedDirectories()
         var quota: String?

@@ -20,7 +20,7 @@ struct CgExecCommand: JobboxTool {
             Creates <parent>/<BASE_CGROUP>/job_<ID> in every cgroup hierarchy the job needs (v1: memory, cpu, \
             cpuacct, cpuset, blkio, pids, freezer; v2 and hybrid: also the unified hierarchy, with the process in \
             its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
-            COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.
+            COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.             A TERM (or HUP, INT, QUIT, USR1, USR2) while the cgroups are made waits; COMMAND is then not run,             the cgroups are removed, and the signal ends cg-exec.
 
             --delegate-to USER makes the job's cgroups without running anything and lets USER move its own \
             processes in (their cgroup.procs and tasks become USER's, nothing else); --join, run later as USER, \

@@ -12,7 +12,8 @@ struct NsExecCommand: JobboxTool {
             Everything is prepared before the first namespace call; the namespace work and the exec happen in C. \
             The job's status is ns-exec's (128+N for signal N); ns-exec's own failures give 125, a command that \
             cannot be executed 126, one not found 127. With --pid, ns-exec stays outside the namespace, forwards \
-            HUP INT QUIT TERM USR1 USR2 to the init (which forwards them to the job), and its death (even by \
+            HUP INT QUIT TERM USR1 USR2 to the init (which forwards them to the job; one that comes during the \
+            set-up waits for the job), and its death (even by \
             SIGKILL) kills the whole namespace. Without --pid, ns-exec becomes the job (same pid).
 
             ns-exec --attach JOB -- COMMAND runs COMMAND inside a running job that ns-exec started with --pid and a \

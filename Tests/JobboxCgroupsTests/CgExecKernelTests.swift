@@ -24,6 +24,20 @@ struct CgExecKernelTests {
         #expect(!FileManager.default.fileExists(atPath: try sandbox.jobDirectory("memory", "oom")))
     }
 
+    @Test("TERM while cg-exec makes the job's cgroups waits: the command never runs, nothing is left, cg-exec ends by TERM")
+    func termDuringSetUp() throws {
+        let sandbox = try CgExecSandbox()
+        defer { sandbox.cleanUp() }
+        let marker = sandbox.directory.path + "/ran"
+        // The first mkdir is the base cgroup's, in the first hierarchy: most of the set-up is still to come.
+        let run = try SetUpSignalProbe.signal(
+            SIGTERM, duringFirst: "mkdir,mkdirat",
+            of: ["cg-exec", "--config", sandbox.configPath, "--job", "term", "--memory", "64M", "--", "/usr/bin/touch", marker])
+        #expect(run.ending == "killed by SIGTERM", "\(run)")
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        #expect(sandbox.existingBases.isEmpty, "\(sandbox.existingBases)")
+    }
+
     @Test("a hierarchy mounted read-only (chaos suite): one line blaming the mount, not delegation; 125; nothing made elsewhere")
     func readOnlyHierarchy() throws {
         let sandbox = try CgExecSandbox()

@@ -59,6 +59,18 @@ struct NsExecProcessTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
+    @Test("TERM while ns-exec --pid is still setting the job up waits and goes to the job: 143, ns-exec not killed half-way")
+    func termDuringSetUpReachesTheJob() throws {
+        let dir = try Support.Directory()
+        defer { dir.remove() }
+        let seconds = Support.uniqueSleep()
+        // The first mkdirat is ns-exec making the job's directories under --scratch, long before the init exists.
+        let run = try SetUpSignalProbe.signal(
+            SIGTERM, duringFirst: "mkdir,mkdirat", of: ["ns-exec", "--pid", "--mount", "--scratch", dir.path, "--", "sleep", seconds])
+        #expect(run.ending == "exited with 143", "\(run)")
+        #expect(Support.processes(withArguments: ["sleep", seconds]).isEmpty)
+    }
+
     @Test("KILL of ns-exec takes the whole namespace with it, a job that ignores TERM and its children included")
     func killTearsDownTheNamespace() throws {
         let before = try Support.hostMounts()

@@ -1,6 +1,6 @@
 /*
- * jb_process.h: process helpers for tools that stay alive as the job's parent (netacct): a pidfd to wait on
- * with a timeout, and blocking the forwarded signals while the job's environment is being made.
+ * jb_process.h: process helpers for the tools that start jobs: a pidfd to wait on with a timeout, and holding
+ * the forwarded signals while the job's environment is being made.
  */
 #ifndef JOBBOX_JB_PROCESS_H
 #define JOBBOX_JB_PROCESS_H
@@ -16,6 +16,17 @@ int jb_pidfd_open(pid_t pid);
  * tool half-way. 0 or -1 with errno.
  */
 int jb_block_forwarded_signals(int block);
+
+/*
+ * For a tool that execs the job itself (cg-exec): blocks the forwarded signals and remembers the caller's mask,
+ * so a signal that arrives while the job's cgroups are being made waits instead of killing the tool half-way.
+ * jb_held_signal then names one that arrived (and that the caller had not blocked itself), 0 when none did;
+ * jb_release_forwarded_signals restores the caller's mask, and a held signal then acts as it would have.
+ * 0 or -1 with errno.
+ */
+int jb_hold_forwarded_signals(void);
+int jb_held_signal(void);
+int jb_release_forwarded_signals(void);
 
 /*
  * Whether child PID has exited, without reaping it (waitid with WNOWAIT | WNOHANG): 1 exited, 0 still running,

@@ -15,6 +15,16 @@ package struct GlobalOptions: ParsableArguments {
         try Self.loadConfig(explicitPath: config, diagnostics, environment: environment)
     }
 
+    /// What a tool's work starts from: the process environment (read once), diagnostics under the tool's name,
+    /// and the configuration `--config` names (`configPath`), its warnings printed.
+    package static func start(tool: String, configPath: String?) throws(JobboxError) -> (
+        environment: Environment, diagnostics: Diagnostics, config: JobboxConfig
+    ) {
+        let environment = Environment.current
+        let diagnostics = Diagnostics(tool: tool, environment: environment)
+        return (environment, diagnostics, try loadConfig(explicitPath: configPath, diagnostics, environment: environment))
+    }
+
     /// Loads the configuration `--config` names (`explicitPath`, nil when not given) and prints its warnings: the
     /// fast command lines' way, which builds no ArgumentParser value (its option table costs a start-up a
     /// protocol-conformance scan of the whole binary).

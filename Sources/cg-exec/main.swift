@@ -159,9 +159,7 @@ struct CgExecCommand: JobboxTool {
     var command: [String] = []
 
     func execute() throws -> Int32 {
-        let environment = Environment.current
-        let diagnostics = Diagnostics(tool: "cg-exec", environment: environment)
-        let config = try global.loadConfig(diagnostics, environment: environment)
+        let (environment, diagnostics, config) = try GlobalOptions.start(tool: "cg-exec", configPath: global.config)
         let options = limitOptions
 
         if list {
@@ -225,9 +223,7 @@ struct CgExecCommand: JobboxTool {
     static func fastPath(_ line: FastCommandLine) -> (() throws -> Int32)? {
         guard line.hasTerminator else { return nil }
         return {
-            let environment = Environment.current
-            let diagnostics = Diagnostics(tool: "cg-exec", environment: environment)
-            let config = try GlobalOptions.loadConfig(explicitPath: line.value("config"), diagnostics, environment: environment)
+            let (environment, diagnostics, config) = try GlobalOptions.start(tool: "cg-exec", configPath: line.value("config"))
             var options = CgroupLimitOptions()
             options.memory = line.value("memory")
             options.memorySoft = line.value("memory-soft")

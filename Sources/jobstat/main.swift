@@ -96,9 +96,7 @@ struct Jobstat: JobboxTool {
         guard !line.hasTerminator else { return nil }
         return {
             // One reading of the environment for every step.
-            let environment = Environment.current
-            let diagnostics = Diagnostics(tool: "jobstat", environment: environment)
-            let config = try GlobalOptions.loadConfig(explicitPath: line.value("config"), diagnostics, environment: environment)
+            let (environment, _, config) = try GlobalOptions.start(tool: "jobstat", configPath: line.value("config"))
             let job = try JobID.resolve(option: line.value("job"), environment: environment)
             let request = JobStatRequest(selection: .job(job), format: .classad, raw: line.flag("raw"), interval: nil, count: nil, chirp: nil)
             return try run(request, config: config, parent: line.value("parent"))

@@ -190,9 +190,7 @@ struct Netacct: JobboxTool {
             interval = value
         }
         return {
-            let environment = Environment.current
-            let diagnostics = Diagnostics(tool: "netacct", environment: environment)
-            let config = try GlobalOptions.loadConfig(explicitPath: line.value("config"), diagnostics, environment: environment)
+            let (environment, diagnostics, config) = try GlobalOptions.start(tool: "netacct", configPath: line.value("config"))
             let request = JobRequest(
                 job: line.value("job"), internal: line.value("internal"), backend: line.value("backend"), interval: interval,
                 adFile: line.value("ad-file"), denyExternal: line.flag("deny-external"), verbose: line.flag("verbose"),

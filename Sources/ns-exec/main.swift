@@ -213,9 +213,7 @@ struct NsExecCommand: JobboxTool {
 
     /// `--attach JOB -- COMMAND`.
     private static func attach(_ job: String, command: [String], configPath: String?) throws -> Int32 {
-        let environment = Environment.current
-        let diagnostics = Diagnostics(tool: "ns-exec", environment: environment)
-        let config = try GlobalOptions.loadConfig(explicitPath: configPath, diagnostics, environment: environment)
+        let (environment, _, config) = try GlobalOptions.start(tool: "ns-exec", configPath: configPath)
         return try NsExecAttach.run(try JobID(job), command: command, config: config, environment: environment)
     }
 
@@ -227,9 +225,7 @@ struct NsExecCommand: JobboxTool {
     /// Runs `request` with `binds` (as `--bind` gives them) and the configuration `configPath` (`--config`)
     /// names; `job` is only checked. In this order, so the first error of a line is the same whichever path read it.
     private static func run(_ request: NsExecRequest, binds: [String], configPath: String?, job: String?, requestedChroot: Bool = false) throws -> Int32 {
-        let environment = Environment.current
-        let diagnostics = Diagnostics(tool: "ns-exec", environment: environment)
-        let config = try GlobalOptions.loadConfig(explicitPath: configPath, diagnostics, environment: environment)
+        let (environment, diagnostics, config) = try GlobalOptions.start(tool: "ns-exec", configPath: configPath)
         if let job { _ = try JobID(job) }
         var request = request
         if request.scratchQuota == ScratchQuotaRequest.fromJobAd { request.scratchQuota = try ScratchQuotaRequest.limit(environment: environment) }

@@ -122,7 +122,8 @@ package struct CgroupLayout: Sendable, Equatable {
         // A path outside a cgroup namespace's root reads as "/.." and cannot be reached from here.
         if relative.split(separator: "/").contains("..") { return nil }
         while relative.hasSuffix("/") { relative = relative.dropLast() }
-        return hierarchy.mountPoint + relative
+        // String(relative): String + Substring would call the generic append(contentsOf:), unspecialized here.
+        return hierarchy.mountPoint + String(relative)
     }
 }
 

@@ -25,7 +25,7 @@ package enum ChrootBackendKind: String, Sendable, CaseIterable {
 /// ```
 package struct ChrootSpec: Sendable, Equatable {
     /// The knobs a spec file may set; others are warned about.
-    package static let knownKnobs: Set<String> = ["BACKEND", "RELEASE", "REPOS", "PACKAGES", "BINDS", "GPGCHECK", "GPGKEYS", "VARIANT"]
+    package static let knownKnobs: [String] = ["BACKEND", "RELEASE", "REPOS", "PACKAGES", "BINDS", "GPGCHECK", "GPGKEYS", "VARIANT"]
 
     /// `BACKEND`: dnf, yum or debootstrap.
     package var backend: ChrootBackendKind?

@@ -108,9 +108,7 @@ enum FileSystem {
         do {
             let fd = try FileDescriptor.open(path, .writeOnly, options: [.create, .truncate, .closeOnExec, .noFollow], permissions: mode)
             try fd.closeAfter {
-                var bytes = Array(text.utf8)
-                _ = try bytes.withUnsafeMutableBytes { try fd.writeAll(UnsafeRawBufferPointer($0)) }
-                bytes.removeAll()
+                try fd.writeText(text)
                 _ = fsync(fd.rawValue)
             }
         } catch let error as Errno {
@@ -126,9 +124,7 @@ enum FileSystem {
             let fd = try FileDescriptor.open(
                 path, .writeOnly, options: [.create, .append, .closeOnExec, .noFollow], permissions: [.ownerReadWrite, .groupRead, .otherRead])
             try fd.closeAfter {
-                var bytes = Array((line + "\n").utf8)
-                _ = try bytes.withUnsafeMutableBytes { try fd.writeAll(UnsafeRawBufferPointer($0)) }
-                bytes.removeAll()
+                try fd.writeText(line + "\n")
                 _ = fsync(fd.rawValue)
             }
         } catch let error as Errno {

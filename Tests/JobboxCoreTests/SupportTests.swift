@@ -26,6 +26,12 @@ struct ConfigTests {
         }
     }
 
+    @Test("$(NAME) expands the last definition before the line, whether or not an earlier line referred to one")
+    func macroExpansionOrder() throws {
+        let text = "A = 1\na = 2\nB = $(A)\nA = 3\nC = $(a)$(B)\nD = $(NOWHERE)x\nE = $(E)y\n"
+        #expect(try ConfigFile.parse(text, path: "x").map(\.value) == ["1", "2", "2", "3", "32", "x", "y"])
+    }
+
     @Test("every knob in HTCondor syntax: comments, continuations, case-insensitive names, $(macros)")
     func allKnobs() throws {
         let text = """

@@ -144,14 +144,13 @@ package struct ChirpClient {
     }
 
     private mutating func request(_ line: String, what: String) throws(JobboxError) {
-        var bytes = Array(line.utf8)
-        guard bytes.count <= ChirpClient.lineMax else {
+        guard line.utf8.count <= ChirpClient.lineMax else {
             throw JobboxError.invalid("cannot chirp", what, "the request is longer than \(ChirpClient.lineMax) bytes")
         }
-        do {
-            _ = try bytes.withUnsafeMutableBytes { try socket.writeAll(UnsafeRawBufferPointer($0)) }
+        do throws(Errno) {
+            try socket.writeText(line)
         } catch {
-            throw JobboxError.system("cannot chirp", what, (error as? Errno) ?? .ioError)
+            throw JobboxError.system("cannot chirp", what, error)
         }
         let reply = try readLine(what: what)
         guard let status = Int(reply) else {
@@ -160,7 +159,6 @@ package struct ChirpClient {
         if status < 0 {
             throw JobboxError.invalid("cannot chirp", what, ChirpClient.errorText(status))
         }
-        bytes.removeAll()
     }
 
     private mutating func readLine(what: String) throws(JobboxError) -> String {

@@ -24,7 +24,9 @@ package enum ConfigFile {
     /// Parses `text`; `path` names the file in errors, which give `path:line`.
     package static func parse(_ text: String, path: String) throws(JobboxError) -> [ConfigEntry] {
         var entries: [ConfigEntry] = []
-        var defined: [String: String] = [:]
+        // The knobs so far by name, made at the first `$(NAME)`: a file without one (the shipped jobbox.conf)
+        // makes no dictionary, whose first use costs every tool's start a scan of the binary's conformances.
+        var defined: [String: String]?
         var pending = ""
         var pendingLine = 0
         var lineNumber = 0
@@ -47,16 +49,25 @@ package enum ConfigFile {
                 continue
             }
             pending += line
-            let entry = try parseLine(pending, path: path, line: pendingLine, defined: defined, expandedBytes: &expandedBytes)
-            defined[entry.name] = entry.value
+            let entry = try parseLine(pending, path: path, line: pendingLine, defined: definitions(&defined, entries, pending), expandedBytes: &expandedBytes)
+            defined?[entry.name] = entry.value
             entries.append(entry)
             pending = ""
         }
         if !pending.isEmpty {
-            let entry = try parseLine(pending, path: path, line: pendingLine, defined: defined, expandedBytes: &expandedBytes)
+            let entry = try parseLine(pending, path: path, line: pendingLine, defined: definitions(&defined, entries, pending), expandedBytes: &expandedBytes)
             entries.append(entry)
         }
         return entries
+    }
+
+    /// The knobs defined before `line`, by name (the last definition wins), once `line` is the first to refer to one.
+    private static func definitions(_ defined: inout [String: String]?, _ entries: [ConfigEntry], _ line: String) -> [String: String] {
+        if let defined { return defined }
+        guard line.contains(utf8: "$(") else { return [:] }
+        let made = Dictionary(entries.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
+        defined = made
+        return made
     }
 
     private static func parseLine(

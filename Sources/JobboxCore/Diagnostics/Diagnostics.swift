@@ -60,16 +60,7 @@ package struct Diagnostics: Sendable {
 
 /// Writes all of `text` to `fd`, retrying short writes and EINTR; errors are dropped (stderr may be closed).
 package func writeAll(_ fd: FileDescriptor, _ text: String) {
-    var bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let written = bytes.withUnsafeMutableBytes { buffer in
-            try? fd.write(UnsafeRawBufferPointer(rebasing: buffer[offset...]), retryOnInterrupt: true)
-        }
-        guard let count = written, count > 0 else { return }
-        offset += count
-    }
-    bytes.removeAll()
+    try? fd.writeText(text)
 }
 
 /// Writes `text` to stdout.

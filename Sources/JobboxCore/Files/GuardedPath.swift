@@ -235,8 +235,7 @@ package enum GuardedFile {
         guard fd >= 0 else { throw JobboxError.lastErrno(operation, path) }
         let descriptor = FileDescriptor(rawValue: fd)
         do {
-            var bytes = Array(text.utf8)
-            _ = try bytes.withUnsafeMutableBytes { try descriptor.writeAll(UnsafeRawBufferPointer($0)) }
+            try descriptor.writeText(text)
             try descriptor.close()
         } catch {
             try? descriptor.close()
@@ -266,11 +265,10 @@ package enum GuardedFile {
         let descriptor = FileDescriptor(rawValue: fd)
         defer { try? descriptor.close() }
         try checkRegular(fd, operation: operation, path: path, untrusted: GuardedPath.isPrivileged && !parent.isTrusted)
-        var bytes = Array(text.utf8)
-        do {
-            _ = try bytes.withUnsafeMutableBytes { try descriptor.writeAll(UnsafeRawBufferPointer($0)) }
+        do throws(Errno) {
+            try descriptor.writeText(text)
         } catch {
-            throw JobboxError.system(operation, path, (error as? Errno) ?? .ioError)
+            throw JobboxError.system(operation, path, error)
         }
     }
 

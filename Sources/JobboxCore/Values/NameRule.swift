@@ -4,11 +4,12 @@
 package struct NameRule {
     /// The punctuation allowed besides letters and digits, in the order the error message lists it.
     package let punctuation: [Unicode.Scalar]
-    /// Characters a name may not start with.
-    package let forbiddenFirst: Set<Character>
+    /// Characters a name may not start with. An array, as `punctuation`: a `Set` of characters would make the
+    /// runtime look up Character's Hashable conformance by a scan of the whole binary at every tool's start.
+    package let forbiddenFirst: [Unicode.Scalar]
 
     /// A rule allowing `punctuation` besides letters and digits, and no name starting with one of `forbiddenFirst`.
-    package init(punctuation: [Unicode.Scalar], forbiddenFirst: Set<Character>) {
+    package init(punctuation: [Unicode.Scalar], forbiddenFirst: [Unicode.Scalar]) {
         self.punctuation = punctuation
         self.forbiddenFirst = forbiddenFirst
     }
@@ -21,7 +22,7 @@ package struct NameRule {
             ("A"..."Z").contains(scalar) || ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) || punctuation.contains(scalar)
         }
         if !allowed { return "only letters, digits and \(punctuation.map(String.init).joined(separator: " ")) are allowed" }
-        if let first = text.first, forbiddenFirst.contains(first) { return "it starts with '\(first)'" }
+        if let first = text.unicodeScalars.first, forbiddenFirst.contains(first) { return "it starts with '\(first)'" }
         return nil
     }
 }

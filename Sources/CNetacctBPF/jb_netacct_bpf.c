@@ -70,7 +70,14 @@ static struct jb_netacct_bpf *load(const void *object, size_t size, const char *
             goto fail;
         }
     }
-    if (pin_dir) {
+    if (!pin_dir) {
+        struct bpf_map *map = bpf_object__find_map_by_name(bpf->object, "jb_counters");
+        result = map ? bpf_map__set_max_entries(map, JB_NETACCT_JOB_MAX_CGROUPS) : -ENOENT;
+        if (result != 0) {
+            *stage = "size the counters map";
+            goto fail;
+        }
+    } else {
         char path[PATH_MAX];
         struct bpf_map *map = bpf_object__find_map_by_name(bpf->object, "jb_counters");
         if (!map || snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {

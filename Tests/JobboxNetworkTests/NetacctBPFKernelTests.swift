@@ -1,3 +1,4 @@
+import CNetacctBPF
 import Foundation
 import JobboxCgroups
 import JobboxTestSupport
@@ -52,6 +53,23 @@ struct NetacctBPFKernelTests {
         // The job ran in the node's own network namespace, and no link, rule or table was made there.
         #expect(try String(contentsOfFile: netnsFile, encoding: .utf8) == "net:[\(try BPFTestSupport.inode("/run/netns/\(net.node)"))]")
         try net.expectNothingLeft(since: before)
+        #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: job)))
+    }
+
+    @Test("a job whose traffic comes from more cgroups than its counters map holds is still counted exactly")
+    func moreCgroupsThanTheMapHolds() throws {
+        let (net, job) = try BPFTestSupport.topology(job: "bpfspread")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
+        let adFile = net.directory.path + "/job.ad"
+        // 300 cgroups of the job's subtree against the map's 256: the rest count in its overflow entry.
+        let cgroups = Int(JB_NETACCT_JOB_MAX_CGROUPS) + 44
+        let actions = ["spread", String(cgroups), Self.campus, Self.port, "100", "200"]
+        let result = try net.netacct(Self.options(job) + ["--ad-file", adFile, "--"] + NetacctTopology.client(actions))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("spread \(Self.campus) ok \(cgroups)\n"), "\(result)")
+        let ad = ClassAdReader.parse(try String(contentsOfFile: adFile, encoding: .utf8))
+        #expect(Self.count(ad, "NetworkOutgoingInternal") == cgroups * (100 + 28))
+        #expect(Self.count(ad, "NetworkIncomingInternal") == cgroups * (200 + 28))
         #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: job)))
     }
 

@@ -146,6 +146,34 @@ def client(actions):
                 except PermissionError:
                     refused += 1
             print("send %s refused %d" % (host, refused), flush=True)
+        elif kind == "spread":
+            # One datagram and its reply from each of N new cgroups below this process's own (cgroup v2): a
+            # socket counts for the cgroup it was made in. Back in its own cgroup at the end, the N removed.
+            n, host, port, size, reply = int(actions[i + 1]), actions[i + 2], int(actions[i + 3]), int(actions[i + 4]), int(actions[i + 5])
+            i += 6
+            mount = next(line.split()[1] for line in open("/proc/self/mounts") if line.split()[2] == "cgroup2")
+            own = mount + next(line.strip()[3:] for line in open("/proc/self/cgroup") if line.startswith("0::"))
+            made = []
+            try:
+                for k in range(n):
+                    child = os.path.join(own, "spread%d" % k)
+                    os.mkdir(child)
+                    made.append(child)
+                    with open(os.path.join(child, "cgroup.procs"), "w") as f:
+                        f.write(str(os.getpid()))
+                    s = socket.socket(family(host), socket.SOCK_DGRAM)
+                    s.settimeout(10)
+                    s.connect((host, port))
+                    s.send((b"R%05d" % reply).ljust(size, b"u"))
+                    if len(s.recv(65535)) != reply:
+                        sys.exit("spread %s: a reply of the wrong size" % host)
+                    s.close()
+            finally:
+                with open(os.path.join(own, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+                for child in made:
+                    os.rmdir(child)
+            print("spread %s ok %d" % (host, n), flush=True)
         elif kind == "netns":
             path = actions[i + 1]
             i += 2

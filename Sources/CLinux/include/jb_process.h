@@ -18,8 +18,8 @@ int jb_pidfd_open(pid_t pid);
 int jb_block_forwarded_signals(int block);
 
 /*
- * For a tool that execs the job itself (cg-exec): blocks the forwarded signals and remembers the caller's mask,
- * so a signal that arrives while the job's cgroups are being made waits instead of killing the tool half-way.
+ * For the tools that set a job up before it runs (cg-exec, ns-exec): blocks the forwarded signals and remembers
+ * the caller's mask, so a signal that arrives during the set-up waits instead of killing the tool half-way.
  * jb_held_signal then names one that arrived (and that the caller had not blocked itself), 0 when none did;
  * jb_release_forwarded_signals restores the caller's mask, and a held signal then acts as it would have.
  * 0 or -1 with errno.

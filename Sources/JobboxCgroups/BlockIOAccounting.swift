@@ -104,9 +104,9 @@ package struct BlockIOAccounting {
 
     /// The devices the kernel counts already, from the root's statistics (none when it cannot be read: then
     /// every disk gets the rule, which does no harm).
-    private func countingDevices(_ path: String) -> Set<String> {
+    private func countingDevices(_ path: String) -> NameSet {
         guard let text = try? filesystem.read(path) else { return [] }
-        var devices = Set<String>()
+        var devices = NameSet()
         for line in text.splitASCII("\n") {
             let fields = line.splitASCII(" ")
             if fields.count == 3 { devices.insert(String(fields[0])) }

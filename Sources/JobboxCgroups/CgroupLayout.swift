@@ -23,7 +23,7 @@ package struct CgroupHierarchy: Sendable, Equatable {
     /// v1 or v2.
     package let version: Version
     /// v1: the controllers bound to it (`cpu`, `cpuacct`, ...); v2: those enabled at its root (`cgroup.controllers`).
-    package let controllers: Set<String>
+    package let controllers: NameSet
     /// v1: a named hierarchy's name (`systemd` for `name=systemd`).
     package let name: String?
     /// Where it is mounted (including the discovery's filesystem root prefix, if any).
@@ -65,7 +65,7 @@ package struct CgroupLayout: Sendable, Equatable {
             let mountPoint = fsRoot + mount.mountPoint
             switch mount.fsType {
             case "cgroup":
-                var controllers = Set<String>()
+                var controllers = NameSet()
                 var name: String?
                 for option in mount.superOptions {
                     if option.hasPrefix("name=") {
@@ -81,7 +81,7 @@ package struct CgroupLayout: Sendable, Equatable {
             case "cgroup2":
                 guard !found.contains(where: { $0.version == .v2 }) else { continue }
                 let listed = readFile(mountPoint + "/cgroup.controllers") ?? ""
-                let controllers = Set(listed.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+                let controllers = NameSet(listed.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
                 found.append(CgroupHierarchy(version: .v2, controllers: controllers, name: nil, mountPoint: mountPoint, mountRoot: mount.root))
             default:
                 continue
@@ -92,7 +92,7 @@ package struct CgroupLayout: Sendable, Equatable {
     }
 
     /// Options of a v1 cgroup mount that are not controllers.
-    static let v1MountOptions: Set<String> = ["rw", "ro", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "nosuid", "nodev", "noexec", "relatime"]
+    static let v1MountOptions: NameSet = ["rw", "ro", "noprefix", "xattr", "clone_children", "cpuset_v2_mode", "nosuid", "nodev", "noexec", "relatime"]
 
     /// The layout of this node, from `/proc/self/mountinfo`.
     package static func current() throws(JobboxError) -> CgroupLayout {
@@ -134,7 +134,7 @@ package struct CgroupMembership: Sendable, Equatable {
         /// The hierarchy id (0 for the unified hierarchy).
         package let hierarchyID: Int
         /// The controllers (and `name=` of a named hierarchy); empty for the unified hierarchy.
-        package let controllers: Set<String>
+        package let controllers: NameSet
         /// The cgroup path.
         package let path: String
     }
@@ -147,7 +147,7 @@ package struct CgroupMembership: Sendable, Equatable {
         entries = text.splitASCII("\n").compactMap { line in
             let parts = line.splitASCII(":", maxSplits: 2, omittingEmpty: false)
             guard parts.count == 3, let id = Int(parts[0]) else { return nil }
-            return Entry(hierarchyID: id, controllers: Set(parts[1].splitASCII(",").map(String.init)), path: String(parts[2]))
+            return Entry(hierarchyID: id, controllers: NameSet(parts[1].splitASCII(",").map(String.init)), path: String(parts[2]))
         }
     }
 
@@ -167,7 +167,7 @@ package struct CgroupMembership: Sendable, Equatable {
         case .v2:
             return entries.first { $0.hierarchyID == 0 && $0.controllers.isEmpty }?.path
         case .v1:
-            let key = hierarchy.name.map { Set(["name=\($0)"]) } ?? hierarchy.controllers
+            let key = hierarchy.name.map { NameSet(["name=\($0)"]) } ?? hierarchy.controllers
             return entries.first { $0.hierarchyID != 0 && $0.controllers == key }?.path
         }
     }

@@ -150,19 +150,23 @@ package enum CgroupStatFormat {
         forEachLine(bytes) { line in
             let fields = splitFields(line)
             guard let kind = fields.first else { return }
-            var averages: [String: Double] = [:]
+            // Named variables rather than a dictionary: the first [String: _] of a process costs a conformance scan.
+            var avg10: Double?
+            var avg60: Double?
+            var avg300: Double?
             var total: UInt64?
             for field in fields.dropFirst() {
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { continue }
-                let key = text(field[..<equals])
                 let value = field[(equals + 1)...]
-                if key == "total" {
-                    total = number(value)
-                } else if let average = Double(text(value)) {
-                    averages[key] = average
+                switch text(field[..<equals]) {
+                case "total": total = number(value)
+                case "avg10": avg10 = Double(text(value))
+                case "avg60": avg60 = Double(text(value))
+                case "avg300": avg300 = Double(text(value))
+                default: break
                 }
             }
-            guard let avg10 = averages["avg10"], let avg60 = averages["avg60"], let avg300 = averages["avg300"], let total else { return }
+            guard let avg10, let avg60, let avg300, let total else { return }
             let parsed = PressureStat.Line(avg10: avg10, avg60: avg60, avg300: avg300, totalMicroseconds: total)
             switch text(kind) {
             case "some": stat.some = parsed
@@ -210,7 +214,10 @@ package enum CgroupStatFormat {
     static func splitFields(_ line: Slice<UnsafeRawBufferPointer>) -> [Slice<UnsafeRawBufferPointer>] {
         var fields: [Slice<UnsafeRawBufferPointer>] = []
         var start: Int?
-        for index in line.indices {
+        // An index loop, not `line.indices`: the runtime would build that generic type at its first use.
+        var index = line.startIndex
+        while index < line.endIndex {
+            defer { index += 1 }
             let byte = line[index]
             if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
                 if let begun = start {

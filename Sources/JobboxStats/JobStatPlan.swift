@@ -91,7 +91,7 @@ package struct JobStatPlanner: Sendable {
 
     /// The hierarchies jobstat reads, the one with memory first (its directory names a missing cgroup).
     var readHierarchies: [CgroupHierarchy] {
-        let wanted: Set<String> = ["memory", "cpu", "cpuacct", "blkio", "pids"]
+        let wanted: NameSet = ["memory", "cpu", "cpuacct", "blkio", "pids"]
         let v1 = locator.layout.hierarchies.filter { $0.version == .v1 && !$0.controllers.isDisjoint(with: wanted) }
         let ordered = v1.filter { $0.has("memory") } + v1.filter { !$0.has("memory") }
         return ordered + (locator.layout.unified.map { [$0] } ?? [])
@@ -120,6 +120,7 @@ package struct JobStatPlanner: Sendable {
 
     /// Every `job_*` directory under the base in any hierarchy jobstat reads, sorted by name.
     private func allJobs() -> [JobStatTarget] {
+        // A Set (not NameSet, whose insert is linear): thousands of jobs on a big node.
         var names: Set<String> = []
         for hierarchy in readHierarchies {
             guard let base = locator.baseDirectory(in: hierarchy) else { continue }

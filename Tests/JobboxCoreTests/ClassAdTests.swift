@@ -50,6 +50,21 @@ struct ClassAdTests {
                 """)
     }
 
+    @Test("names are one attribute ignoring case, replaced in place, below and above the size where the ad is indexed")
+    func caseInsensitiveAcrossTheIndex() {
+        var ad = ClassAd()
+        let count = ClassAd.indexedFrom * 2
+        for n in 0..<count { ad.set("Attr\(n)", n) }
+        for n in stride(from: 0, to: count, by: 7) { ad.set("ATTR\(n)", "replaced") }
+        #expect(ad.attributes.count == count)
+        for n in 0..<count {
+            let replaced = n % 7 == 0
+            #expect(ad.attributes[n].name == (replaced ? "ATTR\(n)" : "Attr\(n)"))
+            #expect(ad["attr\(n)"] == (replaced ? .string("replaced") : .integer(Int64(n))))
+        }
+        #expect(ad["attr\(count)"] == nil)
+    }
+
     @Test("several ads are separated by one blank line")
     func severalAds() throws {
         var first = ClassAd()

@@ -26,6 +26,19 @@ struct ConfigTests {
         }
     }
 
+    @Test("NameSet: a set of names in any order, each once, sorted")
+    func nameSet() {
+        var names: NameSet = ["memory", "cpu", "cpuacct", "cpu"]
+        #expect(names.names == ["cpu", "cpuacct", "memory"])
+        #expect(names == ["cpuacct", "memory", "cpu"])
+        #expect(names != ["cpu", "memory"])
+        #expect(names.insert("blkio") && !names.insert("memory"))
+        #expect(Array(names) == ["blkio", "cpu", "cpuacct", "memory"])
+        #expect(names.contains("cpuacct") && !names.contains("cpuset") && !names.contains(""))
+        #expect(names.isDisjoint(with: ["pids", "freezer"]) && !names.isDisjoint(with: ["pids", "blkio"]))
+        #expect(NameSet().isEmpty && NameSet().isDisjoint(with: names) && names.count == 4)
+    }
+
     @Test("$(NAME) expands the last definition before the line, whether or not an earlier line referred to one")
     func macroExpansionOrder() throws {
         let text = "A = 1\na = 2\nB = $(A)\nA = 3\nC = $(a)$(B)\nD = $(NOWHERE)x\nE = $(E)y\n"

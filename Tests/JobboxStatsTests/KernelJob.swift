@@ -59,7 +59,7 @@ final class KernelJob: @unchecked Sendable {
     /// The hierarchies a job is made in: the v1 ones with a controller jobstat reads, and the unified one (on a
     /// hybrid node it has no controllers but keeps PSI per cgroup, and cg-exec makes the job there too).
     static func hierarchies(_ layout: CgroupLayout) -> [CgroupHierarchy] {
-        layout.hierarchies.filter { $0.version == .v1 && !$0.controllers.isDisjoint(with: Set(controllers)) } + (layout.unified.map { [$0] } ?? [])
+        layout.hierarchies.filter { $0.version == .v1 && !$0.controllers.isDisjoint(with: NameSet(controllers)) } + (layout.unified.map { [$0] } ?? [])
     }
 
     /// The job's directory in the hierarchy with `controller`.

@@ -14,25 +14,42 @@ package enum ClassAdValue: Sendable, Equatable {
 
 /// An ordered list of `Name = value` attributes: one ClassAd in HTCondor's long form.
 ///
-/// Setting and looking up an attribute is O(1) amortized (an index by lower-cased name beside the ordered list),
-/// so reading an ad of N lines is O(N): a job ad is the job's to write.
+/// Setting and looking up an attribute is O(1) amortized once the ad is large (an index by lower-cased name beside
+/// the ordered list), so reading an ad of N lines is O(N): a job ad is the job's to write. An ad of at most
+/// `indexedFrom` attributes (jobbox's own) is searched instead: the first `[String: Int]` a process makes costs it
+/// a scan of the binary's conformance records for String's `Hashable`, more than the searches of a small ad.
 package struct ClassAd: Sendable, Equatable {
     /// The attributes in insertion order. Names are unique ignoring case.
     package private(set) var attributes: [(name: String, value: ClassAdValue)] = []
-    /// Each attribute's position in `attributes`, by lower-cased name.
-    private var positions: [String: Int] = [:]
+    /// The lower-cased names, in the order of `attributes`.
+    private var keys: [String] = []
+    /// Each attribute's position in `attributes` by lower-cased name, once there are more than `indexedFrom`.
+    private var positions: [String: Int]?
+    /// The most attributes searched without an index.
+    static let indexedFrom = 64
 
     /// An empty ad.
     package init() {}
 
+    /// The position of the attribute whose lower-cased name is `key`.
+    private func position(_ key: String) -> Int? {
+        if let positions { return positions[key] }
+        return keys.firstIndex(of: key)
+    }
+
     /// Sets `name` to `value`, replacing an attribute of the same name (ignoring case) in place.
     package mutating func set(_ name: String, _ value: ClassAdValue) {
         let key = name.lowercased()
-        if let index = positions[key] {
+        if let index = position(key) {
             attributes[index] = (name, value)
-        } else {
-            positions[key] = attributes.count
-            attributes.append((name, value))
+            return
+        }
+        keys.append(key)
+        attributes.append((name, value))
+        if positions != nil {
+            positions?[key] = keys.count - 1
+        } else if keys.count > Self.indexedFrom {
+            positions = Dictionary(uniqueKeysWithValues: zip(keys, keys.indices))
         }
     }
 
@@ -47,7 +64,7 @@ package struct ClassAd: Sendable, Equatable {
 
     /// The value of `name` (case-insensitive), or nil.
     package subscript(name: String) -> ClassAdValue? {
-        positions[name.lowercased()].map { attributes[$0].value }
+        position(name.lowercased()).map { attributes[$0].value }
     }
 
     /// The value of `name` as an integer (a real is truncated, as HTCondor's `LookupInteger` does).

@@ -14,7 +14,7 @@ import CLinux
 /// blank line.
 package enum ClassAdWriter {
     /// Names the lexer treats as keywords or scope prefixes, so they cannot be attribute names.
-    static let reservedNames: Set<String> = ["true", "false", "undefined", "error", "is", "isnt", "my", "target", "parent"]
+    static let reservedNames: NameSet = ["true", "false", "undefined", "error", "is", "isnt", "my", "target", "parent"]
 
     /// Why an attribute cannot be written.
     package struct Refusal: Error, Sendable, Equatable, CustomStringConvertible {
@@ -37,9 +37,13 @@ package enum ClassAdWriter {
 
     /// Renders several ads separated by blank lines.
     package static func render(_ ads: [ClassAd]) throws(Refusal) -> String {
-        var parts: [String] = []
-        for ad in ads { parts.append(try render(ad)) }
-        return parts.joined(separator: "\n")
+        // Appended in turn: `joined(separator:)` reaches this binary unspecialized (a conformance scan at first use).
+        var text = ""
+        for (index, ad) in ads.enumerated() {
+            if index > 0 { text += "\n" }
+            text += try render(ad)
+        }
+        return text
     }
 
     /// Throws when `name` is not a valid, non-keyword attribute name.

@@ -38,7 +38,7 @@ extension GuardedPath {
     private static func makeMissing(_ full: String, shown: String, operation: String) throws(JobboxError) {
         var prefix = ""
         for component in full.split(separator: "/", omittingEmptySubsequences: true) {
-            prefix += "/" + component
+            prefix += "/" + String(component)
             if let existing = try? openDirectory(prefix, for: operation) {
                 existing.close()
                 continue

@@ -7,8 +7,9 @@ package struct ProcessStat: Sendable, Equatable {
 
     /// The fields of `line`, nil when it has no command name.
     package init?(parsing line: String) {
-        guard let close = line.lastIndex(of: ")") else { return nil }
-        fields = line[line.index(after: close)...].split(separator: " ")
+        // On bytes, not Characters: grapheme breaking of the line cost more than the rest of the read.
+        guard let close = line.utf8.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        fields = line[line.utf8.index(after: close)...].splitASCII(" ")
     }
 
     /// The stat line of `pid`, nil when there is no such process (or it cannot be read).
@@ -26,5 +27,5 @@ package struct ProcessStat: Sendable, Equatable {
     package var state: String? { field(3).map(String.init) }
 
     /// Field 22: when the process started, in clock ticks after boot.
-    package var startTime: UInt64? { field(22).flatMap { UInt64($0) } }
+    package var startTime: UInt64? { field(22).flatMap { UInt64(String($0)) } }
 }

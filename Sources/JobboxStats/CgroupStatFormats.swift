@@ -121,7 +121,8 @@ package enum CgroupStatFormat {
             let fields = splitFields(line)
             guard let first = fields.first else { return }
             var stat = DeviceStat(device: text(first), fields: [])
-            for field in fields.dropFirst() {
+            for index in 1..<fields.count {
+                let field = fields[index]
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")), let value = number(field[(equals + 1)...]) else { continue }
                 stat.fields.append((text(field[..<equals]), value))
             }
@@ -155,7 +156,8 @@ package enum CgroupStatFormat {
             var avg60: Double?
             var avg300: Double?
             var total: UInt64?
-            for field in fields.dropFirst() {
+            for index in 1..<fields.count {
+                let field = fields[index]
                 guard let equals = field.firstIndex(of: UInt8(ascii: "=")) else { continue }
                 let value = field[(equals + 1)...]
                 switch text(field[..<equals]) {
@@ -211,8 +213,8 @@ package enum CgroupStatFormat {
         }
     }
 
-    static func splitFields(_ line: Slice<UnsafeRawBufferPointer>) -> [Slice<UnsafeRawBufferPointer>] {
-        var fields: [Slice<UnsafeRawBufferPointer>] = []
+    static func splitFields(_ line: Slice<UnsafeRawBufferPointer>) -> Fields {
+        var fields = Fields(line: line)
         var start: Int?
         // An index loop, not `line.indices`: the runtime would build that generic type at its first use.
         var index = line.startIndex
@@ -221,15 +223,30 @@ package enum CgroupStatFormat {
             let byte = line[index]
             if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
                 if let begun = start {
-                    fields.append(line[begun..<index])
+                    fields.bounds += [begun, index]
                     start = nil
                 }
             } else if start == nil {
                 start = index
             }
         }
-        if let begun = start { fields.append(line[begun..<line.endIndex]) }
+        if let begun = start { fields.bounds += [begun, line.endIndex] }
         return fields
+    }
+
+    /// The fields of one line, as bounds into it: an array of slices would have the runtime build
+    /// `Slice<UnsafeRawBufferPointer>`'s metadata and check its conformances (a scan of the binary) at first use.
+    struct Fields {
+        let line: Slice<UnsafeRawBufferPointer>
+        /// Start and end of each field, in turn.
+        var bounds: [Int] = []
+
+        init(line: Slice<UnsafeRawBufferPointer>) { self.line = line }
+
+        var count: Int { bounds.count / 2 }
+        var isEmpty: Bool { bounds.isEmpty }
+        var first: Slice<UnsafeRawBufferPointer>? { isEmpty ? nil : self[0] }
+        subscript(index: Int) -> Slice<UnsafeRawBufferPointer> { line[bounds[2 * index]..<bounds[2 * index + 1]] }
     }
 
     /// A non-negative decimal that fits in 64 bits, or nil.

@@ -33,6 +33,7 @@ struct CgExecKernelTests {
         let run = try SetUpSignalProbe.signal(
             SIGTERM, duringFirst: "mkdir,mkdirat",
             of: ["cg-exec", "--config", sandbox.configPath, "--job", "term", "--memory", "64M", "--", "/usr/bin/touch", marker])
+        #expect(run.heldWhenSignalled, "\(run)")
         #expect(run.ending == "killed by SIGTERM", "\(run)")
         #expect(!FileManager.default.fileExists(atPath: marker))
         #expect(sandbox.existingBases.isEmpty, "\(sandbox.existingBases)")

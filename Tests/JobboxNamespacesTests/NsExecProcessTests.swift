@@ -67,6 +67,7 @@ struct NsExecProcessTests {
         // The first mkdirat is ns-exec making the job's directories under --scratch, long before the init exists.
         let run = try SetUpSignalProbe.signal(
             SIGTERM, duringFirst: "mkdir,mkdirat", of: ["ns-exec", "--pid", "--mount", "--scratch", dir.path, "--", "sleep", seconds])
+        #expect(run.heldWhenSignalled, "\(run)")
         #expect(run.ending == "exited with 143", "\(run)")
         #expect(Support.processes(withArguments: ["sleep", seconds]).isEmpty)
     }

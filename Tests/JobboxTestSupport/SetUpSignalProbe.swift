@@ -1,8 +1,9 @@
 import CLinux
 import Foundation
+import JobboxCore
 
 /// Sends a signal to a tool at a chosen point of its set-up: under strace, whose fault injection holds the first
-/// call of some system calls for a few seconds on its way back (`delay_exit`), so the signal arrives exactly
+/// call of some system calls for 10 seconds on its way back (`delay_exit`), so the signal arrives exactly
 /// while the tool sits in that call. strace's record of the tool says how it ended, which a wait status seen
 /// through strace cannot (strace ends by the signal that killed its tracee, so 143 would look the same).
 package enum SetUpSignalProbe {
@@ -14,7 +15,10 @@ package enum SetUpSignalProbe {
         package let stderr: String
         /// strace's whole record (for messages).
         package let trace: String
-        package var description: String { "\(ending)\nstderr: \(stderr)\ntrace:\n\(trace)" }
+        /// Whether the tool was still held in the call right after the signal went out (else the test's timing,
+        /// not the tool, decided the outcome).
+        package let heldWhenSignalled: Bool
+        package var description: String { "\(ending) (held when signalled: \(heldWhenSignalled))\nstderr: \(stderr)\ntrace:\n\(trace)" }
     }
 
     /// Runs `arguments` (a tool name resolves to the built tool), holds its first call of any of `syscalls`
@@ -27,7 +31,7 @@ package enum SetUpSignalProbe {
         if ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"].contains(tool[0]) { tool[0] = TestSupport.tool(tool[0]) }
         // Only the first process (-f is off): the tool itself, whose set-up is the thing held.
         let strace = [
-            "strace", "-o", record, "--seccomp-bpf", "-e", "trace=" + syscalls, "-e", "inject=\(syscalls):delay_exit=3000000:when=1",
+            "strace", "-o", record, "--seccomp-bpf", "-e", "trace=" + syscalls, "-e", "inject=\(syscalls):delay_exit=10000000:when=1",
         ]
         var errors: [Int32] = [-1, -1]
         guard jb_pipe2(&errors, O_CLOEXEC) == 0 else { throw TestFailure("pipe2: \(errno)") }
@@ -45,7 +49,14 @@ package enum SetUpSignalProbe {
             ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").contains("(DELAYED)")
         }
         let tracee = held ? firstChild(of: pid) : nil
-        if let tracee { kill(tracee, signal) } else { kill(pid, SIGKILL) }
+        var heldWhenSignalled = false
+        if let tracee {
+            kill(tracee, signal)
+            // In the held call the tool sits in a tracing stop ("t") until the delay ends.
+            heldWhenSignalled = ProcessStat.read(pid: tracee)?.state == "t"
+        } else {
+            kill(pid, SIGKILL)
+        }
         let stderr = readAll(errors[0])
         close(errors[0])
         Spawn.wait(pid)
@@ -53,7 +64,7 @@ package enum SetUpSignalProbe {
         guard tracee != nil else { throw TestFailure("strace never held \(syscalls) of \(arguments[0]): \(trace)\n\(stderr)") }
         let last = trace.split(separator: "\n").last { $0.contains("+++") }.map(String.init) ?? ""
         let ending = last.components(separatedBy: "+++").dropFirst().first?.trimmingCharacters(in: .whitespaces) ?? "no ending in the record"
-        return Ending(ending: ending, stderr: stderr, trace: trace)
+        return Ending(ending: ending, stderr: stderr, trace: trace, heldWhenSignalled: heldWhenSignalled)
     }
 
     /// The launcher execs strace, which starts the tool as its one child.

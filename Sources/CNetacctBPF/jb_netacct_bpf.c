@@ -70,24 +70,31 @@ static struct jb_netacct_bpf *load(const void *object, size_t size, const char *
             goto fail;
         }
     }
+    /* The maps are the object's from its opening on; sized (and pinned) here, created by the load. */
+    struct bpf_map *counters = bpf_object__find_map_by_name(bpf->object, "jb_counters");
+    struct bpf_map *networks = bpf_object__find_map_by_name(bpf->object, "jb_networks");
+    struct bpf_map *settings = bpf_object__find_map_by_name(bpf->object, "jb_settings");
+    if (!counters || !networks || !settings) {
+        *stage = "find the BPF maps";
+        result = -ENOENT;
+        goto fail;
+    }
     if (!pin_dir) {
-        struct bpf_map *map = bpf_object__find_map_by_name(bpf->object, "jb_counters");
-        result = map ? bpf_map__set_max_entries(map, JB_NETACCT_JOB_MAX_CGROUPS) : -ENOENT;
+        result = bpf_map__set_max_entries(counters, JB_NETACCT_JOB_MAX_CGROUPS);
         if (result != 0) {
             *stage = "size the counters map";
             goto fail;
         }
     } else {
         char path[PATH_MAX];
-        struct bpf_map *map = bpf_object__find_map_by_name(bpf->object, "jb_counters");
-        if (!map || snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {
+        if (snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {
             *stage = "find the BPF maps";
-            result = map ? -ENAMETOOLONG : -ENOENT;
+            result = -ENAMETOOLONG;
             goto fail;
         }
         /* libbpf reuses a compatible map pinned there (the counts of a previous service) or pins the new one. */
-        result = bpf_map__set_max_entries(map, JB_NETACCT_NODE_MAX_CGROUPS);
-        if (result == 0) result = bpf_map__set_pin_path(map, path);
+        result = bpf_map__set_max_entries(counters, JB_NETACCT_NODE_MAX_CGROUPS);
+        if (result == 0) result = bpf_map__set_pin_path(counters, path);
         if (result != 0) {
             *stage = "set up the pinned counters map";
             goto fail;
@@ -96,14 +103,6 @@ static struct jb_netacct_bpf *load(const void *object, size_t size, const char *
     result = bpf_object__load(bpf->object);
     if (result != 0) {
         *stage = "load the BPF programs";
-        goto fail;
-    }
-    struct bpf_map *counters = bpf_object__find_map_by_name(bpf->object, "jb_counters");
-    struct bpf_map *networks = bpf_object__find_map_by_name(bpf->object, "jb_networks");
-    struct bpf_map *settings = bpf_object__find_map_by_name(bpf->object, "jb_settings");
-    if (!counters || !networks || !settings) {
-        *stage = "find the BPF maps";
-        result = -ENOENT;
         goto fail;
     }
     bpf->counters_fd = bpf_map__fd(counters);

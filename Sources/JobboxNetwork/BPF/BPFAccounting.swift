@@ -18,30 +18,33 @@ package final class BPFAccounting {
     /// Loads the programs with `internal` networks and loopback (127.0.0.0/8, ::1: not counted) in their networks
     /// map; `denyExternal` makes them drop external packets after counting them.
     package init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
-        guard let object = NetacctBPFObject.bytes() else {
-            throw JobboxError.invalid("cannot load BPF programs", nil, "the embedded object is not base64 (a broken build)")
-        }
+        let object = try Self.embeddedObject()
         var stage: UnsafePointer<CChar>? = nil
         let loaded = object.withUnsafeBytes { jb_netacct_bpf_load($0.baseAddress, $0.count, denyExternal ? 1 : 0, &stage) }
         guard let loaded else {
             throw JobboxError.lastErrno("cannot \(stage.map { String(cString: $0) } ?? "load the BPF programs")", "netacct.bpf.o")
         }
         handle = loaded
-        try Self.addNetworks(internalIPv4: internalIPv4, internalIPv6: internalIPv6) { family, octets, length, kind, shown throws(JobboxError) in
+        try Self.addNetworks(to: loaded, internalIPv4: internalIPv4, internalIPv6: internalIPv6)
+    }
+
+    /// The BPF object built into netacct (a job's programs and the node service's), decoded.
+    static func embeddedObject() throws(JobboxError) -> [UInt8] {
+        guard let object = NetacctBPFObject.bytes() else {
+            throw JobboxError.invalid("cannot load BPF programs", nil, "the embedded object is not base64 (a broken build)")
+        }
+        return object
+    }
+
+    /// Fills the networks map of the programs `loaded`: the internal networks first, loopback (127.0.0.0/8, ::1:
+    /// not counted) last, so a loopback entry wins over an equal internal one. A network's text is made only for
+    /// an error: its description builds generic collections whose metadata the runtime makes at first use, about
+    /// 0.2 M instructions of every bpf run of netacct (bench/README.md).
+    static func addNetworks(to loaded: OpaquePointer, internalIPv4: [IPv4Network], internalIPv6: [IPv6Network]) throws(JobboxError) {
+        func add(_ family: Int32, _ octets: [UInt8], _ length: Int, _ kind: Int32, _ shown: () -> String) throws(JobboxError) {
             let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(loaded, family, $0.baseAddress, Int32(length), kind) }
             if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown()) }
         }
-    }
-
-    /// Feeds `add` (family, octets, prefix length, kind, the network as text) the entries of a networks map: the
-    /// internal networks first, loopback (127.0.0.0/8, ::1: not counted) last, so a loopback entry wins over an
-    /// equal internal one. The text is made only when asked for (an error): a network's description builds
-    /// generic collections whose metadata the runtime makes at first use, about 0.2 M instructions of every bpf
-    /// run of netacct (bench/README.md).
-    static func addNetworks(
-        internalIPv4: [IPv4Network], internalIPv6: [IPv6Network],
-        _ add: (Int32, [UInt8], Int, Int32, () -> String) throws(JobboxError) -> Void
-    ) throws(JobboxError) {
         for network in internalIPv4 where !Self.ipv4Loopback.contains(network) {
             try add(JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL) { network.description }
         }

@@ -1,6 +1,5 @@
 import CNetacctBPF
 import JobboxCore
-import NetacctBPFObject
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -22,9 +21,7 @@ package final class NodeAccounting {
     /// Loads the programs with the `internal` networks (loopback not counted), reusing or making the counters map
     /// pinned in `pinDirectory`; `firstLevel` is the level of the cgroup they will be attached to.
     package init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], pinDirectory: String, firstLevel: UInt32) throws(JobboxError) {
-        guard let object = NetacctBPFObject.bytes() else {
-            throw JobboxError.invalid("cannot load BPF programs", nil, "the embedded object is not base64 (a broken build)")
-        }
+        let object = try BPFAccounting.embeddedObject()
         var stage: UnsafePointer<CChar>? = nil
         let loaded = object.withUnsafeBytes { jb_netacct_bpf_load_node($0.baseAddress, $0.count, pinDirectory, firstLevel, &stage) }
         guard let loaded else {
@@ -34,10 +31,7 @@ package final class NodeAccounting {
         }
         handle = loaded
         countersFD = jb_netacct_bpf_counters_fd(loaded)
-        try BPFAccounting.addNetworks(internalIPv4: internalIPv4, internalIPv6: internalIPv6) { family, octets, length, kind, shown throws(JobboxError) in
-            let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(loaded, family, $0.baseAddress, Int32(length), kind) }
-            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown()) }
-        }
+        try BPFAccounting.addNetworks(to: loaded, internalIPv4: internalIPv4, internalIPv6: internalIPv6)
     }
 
     deinit { close() }

@@ -18,7 +18,7 @@ extension NetacctRun {
     /// belongs there. Tear-down: final read, detach, kill what the job left in its cgroup, remove the cgroup,
     /// release the lease.
     func runBPF() throws(JobboxError) -> Int32 {
-        HeldJob.blockSignals()
+        SetUpSignals.hold()
         let layout = try CgroupLayout.current()
         let place = try BPFJobCgroup.place(for: options.job, layout: layout)
         if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }

@@ -90,7 +90,7 @@ package final class HeldJob {
     }
 
     /// Lets the child exec; throws the exec error (127 not found, 126 not executable) after reaping it. Once the
-    /// job runs, HUP, INT, QUIT, TERM, USR1 and USR2 are forwarded to it, and unblocked (see `blockSignals`).
+    /// job runs, HUP, INT, QUIT, TERM, USR1 and USR2 are forwarded to it, and unblocked (see `SetUpSignals.hold`).
     package func release() throws(JobboxError) {
         var byte: UInt8 = 1
         let count = retryingOnInterrupt { write(goFD, &byte, 1) }
@@ -107,12 +107,6 @@ package final class HeldJob {
         }
         _ = jb_forward_signals(pid)
         _ = jb_block_forwarded_signals(0)
-    }
-
-    /// Blocks the signals that are forwarded to the job: call before making anything, so a TERM during set-up
-    /// waits until the job runs (and then goes to it) instead of killing netacct half-way.
-    package static func blockSignals() {
-        _ = jb_block_forwarded_signals(1)
     }
 
     /// Stops the held child (it exits 125 without exec'ing) and reaps it.
@@ -176,7 +170,8 @@ package final class HeldJob {
                 _ = poll(&entry, 1, timeout)
             }
         }
-        Self.blockSignals()
+        // Blocked again before forwarding stops: a signal from here on waits instead of acting on netacct.
+        _ = jb_block_forwarded_signals(1)
         _ = jb_forward_signals(0)
         return reap()
     }

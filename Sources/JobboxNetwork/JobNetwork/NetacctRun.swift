@@ -76,7 +76,7 @@ package struct NetacctRun {
         // A signal during set-up waits (blocked) and is forwarded to the job once it runs, so netacct is never
         // killed half-way with its objects left behind.
         if options.backend == .bpf { return try runBPF() }
-        HeldJob.blockSignals()
+        SetUpSignals.hold()
         let (kind, reason) = FirewallProbe(environment: environment).resolve(options.backend)
         if options.verbose { diagnostics.note("backend \(kind.rawValue): \(reason)") }
         if options.verbose && !options.internalNetworksIPv6.isEmpty {

@@ -20,7 +20,9 @@ struct CgExecCommand: JobboxTool {
             Creates <parent>/<BASE_CGROUP>/job_<ID> in every cgroup hierarchy the job needs (v1: memory, cpu, \
             cpuacct, cpuset, blkio, pids, freezer; v2 and hybrid: also the unified hierarchy, with the process in \
             its leaf job_<ID>/main), writes the limits, moves itself in and execs COMMAND. Exit status: \
-            COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found.             A TERM (or HUP, INT, QUIT, USR1, USR2) while the cgroups are made waits; COMMAND is then not run,             the cgroups are removed, and the signal ends cg-exec.
+            COMMAND's, 125 when cg-exec fails, 126 when COMMAND is not executable, 127 when it is not found. \
+            A TERM (or HUP, INT, QUIT, USR1, USR2) while the cgroups are made waits; COMMAND is then not run, \
+            the cgroups are removed, and the signal ends cg-exec.
 
             --delegate-to USER makes the job's cgroups without running anything and lets USER move its own \
             processes in (their cgroup.procs and tasks become USER's, nothing else); --join, run later as USER, \
@@ -48,7 +50,11 @@ struct CgExecCommand: JobboxTool {
             --device-allow,     c MAJ:MIN rwm                     program on job_<ID>
             --gpus
 
-            Devices (root): --device-policy auto|closed|strict and --device-allow mean what systemd's DevicePolicy=             and DeviceAllow= mean: strict allows only what --device-allow names, closed also /dev/null, zero, full,             random, urandom, tty, ptmx and /dev/pts/*, auto fences nothing unless something is allowed. --gpus LIST             (or AssignedGPUs with --from-job-ad: GPU-<uuid>, CUDA<N>, <N>, renderD<N>) opens the listed GPUs' nodes             and their control nodes and fences off every other GPU.
+            Devices (root): --device-policy auto|closed|strict and --device-allow mean what systemd's DevicePolicy= \
+            and DeviceAllow= mean: strict allows only what --device-allow names, closed also /dev/null, zero, full, \
+            random, urandom, tty, ptmx and /dev/pts/*, auto fences nothing unless something is allowed. --gpus LIST \
+            (or AssignedGPUs with --from-job-ad: GPU-<uuid>, CUDA<N>, <N>, renderD<N>) opens the listed GPUs' nodes \
+            and their control nodes and fences off every other GPU.
             """,
         version: JobboxVersion.string
     )

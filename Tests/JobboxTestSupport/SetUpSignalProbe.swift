@@ -1,4 +1,3 @@
-import CLinux
 import Foundation
 import JobboxCore
 
@@ -27,23 +26,16 @@ package enum SetUpSignalProbe {
         let directory = try TestSupport.TemporaryDirectory("jobbox-setup-signal")
         defer { directory.remove() }
         let record = directory.path + "/trace"
-        var tool = arguments
-        if ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"].contains(tool[0]) { tool[0] = TestSupport.tool(tool[0]) }
+        let errorFile = directory.path + "/stderr"
         // Only the first process (-f is off): the tool itself, whose set-up is the thing held.
         let strace = [
             "strace", "-o", record, "--seccomp-bpf", "-e", "trace=" + syscalls, "-e", "inject=\(syscalls):delay_exit=10000000:when=1",
         ]
-        var errors: [Int32] = [-1, -1]
-        guard jb_pipe2(&errors, O_CLOEXEC) == 0 else { throw TestFailure("pipe2: \(errno)") }
-        let pid: pid_t
-        do {
-            pid = try Spawn.start(strace + tool, environment: environment, stderr: errors[1])
-        } catch {
-            close(errors[0])
-            close(errors[1])
-            throw error
-        }
-        close(errors[1])
+        // stderr to a file, read once the tool is gone.
+        let errors = open(errorFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard errors >= 0 else { throw TestFailure("cannot open \(errorFile): errno \(errno)") }
+        defer { close(errors) }
+        let pid = try Spawn.start(strace + TestSupport.resolvingTool(arguments), environment: environment, stderr: errors)
         // strace writes the held call's line (ending in "(DELAYED)") before it holds the call.
         let held = NsExecTestSupport.eventually {
             ((try? String(contentsOfFile: record, encoding: .utf8)) ?? "").contains("(DELAYED)")
@@ -57,9 +49,8 @@ package enum SetUpSignalProbe {
         } else {
             kill(pid, SIGKILL)
         }
-        let stderr = readAll(errors[0])
-        close(errors[0])
         Spawn.wait(pid)
+        let stderr = (try? String(contentsOfFile: errorFile, encoding: .utf8)) ?? ""
         let trace = (try? String(contentsOfFile: record, encoding: .utf8)) ?? ""
         guard tracee != nil else { throw TestFailure("strace never held \(syscalls) of \(arguments[0]): \(trace)\n\(stderr)") }
         let last = trace.split(separator: "\n").last { $0.contains("+++") }.map(String.init) ?? ""
@@ -71,19 +62,5 @@ package enum SetUpSignalProbe {
     private static func firstChild(of pid: pid_t) -> pid_t? {
         let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
         return children.split(separator: " ").first.flatMap { pid_t($0) }
-    }
-
-    private static func readAll(_ fd: Int32) -> String {
-        var data = Data()
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count > 0 {
-                data.append(contentsOf: chunk[0..<count])
-            } else if count == 0 || errno != EINTR {
-                break
-            }
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 }

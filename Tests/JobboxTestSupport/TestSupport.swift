@@ -64,9 +64,14 @@ package enum TestSupport {
     /// and returns its status (128+N for signal N) and output. See `Spawn` for why not Foundation's `Process`.
     @discardableResult
     package static func run(_ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil) throws -> Result {
+        try Spawn.run(resolvingTool(arguments), environment: environment, stdin: stdin)
+    }
+
+    /// `arguments` with a first word that names a jobbox tool replaced by the built tool's path.
+    package static func resolvingTool(_ arguments: [String]) -> [String] {
         var resolved = arguments
         if ["cg-exec", "ns-exec", "netacct", "chroot-tool", "jobstat"].contains(resolved[0]) { resolved[0] = tool(resolved[0]) }
-        return try Spawn.run(resolved, environment: environment, stdin: stdin)
+        return resolved
     }
 
     /// Runs a shell command line.

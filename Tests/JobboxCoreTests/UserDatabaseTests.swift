@@ -10,8 +10,8 @@ struct UserDatabaseTests {
     func lookUps() throws {
         #expect(try UserDatabase.user("root") == UserAccount(name: "root", uid: 0, gid: 0))
         #expect(try UserDatabase.user(id: 0) == UserAccount(name: "root", uid: 0, gid: 0))
-        let nobody = try #require(getpwnam("nobody"))
-        #expect(try UserDatabase.user("nobody") == UserAccount(name: "nobody", uid: nobody.pointee.pw_uid, gid: nobody.pointee.pw_gid))
+        let nobody = try #require(TestSupport.passwdEntry("nobody"))
+        #expect(try UserDatabase.user("nobody") == UserAccount(name: "nobody", uid: nobody.uid, gid: nobody.gid))
         #expect(try UserDatabase.user("jobbox-no-such-user") == nil)
         #expect(try UserDatabase.user(id: 4_294_967_290) == nil)
         // getent would read these as an option, two keys or nothing; no user has such a name.
@@ -19,7 +19,7 @@ struct UserDatabaseTests {
             #expect(try UserDatabase.user(key) == nil, "\(key)")
         }
         #expect(try UserDatabase.group("root") == 0)
-        #expect(try UserDatabase.group("daemon") == getgrnam("daemon")?.pointee.gr_gid)
+        #expect(try UserDatabase.group("daemon") == TestSupport.groupID("daemon"))
         #expect(try UserDatabase.group("jobbox-no-such-group") == nil)
         #expect(try UserDatabase.userAndGroups("jobbox-no-such-user") == nil)
         let root = try #require(try UserDatabase.userAndGroups("root"))

@@ -61,7 +61,7 @@ struct NsExecIdentityTests {
         #expect(try TestSupport.run(["/usr/sbin/groupadd", groupName]).status == 0)
         defer { _ = try? TestSupport.run(["/usr/sbin/groupdel", groupName]) }
         #expect(try TestSupport.run(["/usr/sbin/usermod", "-a", "-G", groupName, user.name]).status == 0)
-        let extra = try #require(getgrnam(groupName)?.pointee.gr_gid)
+        let extra = try #require(TestSupport.groupID(groupName))
         let result = try TestSupport.run(["ns-exec", "--user", user.name, "--", "/bin/sh", "-c", "id -u; id -g; id -G"])
         #expect(result.status == 0, "\(result)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
@@ -76,7 +76,7 @@ struct NsExecIdentityTests {
     func groupsAndNumbers() throws {
         let before = try Support.hostMounts()
         let withGroup = try TestSupport.run(["ns-exec", "--user", "nobody", "--group", "daemon", "--", "id", "-g"])
-        #expect(withGroup.stdout == String(getgrnam("daemon")?.pointee.gr_gid ?? 1) + "\n", "\(withGroup)")
+        #expect(withGroup.stdout == String(TestSupport.groupID("daemon") ?? 1) + "\n", "\(withGroup)")
         let numeric = try TestSupport.run(["ns-exec", "--user", "4242", "--group", "4243", "--", "/bin/sh", "-c", "id -u; id -g; id -G"])
         #expect(numeric.stdout == "4242\n4243\n4243\n", "\(numeric)")
         let noGroup = try TestSupport.run(["ns-exec", "--user", "4242", "--", "/bin/true"])

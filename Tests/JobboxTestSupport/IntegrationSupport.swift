@@ -105,9 +105,9 @@ package struct TestUser {
         name = TestSupport.uniqueName(prefix)
         let made = try Spawn.run(["useradd", "-M", "-N", "-s", "/bin/sh", "-d", "/nonexistent", name])
         guard made.status == 0 else { throw TestFailure("useradd \(name) failed: \(made)") }
-        guard let entry = getpwnam(name) else { throw TestFailure("useradd made no passwd entry for \(name)") }
-        uid = entry.pointee.pw_uid
-        gid = entry.pointee.pw_gid
+        guard let entry = TestSupport.passwdEntry(name) else { throw TestFailure("useradd made no passwd entry for \(name)") }
+        uid = entry.uid
+        gid = entry.gid
     }
 
     package func remove() {

@@ -200,9 +200,9 @@ package enum NsExecTestSupport {
             let name = TestSupport.uniqueName(prefix)
             self.name = name
             try TestUser.retrying(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name])
-            guard let entry = getpwnam(name) else { throw TestFailure("useradd made no user \(name)") }
-            uid = entry.pointee.pw_uid
-            gid = entry.pointee.pw_gid
+            guard let entry = TestSupport.passwdEntry(name) else { throw TestFailure("useradd made no user \(name)") }
+            uid = entry.uid
+            gid = entry.gid
         }
 
         package func remove() {

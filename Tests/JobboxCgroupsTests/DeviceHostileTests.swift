@@ -11,7 +11,7 @@ import Testing
 struct DeviceHostileTests {
     @Test("--device-allow through a symlink in a job-writable directory is refused as root (125), not followed")
     func symlinkRefused() throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbd")
+        let user = try TestUser(prefix: "jbd")
         defer { user.remove() }
         let base = try TestSupport.TemporaryDirectory("jbdhostile")
         defer { base.remove() }
@@ -30,7 +30,7 @@ struct DeviceHostileTests {
     func symlinkInGPUDirectory() throws {
         let bed = try DeviceTestBed()
         defer { bed.remove() }
-        let user = try NsExecTestSupport.TestUser(prefix: "jbd")
+        let user = try TestUser(prefix: "jbd")
         defer { user.remove() }
         chown(bed.directory, user.uid, user.gid)
         let planted = try TestSupport.run(user.command(["/bin/ln", "-s", "/dev/mem", bed.path("nvidia7")]))

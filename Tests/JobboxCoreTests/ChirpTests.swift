@@ -23,7 +23,7 @@ struct ChirpTests {
     /// `owner`: who owns the listener's directory (as root, tools chirp as the owner of the directory holding the
     /// config, the job's user).
     static func record(
-        lines expectedLines: Int? = 1 + ad.attributes.count, owner: NsExecTestSupport.TestUser? = nil,
+        lines expectedLines: Int? = 1 + ad.attributes.count, owner: TestUser? = nil,
         _ client: (_ configFile: String) throws -> Void
     ) throws -> [UInt8] {
         let dir = try TestSupport.TemporaryDirectory("jobbox-chirp")
@@ -109,7 +109,7 @@ struct ChirpTests {
     func jobstatChirps() throws {
         var printed = ""
         // As root, jobstat chirps as the job's user: the owner of the directory holding the config.
-        let user: NsExecTestSupport.TestUser? = TestSupport.isRoot ? try NsExecTestSupport.TestUser() : nil
+        let user: TestUser? = TestSupport.isRoot ? try TestUser() : nil
         defer { user?.remove() }
         let sent = try Self.record(lines: nil, owner: user) { config in
             var environment = ProcessInfo.processInfo.environment

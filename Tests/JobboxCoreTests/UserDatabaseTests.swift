@@ -32,7 +32,7 @@ struct UserDatabaseTests {
         "a user's groups: the primary first, then every group listing the user, as id -G has them",
         .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
     func supplementaryGroups() throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbud")
+        let user = try TestUser(prefix: "jbud")
         defer { user.remove() }
         let groupName = TestSupport.uniqueName("jbudg")
         let added = try TestSupport.run(["/usr/sbin/groupadd", groupName])

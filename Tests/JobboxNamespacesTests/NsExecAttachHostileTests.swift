@@ -49,7 +49,7 @@ struct NsExecAttachHostileTests {
     func rootDistrustsUserWritableState() throws {
         let dir = try Support.Directory("jbdattach")
         defer { dir.remove() }
-        let user = try Support.TestUser(prefix: "jbd")
+        let user = try TestUser(prefix: "jbd")
         defer { user.remove() }
         let state = try dir.make("state", mode: 0o755, owner: (user.uid, user.gid))
         try dir.make("state/ns-exec", mode: 0o755, owner: (user.uid, user.gid))

@@ -9,10 +9,10 @@ import Testing
 /// A throwaway user (`jbd...`) whose unprivileged ns-exec keeps its records in `/tmp/jobbox-<uid>`; both go in
 /// `remove()`.
 final class AttachUser {
-    let user: NsExecTestSupport.TestUser
+    let user: TestUser
     var records: String { "/tmp/jobbox-\(user.uid)" }
 
-    init() throws { user = try NsExecTestSupport.TestUser(prefix: "jbd") }
+    init() throws { user = try TestUser(prefix: "jbd") }
 
     /// The ns-exec copy `nsExec` with `arguments`, as this user and without an `XDG_RUNTIME_DIR` (the test's own
     /// would not be this user's).

@@ -65,7 +65,7 @@ struct NsExecHostileTests {
         }
 
         /// A scratch directory for one job, in the execute directory the version has a mount point for.
-        func scratch(owner user: Support.TestUser) throws -> String {
+        func scratch(owner user: TestUser) throws -> String {
             try dir.make("execute/" + TestSupport.uniqueName("dir_"), mode: 0o700, owner: (user.uid, user.gid))
         }
     }
@@ -78,7 +78,7 @@ struct NsExecHostileTests {
     func leakedDescriptorAcrossUser(extra: [String]) throws {
         let before = try Support.hostMounts()
         let dir = try Support.Directory("jbhostile-")
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             dir.remove()
@@ -123,7 +123,7 @@ struct NsExecHostileTests {
     @Test("with --pid the job's init, which never execs, holds no descriptor of the launcher's either")
     func initHoldsNoLeakedDescriptor() throws {
         let dir = try Support.Directory("jbhostile-")
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             dir.remove()
@@ -197,7 +197,7 @@ struct NsExecHostileTests {
     func chrootVersionUnchanged() throws {
         let before = try Support.hostMounts()
         let chroot = try NamedChroot()
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             chroot.dir.remove()
@@ -253,7 +253,7 @@ struct NsExecHostileTests {
     func jobAdNamingRootRefused(owner: String) throws {
         let before = try Support.hostMounts()
         let dir = try Support.Directory("jbhostile-")
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             dir.remove()
@@ -279,7 +279,7 @@ struct NsExecHostileTests {
     func jobAdOfItsUser() throws {
         let before = try Support.hostMounts()
         let dir = try Support.Directory("jbhostile-")
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             dir.remove()
@@ -324,7 +324,7 @@ struct NsExecHostileTests {
     func chrootUnchangedUnderUserns() throws {
         let before = try Support.hostMounts()
         let chroot = try NamedChroot()
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             chroot.dir.remove()
@@ -352,7 +352,7 @@ struct NsExecHostileTests {
     @Test("scratch below /tmp with /tmp mounted under scratch: /tmp is the job's own, the scratch dir still at its path", arguments: [false, true])
     func scratchBelowCoveredDirectory(inChroot: Bool) throws {
         let before = try Support.hostMounts()
-        let user = try Support.TestUser()
+        let user = try TestUser()
         let chroot = inChroot ? try NamedChroot() : nil
         let base = "/tmp/" + TestSupport.uniqueName("jbhostile-")
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: false)
@@ -387,7 +387,7 @@ struct NsExecHostileTests {
     func devShmSized() throws {
         let before = try Support.hostMounts()
         let dir = try Support.Directory("jbhostile-")
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer {
             user.remove()
             dir.remove()

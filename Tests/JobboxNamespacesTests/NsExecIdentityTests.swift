@@ -55,7 +55,7 @@ struct NsExecIdentityTests {
 
     @Test("--user NAME: the supplementary groups the group database gives the user (through getent), nothing else")
     func supplementaryGroupsFromTheDatabase() throws {
-        let user = try Support.TestUser(prefix: "jbsg")
+        let user = try TestUser(prefix: "jbsg")
         defer { user.remove() }
         let groupName = TestSupport.uniqueName("jbsgg")
         #expect(try TestSupport.run(["/usr/sbin/groupadd", groupName]).status == 0)
@@ -116,7 +116,7 @@ struct NsExecUserNamespaceTests {
     @Test("without root and without --userns, namespaces are refused with a hint; --chroot PATH and --user are refused")
     func refusedWithoutUserns() throws {
         let before = try Support.hostMounts()
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer { user.remove() }
         let dir = try Support.Directory()
         defer { dir.remove() }
@@ -138,7 +138,7 @@ struct NsExecUserNamespaceTests {
     @Test("--userns: PID, mount, net, UTS namespaces and scratch binds work as an ordinary user, with no capabilities left")
     func namespacesWithoutRoot() throws {
         let before = try Support.hostMounts()
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer { user.remove() }
         let dir = try Support.Directory()
         defer { dir.remove() }
@@ -165,7 +165,7 @@ struct NsExecUserNamespaceTests {
     @Test("--userns with a named chroot: an ordinary user runs the chroot's userland with its scratch dir inside")
     func chrootWithoutRoot() throws {
         let before = try Support.hostMounts()
-        let user = try Support.TestUser()
+        let user = try TestUser()
         defer { user.remove() }
         let dir = try Support.Directory()
         defer { dir.remove() }

@@ -37,7 +37,7 @@ struct NetacctHostileTests {
         try net.exec(net.node, ["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    static func write(_ path: String, _ text: String, owner: NsExecTestSupport.TestUser? = nil) throws {
+    static func write(_ path: String, _ text: String, owner: TestUser? = nil) throws {
         try text.write(toFile: path, atomically: false, encoding: .utf8)
         if let owner { chown(path, owner.uid, owner.gid) }
     }
@@ -50,7 +50,7 @@ struct NetacctHostileTests {
     func jobOwnedStateDirectory(backend: String) throws {
         let net = try NetacctTopology()
         defer { net.remove() }
-        let user = try NsExecTestSupport.TestUser()
+        let user = try TestUser()
         defer { user.remove() }
         let before = try net.nodeState()
         // The job's user owns STATE_DIR/netacct (as if STATE_DIR pointed into its scratch dir) and planted there.

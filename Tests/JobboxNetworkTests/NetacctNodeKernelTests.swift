@@ -71,7 +71,7 @@ struct NetacctNodeKernelTests {
     )
     func delegatedUser() throws {
         let bed = try NodeBed()
-        let user = try NsExecTestSupport.TestUser()
+        let user = try TestUser()
         defer {
             bed.remove()
             user.remove()
@@ -145,8 +145,8 @@ struct NetacctNodeKernelTests {
     )
     func joinDelegated() throws {
         let bed = try NodeBed()
-        let user = try NsExecTestSupport.TestUser()
-        let other = try NsExecTestSupport.TestUser()
+        let user = try TestUser()
+        let other = try TestUser()
         let job = TestSupport.uniqueName("jbnj")
         // cg-exec puts the job at <own cgroup>/<BASE_CGROUP>/job_<id>: below the bed's accounting cgroup.
         let config = bed.net.directory.path + "/cgexec.conf"
@@ -170,7 +170,7 @@ struct NetacctNodeKernelTests {
         #expect(stat(bed.directory + "/job_\(job)/main/cgroup.procs", &procs) == 0 && procs.st_uid == user.uid, "the unified leaf is delegated")
 
         // The job script's way: as the user, from outside the job's cgroups, join and send.
-        let inNode = { (who: NsExecTestSupport.TestUser, arguments: [String]) throws -> TestSupport.Result in
+        let inNode = { (who: TestUser, arguments: [String]) throws -> TestSupport.Result in
             try TestSupport.run(["nsenter", "--net=/run/netns/\(bed.net.node)"] + who.command(arguments))
         }
         let run = try inNode(
@@ -414,22 +414,22 @@ final class NodeBed {
 
     /// The command that runs `arguments` in cgroup `name` (below the accounting cgroup), in the topology's node
     /// namespace, as `user` when given.
-    func command(in name: String, _ arguments: [String], user: NsExecTestSupport.TestUser? = nil) -> [String] {
+    func command(in name: String, _ arguments: [String], user: TestUser? = nil) -> [String] {
         let inner = ["nsenter", "--net=/run/netns/\(net.node)"] + (user.map { $0.command(arguments) } ?? arguments)
         return ["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", directory + "/" + name + "/cgroup.procs"] + inner
     }
 
-    func jobCommand(in name: String, _ actions: [String], user: NsExecTestSupport.TestUser? = nil) -> [String] {
+    func jobCommand(in name: String, _ actions: [String], user: TestUser? = nil) -> [String] {
         command(in: name, NetacctTopology.client(actions), user: user)
     }
 
     /// Runs the traffic `actions` in cgroup `name` and requires them to succeed.
-    func runJob(in name: String, _ actions: [String], user: NsExecTestSupport.TestUser? = nil) throws {
+    func runJob(in name: String, _ actions: [String], user: TestUser? = nil) throws {
         let result = try TestSupport.run(jobCommand(in: name, actions, user: user))
         guard result.status == 0 else { throw TestFailure("job in \(name): \(result)") }
     }
 
-    func runAs(_ user: NsExecTestSupport.TestUser, in name: String, _ arguments: [String]) throws -> TestSupport.Result {
+    func runAs(_ user: TestUser, in name: String, _ arguments: [String]) throws -> TestSupport.Result {
         try TestSupport.run(command(in: name, arguments, user: user))
     }
 

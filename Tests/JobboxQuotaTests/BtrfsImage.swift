@@ -47,8 +47,8 @@ final class BtrfsImage {
 
     /// Runs `body` with a throwaway job user (`jbq...`) and a new image, both removed afterwards even when `body`
     /// fails; checks that nothing of the image is left.
-    static func withUserAndImage(_ body: (NsExecTestSupport.TestUser, BtrfsImage) throws -> Void) throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbq")
+    static func withUserAndImage(_ body: (TestUser, BtrfsImage) throws -> Void) throws {
+        let user = try TestUser(prefix: "jbq")
         defer { user.remove() }
         let image = try BtrfsImage()
         defer {

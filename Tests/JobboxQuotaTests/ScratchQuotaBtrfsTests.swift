@@ -31,7 +31,7 @@ struct ScratchQuotaBtrfsTests {
 
     @Test("A job past its quota gets EDQUOT in /tmp; jobstat's DiskUsage matches du; the limit is removed by --remove-scratch-quota")
     func limitAndFigures() throws {
-        let user = try NsExecTestSupport.TestUser(prefix: "jbq")
+        let user = try TestUser(prefix: "jbq")
         defer { user.remove() }
         try withImage { image in
             let scratch = try image.subvolume("job1", owner: (user.uid, user.gid))

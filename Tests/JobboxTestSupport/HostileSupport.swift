@@ -20,7 +20,7 @@ package enum Hostile {
     /// A job's scratch dir, owned by a throwaway user, beside a root-only "canary" directory holding a file whose
     /// content must survive whatever the job plants: the set-up of every attack on root's file handling.
     open class Scratch {
-        package let user: NsExecTestSupport.TestUser
+        package let user: TestUser
         /// The job's scratch dir (owned by `user`, mode 0700 as HTCondor makes it).
         package let scratch: String
         /// A root-only directory (0700) standing for /etc.
@@ -36,7 +36,7 @@ package enum Hostile {
             scratch = base + "/scratch"
             canaryDirectory = base + "/etc"
             canary = canaryDirectory + "/shadow"
-            user = try NsExecTestSupport.TestUser()
+            user = try TestUser()
             do {
                 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
                 try FileManager.default.createDirectory(atPath: canaryDirectory, withIntermediateDirectories: true)

@@ -93,25 +93,47 @@ package enum Integration {
     }
 }
 
-/// A throwaway Unix user for running jobs unprivileged: made with useradd (no home, group `users`), removed
-/// with userdel.
+/// A throwaway Unix user for running jobs unprivileged, with a group of its own: made with useradd (no home,
+/// shell /bin/sh), removed with userdel.
 package struct TestUser {
     package let name: String
     package let uid: UInt32
     package let gid: UInt32
 
-    /// Makes a user named `prefix` plus a unique suffix.
+    /// useradd and userdel take a lock on /etc/passwd; parallel tests queue here, other programs are retried.
+    private static let lock = Mutex(())
+
+    /// A new user named from `prefix` (unique).
     package init(prefix: String = "jbx") throws {
-        name = TestSupport.uniqueName(prefix)
-        let made = try Spawn.run(["useradd", "-M", "-N", "-s", "/bin/sh", "-d", "/nonexistent", name])
-        guard made.status == 0 else { throw TestFailure("useradd \(name) failed: \(made)") }
-        guard let entry = TestSupport.passwdEntry(name) else { throw TestFailure("useradd made no passwd entry for \(name)") }
+        let name = TestSupport.uniqueName(prefix)
+        self.name = name
+        try TestUser.retrying(["/usr/sbin/useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", "--user-group", name])
+        guard let entry = TestSupport.passwdEntry(name) else { throw TestFailure("useradd made no user \(name)") }
         uid = entry.uid
         gid = entry.gid
     }
 
+    /// Removes the user and its group, even while a process of the user still runs (a failed test's).
     package func remove() {
-        _ = try? Spawn.run(["userdel", "-f", name])
+        try? TestUser.retrying(["/usr/sbin/userdel", "--force", name])
+    }
+
+    /// `arguments` run as this user, with its groups (setpriv, util-linux).
+    package func command(_ arguments: [String]) -> [String] {
+        ["/usr/bin/setpriv", "--reuid", String(uid), "--regid", String(gid), "--init-groups", "--"] + arguments
+    }
+
+    private static func retrying(_ arguments: [String]) throws {
+        try lock.withLock { _ in
+            var last: TestSupport.Result?
+            for _ in 0..<50 {
+                let result = try TestSupport.run(arguments)
+                if result.status == 0 { return }
+                last = result
+                usleep(100_000)
+            }
+            throw TestFailure("\(arguments.joined(separator: " ")) failed: \(last.map(\.description) ?? "")")
+        }
     }
 }
 

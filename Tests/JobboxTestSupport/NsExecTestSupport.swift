@@ -183,48 +183,4 @@ package enum NsExecTestSupport {
         package var stdout: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
         package var stderr: String { (try? String(contentsOf: errors, encoding: .utf8)) ?? "" }
     }
-
-    // MARK: users
-
-    /// A throwaway unprivileged user (and its group), made with useradd and removed with userdel.
-    package struct TestUser {
-        package let name: String
-        package let uid: UInt32
-        package let gid: UInt32
-
-        /// useradd and userdel take a lock on /etc/passwd; parallel tests queue here, other programs are retried.
-        private static let lock = Mutex(())
-
-        /// A new user named from `prefix` (unique).
-        package init(prefix: String = "jbns") throws {
-            let name = TestSupport.uniqueName(prefix)
-            self.name = name
-            try TestUser.retrying(["/usr/sbin/useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name])
-            guard let entry = TestSupport.passwdEntry(name) else { throw TestFailure("useradd made no user \(name)") }
-            uid = entry.uid
-            gid = entry.gid
-        }
-
-        package func remove() {
-            try? TestUser.retrying(["/usr/sbin/userdel", name])
-        }
-
-        /// `arguments` run as this user, with its groups (setpriv, util-linux).
-        package func command(_ arguments: [String]) -> [String] {
-            ["/usr/bin/setpriv", "--reuid", String(uid), "--regid", String(gid), "--init-groups", "--"] + arguments
-        }
-
-        private static func retrying(_ arguments: [String]) throws {
-            try lock.withLock { _ in
-                var last: TestSupport.Result?
-                for _ in 0..<50 {
-                    let result = try TestSupport.run(arguments)
-                    if result.status == 0 { return }
-                    last = result
-                    usleep(100_000)
-                }
-                throw TestFailure("\(arguments.joined(separator: " ")) failed: \(last.map(\.description) ?? "")")
-            }
-        }
-    }
 }

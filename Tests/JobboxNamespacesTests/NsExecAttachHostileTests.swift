@@ -12,7 +12,7 @@ struct NsExecAttachHostileTests {
 
     @Test("another user cannot attach to a user's job: not through a record of their own naming its init, nor without one (125)")
     func anotherUsersJob() throws {
-        let dir = try Support.Directory("jbdattach")
+        let dir = try ExecuteDirectory("jbdattach")
         defer { dir.remove() }
         let ownerUser = try AttachUser()
         defer { ownerUser.remove() }
@@ -47,7 +47,7 @@ struct NsExecAttachHostileTests {
 
     @Test("as root, records in a STATE_DIR the job's user can write are not believed (125): a forged record cannot aim root at a process")
     func rootDistrustsUserWritableState() throws {
-        let dir = try Support.Directory("jbdattach")
+        let dir = try ExecuteDirectory("jbdattach")
         defer { dir.remove() }
         let user = try TestUser(prefix: "jbd")
         defer { user.remove() }

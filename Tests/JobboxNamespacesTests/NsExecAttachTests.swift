@@ -34,7 +34,7 @@ struct NsExecAttachTests {
     /// A root-run job in a chroot with a scratch dir, its own cgroups (cg-exec) and a PID namespace, recorded in
     /// the test's own STATE_DIR.
     final class RootJob {
-        let dir: Support.Directory
+        let dir: ExecuteDirectory
         let config: String
         let job = TestSupport.uniqueName("jbd")
         let base = TestSupport.uniqueName("jbd")
@@ -44,7 +44,7 @@ struct NsExecAttachTests {
         let background: Support.Background
 
         init() throws {
-            dir = try Support.Directory("jbdattach")
+            dir = try ExecuteDirectory("jbdattach")
             let root = dir.path + "/chroots/tiny"
             release = "PRETTY_NAME=\"jobbox attach test \(job)\"\n"
             try Support.buildChroot(at: root, release: release)
@@ -153,7 +153,7 @@ struct NsExecAttachTests {
 
     @Test("a throwaway user attaches to their own --userns job: its processes, its private /tmp; the record goes with the job")
     func userAttachesToOwnUsernsJob() throws {
-        let dir = try Support.Directory("jbdattach")
+        let dir = try ExecuteDirectory("jbdattach")
         defer { dir.remove() }
         let attacher = try AttachUser()
         defer { attacher.remove() }

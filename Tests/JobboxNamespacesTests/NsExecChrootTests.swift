@@ -9,14 +9,14 @@ struct NsExecChrootTests {
 
     /// A test directory with a busybox chroot in `root` and a config naming it `name`.
     struct Fixture {
-        let dir: Support.Directory
+        let dir: ExecuteDirectory
         let root: String
         let name: String
         let release: String
         let config: String
 
         init() throws {
-            dir = try Support.Directory()
+            dir = try ExecuteDirectory()
             root = dir.path + "/chroots/tiny"
             name = TestSupport.uniqueName("TINY")
             release = "PRETTY_NAME=\"jobbox test chroot \(name)\"\nID=jobbox-test\n"

@@ -14,7 +14,7 @@ struct NsExecHostileTests {
     struct Canary {
         let path: String
         let secret: String
-        init(in dir: Support.Directory, mode: Int = 0o600) throws {
+        init(in dir: ExecuteDirectory, mode: Int = 0o600) throws {
             secret = TestSupport.uniqueName("secret-")
             path = dir.path + "/" + TestSupport.uniqueName("canary")
             try secret.write(toFile: path, atomically: false, encoding: .utf8)
@@ -26,14 +26,14 @@ struct NsExecHostileTests {
     /// A named chroot, as chroot-tool would have built it: busybox, the built-in mount points, the scratch dirs'
     /// parent, and a world-writable directory (`/srv/drop`), the kind a package may leave in a version.
     struct NamedChroot {
-        let dir: Support.Directory
+        let dir: ExecuteDirectory
         let root: String
         let name: String
         let config: String
         let execute: String
 
         init(configExtra: String = "") throws {
-            dir = try Support.Directory("jbhostile-")
+            dir = try ExecuteDirectory("jbhostile-")
             root = dir.path + "/chroots/tiny"
             name = TestSupport.uniqueName("HOSTILE")
             try Support.buildChroot(at: root, release: "ID=jobbox-hostile\n")
@@ -77,7 +77,7 @@ struct NsExecHostileTests {
         arguments: [[], ["--pid"]])
     func leakedDescriptorAcrossUser(extra: [String]) throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory("jbhostile-")
+        let dir = try ExecuteDirectory("jbhostile-")
         let user = try TestUser()
         defer {
             user.remove()
@@ -122,7 +122,7 @@ struct NsExecHostileTests {
 
     @Test("with --pid the job's init, which never execs, holds no descriptor of the launcher's either")
     func initHoldsNoLeakedDescriptor() throws {
-        let dir = try Support.Directory("jbhostile-")
+        let dir = try ExecuteDirectory("jbhostile-")
         let user = try TestUser()
         defer {
             user.remove()
@@ -151,7 +151,7 @@ struct NsExecHostileTests {
 
     @Test("--keep-fd takes only an open descriptor above 2: else one line and 125, and the job does not run")
     func keepFDValidated() throws {
-        let dir = try Support.Directory("jbhostile-")
+        let dir = try ExecuteDirectory("jbhostile-")
         defer { dir.remove() }
         let marker = dir.path + "/ran"
         for (value, reason) in [
@@ -252,7 +252,7 @@ struct NsExecHostileTests {
     @Test("a job ad whose Owner is root (by name or uid) is refused: 125, one line, nothing run", arguments: ["root", "0"])
     func jobAdNamingRootRefused(owner: String) throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory("jbhostile-")
+        let dir = try ExecuteDirectory("jbhostile-")
         let user = try TestUser()
         defer {
             user.remove()
@@ -278,7 +278,7 @@ struct NsExecHostileTests {
     @Test("a job ad its user wrote may name only that user; a symlink or a FIFO in its place is refused")
     func jobAdOfItsUser() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory("jbhostile-")
+        let dir = try ExecuteDirectory("jbhostile-")
         let user = try TestUser()
         defer {
             user.remove()
@@ -386,7 +386,7 @@ struct NsExecHostileTests {
     @Test("the job's /dev/shm has JOB_TMPFS_SIZE: a job cannot fill the node's memory through it")
     func devShmSized() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory("jbhostile-")
+        let dir = try ExecuteDirectory("jbhostile-")
         let user = try TestUser()
         defer {
             user.remove()

@@ -37,7 +37,7 @@ struct NsExecIdentityTests {
     @Test("a setuid-root copy of id elevates nobody without --no-new-privs, and does not with it")
     func setuidBinaryDoesNotElevate() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let id = dir.path + "/id"
         try Spawn.copyExecutable("/usr/bin/id", to: id)
@@ -91,7 +91,7 @@ struct NsExecIdentityTests {
     @Test("as root with $_CONDOR_JOB_AD, the job runs as the ad's Owner unless --user says otherwise")
     func ownerFromJobAd() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         try dir.write(".job.ad", "ClusterId = 12\nProcId = 0\nOwner = \"nobody\"\n")
         var environment = ProcessInfo.processInfo.environment
@@ -118,7 +118,7 @@ struct NsExecUserNamespaceTests {
         let before = try Support.hostMounts()
         let user = try TestUser()
         defer { user.remove() }
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let tool = try dir.nsExecCopy()
         let plain = try TestSupport.run(user.command([tool, "--pid", "--", "/bin/true"]))
@@ -140,7 +140,7 @@ struct NsExecUserNamespaceTests {
         let before = try Support.hostMounts()
         let user = try TestUser()
         defer { user.remove() }
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let scratch = try dir.make("scratch", mode: 0o755, owner: (user.uid, user.gid))
         let name = TestSupport.uniqueName("userfile")
@@ -167,7 +167,7 @@ struct NsExecUserNamespaceTests {
         let before = try Support.hostMounts()
         let user = try TestUser()
         defer { user.remove() }
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let root = dir.path + "/chroot"
         let release = "PRETTY_NAME=\"user chroot \(user.name)\"\n"

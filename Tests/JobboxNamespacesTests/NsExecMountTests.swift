@@ -13,7 +13,7 @@ struct NsExecMountTests {
 
     @Test("the mount-table check every test ends with sees a mount left on the host, and its removal")
     func mountCheckSeesLeftovers() throws {
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let target = try dir.make("leftover")
         let before = try Support.hostMounts()
@@ -31,7 +31,7 @@ struct NsExecMountTests {
     @Test("a file the job writes to /tmp lands in <scratch>/tmp (0700, the job's user) and never in the host's /tmp")
     func tmpLandsInScratch() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let scratch = try dir.make("scratch")
         let name = TestSupport.uniqueName("jobfile")
@@ -55,7 +55,7 @@ struct NsExecMountTests {
     @Test("MOUNT_UNDER_SCRATCH is the default list; a directory holding the scratch dir is the job's own too, the scratch dir still in it")
     func configuredListAndHoldingDirectory() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let scratch = try dir.make("scratch")
         // /var/lib holds the scratch dir: the job's /var/lib is <scratch>/var/lib, with the scratch dir bound back in.
@@ -77,7 +77,7 @@ struct NsExecMountTests {
     @Test("a symlink from <scratch>/tmp to /etc is refused with 125; nothing is mounted or made")
     func symlinkRefused() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let scratch = try dir.make("scratch")
         try FileManager.default.createSymbolicLink(atPath: scratch + "/tmp", withDestinationPath: "/etc")
@@ -137,7 +137,7 @@ struct NsExecMountTests {
     @Test("--bind shows a host directory at another path, only to the job")
     func bind() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let source = try dir.make("data")
         let target = try dir.make("view")
@@ -155,7 +155,7 @@ struct NsExecMountTests {
     @Test("the job's mounts are slaves: a mount the host makes later reaches the job, the job's never reach the host")
     func slavePropagation() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         // A shared mount of the test's own, since this machine's / is private (nothing would propagate at all).
         let shared = try dir.make("shared")

@@ -23,7 +23,7 @@ struct NsExecProcessTests {
     @Test("a double-forked daemon dies with the job under --pid; without a PID namespace it would have survived")
     func daemonLeavesNothing() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let seconds = Support.uniqueSleep()
         let daemon = ["sleep", seconds]
@@ -47,7 +47,7 @@ struct NsExecProcessTests {
         arguments: [(SIGHUP, "HUP"), (SIGINT, "INT"), (SIGQUIT, "QUIT"), (SIGTERM, "TERM"), (SIGUSR1, "USR1"), (SIGUSR2, "USR2")])
     func signalsReachTheJob(signal: Int32, name: String) throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let ready = dir.path + "/ready"
         let script = "trap 'echo job got \(name); exit 42' \(name); touch \(ready); while :; do sleep 0.05; done"
@@ -61,7 +61,7 @@ struct NsExecProcessTests {
 
     @Test("TERM while ns-exec --pid is still setting the job up waits and goes to the job: 143, ns-exec not killed half-way")
     func termDuringSetUpReachesTheJob() throws {
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let seconds = Support.uniqueSleep()
         // The first mkdirat is ns-exec making the job's directories under --scratch, long before the init exists.
@@ -75,7 +75,7 @@ struct NsExecProcessTests {
     @Test("KILL of ns-exec takes the whole namespace with it, a job that ignores TERM and its children included")
     func killTearsDownTheNamespace() throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         let ready = dir.path + "/ready"
         let seconds = Support.uniqueSleep()
@@ -113,7 +113,7 @@ struct NsExecProcessTests {
         arguments: [[], ["--pid"], ["--pid", "--no-init"], ["--mount", "--net"]])
     func execFailures(options: [String]) throws {
         let before = try Support.hostMounts()
-        let dir = try Support.Directory()
+        let dir = try ExecuteDirectory()
         defer { dir.remove() }
         try dir.write("not-executable", "#!/bin/sh\n")
         let missing = try TestSupport.run(["ns-exec"] + options + ["--", dir.path + "/missing"])

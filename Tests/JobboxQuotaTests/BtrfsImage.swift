@@ -11,7 +11,7 @@ import Testing
 /// everything, and says what it could not.
 final class BtrfsImage {
     let disk: FreshLoopDisk
-    let base: NsExecTestSupport.Directory
+    let base: ExecuteDirectory
     let mount: String
     let stateDirectory: String
     let config: String
@@ -26,7 +26,7 @@ final class BtrfsImage {
     init(quotas: Bool = true) throws {
         disk = try FreshLoopDisk(megabytes: 512, prefix: "jbq-loop")
         do {
-            base = try NsExecTestSupport.Directory("jbq")
+            base = try ExecuteDirectory("jbq")
         } catch {
             disk.remove()
             throw error

@@ -154,7 +154,7 @@ struct ScratchQuotaBtrfsTests {
 
     @Test("A file system without quotas jobbox can use is refused, never a silent no-op")
     func unsupportedFileSystem() throws {
-        let base = try NsExecTestSupport.Directory("jbq")
+        let base = try ExecuteDirectory("jbq")
         defer {
             _ = try? TestSupport.sh("umount \(base.path)/tmpfs")
             base.remove()

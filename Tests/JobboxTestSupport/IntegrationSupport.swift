@@ -138,15 +138,34 @@ package struct TestUser {
 }
 
 /// A root-owned directory that plays HTCondor's EXECUTE (or Slurm's spool) for one test: world-searchable like
-/// the real one, and outside /tmp and /var/tmp, which a per-job private /tmp would otherwise skip. It and every
-/// directory above it are root's alone, so root tools believe what lies in it (a job ad, a configuration, a
-/// STATE_DIR: `GuardedDirectory.isTrusted`).
+/// the real one, and outside /tmp and /var/tmp, so a job's private /tmp can be mounted under a scratch dir in it.
+/// It and every directory above it are root's alone, so root tools believe what lies in it (a job ad, a
+/// configuration, a STATE_DIR, a chroot: `GuardedDirectory.isTrusted`).
 package struct ExecuteDirectory {
     package let path: String
 
     package init(_ prefix: String = "jbx-execute") throws {
         path = "/var/lib/" + TestSupport.uniqueName(prefix)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+    }
+
+    /// Makes `relative` (and its parents) with `mode`, owned by uid and gid, and returns its path.
+    @discardableResult
+    package func make(_ relative: String, mode: Int = 0o755, owner: (uid: UInt32, gid: UInt32)? = nil) throws -> String {
+        let full = path + "/" + relative
+        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
+        chmod(full, mode_t(mode))
+        if let owner { chown(full, owner.uid, owner.gid) }
+        return full
+    }
+
+    /// A copy of the built ns-exec in this directory: the unprivileged tests' user may not be able to reach
+    /// the build directory (a checkout under /root), but can reach this one.
+    package func nsExecCopy() throws -> String {
+        let copy = path + "/ns-exec"
+        try Spawn.copyExecutable(TestSupport.tool("ns-exec"), to: copy)
+        chmod(copy, 0o755)
+        return copy
     }
 
     /// Writes an executable script (mode 0755) and returns its path.

@@ -60,47 +60,6 @@ package enum NsExecTestSupport {
         #expect(changes.isEmpty, "host mount table changed: \(changes)", sourceLocation: sourceLocation)
     }
 
-    // MARK: directories
-
-    /// A fresh directory `/var/lib/jbtest-<unique>` (root-owned, 0755): outside /tmp, so /tmp can be mounted
-    /// under a scratch dir inside it, and with only root-owned parents, so it can hold a chroot.
-    package struct Directory {
-        package let path: String
-        package init(_ prefix: String = "jbtest-") throws {
-            path = "/var/lib/" + TestSupport.uniqueName(prefix)
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
-        }
-
-        /// Makes `relative` (and its parents) with `mode`, owned by uid and gid.
-        @discardableResult
-        package func make(_ relative: String, mode: Int = 0o755, owner: (uid: UInt32, gid: UInt32)? = nil) throws -> String {
-            let full = path + "/" + relative
-            try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-            chmod(full, mode_t(mode))
-            if let owner { chown(full, owner.uid, owner.gid) }
-            return full
-        }
-
-        /// A copy of the built ns-exec in this directory: the unprivileged tests' user may not be able to reach
-        /// the build directory (a checkout under /root), but can reach this one.
-        package func nsExecCopy() throws -> String {
-            let copy = path + "/ns-exec"
-            try Spawn.copyExecutable(TestSupport.tool("ns-exec"), to: copy)
-            chmod(copy, 0o755)
-            return copy
-        }
-
-        package func write(_ relative: String, _ text: String) throws {
-            try text.write(toFile: path + "/" + relative, atomically: false, encoding: .utf8)
-        }
-
-        /// Removes the tree, first undoing what a test may have left (immutable modes, foreign owners do not matter
-        /// to root).
-        package func remove() {
-            try? FileManager.default.removeItem(atPath: path)
-        }
-    }
-
     /// Builds a minimal chroot at `root`: busybox-static as /bin/sh, cat, ls, ps, id; /etc/os-release with
     /// `release`; the mount points /proc, /dev, /tmp, /var/tmp. Root-owned, nothing writable by others but /tmp.
     package static func buildChroot(at root: String, release: String) throws {

@@ -5,7 +5,7 @@ RELEASE_DIR = .build-release
 TOOLS       = cg-exec ns-exec netacct chroot-tool jobstat
 VENV        = .venv-htcondor
 
-.PHONY: all deps build check check-v2 check-packages chaos chaos-short demo release install deb rpm dist man lint-man lint-shell lint-swift format bench fuzz fuzz-run clean
+.PHONY: all deps build check check-v2 check-packages chaos chaos-short demo release install deb rpm dist man lint-man lint-shell lint-swift lint-reentrant format bench fuzz fuzz-run clean
 
 all: build
 
@@ -18,7 +18,7 @@ build: deps
 # Every test: unit tests on fixtures, kernel tests as root, HTCondor's parser on every ad.
 check: build
 	JOBBOX_HTCONDOR_PYTHON=$(CURDIR)/$(VENV)/bin/python JOBBOX_REQUIRE_HTCONDOR=1 $(SWIFT) test
-	@$(MAKE) --no-print-directory lint-man lint-shell lint-swift
+	@$(MAKE) --no-print-directory lint-man lint-shell lint-swift lint-reentrant
 	@$(MAKE) --no-print-directory fuzz-run
 	@$(MAKE) --no-print-directory check-packages
 	@$(MAKE) --no-print-directory chaos-short
@@ -105,6 +105,15 @@ lint-man:
 lint-swift:
 	@$(SWIFT) format lint --strict --recursive --parallel --configuration .swift-format Package.swift Plugins Sources Tests fuzz/Sources \
 	    && echo "swift sources: swift format clean"
+
+# The C library's look-ups that hand every caller one static record (getpwnam and its kin, gmtime, strtok, ...):
+# the tests run in parallel threads of one process, where one test's call overwrites another's answer (CI once
+# read back `nobody` with a throwaway user's ids). The _r variants take the caller's buffer.
+NON_REENTRANT = (^|[^.[:alnum:]_])(getpw(nam|uid|ent)|getgr(nam|gid|ent)|gmtime|localtime|ctime|asctime|strtok|getlogin|ttyname|strsignal|inet_ntoa|gethostbyname)\(
+lint-reentrant:
+	@if git grep -nE '$(NON_REENTRANT)' -- '*.swift' '*.c' '*.h'; then \
+	    echo "the calls above return one static record per process: use their _r variants"; exit 1; \
+	fi; echo "C library calls: no static-record look-ups"
 
 format:
 	$(SWIFT) format --in-place --recursive --parallel --configuration .swift-format Package.swift Plugins Sources Tests fuzz/Sources

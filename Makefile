@@ -107,8 +107,8 @@ lint-swift:
 	    && echo "swift sources: swift format clean"
 
 # The C library's look-ups that hand every caller one static record (getpwnam and its kin, gmtime, strtok, ...):
-# the tests run in parallel threads of one process, where one test's call overwrites another's answer (CI once
-# read back `nobody` with a throwaway user's ids). The _r variants take the caller's buffer.
+# the tests run in parallel threads of one process, where one test's call overwrites another's answer (a CI run
+# once compared `nobody` with wrong ids). The _r variants take the caller's buffer.
 NON_REENTRANT = (^|[^.[:alnum:]_])(getpw(nam|uid|ent)|getgr(nam|gid|ent)|gmtime|localtime|ctime|asctime|strtok|getlogin|ttyname|strsignal|inet_ntoa|gethostbyname)\(
 lint-reentrant:
 	@if git grep -nE '$(NON_REENTRANT)' -- '*.swift' '*.c' '*.h'; then \

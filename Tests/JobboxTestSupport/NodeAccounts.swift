@@ -4,8 +4,8 @@ extension TestSupport {
     /// The uid and gid of the node's user `name`, through `getpwnam_r`.
     ///
     /// Why not `getpwnam`: tests run in parallel threads of one process, and `getpwnam` hands out one static
-    /// record that another test's look-up overwrites between the call and the read (CI saw `nobody` read back
-    /// with a throwaway user's ids).
+    /// record that another test's look-up overwrites between the call and the read (a CI run compared `nobody`
+    /// with wrong ids; two threads of a C loop reproduce it).
     package static func passwdEntry(_ name: String) -> (uid: UInt32, gid: UInt32)? {
         var entry = passwd()
         var found: UnsafeMutablePointer<passwd>?

@@ -13,8 +13,7 @@ extension FileDescriptor {
     /// call has the runtime build the sequence's type from its mangled name and check its conformances, a scan
     /// of the whole binary's conformance records (0.17 M instructions of a bpf job's netacct, by callgrind).
     package func writeText(_ text: String) throws(Errno) {
-        var bytes = Array(text.utf8)
-        defer { bytes.removeAll() }
+        let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { buffer in

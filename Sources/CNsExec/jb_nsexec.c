@@ -121,6 +121,23 @@ static int enter_user_namespace(const struct jb_nsexec_plan *plan, struct jb_nse
     return 0;
 }
 
+/* The plan's scratch directory in this mount namespace (see scratch_dir in jb_nsexec.h), or -1 with errno (ESTALE:
+ * another directory is at the path now). */
+static int open_scratch(const struct jb_nsexec_plan *plan) {
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return -1;
+    int fd = jb_open_no_symlinks(root, plan->scratch_dir, O_PATH, 0);
+    close_keeping_errno(root);
+    if (fd < 0) return -1;
+    struct stat info;
+    if (fstat(fd, &info) != 0 || (uint64_t)info.st_dev != plan->scratch_device || (uint64_t)info.st_ino != plan->scratch_inode) {
+        close(fd);
+        errno = ESTALE;
+        return -1;
+    }
+    return fd;
+}
+
 /* Opens a path of a mount operation as O_PATH, as its base says (see enum jb_path_base). SCRATCH_FD is the scratch
  * directory, opened before the first mount: a directory mounted under scratch may cover the scratch dir's own
  * path (scratch below /tmp), and its contents must still come from the real one. */
@@ -241,7 +258,7 @@ static int bring_loopback_up(void) {
 static int set_up_namespaces(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
     int scratch_fd = -1;
     if (plan->mount_count > 0 && plan->scratch_dir != NULL) {
-        scratch_fd = open(plan->scratch_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        scratch_fd = open_scratch(plan);
         if (scratch_fd < 0) return fail(failure, JB_NSEXEC_MOUNT_SOURCE, -1, errno);
     }
     for (int i = 0; i < plan->mount_count; i++) {

@@ -8,19 +8,18 @@ import JobboxCore
 #endif
 
 /// The directories ns-exec creates before the namespaces: `<scratch>/<D>` for each directory mounted under
-/// scratch (never anything in a chroot, which is shared and read-only to jobs). Made in the host's view, before the fork, so a refusal (a
-/// symlink planted in the scratch dir) costs nothing; the C shim opens them again, the same careful way, inside
-/// the new mount namespace.
+/// scratch (never anything in a chroot, which is shared and read-only to jobs). Made in the host's view, before the
+/// fork, so a refusal (a symlink planted in the scratch dir) costs nothing; the C shim opens them again, the same
+/// careful way, inside the new mount namespace.
 package enum JobDirectories {
     /// Makes `<scratch>/<D>` for each D of `directories` (absolute paths), mode 0700 and owned by `owner`, also
     /// for directories made on the way. Nothing under the scratch directory is followed: a symlink (or anything
     /// not a directory) where a directory should be is refused.
     package static func prepareScratch(
-        _ scratch: String, directories: [String], owner: (uid: uid_t, gid: gid_t), created: inout CreatedDirectories
+        _ scratchDirectory: JobScratch, directories: [String], owner: (uid: uid_t, gid: gid_t), created: inout CreatedDirectories
     ) throws(JobboxError) {
-        let base = open(scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard base >= 0 else { throw JobboxError.lastErrno("cannot open scratch directory", scratch) }
-        defer { close(base) }
+        let base = scratchDirectory.directory.fd
+        let scratch = scratchDirectory.path
         for directory in directories {
             let components = AbsolutePath.relative(directory).split(separator: "/").map(String.init)
             var current = base
@@ -75,25 +74,25 @@ package struct CreatedDirectories: Sendable, Equatable {
 
     mutating func append(_ entry: Entry) { entries.append(entry) }
 
-    /// Removes every directory made (newest first), looking them up the same careful way they were made; errors
-    /// (a directory the job filled meanwhile) leave the directory in place.
+    /// Removes every directory made (newest first), looking them up the same careful way they were made (the
+    /// scratch dir by `GuardedPath`'s rule, nothing below it followed); errors (a directory the job filled
+    /// meanwhile) leave the directory in place.
     package mutating func removeAll() {
         for entry in entries.reversed() {
             switch entry {
             case .underScratch(let base, let relative):
-                Self.removeDirectory(relative, below: base) { dir, parent in jb_open_no_symlinks(dir, parent, JB_O_PATH, 0) }
+                Self.removeDirectory(relative, below: base)
             }
         }
         entries.removeAll()
     }
 
-    private static func removeDirectory(_ relative: String, below base: String, openParent: (Int32, String) -> Int32) {
-        let baseFD = open(base, JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard baseFD >= 0 else { return }
-        defer { close(baseFD) }
+    private static func removeDirectory(_ relative: String, below base: String) {
+        guard let baseDirectory = try? GuardedPath.openDirectory(base, for: "cannot open scratch directory") else { return }
+        defer { baseDirectory.close() }
         var components = relative.split(separator: "/").map(String.init)
         guard let name = components.popLast() else { return }
-        let parent = openParent(baseFD, components.joined(separator: "/"))
+        let parent = jb_open_no_symlinks(baseDirectory.fd, components.joined(separator: "/"), JB_O_PATH, 0)
         guard parent >= 0 else { return }
         _ = unlinkat(parent, name, AT_REMOVEDIR)
         close(parent)

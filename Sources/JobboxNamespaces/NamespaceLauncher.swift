@@ -27,10 +27,12 @@ package enum NamespaceLauncher {
     /// Runs `plan`. Returns only when the job has ended (PID namespace) or when a step failed; on success
     /// without a PID namespace this process is the job and never returns. With a PID namespace, `started` is
     /// called with the init's pid once the job has been exec'd, and `ended` once the init is gone (for the
-    /// record `ns-exec --attach` finds the job by).
-    package static func run(_ plan: NsExecPlan, started: (Int32) -> Void = { _ in }, ended: (Int32) -> Void = { _ in }) -> Outcome {
+    /// record `ns-exec --attach` finds the job by). `scratch` is the plan's scratch directory, opened (nil: none).
+    package static func run(
+        _ plan: NsExecPlan, scratch: JobScratch?, started: (Int32) -> Void = { _ in }, ended: (Int32) -> Void = { _ in }
+    ) -> Outcome {
         let storage = CPlanStorage()
-        guard let cPlan = storage.build(plan) else {
+        guard let cPlan = storage.build(plan, scratch: scratch) else {
             return .failed(JobboxError.system("cannot prepare the job's plan", nil, .noMemory))
         }
         var failure = jb_nsexec_failure()
@@ -110,7 +112,10 @@ package enum NamespaceLauncher {
     }
 
     private static func describeMount(stage: Int32, index: Int, errno: Errno, _ plan: NsExecPlan) -> JobboxError {
-        if index == -1, let scratch = plan.layout.scratch { return .system("cannot open scratch directory", scratch, errno) }
+        if index == -1, let scratch = plan.layout.scratch {
+            if errno == .staleNFSFileHandle { return .invalid("cannot open scratch directory", scratch, "another directory took its place") }
+            return .system("cannot open scratch directory", scratch, errno)
+        }
         guard plan.mounts.indices.contains(index) else { return .system("cannot set up mounts", nil, errno) }
         let scratch = plan.layout.scratch
         let root = plan.layout.chroot
@@ -172,7 +177,7 @@ final class CPlanStorage {
     }
 
     /// The C plan, or nil when memory ran out. Pointers in it stay valid while this storage lives.
-    func build(_ plan: NsExecPlan) -> jb_nsexec_plan? {
+    func build(_ plan: NsExecPlan, scratch: JobScratch?) -> jb_nsexec_plan? {
         var result = jb_nsexec_plan()
         if let ids = plan.userNamespace {
             result.user_namespace = 1
@@ -181,8 +186,10 @@ final class CPlanStorage {
         }
         result.namespaces = plan.namespaces.rawValue
         result.run_init = plan.runInit ? 1 : 0
-        guard let scratch = copy(plan.layout.scratch), let root = copy(plan.layout.chroot) else { return nil }
-        result.scratch_dir = scratch
+        guard let scratchPath = copy(scratch?.resolved), let root = copy(plan.layout.chroot) else { return nil }
+        result.scratch_dir = scratchPath
+        result.scratch_device = scratch?.device ?? 0
+        result.scratch_inode = scratch?.inode ?? 0
         result.new_root = root
         var mounts: [jb_mount_op] = []
         for operation in plan.mounts {

@@ -25,6 +25,8 @@ package enum NsExec {
         // cleared for the exec), so it never stops the set-up half-way. The C side unblocks what it forwards.
         SetUpSignals.hold()
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
+        let scratchDirectory = try plan.layout.scratch.map { path throws(JobboxError) in try JobScratch(path) }
+        defer { scratchDirectory?.close() }
         var created = CreatedDirectories()
         var quota: String?
         do throws(JobboxError) {
@@ -33,9 +35,9 @@ package enum NsExec {
                 try ScratchQuota.apply(limit, to: scratch, settings: plan.scratchQuotaSettings)
                 quota = scratch
             }
-            if let scratch = plan.layout.scratch {
+            if let scratchDirectory {
                 try JobDirectories.prepareScratch(
-                    scratch, directories: plan.scratchTargets, owner: (plan.owner.uid, plan.owner.gid), created: &created)
+                    scratchDirectory, directories: plan.scratchTargets, owner: (plan.owner.uid, plan.owner.gid), created: &created)
             }
         } catch {
             created.removeAll()
@@ -44,7 +46,7 @@ package enum NsExec {
         }
         let reporter = LaunchFailureReporter(diagnostics)
         let recorder = JobRecorder(plan: plan, job: job, config: config, environment: environment, diagnostics: diagnostics)
-        switch NamespaceLauncher.run(plan, started: recorder.started, ended: recorder.ended) {
+        switch NamespaceLauncher.run(plan, scratch: scratchDirectory, started: recorder.started, ended: recorder.ended) {
         case .exited(let status):
             return status
         case .failed(let error):

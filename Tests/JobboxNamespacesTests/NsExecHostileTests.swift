@@ -381,6 +381,47 @@ struct NsExecHostileTests {
         try Support.expectMountsUnchanged(since: before, paths: [base])
     }
 
+    // MARK: finding 10: the scratch path's last step, where the job's user can write
+
+    @Test(
+        "a symlink the job's user planted as its scratch dir is refused: root neither chowns nor mounts what it points at",
+        arguments: [[], ["--pid"]])
+    func plantedScratchSymlink(extra: [String]) throws {
+        let before = try Support.hostMounts()
+        let dir = try ExecuteDirectory("jbhostile-")
+        let user = try TestUser()
+        defer {
+            user.remove()
+            dir.remove()
+        }
+        // The victim stands for /: a root-only directory whose tmp is root's (0755). The user owns the directory
+        // above its scratch path (as with /scratch/$USER/$JOBID, or a path in /tmp made by a prolog).
+        let victim = try dir.make("victim", mode: 0o755)
+        let victimTmp = try dir.make("victim/tmp", mode: 0o755)
+        let owned = try dir.make("user", mode: 0o700, owner: (user.uid, user.gid))
+        let planted = owned + "/scratch"
+        let plant = try TestSupport.run(user.command(["/bin/ln", "-s", victim, planted]))
+        #expect(plant.status == 0, "\(plant)")
+
+        let run = try TestSupport.run(
+            ["ns-exec"] + extra + ["--scratch", planted, "--mount-under-scratch", "/tmp", "--user", user.name, "--", "/bin/sh", "-c", "touch /tmp/mine"])
+        #expect(run.status == 125, "\(run)")
+        #expect(run.stderr.hasPrefix("ns-exec: ") && run.stderr.contains(planted), "\(run)")
+        var info = stat()
+        #expect(stat(victimTmp, &info) == 0)
+        #expect(info.st_uid == 0 && info.st_gid == 0 && info.st_mode & 0o7777 == 0o755, "root changed what the symlink points at")
+        #expect(!FileManager.default.fileExists(atPath: victimTmp + "/mine"), "the job wrote through the symlink")
+        #expect((try FileManager.default.contentsOfDirectory(atPath: victim)) == ["tmp"], "root made something in what the symlink points at")
+
+        // The control: the same run on a real directory the user owns works.
+        let real = try dir.make("user/real", mode: 0o700, owner: (user.uid, user.gid))
+        let control = try TestSupport.run(
+            ["ns-exec"] + extra + ["--scratch", real, "--mount-under-scratch", "/tmp", "--user", user.name, "--", "/bin/sh", "-c", "touch /tmp/mine"])
+        #expect(control.status == 0, "\(control)")
+        #expect(FileManager.default.fileExists(atPath: real + "/tmp/mine"), "\(control)")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
     // MARK: also seen: /dev/shm without a size
 
     @Test("the job's /dev/shm has JOB_TMPFS_SIZE: a job cannot fill the node's memory through it")

@@ -112,8 +112,33 @@ struct NsExecMountTests {
             plan.layout.scratch = scratch
             plan.mounts = [.makeSlave, .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: false)]
             plan.command = ["/bin/true"]
-            let outcome = NamespaceLauncher.run(plan)
+            let opened = try JobScratch(scratch)
+            let outcome = NamespaceLauncher.run(plan, scratch: opened)
             let refused = JobDirectories.refusal(scratch + "/tmp")
+            exit(outcome == .failed(refused) ? 125 : 1)
+        }
+        try Support.expectMountsUnchanged(since: before, paths: [dir])
+    }
+
+    @Test("the C shim takes only the scratch dir ns-exec opened: another directory renamed to its path is refused")
+    func shimRefusesSwappedScratch() async throws {
+        let before = try Support.hostMounts()
+        let dir = "/var/lib/jbtest-swap-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir + "/scratch/tmp", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/other/tmp", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        await #expect(processExitsWith: .exitCode(125)) {
+            let dir = "/var/lib/jbtest-swap-\(getppid())"
+            var plan = NsExecPlan()
+            plan.namespaces = [.mount]
+            plan.layout.scratch = dir + "/scratch"
+            plan.mounts = [.makeSlave, .bind(source: .underScratch("tmp"), target: .host("/tmp"), recursive: false)]
+            plan.command = ["/bin/true"]
+            let opened = try JobScratch(dir + "/scratch")
+            // What a job's user can do where it may write the directory above: swap another directory in.
+            guard rename(dir + "/scratch", dir + "/old") == 0, rename(dir + "/other", dir + "/scratch") == 0 else { exit(2) }
+            let outcome = NamespaceLauncher.run(plan, scratch: opened)
+            let refused = JobboxError.invalid("cannot open scratch directory", dir + "/scratch", "another directory took its place")
             exit(outcome == .failed(refused) ? 125 : 1)
         }
         try Support.expectMountsUnchanged(since: before, paths: [dir])

@@ -14,6 +14,7 @@
 #ifndef JOBBOX_JB_NSEXEC_H
 #define JOBBOX_JB_NSEXEC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "jb_open.h"
@@ -67,7 +68,14 @@ struct jb_nsexec_plan {
     /* Mount operations, in order, in the new mount namespace. */
     const struct jb_mount_op *mounts;
     int mount_count;
-    const char *scratch_dir; /* base of JB_PATH_SCRATCH */
+    /* Base of JB_PATH_SCRATCH (NULL: none): the scratch dir the caller opened by GuardedPath's rule, as the path
+     * that descriptor resolves to (no symlink in it) and the directory's device and inode. The new mount namespace
+     * needs its own descriptor (a bind's source must be a mount of the caller's namespace): it walks that path
+     * without following any symlink and refuses anything but the same directory, so a step of the path the job
+     * can write cannot be swapped in between. */
+    const char *scratch_dir;
+    uint64_t scratch_device;
+    uint64_t scratch_inode;
     const char *new_root;    /* base of JB_PATH_IN_ROOT */
 
     int loopback_up;      /* bring lo up (in a new network namespace) */

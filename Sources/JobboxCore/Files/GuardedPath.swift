@@ -126,7 +126,7 @@ package enum GuardedPath {
     }
 
     /// The target of the symbolic link `name` in `directory`, or nil when it is not one.
-    static func readLink(_ directory: Int32, _ name: String) -> String? {
+    package static func readLink(_ directory: Int32, _ name: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlinkat(directory, name, &buffer, Int(PATH_MAX))
         guard count > 0 else { return nil }

@@ -1,0 +1,50 @@
+import JobboxCore
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#endif
+
+/// The job's scratch directory, opened once by `GuardedPath`'s rule before anything is made in it or mounted
+/// from it.
+///
+/// Trusted: the path, which root's command line gives. Not trusted: a step of it that lies in a directory the
+/// job's user can write (a scratch dir in /tmp, or in a directory the user owns, as `/scratch/$USER/$JOBID`),
+/// where the user can leave a symlink to `/` or rename another directory in: root would then make and chown the
+/// job's `tmp` in the host's `/` and mount it. So the directories below are made through this descriptor, and the
+/// job's mount namespace, which needs a descriptor of its own (a bind's source must be a mount of its namespace),
+/// walks `resolved` without following any symlink and takes nothing but this directory (`device`, `inode`).
+package struct JobScratch {
+    /// The directory (an `O_PATH` descriptor); closed by `close()`.
+    package let directory: GuardedDirectory
+    /// The path as given, for messages.
+    package let path: String
+    /// The path the descriptor resolves to: absolute, no symlink in it.
+    package let resolved: String
+    /// The directory's device.
+    package let device: UInt64
+    /// The directory's inode.
+    package let inode: UInt64
+
+    /// Opens `path`.
+    package init(_ path: String) throws(JobboxError) {
+        let operation = "cannot open scratch directory"
+        let directory = try GuardedPath.openDirectory(path, for: operation)
+        var info = stat()
+        guard fstat(directory.fd, &info) == 0, let resolved = GuardedPath.readLink(AT_FDCWD, "/proc/self/fd/\(directory.fd)"), resolved.hasPrefix("/")
+        else {
+            let error = JobboxError.lastErrno(operation, path)
+            directory.close()
+            throw error
+        }
+        self.directory = directory
+        self.path = path
+        self.resolved = resolved
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+
+    /// Closes the descriptor.
+    package func close() { directory.close() }
+}

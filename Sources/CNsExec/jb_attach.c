@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "jb_attach.h"
 #include "jb_fence.h"
+#include "jb_nsexec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +74,8 @@ pid_t jb_attach_spawn(const struct jb_attach_plan *plan, int *report_fd, struct 
     if (fchdir(plan->cwd_fd) != 0) child_fail(report, JB_ATTACH_CWD, errno);
     close(plan->root_fd);
     close(plan->cwd_fd);
+    /* What the caller left open (a root-only file, a host directory) must not reach the job's user. */
+    if (plan->close_fds && jb_mark_descriptors_cloexec() != 0) child_fail(report, JB_ATTACH_DESCRIPTORS, errno);
     /* The fence needs CAP_SYS_ADMIN or no_new_privs: root installs it before becoming the job's user, anyone else
      * after no_new_privs (always set for them). */
     int fence_error = plan->quota_fence && plan->switch_identity ? jb_install_quota_fence() : 0;

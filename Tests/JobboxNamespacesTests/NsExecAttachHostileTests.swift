@@ -62,4 +62,29 @@ struct NsExecAttachHostileTests {
         #expect(result.stderr.hasPrefix("ns-exec: cannot attach to job \(state)/ns-exec"), "\(result)")
         #expect(result.stderr.split(separator: "\n").count == 1)
     }
+
+    @Test("a descriptor of a root-only file root's caller left open does not reach a command root attaches as the job's user")
+    func leakedDescriptorAcrossUser() throws {
+        let dir = try ExecuteDirectory("jbdattach")
+        defer { dir.remove() }
+        let user = try TestUser(prefix: "jbd")
+        defer { user.remove() }
+        let canary = try NsExecHostileTests.Canary(in: dir)
+        let config = try dir.write("jobbox.conf", "STATE_DIR = \(dir.path)/state\n")
+        let sleep = Support.uniqueSleep()
+        let job = try Support.Background(
+            ["ns-exec", "--config", config, "--job", "jbdfd", "--pid", "--user", user.name, "--", "/bin/sleep", sleep], directory: dir.path)
+        defer {
+            for pid in Support.processes(withArguments: ["/bin/sleep", sleep]) { kill(pid, SIGKILL) }
+            _ = job.wait()
+        }
+        #expect(Support.eventually { FileManager.default.fileExists(atPath: dir.path + "/state/ns-exec/job_jbdfd") }, "\(job.stderr)")
+        // The command tries both ways in: reading the inherited descriptor, and opening it again through /proc.
+        let command = "cat <&7; cat /proc/self/fd/7; id -u; echo done"
+        let result = try TestSupport.sh(
+            "exec 7<\(canary.path); exec \(TestSupport.tool("ns-exec")) --config \(config) --attach jbdfd -- /bin/sh -c '\(command)'")
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout == "\(user.uid)\ndone\n", "\(result)")
+        #expect(!result.stdout.contains(canary.secret) && !result.stderr.contains(canary.secret), "\(result)")
+    }
 }

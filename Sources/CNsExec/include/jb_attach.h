@@ -24,6 +24,7 @@ struct jb_attach_plan {
     int group_count;
     int no_new_privs;
     int quota_fence;          /* jb_install_quota_fence: the job's init runs under it (its scratch dir has a quota) */
+    int close_fds;            /* mark every descriptor above 2 close-on-exec: root is becoming the job's user */
 
     const char *file;         /* searched in PATH when it has no slash */
     char *const *argv;
@@ -41,6 +42,7 @@ enum jb_attach_stage {
     JB_ATTACH_IDENTITY = 6,
     JB_ATTACH_EXEC = 7,
     JB_ATTACH_FENCE = 8,
+    JB_ATTACH_DESCRIPTORS = 9, /* marking the caller's descriptors close-on-exec */
 };
 
 struct jb_attach_failure {

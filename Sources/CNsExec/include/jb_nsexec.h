@@ -162,4 +162,8 @@ int jb_nsexec_read_report(int fd, struct jb_nsexec_failure *failure);
  * without a /proc, every number below the descriptor limit. Async-signal-safe. 0, or -1 with errno. */
 int jb_mark_descriptors_slowly(void);
 
+/* Sets the close-on-exec flag of every open descriptor from 3 up: close_range(CLOSE_RANGE_CLOEXEC), else
+ * jb_mark_descriptors_slowly. Async-signal-safe. 0, or -1 with errno. */
+int jb_mark_descriptors_cloexec(void);
+
 #endif

@@ -88,6 +88,9 @@ package enum NsExecAttach {
                     plan.group_count = Int32(groups.count)
                     plan.no_new_privs = (!isRoot || record.uid != 0) ? 1 : 0
                     plan.quota_fence = fenced ? 1 : 0
+                    // Root becomes the job's user in the job's root: as for the job itself, nothing root holds
+                    // open goes along (see jb_attach.h).
+                    plan.close_fds = isRoot ? 1 : 0
                     plan.file = UnsafePointer(arguments.pointers[0])
                     plan.argv = argv.baseAddress
                     plan.envp = nil
@@ -170,6 +173,8 @@ package enum NsExecAttach {
         case Int32(JB_ATTACH_IDENTITY.rawValue): return .system("cannot become the user of job", "'\(job)'", errno)
         case Int32(JB_ATTACH_EXEC.rawValue): return .exec(command, errno)
         case Int32(JB_ATTACH_FENCE.rawValue): return .system("cannot fence the attached command like job", "'\(job)'", errno)
+        case Int32(JB_ATTACH_DESCRIPTORS.rawValue):
+            return .system("cannot close the descriptors the attached command must not inherit in job", "'\(job)'", errno)
         default: return .system("cannot start the attached command in job", "'\(job)'", errno)
         }
     }

@@ -265,3 +265,28 @@ struct ToolConventionTests {
         #expect(try TestSupport.sh("find /sys/fs/cgroup -name 'job_*' | sort").stdout == before)
     }
 }
+
+@Suite("/proc/PID/status")
+struct ProcessStatusTests {
+    @Test("the Uid line's second field is the effective uid; a missing or short line is nil")
+    func effectiveUIDFromText() {
+        let status = ProcessStatus(text: "Name:\tsleep\nUmask:\t0022\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t5\t5\t5\nSeccomp:\t2\n")
+        #expect(status.effectiveUID == 1001)
+        #expect(status.fields("Seccomp") == ["2"])
+        #expect(status.fields("Cpus_allowed") == nil)
+        #expect(ProcessStatus(text: "Name:\tx\n").effectiveUID == nil)
+        #expect(ProcessStatus(text: "Uid:\t1000\n").effectiveUID == nil)
+    }
+
+    @Test(
+        "a live process's effective uid, as the kernel writes it: this one's, and a throwaway user's shell's",
+        .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))
+    func effectiveUIDOfLiveProcesses() throws {
+        #expect(ProcessStatus.read(pid: getpid())?.effectiveUID == geteuid())
+        let user = try TestUser()
+        defer { user.remove() }
+        let shell = try TestSupport.run(user.command(["/bin/sh", "-c", "cat /proc/$$/status"]))
+        #expect(shell.status == 0, "\(shell)")
+        #expect(ProcessStatus(text: shell.stdout).effectiveUID == user.uid, "\(shell)")
+    }
+}

@@ -155,9 +155,9 @@ package enum NsExecAttach {
     /// the job cannot make its init look unfenced; a status that cannot be read fences (one without the line comes
     /// from a kernel without seccomp, where no job is fenced).
     static func runsFenced(pid: Int32) -> Bool {
-        guard let status = try? SmallFile.read("/proc/\(pid)/status") else { return true }
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Seccomp:") }) else { return false }
-        return line.dropFirst("Seccomp:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first == "2"
+        guard let status = ProcessStatus.read(pid: pid) else { return true }
+        guard let mode = status.fields("Seccomp") else { return false }
+        return mode.first == "2"
     }
 
     static func describe(_ failure: jb_attach_failure, job: JobID, command: String, cgroups: Int) -> JobboxError {

@@ -64,6 +64,14 @@ struct PeerProcess {
             if pidfd >= 0 { Glibc.close(pidfd) }
             return .failure(NetacctNodeRefusal("cannot tell which process is asking"))
         }
+        // Without SO_PEERPIDFD (kernels before 6.5) the pidfd was taken after the fact, and may hold a process that
+        // got the pid since the asker exited: it must at least run as the asking uid, or root would move (join) or
+        // report another user's process. Read after the pidfd was taken; the callers' alive checks after their own
+        // reads and writes prove the pid still named the pidfd's process.
+        guard ProcessStatus.read(pid: pid)?.effectiveUID == uid else {
+            Glibc.close(pidfd)
+            return .failure(gone)
+        }
         return .success(PeerProcess(uid: uid, pid: pid, pidfd: pidfd))
     }
 

@@ -40,6 +40,14 @@ int jb_peer_identity(int fd, uid_t *uid, pid_t *pid, int *pidfd) {
     return 0;
 }
 
+int jb_peer_uid(int fd, uid_t *uid) {
+    struct ucred credentials;
+    socklen_t size = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) return -1;
+    *uid = credentials.uid;
+    return 0;
+}
+
 int jb_pidfd_alive(int pidfd) {
     if (pidfd < 0) return 0;
     /* EPERM: alive, only not ours to signal (a service without CAP_KILL). */

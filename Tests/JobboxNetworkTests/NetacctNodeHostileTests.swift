@@ -1,3 +1,4 @@
+import Glibc
 import JobboxNetacctClient
 import Testing
 
@@ -50,5 +51,23 @@ struct NetacctNodeHostileTests {
         let long = Array(("cgroup /" + String(repeating: "a", count: NetacctNodeRequest.maximumLength)).utf8)
         #expect(service.request(in: long) == .failure(NetacctNodeRefusal("the request is longer than 4096 bytes")))
         #expect(service.request(in: long + [0x0A]) == .failure(NetacctNodeRefusal("the request is longer than 4096 bytes")))
+    }
+
+    @Test("One user holds at most 8 of the 64 client slots, users together leave the last 8 to root")
+    func clientSlots() {
+        let options = NodeServiceOptions(
+            accountingCgroup: "/", pinDirectory: "/nonexistent", socketPath: "/nonexistent", stateDirectory: "/nonexistent", internalIPv4: [],
+            internalIPv6: [])
+        let refusal = { (uid: uid_t, open: [uid_t]) in NodeService.refusal(uid: uid, open: open, options: options)?.line }
+        #expect(refusal(1000, Array(repeating: 1000, count: 7)) == nil)
+        #expect(refusal(1000, Array(repeating: 1000, count: 8))?.contains("uid 1000 has 8 requests open") == true)
+        // The user that holds its 8 keeps only itself out: another user and root are served.
+        #expect(refusal(1001, Array(repeating: 1000, count: 8)) == nil)
+        #expect(refusal(0, Array(repeating: 1000, count: 8)) == nil)
+        // Seven users with 8 each leave 8 slots: root's alone.
+        let crowd = (1000..<1007).flatMap { Array(repeating: uid_t($0), count: 8) }
+        #expect(refusal(2000, crowd)?.contains("are root's") == true)
+        #expect(refusal(0, crowd) == nil)
+        #expect(refusal(0, crowd + Array(repeating: 0, count: 8))?.contains("the service is busy (64 clients)") == true)
     }
 }

@@ -258,6 +258,44 @@ struct NetacctNodeKernelTests {
         #expect(bed.service?.isRunning == true)
     }
 
+    @Test("Hostile: a user holding 8 unfinished requests open is refused a ninth, by the uid the kernel gives; root is still answered")
+    func oneUserCannotTakeEverySlot() throws {
+        let bed = try NodeBed()
+        let user = try TestUser()
+        defer {
+            bed.remove()
+            user.remove()
+        }
+        try bed.makeCgroups(["job"])
+        try bed.startService()
+        // As the user: 8 connections with half a request each, then a ninth (its answer printed), then one more
+        // after closing one of the 8 (its first bytes printed: no refusal, so it is being served).
+        let holder = """
+            import socket, sys
+            def connect():
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sys.argv[1])
+                s.settimeout(20)
+                return s
+            held = [connect() for _ in range(8)]
+            for s in held:
+                s.sendall(b"cgroup /jb")
+            print(connect().recv(4096).decode(), end="")
+            held.pop().close()
+            again = connect()
+            again.sendall(b"self\\n")
+            print("again=" + again.recv(4096).decode().split("\\n")[0])
+            """
+        let result = try TestSupport.run(user.command(["/usr/bin/python3", "-c", holder, bed.socketPath]))
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("JobboxNetacctError = \"uid \(user.uid) has 8 requests open, the most one user may; try again\"\n"), "\(result)")
+        #expect(result.stdout.contains("again=") && !result.stdout.contains("again=JobboxNetacctError = \"uid"), "\(result)")
+        // Root, meanwhile and after, is answered.
+        let answer = try RawClient(bed.socketPath).exchange("cgroup \(bed.cgroupPath)/job\n")
+        #expect(answer.contains("NetworkOutgoing = 0\n"), "\(answer)")
+        #expect(bed.service?.isRunning == true)
+    }
+
     @Test("Restart (TERM) and kill -9 under traffic lose no count; --cleanup --stale leaves no program, link or pin")
     func restartUnderTraffic() throws {
         let bed = try NodeBed()

@@ -15,6 +15,10 @@
  */
 int jb_peer_identity(int fd, uid_t *uid, pid_t *pid, int *pidfd);
 
+/* The uid the kernel recorded when the peer of the connected Unix socket FD connected (SO_PEERCRED), no pidfd
+ * taken. 0, or -1 with errno. */
+int jb_peer_uid(int fd, uid_t *uid);
+
 /* 1 when the process of PIDFD has not exited, 0 when it has (or the pidfd is -1), checked with pidfd_send_signal(0). */
 int jb_pidfd_alive(int pidfd);
 

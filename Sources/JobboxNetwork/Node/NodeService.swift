@@ -27,6 +27,11 @@ package struct NodeServiceOptions: Sendable {
     package var clientTimeoutMilliseconds: Int64 = 5000
     /// Clients served at once; more are told to come back.
     package var maximumClients = 64
+    /// Clients of one uid other than root's served at once, so that one user holding connections open cannot
+    /// keep everyone else's jobstat and cg-exec --join out.
+    package var maximumClientsPerUser = 8
+    /// Of `maximumClients`, the slots only root's clients (a prolog's or epilog's jobstat) may take.
+    package var clientsReservedForRoot = 8
 
     package init(
         accountingCgroup: String, pinDirectory: String, socketPath: String, stateDirectory: String, internalIPv4: [IPv4Network], internalIPv6: [IPv6Network]
@@ -46,7 +51,8 @@ package struct NodeServiceOptions: Sendable {
 /// Trusted inputs: the configuration (root's), the kernel's answers (SO_PEERCRED, /proc, the cgroup tree, the
 /// maps). Hostile: everything a client sends. A request is one line of at most 4096 bytes; anything else gets one
 /// error line. Sockets are non-blocking and every client has a deadline, so a client that sends half a line and
-/// hangs, or never reads its answer, holds one slot of `maximumClients` until its deadline and blocks nobody.
+/// hangs, or never reads its answer, holds one slot of `maximumClients` until its deadline and blocks nobody. One
+/// user holds at most `maximumClientsPerUser` slots, and users together leave `clientsReservedForRoot` to root.
 ///
 /// Shutting down (TERM, INT, HUP) closes the socket and removes its file; the pinned links and map stay, so the
 /// programs go on counting and the next start takes over with nothing lost. `netacct --cleanup --stale`, with no
@@ -56,8 +62,9 @@ package final class NodeService {
     let diagnostics: Diagnostics
     private var clients: [Int32: Client] = [:]
 
-    /// One connection: what it sent so far, what is left to send, and its deadline.
+    /// One connection: who connected (SO_PEERCRED), what it sent so far, what is left to send, and its deadline.
     struct Client {
+        let uid: uid_t
         var input: [UInt8] = []
         var output: [UInt8] = []
         var answered = false
@@ -134,19 +141,40 @@ package final class NodeService {
         }
     }
 
-    /// Takes every pending connection; beyond `maximumClients` a connection is told so and closed.
+    /// Takes every pending connection; one over the limits (`refusal(uid:)`) is told so and closed.
     private func accept(_ listener: Int32) {
         while true {
             let fd = jb_accept_nonblocking(listener)
             if fd < 0 { return }
-            guard clients.count < options.maximumClients else {
-                let line = Array(NetacctNodeRefusal("the service is busy (\(options.maximumClients) clients); try again").line.utf8)
+            var uid: uid_t = 0
+            guard jb_peer_uid(fd, &uid) == 0 else {
+                close(fd)
+                continue
+            }
+            if let refusal = Self.refusal(uid: uid, open: clients.values.map(\.uid), options: options) {
+                let line = Array(refusal.line.utf8)
                 _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
                 close(fd)
                 continue
             }
-            clients[fd] = Client(deadline: MonotonicClock.milliseconds() + options.clientTimeoutMilliseconds)
+            clients[fd] = Client(uid: uid, deadline: MonotonicClock.milliseconds() + options.clientTimeoutMilliseconds)
         }
+    }
+
+    /// Why one more client of `uid` is not served while clients of the uids `open` are, or nil when it is.
+    static func refusal(uid: uid_t, open: [uid_t], options: NodeServiceOptions) -> NetacctNodeRefusal? {
+        guard open.count < options.maximumClients else {
+            return NetacctNodeRefusal("the service is busy (\(options.maximumClients) clients); try again")
+        }
+        guard uid != 0 else { return nil }
+        guard open.count < options.maximumClients - options.clientsReservedForRoot else {
+            return NetacctNodeRefusal(
+                "the service is busy (the last \(options.clientsReservedForRoot) of \(options.maximumClients) clients are root's); try again")
+        }
+        guard open.lazy.filter({ $0 == uid }).count < options.maximumClientsPerUser else {
+            return NetacctNodeRefusal("uid \(uid) has \(options.maximumClientsPerUser) requests open, the most one user may; try again")
+        }
+        return nil
     }
 
     /// Reads what the client sent; once a line is complete (or the limit passed, or the client closed), answers.

@@ -68,6 +68,11 @@ int jb_child_exited(pid_t pid) {
     return info.si_pid == pid ? 1 : 0;
 }
 
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+int jb_pidfd_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
+
 int jb_pidfd_exited(int pidfd)
 {
     struct pollfd poll_fd = {.fd = pidfd, .events = POLLIN, .revents = 0};

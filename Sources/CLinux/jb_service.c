@@ -1,6 +1,7 @@
 /* See jb_service.h. */
 #define _GNU_SOURCE
 #include "jb_service.h"
+#include "jb_process.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -17,9 +18,6 @@
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
 #endif
 
 int jb_peer_identity(int fd, uid_t *uid, pid_t *pid, int *pidfd) {
@@ -51,7 +49,7 @@ int jb_peer_uid(int fd, uid_t *uid) {
 int jb_pidfd_alive(int pidfd) {
     if (pidfd < 0) return 0;
     /* EPERM: alive, only not ours to signal (a service without CAP_KILL). */
-    return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno == EPERM ? 1 : 0;
+    return jb_pidfd_signal(pidfd, 0) == 0 || errno == EPERM ? 1 : 0;
 }
 
 int jb_shutdown_signalfd(void) {

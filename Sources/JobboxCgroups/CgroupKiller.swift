@@ -1,3 +1,4 @@
+import CLinux
 import JobboxCore
 
 #if canImport(Glibc)
@@ -21,6 +22,12 @@ package struct JobCgroupLocation: Sendable, Equatable {
 
     /// Whether this is where a v1 freezer can stop the job.
     var isV1Freezer: Bool { hierarchy.version == .v1 && hierarchy.has("freezer") }
+
+    /// Whether the process whose cgroups `membership` lists is in this job cgroup or below it.
+    package func contains(_ membership: CgroupMembership) -> Bool {
+        guard let path = membership.path(in: hierarchy), let directory = hierarchy.directory(forCgroupPath: path) else { return false }
+        return directory == jobDirectory || directory.hasPrefix(jobDirectory + "/")
+    }
 }
 
 /// Kills every process in a job's cgroups, as HTCondor's starter does it: freeze, so that nothing forks while
@@ -63,7 +70,7 @@ package struct CgroupKiller {
                 try? filesystem.write("1", to: location.jobDirectory + "/cgroup.kill")
             }
             for pid in processIDs(locations) {
-                _ = kill(pid, SIGKILL)
+                Self.kill(pid, ifIn: locations)
             }
             thaw(locations)
             if waitUntil(min(deadline, MonotonicClock.now() + 1), { processIDs(locations).isEmpty }) { return [] }
@@ -131,6 +138,23 @@ package struct CgroupKiller {
             if condition() { return true }
             if MonotonicClock.now() >= deadline { return false }
             usleep(10_000)
+        }
+    }
+
+    /// SIGKILL to `pid`, read from one of the job's `cgroup.procs`, only while it is still the job's: through a
+    /// pidfd taken first, after `/proc/PID/cgroup` shows it in one of `locations`. A job that cannot be frozen
+    /// (a v1 hierarchy without the freezer, v2 before `cgroup.kill`) can let a listed process exit and its pid go
+    /// to another user's process before the signal; that one is never killed. Without pidfds (before 5.3) the
+    /// check narrows the window and `kill` is sent by pid.
+    static func kill(_ pid: Int32, ifIn locations: [JobCgroupLocation]) {
+        let pidfd = jb_pidfd_open(pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        if pidfd < 0 && errno != ENOSYS { return }  // gone already (ESRCH)
+        guard let membership = try? CgroupMembership.read(pid: String(pid)), locations.contains(where: { $0.contains(membership) }) else { return }
+        if pidfd >= 0 {
+            _ = jb_pidfd_signal(pidfd, SIGKILL)
+        } else {
+            _ = Glibc.kill(pid, SIGKILL)
         }
     }
 

@@ -33,6 +33,26 @@ package struct CgroupHierarchy: Sendable, Equatable {
 
     /// Whether `controller` is bound to this hierarchy.
     package func has(_ controller: String) -> Bool { controllers.contains(controller) }
+
+    /// The directory of the cgroup at `path` (as `/proc/<pid>/cgroup` writes it) in this hierarchy, or nil when it
+    /// lies outside what this mount shows (a container's view).
+    package func directory(forCgroupPath path: String) -> String? {
+        var relative: Substring
+        if mountRoot == "/" {
+            relative = Substring(path)
+        } else if path == mountRoot {
+            relative = ""
+        } else if path.hasPrefix(mountRoot + "/") {
+            relative = path.dropFirst(mountRoot.count)
+        } else {
+            return nil
+        }
+        // A path outside a cgroup namespace's root reads as "/.." and cannot be reached from here.
+        if relative.split(separator: "/").contains("..") { return nil }
+        while relative.hasSuffix("/") { relative = relative.dropLast() }
+        // String(relative): String + Substring would call the generic append(contentsOf:), unspecialized here.
+        return mountPoint + String(relative)
+    }
 }
 
 /// The cgroup hierarchies of a node, found from `mountinfo`.
@@ -103,27 +123,7 @@ package struct CgroupLayout: Sendable, Equatable {
     /// cgroup lies outside what this mount shows (a container's view).
     package func directory(of membership: CgroupMembership, in hierarchy: CgroupHierarchy) -> String? {
         guard let path = membership.path(in: hierarchy) else { return nil }
-        return directory(forCgroupPath: path, in: hierarchy)
-    }
-
-    /// The directory of the cgroup at `path` (as `/proc/<pid>/cgroup` writes it) in `hierarchy`.
-    package func directory(forCgroupPath path: String, in hierarchy: CgroupHierarchy) -> String? {
-        let root = hierarchy.mountRoot
-        var relative: Substring
-        if root == "/" {
-            relative = Substring(path)
-        } else if path == root {
-            relative = ""
-        } else if path.hasPrefix(root + "/") {
-            relative = path.dropFirst(root.count)
-        } else {
-            return nil
-        }
-        // A path outside a cgroup namespace's root reads as "/.." and cannot be reached from here.
-        if relative.split(separator: "/").contains("..") { return nil }
-        while relative.hasSuffix("/") { relative = relative.dropLast() }
-        // String(relative): String + Substring would call the generic append(contentsOf:), unspecialized here.
-        return hierarchy.mountPoint + String(relative)
+        return hierarchy.directory(forCgroupPath: path)
     }
 }
 

@@ -36,9 +36,9 @@ package struct JobCgroupLocator: Sendable {
     /// The parent's directory in `hierarchy`, or nil when the caller's cgroup there cannot be seen.
     package func parentDirectory(in hierarchy: CgroupHierarchy) -> String? {
         switch parent {
-        case .root: return layout.directory(forCgroupPath: "/", in: hierarchy)
+        case .root: return hierarchy.directory(forCgroupPath: "/")
         case .current: return layout.directory(of: membership, in: hierarchy)
-        case .path(let path): return layout.directory(forCgroupPath: path, in: hierarchy)
+        case .path(let path): return hierarchy.directory(forCgroupPath: path)
         }
     }
 

@@ -50,12 +50,9 @@ package struct JobCgroupRegistry {
     package func remove(_ job: JobID, timeout: Duration) throws(JobboxError) {
         let locations = locations(of: job)
         if locations.isEmpty { return }
-        for location in locations {
-            if let own = locator.layout.directory(of: locator.membership, in: location.hierarchy),
-                own == location.jobDirectory || own.hasPrefix(location.jobDirectory + "/")
-            {
-                throw JobboxError.invalid("cannot remove job", "'\(job)'", "this process runs inside it (\(own))")
-            }
+        for location in locations where location.contains(locator.membership) {
+            let own = locator.layout.directory(of: locator.membership, in: location.hierarchy) ?? location.jobDirectory
+            throw JobboxError.invalid("cannot remove job", "'\(job)'", "this process runs inside it (\(own))")
         }
         let survivors = CgroupKiller(filesystem: filesystem).killAll(locations, timeout: timeout)
         if !survivors.isEmpty {

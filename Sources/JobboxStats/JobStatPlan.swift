@@ -73,7 +73,7 @@ package struct JobStatPlanner: Sendable {
             }
         case .cgroup(let text):
             let path = try cgroupPath(text)
-            return single(labels: [("cgroup", path)], missing: "no cgroup", object: path) { layout.directory(forCgroupPath: path, in: $0) }
+            return single(labels: [("cgroup", path)], missing: "no cgroup", object: path) { $0.directory(forCgroupPath: path) }
         case .pid(let pid):
             let membership = try membershipOf(pid)
             return single(labels: [("cgroup", primaryPath(membership))], missing: "no visible cgroup for pid", object: String(pid)) {

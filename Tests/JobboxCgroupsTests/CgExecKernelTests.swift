@@ -195,6 +195,33 @@ struct CgExecKernelTests {
         #expect(second.terminationStatus == SIGKILL)
     }
 
+    @Test("--remove signals a listed pid only while that process is still the job's: one outside the job survives")
+    func killOnlyWhatIsInTheJob() throws {
+        let sandbox = try CgExecSandbox()
+        defer { sandbox.cleanUp() }
+        let job = try sandbox.start(["--job", "k1", "--", "sleep", "1000"])
+        try sandbox.wait("the job to start") { try sandbox.pids("memory", "k1").count == 1 }
+        // A process outside the job (in the test's own cgroups): what a pid read from the job's cgroup.procs can
+        // name once the job's process exited and the pid was reused.
+        let outside = Process()
+        outside.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        outside.arguments = ["1000"]
+        try outside.run()
+        defer {
+            if outside.isRunning { kill(outside.processIdentifier, SIGKILL) }
+            outside.waitUntilExit()
+        }
+        let locator = JobCgroupLocator(layout: sandbox.layout, parent: .current, base: sandbox.base, membership: sandbox.membership)
+        let locations = JobCgroupRegistry(locator: locator).locations(of: try JobID("k1"))
+        #expect(!locations.isEmpty)
+        CgroupKiller.kill(outside.processIdentifier, ifIn: locations)
+        CgroupKiller.kill(job.processIdentifier, ifIn: locations)
+        job.waitUntilExit()
+        #expect(job.terminationStatus == SIGKILL)
+        usleep(100_000)
+        #expect(outside.isRunning, "a process outside the job was killed")
+    }
+
     @Test(
         "bad input exits 125 with one line before anything is created",
         arguments: [

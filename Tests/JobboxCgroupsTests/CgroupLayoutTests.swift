@@ -91,10 +91,10 @@ struct CgroupLayoutTests {
         let mounts = MountInfo.parse("617 616 0:28 /system.slice/docker-7f3c.scope /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw\n")
         let layout = CgroupLayout(mounts: mounts, readFile: { _ in "memory pids" })
         let unified = layout.unified!
-        #expect(layout.directory(forCgroupPath: "/system.slice/docker-7f3c.scope/job", in: unified) == "/sys/fs/cgroup/job")
-        #expect(layout.directory(forCgroupPath: "/system.slice/docker-7f3c.scope", in: unified) == "/sys/fs/cgroup")
-        #expect(layout.directory(forCgroupPath: "/system.slice/other.scope", in: unified) == nil)
-        #expect(layout.directory(forCgroupPath: "/../..", in: unified) == nil)
+        #expect(unified.directory(forCgroupPath: "/system.slice/docker-7f3c.scope/job") == "/sys/fs/cgroup/job")
+        #expect(unified.directory(forCgroupPath: "/system.slice/docker-7f3c.scope") == "/sys/fs/cgroup")
+        #expect(unified.directory(forCgroupPath: "/system.slice/other.scope") == nil)
+        #expect(unified.directory(forCgroupPath: "/../..") == nil)
     }
 
     @Test("mountinfo's octal escapes are undone")

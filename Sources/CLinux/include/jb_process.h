@@ -37,6 +37,9 @@ int jb_child_exited(pid_t pid);
 /* Whether the process of PIDFD has exited (the pidfd polls readable): 1 exited, 0 running, -1 with errno. */
 int jb_pidfd_exited(int pidfd);
 
+/* pidfd_send_signal(2): SIG to the process of PIDFD (0 only checks it). 0, or -1 with errno (ESRCH: it has exited). */
+int jb_pidfd_signal(int pidfd, int sig);
+
 /*
  * Gives the kernel back the free pages of malloc's heap (malloc_trim(0), where the C library has it) and the
  * pages of the main thread's stack below the caller's frame, so a parent that waits for the whole of a job keeps

@@ -121,16 +121,20 @@ static int enter_user_namespace(const struct jb_nsexec_plan *plan, struct jb_nse
     return 0;
 }
 
-/* The plan's scratch directory in this mount namespace (see scratch_dir in jb_nsexec.h), or -1 with errno (ESTALE:
- * another directory is at the path now). */
-static int open_scratch(const struct jb_nsexec_plan *plan) {
+/* PINNED opened in this mount namespace (O_PATH; see struct jb_pinned_path), or -1 with errno (ESTALE: another
+ * file is at the path now). */
+static int open_pinned(const struct jb_pinned_path *pinned, int last_may_be_file) {
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -1;
-    int fd = jb_open_no_symlinks(root, plan->scratch_dir, O_PATH, 0);
+    int fd = jb_open_no_symlinks(root, pinned->path, O_PATH, last_may_be_file);
     close_keeping_errno(root);
     if (fd < 0) return -1;
     struct stat info;
-    if (fstat(fd, &info) != 0 || (uint64_t)info.st_dev != plan->scratch_device || (uint64_t)info.st_ino != plan->scratch_inode) {
+    if (fstat(fd, &info) != 0) {
+        close_keeping_errno(fd);
+        return -1;
+    }
+    if ((uint64_t)info.st_dev != pinned->device || (uint64_t)info.st_ino != pinned->inode) {
         close(fd);
         errno = ESTALE;
         return -1;
@@ -141,9 +145,10 @@ static int open_scratch(const struct jb_nsexec_plan *plan) {
 /* Opens a path of a mount operation as O_PATH, as its base says (see enum jb_path_base). SCRATCH_FD is the scratch
  * directory, opened before the first mount: a directory mounted under scratch may cover the scratch dir's own
  * path (scratch below /tmp), and its contents must still come from the real one. */
-static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, int base, const char *path) {
+static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, int base, const char *path, const struct jb_pinned_path *pinned) {
     switch (base) {
     case JB_PATH_HOST:
+        if (pinned != NULL && pinned->path != NULL) return open_pinned(pinned, 1);
         return open(path, O_PATH | O_CLOEXEC);
     case JB_PATH_SCRATCH:
         if (scratch_fd < 0) break;
@@ -204,7 +209,7 @@ static int run_mount(const struct jb_nsexec_plan *plan, int index, int scratch_f
     case JB_MOUNT_PIVOT:
         return pivot_into(op->target, index, failure);
     case JB_MOUNT_BIND:
-        source = open_mount_path(plan, scratch_fd, op->source_base, op->source);
+        source = open_mount_path(plan, scratch_fd, op->source_base, op->source, &op->pinned_source);
         if (source < 0) return fail(failure, JB_NSEXEC_MOUNT_SOURCE, index, errno);
         break;
     case JB_MOUNT_PROC:
@@ -215,7 +220,7 @@ static int run_mount(const struct jb_nsexec_plan *plan, int index, int scratch_f
     default:
         return fail(failure, JB_NSEXEC_MOUNT, index, EINVAL);
     }
-    target = open_mount_path(plan, scratch_fd, op->target_base, op->target);
+    target = open_mount_path(plan, scratch_fd, op->target_base, op->target, NULL);
     if (target < 0) {
         if (source >= 0) close_keeping_errno(source);
         return fail(failure, JB_NSEXEC_MOUNT_TARGET, index, errno);
@@ -257,8 +262,8 @@ static int bring_loopback_up(void) {
 /* Everything inside the new namespaces that needs privilege: mounts, loopback, hostname. */
 static int set_up_namespaces(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
     int scratch_fd = -1;
-    if (plan->mount_count > 0 && plan->scratch_dir != NULL) {
-        scratch_fd = open_scratch(plan);
+    if (plan->mount_count > 0 && plan->scratch.path != NULL) {
+        scratch_fd = open_pinned(&plan->scratch, 0);
         if (scratch_fd < 0) return fail(failure, JB_NSEXEC_MOUNT_SOURCE, -1, errno);
     }
     for (int i = 0; i < plan->mount_count; i++) {

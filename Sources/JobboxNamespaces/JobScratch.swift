@@ -13,36 +13,27 @@ import JobboxCore
 /// job's user can write (a scratch dir in /tmp, or in a directory the user owns, as `/scratch/$USER/$JOBID`),
 /// where the user can leave a symlink to `/` or rename another directory in: root would then make and chown the
 /// job's `tmp` in the host's `/` and mount it. So the directories below are made through this descriptor, and the
-/// job's mount namespace, which needs a descriptor of its own (a bind's source must be a mount of its namespace),
-/// walks `resolved` without following any symlink and takes nothing but this directory (`device`, `inode`).
+/// job's mount namespace opens it again as `pinned` (`PinnedPath`).
 package struct JobScratch {
     /// The directory (an `O_PATH` descriptor); closed by `close()`.
     package let directory: GuardedDirectory
     /// The path as given, for messages.
     package let path: String
-    /// The path the descriptor resolves to: absolute, no symlink in it.
-    package let resolved: String
-    /// The directory's device.
-    package let device: UInt64
-    /// The directory's inode.
-    package let inode: UInt64
+    /// The directory as the job's mount namespace opens it again.
+    package let pinned: PinnedPath
 
     /// Opens `path`.
     package init(_ path: String) throws(JobboxError) {
         let operation = "cannot open scratch directory"
         let directory = try GuardedPath.openDirectory(path, for: operation)
-        var info = stat()
-        guard fstat(directory.fd, &info) == 0, let resolved = GuardedPath.readLink(AT_FDCWD, "/proc/self/fd/\(directory.fd)"), resolved.hasPrefix("/")
-        else {
+        guard let pinned = PinnedPath(descriptor: directory.fd) else {
             let error = JobboxError.lastErrno(operation, path)
             directory.close()
             throw error
         }
         self.directory = directory
         self.path = path
-        self.resolved = resolved
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
+        self.pinned = pinned
     }
 
     /// Closes the descriptor.

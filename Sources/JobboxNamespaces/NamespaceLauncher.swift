@@ -27,12 +27,14 @@ package enum NamespaceLauncher {
     /// Runs `plan`. Returns only when the job has ended (PID namespace) or when a step failed; on success
     /// without a PID namespace this process is the job and never returns. With a PID namespace, `started` is
     /// called with the init's pid once the job has been exec'd, and `ended` once the init is gone (for the
-    /// record `ns-exec --attach` finds the job by). `scratch` is the plan's scratch directory, opened (nil: none).
+    /// record `ns-exec --attach` finds the job by). `scratch` is the plan's scratch directory, opened (nil: none);
+    /// `bindSources` the host paths of its binds as checked, by the index of their mount operation.
     package static func run(
-        _ plan: NsExecPlan, scratch: JobScratch?, started: (Int32) -> Void = { _ in }, ended: (Int32) -> Void = { _ in }
+        _ plan: NsExecPlan, scratch: JobScratch?, bindSources: [Int: PinnedPath] = [:], started: (Int32) -> Void = { _ in },
+        ended: (Int32) -> Void = { _ in }
     ) -> Outcome {
         let storage = CPlanStorage()
-        guard let cPlan = storage.build(plan, scratch: scratch) else {
+        guard let cPlan = storage.build(plan, scratch: scratch, bindSources: bindSources) else {
             return .failed(JobboxError.system("cannot prepare the job's plan", nil, .noMemory))
         }
         var failure = jb_nsexec_failure()
@@ -142,6 +144,9 @@ package enum NamespaceLauncher {
                 if case .underScratch = source, errno == .notDirectory || errno == .tooManySymbolicLinkLevels {
                     return JobDirectories.refusal(show(source))
                 }
+                if case .host = source, errno == .staleNFSFileHandle {
+                    return .invalid("cannot bind", show(source), "another file took its place")
+                }
                 return .system("cannot open", show(source), errno)
             }
             if stage == JB_NSEXEC_MOUNT_TARGET.rawValue { return .system("cannot open mount point", show(target), errno) }
@@ -168,6 +173,12 @@ final class CPlanStorage {
         return .some(UnsafePointer(pointer))
     }
 
+    /// `path` as C sees it (path NULL: none), or nil when memory ran out.
+    private func pinned(_ path: PinnedPath?) -> jb_pinned_path? {
+        guard let text = copy(path?.resolved) else { return nil }
+        return jb_pinned_path(path: text, device: path?.device ?? 0, inode: path?.inode ?? 0)
+    }
+
     /// A C array holding `elements` (plain C values: nothing to deinitialise), owned by the storage.
     private func array<Element>(_ elements: [Element]) -> UnsafePointer<Element> {
         let pointer = UnsafeMutablePointer<Element>.allocate(capacity: max(elements.count, 1))
@@ -177,7 +188,7 @@ final class CPlanStorage {
     }
 
     /// The C plan, or nil when memory ran out. Pointers in it stay valid while this storage lives.
-    func build(_ plan: NsExecPlan, scratch: JobScratch?) -> jb_nsexec_plan? {
+    func build(_ plan: NsExecPlan, scratch: JobScratch?, bindSources: [Int: PinnedPath] = [:]) -> jb_nsexec_plan? {
         var result = jb_nsexec_plan()
         if let ids = plan.userNamespace {
             result.user_namespace = 1
@@ -186,14 +197,13 @@ final class CPlanStorage {
         }
         result.namespaces = plan.namespaces.rawValue
         result.run_init = plan.runInit ? 1 : 0
-        guard let scratchPath = copy(scratch?.resolved), let root = copy(plan.layout.chroot) else { return nil }
-        result.scratch_dir = scratchPath
-        result.scratch_device = scratch?.device ?? 0
-        result.scratch_inode = scratch?.inode ?? 0
+        guard let scratchPath = pinned(scratch?.pinned), let root = copy(plan.layout.chroot) else { return nil }
+        result.scratch = scratchPath
         result.new_root = root
         var mounts: [jb_mount_op] = []
-        for operation in plan.mounts {
-            guard let op = cOperation(operation) else { return nil }
+        for (index, operation) in plan.mounts.enumerated() {
+            guard var op = cOperation(operation), let source = pinned(bindSources[index]) else { return nil }
+            op.pinned_source = source
             mounts.append(op)
         }
         result.mounts = array(mounts)

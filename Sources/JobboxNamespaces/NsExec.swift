@@ -27,6 +27,7 @@ package enum NsExec {
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
         let scratchDirectory = try plan.layout.scratch.map { path throws(JobboxError) in try JobScratch(path) }
         defer { scratchDirectory?.close() }
+        let bindSources = try pinBindSources(plan)
         var created = CreatedDirectories()
         var quota: String?
         do throws(JobboxError) {
@@ -46,7 +47,7 @@ package enum NsExec {
         }
         let reporter = LaunchFailureReporter(diagnostics)
         let recorder = JobRecorder(plan: plan, job: job, config: config, environment: environment, diagnostics: diagnostics)
-        switch NamespaceLauncher.run(plan, scratch: scratchDirectory, started: recorder.started, ended: recorder.ended) {
+        switch NamespaceLauncher.run(plan, scratch: scratchDirectory, bindSources: bindSources, started: recorder.started, ended: recorder.ended) {
         case .exited(let status):
             return status
         case .failed(let error):
@@ -62,6 +63,18 @@ package enum NsExec {
 }
 
 extension NsExec {
+    /// The host paths the plan binds (`--bind`, a chroot's BINDS), checked by `GuardedPath`'s rule: as root a
+    /// source that lies where the job's user can write (`--bind /scratch/alice:/data`) may be a symlink the user
+    /// left to a directory only root can reach, which the bind would show to the job.
+    static func pinBindSources(_ plan: NsExecPlan) throws(JobboxError) -> [Int: PinnedPath] {
+        var pinned: [Int: PinnedPath] = [:]
+        for (index, operation) in plan.mounts.enumerated() {
+            guard case .bind(.host(let source), _, _) = operation else { continue }
+            pinned[index] = try PinnedPath.open(source, for: "cannot bind")
+        }
+        return pinned
+    }
+
     /// Takes back a quota set for a job that never ran (its error is the one to report, so this one's is dropped).
     static func removeQuota(_ scratch: String?, _ plan: NsExecPlan) {
         guard let scratch else { return }

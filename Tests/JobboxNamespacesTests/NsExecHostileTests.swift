@@ -422,6 +422,38 @@ struct NsExecHostileTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
+    @Test("a bind source the job's user replaced with a symlink is refused: root does not show the job what it points at")
+    func plantedBindSymlink() throws {
+        let before = try Support.hostMounts()
+        let dir = try ExecuteDirectory("jbhostile-")
+        let user = try TestUser()
+        defer {
+            user.remove()
+            dir.remove()
+        }
+        // A directory only root can reach (its parent is 0700), whose file any user could read once reached.
+        try dir.make("private", mode: 0o700)
+        let inner = try dir.make("private/inner", mode: 0o755)
+        let canary = try Canary(in: dir, mode: 0o644)
+        guard rename(canary.path, inner + "/secret") == 0 else { throw TestFailure("cannot move the canary") }
+        // The user's own area (as /scratch/$USER), where it puts a symlink in place of what root binds.
+        let owned = try dir.make("user", mode: 0o700, owner: (user.uid, user.gid))
+        let target = try dir.make("target", mode: 0o755)
+        let plant = try TestSupport.run(user.command(["/bin/ln", "-s", inner, owned + "/data"]))
+        #expect(plant.status == 0, "\(plant)")
+
+        let run = try TestSupport.run(["ns-exec", "--bind", "\(owned)/data:\(target)", "--user", user.name, "--", "/bin/cat", target + "/secret"])
+        #expect(run.status == 125, "\(run)")
+        #expect(run.stderr == "ns-exec: cannot bind \(owned)/data: it is a symbolic link in a directory the job can write (refused as root)\n", "\(run)")
+        #expect(!run.stdout.contains(canary.secret))
+
+        // The control: a real directory of the user's binds.
+        try dir.make("user/real", mode: 0o755, owner: (user.uid, user.gid))
+        let control = try TestSupport.run(["ns-exec", "--bind", "\(owned)/real:\(target)", "--user", user.name, "--", "/bin/ls", "-a", target])
+        #expect(control.status == 0 && control.stdout == ".\n..\n", "\(control)")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
     // MARK: also seen: /dev/shm without a size
 
     @Test("the job's /dev/shm has JOB_TMPFS_SIZE: a job cannot fill the node's memory through it")

@@ -144,6 +144,28 @@ struct NsExecMountTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir])
     }
 
+    @Test("the C shim binds only the source ns-exec checked: another directory renamed to its path is refused")
+    func shimRefusesSwappedBindSource() async throws {
+        let before = try Support.hostMounts()
+        let dir = "/var/lib/jbtest-bindswap-\(getpid())"
+        for name in ["data", "other", "target"] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + name, withIntermediateDirectories: true)
+        }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        await #expect(processExitsWith: .exitCode(125)) {
+            let dir = "/var/lib/jbtest-bindswap-\(getppid())"
+            var plan = NsExecPlan()
+            plan.namespaces = [.mount]
+            plan.mounts = [.makeSlave, .bind(source: .host(dir + "/data"), target: .host(dir + "/target"), recursive: false)]
+            plan.command = ["/bin/true"]
+            let sources = try NsExec.pinBindSources(plan)
+            guard rename(dir + "/data", dir + "/old") == 0, rename(dir + "/other", dir + "/data") == 0 else { exit(2) }
+            let outcome = NamespaceLauncher.run(plan, scratch: nil, bindSources: sources)
+            exit(outcome == .failed(.invalid("cannot bind", dir + "/data", "another file took its place")) ? 125 : 1)
+        }
+        try Support.expectMountsUnchanged(since: before, paths: [dir])
+    }
+
     @Test("--private-dev-shm gives the job its own /dev/shm; --no-private-dev-shm shares the host's")
     func privateDevShm() throws {
         let before = try Support.hostMounts()

@@ -35,9 +35,19 @@ enum jb_mount_kind {
 
 /* How a path of a mount operation is found, at the moment the operation runs (inside the new mount namespace). */
 enum jb_path_base {
-    JB_PATH_HOST = 0,    /* an absolute path; symlinks are followed (the admin's or the caller's own paths) */
-    JB_PATH_SCRATCH = 1, /* relative to the plan's scratch_dir; no component may be a symlink */
+    JB_PATH_HOST = 0,    /* an absolute path; symlinks are followed, unless the op pins it (jb_pinned_path) */
+    JB_PATH_SCRATCH = 1, /* relative to the plan's scratch dir; no component may be a symlink */
     JB_PATH_IN_ROOT = 2, /* relative to the plan's new_root; symlinks resolve inside it, never out of it */
+};
+
+/* A host path the caller opened by GuardedPath's rule (a symlink followed only where root made it), for the new
+ * mount namespace to open again: it needs a descriptor of its own (a bind's source must be a mount of its
+ * namespace), so it walks PATH, what the caller's descriptor resolved to, without following any symlink, and
+ * takes nothing but the same file (DEVICE, INODE): a step the job's user can write cannot be swapped in between. */
+struct jb_pinned_path {
+    const char *path; /* NULL: none */
+    uint64_t device;
+    uint64_t inode;
 };
 
 /* One mount operation. Paths are opened (O_PATH) first and the mount goes through /proc/self/fd/N, so what was
@@ -47,6 +57,7 @@ struct jb_mount_op {
     int recursive;     /* JB_MOUNT_BIND: MS_REC */
     int source_base;   /* enum jb_path_base */
     const char *source;
+    struct jb_pinned_path pinned_source; /* JB_PATH_HOST: the source as the caller checked it (path NULL: none) */
     int target_base;   /* enum jb_path_base */
     const char *target;
     const char *data;  /* JB_MOUNT_TMPFS: mount options */
@@ -68,14 +79,7 @@ struct jb_nsexec_plan {
     /* Mount operations, in order, in the new mount namespace. */
     const struct jb_mount_op *mounts;
     int mount_count;
-    /* Base of JB_PATH_SCRATCH (NULL: none): the scratch dir the caller opened by GuardedPath's rule, as the path
-     * that descriptor resolves to (no symlink in it) and the directory's device and inode. The new mount namespace
-     * needs its own descriptor (a bind's source must be a mount of the caller's namespace): it walks that path
-     * without following any symlink and refuses anything but the same directory, so a step of the path the job
-     * can write cannot be swapped in between. */
-    const char *scratch_dir;
-    uint64_t scratch_device;
-    uint64_t scratch_inode;
+    struct jb_pinned_path scratch; /* base of JB_PATH_SCRATCH (path NULL: none) */
     const char *new_root;    /* base of JB_PATH_IN_ROOT */
 
     int loopback_up;      /* bring lo up (in a new network namespace) */

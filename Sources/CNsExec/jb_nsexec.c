@@ -348,9 +348,6 @@ int jb_mark_descriptors_slowly(void) {
     return 0;
 }
 
-/* Right before the job's exec, when its user or root changed: every descriptor above 2 the launcher left open
- * (an fd of /etc/shadow, of the host's /) is marked close-on-exec, but the plan's keep_fds, which must be open
- * (checked by ns-exec). Marked, not closed, so a failed exec can still be reported. */
 /* See jb_nsexec.h. */
 int jb_mark_descriptors_cloexec(void) {
     if (syscall(SYS_close_range, 3U, ~0U, JB_CLOSE_RANGE_CLOEXEC) == 0) return 0;
@@ -358,6 +355,9 @@ int jb_mark_descriptors_cloexec(void) {
     return jb_mark_descriptors_slowly();
 }
 
+/* Right before the job's exec, when its user or root changed: every descriptor above 2 the launcher left open
+ * (an fd of /etc/shadow, of the host's /) is marked close-on-exec, but the plan's keep_fds, which must be open
+ * (checked by ns-exec). Marked, not closed, so a failed exec can still be reported. */
 static int seal_descriptors(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *failure) {
     if (!plan->close_fds) return 0;
     if (jb_mark_descriptors_cloexec() != 0) return fail(failure, JB_NSEXEC_DESCRIPTORS, 0, errno);

@@ -133,11 +133,13 @@ package final class NodeService {
                 return
             }
             if entries[0].revents != 0, jb_read_signalfd(signals) != 0 { return }
-            if entries[1].revents != 0 { accept(listener) }
+            // Clients before new connections: a slot a client gave up (it closed) is free before the next one is
+            // counted against the limits.
             for entry in entries.dropFirst(2) where entry.revents != 0 {
                 guard clients[entry.fd] != nil else { continue }
                 if clients[entry.fd]?.answered == true { flush(entry.fd) } else { receive(entry.fd, reader: reader) }
             }
+            if entries[1].revents != 0 { accept(listener) }
         }
     }
 

@@ -19,6 +19,7 @@ struct open_how {
     unsigned long long resolve;
 };
 #define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
 #define RESOLVE_IN_ROOT 0x10
 #endif
 #ifndef SYS_openat2
@@ -66,12 +67,18 @@ int jb_open_no_symlinks(int dir_fd, const char *path, int flags, int last_may_be
     return owned;
 }
 
-int jb_open_in_root(int root_fd, const char *path, int flags) {
+static int open_in_root(int root_fd, const char *path, int flags, unsigned long long resolve) {
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (unsigned long long)(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve;
     long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof how);
     if (fd < 0 && errno == ENOSYS) return jb_open_no_symlinks(root_fd, path, flags & ~O_DIRECTORY, !(flags & O_DIRECTORY));
     return (int)fd;
+}
+
+int jb_open_in_root(int root_fd, const char *path, int flags) { return open_in_root(root_fd, path, flags, 0); }
+
+int jb_open_in_root_no_symlinks(int root_fd, const char *path, int flags) {
+    return open_in_root(root_fd, path, flags, RESOLVE_NO_SYMLINKS);
 }

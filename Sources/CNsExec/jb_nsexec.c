@@ -145,10 +145,11 @@ static int open_pinned(const struct jb_pinned_path *pinned, int last_may_be_file
 /* Opens a path of a mount operation as O_PATH, as its base says (see enum jb_path_base). SCRATCH_FD is the scratch
  * directory, opened before the first mount: a directory mounted under scratch may cover the scratch dir's own
  * path (scratch below /tmp), and its contents must still come from the real one. */
-static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, int base, const char *path, const struct jb_pinned_path *pinned) {
+static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, int base, const char *path, const struct jb_pinned_path *pinned,
+                           int no_symlinks) {
     switch (base) {
     case JB_PATH_HOST:
-        if (pinned != NULL && pinned->path != NULL) return open_pinned(pinned, 1);
+        if (pinned->path != NULL) return open_pinned(pinned, 1);
         return open(path, O_PATH | O_CLOEXEC);
     case JB_PATH_SCRATCH:
         if (scratch_fd < 0) break;
@@ -159,7 +160,7 @@ static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, in
          * covers. */
         int dir = open(plan->new_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dir < 0) return -1;
-        int fd = jb_open_in_root(dir, path, O_PATH);
+        int fd = no_symlinks ? jb_open_in_root_no_symlinks(dir, path, O_PATH) : jb_open_in_root(dir, path, O_PATH);
         close_keeping_errno(dir);
         return fd;
     }
@@ -209,7 +210,7 @@ static int run_mount(const struct jb_nsexec_plan *plan, int index, int scratch_f
     case JB_MOUNT_PIVOT:
         return pivot_into(op->target, index, failure);
     case JB_MOUNT_BIND:
-        source = open_mount_path(plan, scratch_fd, op->source_base, op->source, &op->pinned_source);
+        source = open_mount_path(plan, scratch_fd, op->source_base, op->source, &op->pinned_source, 0);
         if (source < 0) return fail(failure, JB_NSEXEC_MOUNT_SOURCE, index, errno);
         break;
     case JB_MOUNT_PROC:
@@ -220,7 +221,7 @@ static int run_mount(const struct jb_nsexec_plan *plan, int index, int scratch_f
     default:
         return fail(failure, JB_NSEXEC_MOUNT, index, EINVAL);
     }
-    target = open_mount_path(plan, scratch_fd, op->target_base, op->target, NULL);
+    target = open_mount_path(plan, scratch_fd, op->target_base, op->target, &op->pinned_target, op->target_no_symlinks);
     if (target < 0) {
         if (source >= 0) close_keeping_errno(source);
         return fail(failure, JB_NSEXEC_MOUNT_TARGET, index, errno);

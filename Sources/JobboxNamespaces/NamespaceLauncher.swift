@@ -28,13 +28,13 @@ package enum NamespaceLauncher {
     /// without a PID namespace this process is the job and never returns. With a PID namespace, `started` is
     /// called with the init's pid once the job has been exec'd, and `ended` once the init is gone (for the
     /// record `ns-exec --attach` finds the job by). `scratch` is the plan's scratch directory, opened (nil: none);
-    /// `bindSources` the host paths of its binds as checked, by the index of their mount operation.
+    /// `binds` the host paths of its binds as checked, by the index of their mount operation.
     package static func run(
-        _ plan: NsExecPlan, scratch: JobScratch?, bindSources: [Int: PinnedPath] = [:], started: (Int32) -> Void = { _ in },
+        _ plan: NsExecPlan, scratch: JobScratch?, binds: [Int: PinnedBind] = [:], started: (Int32) -> Void = { _ in },
         ended: (Int32) -> Void = { _ in }
     ) -> Outcome {
         let storage = CPlanStorage()
-        guard let cPlan = storage.build(plan, scratch: scratch, bindSources: bindSources) else {
+        guard let cPlan = storage.build(plan, scratch: scratch, binds: binds) else {
             return .failed(JobboxError.system("cannot prepare the job's plan", nil, .noMemory))
         }
         var failure = jb_nsexec_failure()
@@ -149,7 +149,15 @@ package enum NamespaceLauncher {
                 }
                 return .system("cannot open", show(source), errno)
             }
-            if stage == JB_NSEXEC_MOUNT_TARGET.rawValue { return .system("cannot open mount point", show(target), errno) }
+            if stage == JB_NSEXEC_MOUNT_TARGET.rawValue {
+                if case .host = target, errno == .staleNFSFileHandle {
+                    return .invalid("cannot bind over", show(target), "another file took its place")
+                }
+                if case .inRoot = target, errno == .tooManySymbolicLinkLevels {
+                    return .invalid("cannot bind over", show(target), "it is reached through a symbolic link in the chroot (name its real path)")
+                }
+                return .system("cannot open mount point", show(target), errno)
+            }
             return .system("cannot bind \(show(source)) over", show(target), errno)
         }
     }
@@ -188,7 +196,7 @@ final class CPlanStorage {
     }
 
     /// The C plan, or nil when memory ran out. Pointers in it stay valid while this storage lives.
-    func build(_ plan: NsExecPlan, scratch: JobScratch?, bindSources: [Int: PinnedPath] = [:]) -> jb_nsexec_plan? {
+    func build(_ plan: NsExecPlan, scratch: JobScratch?, binds: [Int: PinnedBind] = [:]) -> jb_nsexec_plan? {
         var result = jb_nsexec_plan()
         if let ids = plan.userNamespace {
             result.user_namespace = 1
@@ -202,8 +210,14 @@ final class CPlanStorage {
         result.new_root = root
         var mounts: [jb_mount_op] = []
         for (index, operation) in plan.mounts.enumerated() {
-            guard var op = cOperation(operation), let source = pinned(bindSources[index]) else { return nil }
+            guard var op = cOperation(operation), let source = pinned(binds[index]?.source), let target = pinned(binds[index]?.target) else {
+                return nil
+            }
             op.pinned_source = source
+            op.pinned_target = target
+            // A bind onto a path in the chroot: that path may pass through a directory of the job's (its scratch
+            // dir's tmp, bound there before), where a symlink would be the user's.
+            if case .bind(_, .inRoot, _) = operation { op.target_no_symlinks = 1 }
             mounts.append(op)
         }
         result.mounts = array(mounts)

@@ -27,7 +27,7 @@ package enum NsExec {
         let plan = try NsExecPlanner.plan(request, config: config, caller: .current, environment: environment)
         let scratchDirectory = try plan.layout.scratch.map { path throws(JobboxError) in try JobScratch(path) }
         defer { scratchDirectory?.close() }
-        let bindSources = try pinBindSources(plan)
+        let binds = try pinBinds(plan)
         var created = CreatedDirectories()
         var quota: String?
         do throws(JobboxError) {
@@ -47,7 +47,7 @@ package enum NsExec {
         }
         let reporter = LaunchFailureReporter(diagnostics)
         let recorder = JobRecorder(plan: plan, job: job, config: config, environment: environment, diagnostics: diagnostics)
-        switch NamespaceLauncher.run(plan, scratch: scratchDirectory, bindSources: bindSources, started: recorder.started, ended: recorder.ended) {
+        switch NamespaceLauncher.run(plan, scratch: scratchDirectory, binds: binds, started: recorder.started, ended: recorder.ended) {
         case .exited(let status):
             return status
         case .failed(let error):
@@ -63,14 +63,20 @@ package enum NsExec {
 }
 
 extension NsExec {
-    /// The host paths the plan binds (`--bind`, a chroot's BINDS), checked by `GuardedPath`'s rule: as root a
-    /// source that lies where the job's user can write (`--bind /scratch/alice:/data`) may be a symlink the user
-    /// left to a directory only root can reach, which the bind would show to the job.
-    static func pinBindSources(_ plan: NsExecPlan) throws(JobboxError) -> [Int: PinnedPath] {
-        var pinned: [Int: PinnedPath] = [:]
+    /// The host paths the plan binds from and onto (`--bind`, a chroot's BINDS), checked by `GuardedPath`'s rule.
+    /// As root, a source where the job's user can write (`--bind /scratch/alice:/data`) may be a symlink the user
+    /// left to a directory only root can reach, which the bind would show to the job; a target there (the same
+    /// path, DST's default) a symlink to `/etc`, which the bind would cover with the user's files, for the job's
+    /// setuid programs to read. In a chroot the target is looked up without following any symlink instead
+    /// (`CPlanStorage`).
+    static func pinBinds(_ plan: NsExecPlan) throws(JobboxError) -> [Int: PinnedBind] {
+        var pinned: [Int: PinnedBind] = [:]
         for (index, operation) in plan.mounts.enumerated() {
-            guard case .bind(.host(let source), _, _) = operation else { continue }
-            pinned[index] = try PinnedPath.open(source, for: "cannot bind")
+            guard case .bind(let source, let target, _) = operation else { continue }
+            var bind = PinnedBind()
+            if case .host(let path) = source { bind.source = try PinnedPath.open(path, for: "cannot bind") }
+            if case .host(let path) = target { bind.target = try PinnedPath.open(path, for: "cannot bind over") }
+            pinned[index] = bind
         }
         return pinned
     }

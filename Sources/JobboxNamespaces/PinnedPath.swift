@@ -57,3 +57,14 @@ package struct PinnedPath: Sendable, Equatable {
         return fd
     }
 }
+
+/// The host paths of one bind as ns-exec checked them (nil: not a host path).
+package struct PinnedBind: Sendable, Equatable {
+    /// The source.
+    package var source: PinnedPath?
+    /// The target (the mount point, when the job has no chroot).
+    package var target: PinnedPath?
+
+    /// Neither.
+    package init() {}
+}

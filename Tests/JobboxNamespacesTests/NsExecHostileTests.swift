@@ -454,6 +454,61 @@ struct NsExecHostileTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir.path])
     }
 
+    @Test("a bind target the job's user replaced with a symlink is refused: root does not cover what it points at")
+    func plantedBindTargetSymlink() throws {
+        let before = try Support.hostMounts()
+        let dir = try ExecuteDirectory("jbhostile-")
+        let user = try TestUser()
+        defer {
+            user.remove()
+            dir.remove()
+        }
+        // What the symlink points at stands for /etc; the source is root's.
+        let victim = try dir.make("victim", mode: 0o755)
+        try dir.write("victim/shadow", "root's\n")
+        let source = try dir.make("source", mode: 0o755)
+        try dir.write("source/shadow", "the user's\n")
+        let owned = try dir.make("user", mode: 0o700, owner: (user.uid, user.gid))
+        let plant = try TestSupport.run(user.command(["/bin/ln", "-s", victim, owned + "/data"]))
+        #expect(plant.status == 0, "\(plant)")
+
+        let run = try TestSupport.run(["ns-exec", "--bind", "\(source):\(owned)/data", "--user", user.name, "--", "/bin/cat", victim + "/shadow"])
+        #expect(run.status == 125, "\(run)")
+        #expect(run.stderr == "ns-exec: cannot bind over \(owned)/data: it is a symbolic link in a directory the job can write (refused as root)\n", "\(run)")
+        #expect(!run.stdout.contains("the user's"), "\(run)")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
+    @Test("in a chroot, a bind target reached through a symlink the job's user left in its /tmp is refused: the chroot's /etc stays")
+    func plantedBindTargetSymlinkInChroot() throws {
+        let before = try Support.hostMounts()
+        let chroot = try NamedChroot()
+        let user = try TestUser()
+        defer {
+            user.remove()
+            chroot.dir.remove()
+        }
+        // The mount point the planner checks in the version, and the symlink the user leaves where the job's /tmp
+        // (its scratch dir's tmp) will be bound over it.
+        try FileManager.default.createDirectory(atPath: chroot.root + "/tmp/data", withIntermediateDirectories: true)
+        let source = try chroot.dir.make("source", mode: 0o755)
+        try chroot.dir.write("source/os-release", "the user's\n")
+        let scratch = try chroot.scratch(owner: user)
+        let plant = try TestSupport.run(user.command(["/bin/sh", "-c", "mkdir -p \(scratch)/tmp && ln -s /etc \(scratch)/tmp/data"]))
+        #expect(plant.status == 0, "\(plant)")
+
+        let run = try TestSupport.run([
+            "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--pid", "--scratch", scratch, "--mount-under-scratch", "/tmp",
+            "--bind", "\(source):/tmp/data", "--user", user.name, "--", "/bin/cat", "/etc/os-release",
+        ])
+        #expect(run.status == 125, "\(run)")
+        #expect(
+            run.stderr == "ns-exec: cannot bind over \(chroot.root)/tmp/data: it is reached through a symbolic link in the chroot (name its real path)\n",
+            "\(run)")
+        #expect(!run.stdout.contains("the user's"), "\(run)")
+        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
+    }
+
     // MARK: also seen: /dev/shm without a size
 
     @Test("the job's /dev/shm has JOB_TMPFS_SIZE: a job cannot fill the node's memory through it")

@@ -158,9 +158,9 @@ struct NsExecMountTests {
             plan.namespaces = [.mount]
             plan.mounts = [.makeSlave, .bind(source: .host(dir + "/data"), target: .host(dir + "/target"), recursive: false)]
             plan.command = ["/bin/true"]
-            let sources = try NsExec.pinBindSources(plan)
+            let binds = try NsExec.pinBinds(plan)
             guard rename(dir + "/data", dir + "/old") == 0, rename(dir + "/other", dir + "/data") == 0 else { exit(2) }
-            let outcome = NamespaceLauncher.run(plan, scratch: nil, bindSources: sources)
+            let outcome = NamespaceLauncher.run(plan, scratch: nil, binds: binds)
             exit(outcome == .failed(.invalid("cannot bind", dir + "/data", "another file took its place")) ? 125 : 1)
         }
         try Support.expectMountsUnchanged(since: before, paths: [dir])

@@ -60,6 +60,8 @@ struct jb_mount_op {
     struct jb_pinned_path pinned_source; /* JB_PATH_HOST: the source as the caller checked it (path NULL: none) */
     int target_base;   /* enum jb_path_base */
     const char *target;
+    struct jb_pinned_path pinned_target; /* JB_PATH_HOST: the target as the caller checked it (path NULL: none) */
+    int target_no_symlinks; /* JB_PATH_IN_ROOT: follow no symlink (the path may pass through the job's directories) */
     const char *data;  /* JB_MOUNT_TMPFS: mount options */
 };
 

@@ -182,20 +182,33 @@ package struct ChrootStore: Sendable {
         case removed(ChrootVersion)
         /// Left in place because something uses it.
         case inUse(ChrootVersion, [DirectoryUser])
+        /// A version moved aside (its `.NAME-vN.removing` path), now or by an earlier gc, that could not be
+        /// removed; the next gc tries again.
+        case notRemoved(String, JobboxError)
     }
 
     /// Removes the versions of `name` beyond the `keep` newest, except the current one, the rollback target, and
     /// any that is in use. Each is first renamed to a dot name (so it vanishes from `list` at once and no new
     /// job can find it), then checked for users, then removed, or renamed back when in use.
+    ///
+    /// A version moved aside that cannot be removed is reported and left for the next gc, and the others are
+    /// collected all the same: every user can write in a version's `/tmp`, and what one leaves there must not stop
+    /// the collection of the name for good.
     package func collectGarbage(_ name: ChrootName, keep: Int) throws(JobboxError) -> [Collected] {
         let lock = try lock(name)
         defer { lock.release() }
-        try removeLeftovers(of: name, suffix: ".removing")
+        var result: [Collected] = []
+        for path in try leftovers(of: name, suffix: ".removing") {
+            do throws(JobboxError) {
+                try removeLeftover(path)
+            } catch {
+                result.append(.notRemoved(path, error))
+            }
+        }
         let versions = try versions(of: name)
         var protected = Set(versions.sorted { $0.number > $1.number }.prefix(max(keep, 0)))
         if let current = current(of: name) { protected.insert(current) }
         if let target = rollbackTarget(of: name) { protected.insert(target) }
-        var result: [Collected] = []
         for version in versions where !protected.contains(version) {
             let trash = trashPath(of: version)
             guard rename(path(of: version), trash) == 0 else { throw JobboxError.lastErrno("cannot move aside", path(of: version)) }
@@ -208,8 +221,12 @@ package struct ChrootStore: Sendable {
                 result.append(.inUse(version, users))
                 continue
             }
-            try DirectoryTree.remove(trash)
-            result.append(.removed(version))
+            do throws(JobboxError) {
+                try DirectoryTree.remove(trash)
+                result.append(.removed(version))
+            } catch {
+                result.append(.notRemoved(trash, error))
+            }
         }
         FileSystem.syncDirectory(directory)
         return result
@@ -226,12 +243,15 @@ package struct ChrootStore: Sendable {
     /// Removes the `.NAME-vN<suffix>` entries of `name`. Processes still running inside (a crashed build's
     /// package scripts) are killed first.
     func removeLeftovers(of name: ChrootName, suffix: String) throws(JobboxError) {
-        for path in try leftovers(of: name, suffix: suffix) {
-            let stubborn = ProcessReaper.killProcesses(inside: path)
-            if let first = stubborn.first {
-                throw JobboxError.invalid("cannot remove", path, "\(first) and would not die")
-            }
-            try DirectoryTree.remove(path)
+        for path in try leftovers(of: name, suffix: suffix) { try removeLeftover(path) }
+    }
+
+    /// Removes one leftover, killing what still runs inside it first.
+    func removeLeftover(_ path: String) throws(JobboxError) {
+        let stubborn = ProcessReaper.killProcesses(inside: path)
+        if let first = stubborn.first {
+            throw JobboxError.invalid("cannot remove", path, "\(first) and would not die")
         }
+        try DirectoryTree.remove(path)
     }
 }

@@ -10,8 +10,16 @@ import SystemPackage
 /// Walking a chroot's tree without ever leaving it: no symlink is followed and no other file system is entered,
 /// so removing a chroot with `/proc` or a bind still mounted in it can never reach the host's files.
 enum DirectoryTree {
+    /// Directories deeper than this below the top are moved up to it before they are entered (`remove`).
+    static let maximumDepth = 64
+
     /// Removes `path` and everything below it. Mounts below it in this mount namespace are detached first;
     /// a directory on another file system that is still there afterwards stops the removal with an error.
+    ///
+    /// The walk holds a descriptor per level, and a version's `/tmp` is any user's to write: a tree nested past
+    /// the descriptor limit would stop the removal (and every later `gc`) with EMFILE. So a directory
+    /// `maximumDepth` levels down is renamed to the top instead of entered, and the top is walked again until
+    /// nothing was moved: everything stays inside `path`, and at most `maximumDepth` descriptors are open.
     static func remove(_ path: String) throws(JobboxError) {
         guard let top = try FileSystem.lstatIfPresent(path) else { return }
         guard FileSystem.isDirectory(top) else {
@@ -19,10 +27,29 @@ enum DirectoryTree {
             return
         }
         try unmountAll(below: path)
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw JobboxError.lastErrno("cannot open", path) }
-        try removeContents(of: fd, path: path, device: top.st_dev, mount: mountID(of: fd))
+        var walk = Walk(device: top.st_dev)
+        repeat {
+            let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { throw JobboxError.lastErrno("cannot open", path) }
+            walk.mount = mountID(of: fd)
+            walk.top = fd
+            walk.moved = 0
+            try removeContents(of: fd, path: path, depth: 0, walk: &walk)
+            walk.passes += 1
+            if walk.passes > 10_000 { throw JobboxError.invalid("cannot remove", path, "something keeps filling it") }
+        } while walk.moved > 0
         if rmdir(path) != 0 { throw JobboxError.lastErrno("cannot remove", path) }
+    }
+
+    /// One removal: the file system and mount it stays on, the top directory's descriptor (valid during a pass),
+    /// and how many directories a pass moved up.
+    struct Walk {
+        let device: dev_t
+        var mount: Int?
+        var top: Int32 = -1
+        var moved = 0
+        var passes = 0
+        var nextName = 0
     }
 
     /// The id of the mount an open file is on (`mnt_id` of /proc/self/fdinfo), nil when unknown.
@@ -36,8 +63,9 @@ enum DirectoryTree {
         return nil
     }
 
-    /// Removes everything in the open directory `fd` (which it closes), staying on `device` and `mount`.
-    private static func removeContents(of fd: Int32, path: String, device: dev_t, mount: Int?) throws(JobboxError) {
+    /// Removes everything in the open directory `fd` (which it closes), `depth` levels below the top, staying on
+    /// the walk's file system and mount.
+    private static func removeContents(of fd: Int32, path: String, depth: Int, walk: inout Walk) throws(JobboxError) {
         guard let dir = fdopendir(fd) else {
             let error = Errno.last
             close(fd)
@@ -53,21 +81,38 @@ enum DirectoryTree {
                 throw JobboxError.system("cannot stat", path, error)
             }
             if FileSystem.isDirectory(info) {
-                guard info.st_dev == device else {
+                guard info.st_dev == walk.device else {
                     throw JobboxError.invalid("refusing to remove", path, "another file system is mounted there")
                 }
+                if depth + 1 >= maximumDepth, try moveToTop(name, in: fd, walk: &walk) { continue }
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw JobboxError.lastErrno("cannot open", path) }
-                guard mountID(of: child) == mount else {
+                guard mountID(of: child) == walk.mount else {
                     close(child)
                     throw JobboxError.invalid("refusing to remove", path, "something is mounted there")
                 }
-                try removeContents(of: child, path: path, device: device, mount: mount)
+                try removeContents(of: child, path: path, depth: depth + 1, walk: &walk)
             }
             if unlinkat(fd, name, FileSystem.isDirectory(info) ? AT_REMOVEDIR : 0) != 0 {
                 let error = Errno.last
                 if error != .noSuchFileOrDirectory { throw JobboxError.system("cannot remove", path, error) }
             }
+        }
+    }
+
+    /// Renames the directory `name` in `fd` to a new name in the walk's top directory; false when it is gone.
+    private static func moveToTop(_ name: String, in fd: Int32, walk: inout Walk) throws(JobboxError) -> Bool {
+        while true {
+            walk.nextName += 1
+            let newName = ".jobbox-deep-\(walk.nextName)"
+            if renameat(fd, name, walk.top, newName) == 0 {
+                walk.moved += 1
+                return true
+            }
+            let error = Errno.last
+            if error == .noSuchFileOrDirectory { return false }
+            // A name taken by an earlier move (or by the tree itself): try the next.
+            if error != .directoryNotEmpty && error != .fileExists && error != .notDirectory { throw JobboxError.system("cannot move up", name, error) }
         }
     }
 

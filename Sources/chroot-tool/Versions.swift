@@ -68,15 +68,19 @@ extension ChrootTool {
             let context = try ToolContext(tool, needsRoot: "gc")
             let chrootName = try ChrootName(name)
             guard keep >= 0 else { throw JobboxError.invalid("invalid value for", "--keep", "'\(keep)' is negative") }
+            var status: Int32 = 0
             for outcome in try context.store.collectGarbage(chrootName, keep: keep) {
                 switch outcome {
                 case .removed(let version):
                     printOut("removed \(version)\n")
                 case .inUse(let version, let users):
                     printOut("kept \(version): in use: " + users.map(\.description).joined(separator: "; ") + "\n")
+                case .notRemoved(_, let error):
+                    context.diagnostics.error(error.description + " (the next gc tries again)")
+                    status = 125
                 }
             }
-            return 0
+            return status
         }
     }
 }

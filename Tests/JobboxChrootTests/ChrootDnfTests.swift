@@ -310,6 +310,37 @@ struct ChrootDnfTests {
         #expect(try bed.tool(["gc", "el", "--keep", "0"]).stdout == "", "the current version is never removed")
     }
 
+    @Test("a version moved aside that cannot be removed is reported (125) and left for the next gc; the others are collected all the same")
+    func gcGoesOnPastStubbornLeftover() throws {
+        let bed = try ChrootTestBed()
+        let stubborn = bed.chrootDir + "/.el-v9.removing/tmp/stuck"
+        defer {
+            _ = try? TestSupport.run(["chattr", "-i", stubborn])
+            bed.remove()
+        }
+        let (repo1, _) = try Self.makeRepositories(bed)
+        for switching in [false, true] {
+            #expect(try bed.tool(Self.dnfBuild(repo1, "jbx-base", switching ? ["--switch"] : [])).status == 0)
+        }
+        // What an earlier gc left of a version whose /tmp held a file it could not remove (immutable here; in a
+        // real store, whatever any user put in that world-writable /tmp).
+        try FileManager.default.createDirectory(atPath: bed.chrootDir + "/.el-v9.removing/tmp", withIntermediateDirectories: true)
+        try "x".write(toFile: stubborn, atomically: false, encoding: .utf8)
+        let immutable = try TestSupport.run(["chattr", "+i", stubborn])
+        #expect(immutable.status == 0, "\(immutable)")
+
+        let result = try bed.tool(["gc", "el", "--keep", "0"])
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stdout == "removed el-v1\n", "\(result)")
+        #expect(result.stderr.hasPrefix("chroot-tool: cannot remove \(stubborn): ") && result.stderr.hasSuffix("(the next gc tries again)\n"), "\(result)")
+        #expect(bed.entries().filter { !$0.hasPrefix(".") } == ["el", "el-v2"])
+
+        #expect(try TestSupport.run(["chattr", "-i", stubborn]).status == 0)
+        let again = try bed.tool(["gc", "el", "--keep", "0"])
+        #expect(again.status == 0 && again.stdout.isEmpty && again.stderr.isEmpty, "\(again)")
+        #expect(!bed.entries().contains(".el-v9.removing"))
+    }
+
     @Test("gc keeps a version with a mount below it in another mount namespace, and the rollback target")
     func gcKeepsMountedAndRollbackTarget() throws {
         let bed = try ChrootTestBed()

@@ -344,6 +344,34 @@ struct DirectoryTreeTests {
         #expect(try TestSupport.sh("grep -c ' \(dir.path)/tree' /proc/self/mountinfo").stdout == "0\n")
     }
 
+    @Test("a tree nested deeper than the descriptor limit is removed all the same, nothing above it touched")
+    func deepTree() async throws {
+        let base = "/tmp/jbtest-deep-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base + "/precious", withIntermediateDirectories: true)
+        try "keep\n".write(toFile: base + "/precious/keep", atomically: false, encoding: .utf8)
+        // 300 levels (what a user can nest in a version's /tmp), a file half-way and one at the bottom.
+        var level = base + "/tree"
+        for depth in 0..<300 {
+            level += "/d"
+            try FileManager.default.createDirectory(atPath: level, withIntermediateDirectories: true)
+            if depth == 150 || depth == 299 { try "x\n".write(toFile: level + "/file", atomically: false, encoding: .utf8) }
+        }
+        // In a child with 100 descriptors at most: the walk must not hold one per level.
+        await #expect(processExitsWith: .exitCode(0)) {
+            var limit = rlimit(rlim_cur: 100, rlim_max: 100)
+            guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { exit(2) }
+            do {
+                try DirectoryTree.remove("/tmp/jbtest-deep-\(getppid())/tree")
+                exit(0)
+            } catch {
+                exit(1)
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: base + "/tree"))
+        #expect(try String(contentsOfFile: base + "/precious/keep", encoding: .utf8) == "keep\n")
+    }
+
     @Test("mount ids tell a bind mount from the same file system apart, where device numbers cannot")
     func mountIDs() throws {
         let dir = try TestSupport.TemporaryDirectory()

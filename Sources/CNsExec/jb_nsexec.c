@@ -121,13 +121,19 @@ static int enter_user_namespace(const struct jb_nsexec_plan *plan, struct jb_nse
     return 0;
 }
 
+/* The absolute PATH opened (O_PATH) without following any symlink on the way. */
+static int open_without_symlinks(const char *path, int last_may_be_file) {
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return -1;
+    int fd = jb_open_no_symlinks(root, path, O_PATH, last_may_be_file);
+    close_keeping_errno(root);
+    return fd;
+}
+
 /* PINNED opened in this mount namespace (O_PATH; see struct jb_pinned_path), or -1 with errno (ESTALE: another
  * file is at the path now). */
 static int open_pinned(const struct jb_pinned_path *pinned, int last_may_be_file) {
-    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) return -1;
-    int fd = jb_open_no_symlinks(root, pinned->path, O_PATH, last_may_be_file);
-    close_keeping_errno(root);
+    int fd = open_without_symlinks(pinned->path, last_may_be_file);
     if (fd < 0) return -1;
     struct stat info;
     if (fstat(fd, &info) != 0) {
@@ -150,7 +156,7 @@ static int open_mount_path(const struct jb_nsexec_plan *plan, int scratch_fd, in
     switch (base) {
     case JB_PATH_HOST:
         if (pinned->path != NULL) return open_pinned(pinned, 1);
-        return open(path, O_PATH | O_CLOEXEC);
+        return no_symlinks ? open_without_symlinks(path, 1) : open(path, O_PATH | O_CLOEXEC);
     case JB_PATH_SCRATCH:
         if (scratch_fd < 0) break;
         return jb_open_no_symlinks(scratch_fd, path, O_PATH, 0);

@@ -84,7 +84,7 @@ enum DirectoryTree {
                 guard info.st_dev == walk.device else {
                     throw JobboxError.invalid("refusing to remove", path, "another file system is mounted there")
                 }
-                if depth + 1 >= maximumDepth, try moveToTop(name, in: fd, walk: &walk) { continue }
+                if depth + 1 >= maximumDepth, try moveToTop(name, in: fd, path: path, walk: &walk) { continue }
                 let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw JobboxError.lastErrno("cannot open", path) }
                 guard mountID(of: child) == walk.mount else {
@@ -100,8 +100,9 @@ enum DirectoryTree {
         }
     }
 
-    /// Renames the directory `name` in `fd` to a new name in the walk's top directory; false when it is gone.
-    private static func moveToTop(_ name: String, in fd: Int32, walk: inout Walk) throws(JobboxError) -> Bool {
+    /// Renames the directory `name` in `fd` (`path`, for messages) to a new name in the walk's top directory; false
+    /// when it is gone.
+    private static func moveToTop(_ name: String, in fd: Int32, path: String, walk: inout Walk) throws(JobboxError) -> Bool {
         while true {
             walk.nextName += 1
             let newName = ".jobbox-deep-\(walk.nextName)"
@@ -112,7 +113,7 @@ enum DirectoryTree {
             let error = Errno.last
             if error == .noSuchFileOrDirectory { return false }
             // A name taken by an earlier move (or by the tree itself): try the next.
-            if error != .directoryNotEmpty && error != .fileExists && error != .notDirectory { throw JobboxError.system("cannot move up", name, error) }
+            if error != .directoryNotEmpty && error != .fileExists && error != .notDirectory { throw JobboxError.system("cannot move up", path, error) }
         }
     }
 

@@ -36,6 +36,25 @@ package enum MountOperation: Sendable, Equatable {
     case readOnly(target: MountPath)
     /// Make the directory `name` (mode 0755) in `directory`: only ever on a tmpfs mounted for the job just before.
     case makeDirectory(in: MountPath, name: String)
+
+    /// Whether this operation puts a mount at or above `path` (the same kind of path): the job's namespace then
+    /// shows that mount's contents there, not the host's.
+    func mounts(over path: MountPath) -> Bool {
+        let mounted: MountPath
+        switch self {
+        case .bind(_, let target, _), .proc(let target), .tmpfs(let target, _): mounted = target
+        case .makeSlave, .pivotRoot, .readOnly, .makeDirectory: return false
+        }
+        switch (mounted, path) {
+        case (.host(let top), .host(let below)): return Self.isPath(below, atOrBelow: top)
+        case (.inRoot(let top), .inRoot(let below)): return top.isEmpty || Self.isPath(below, atOrBelow: top)
+        default: return false
+        }
+    }
+
+    private static func isPath(_ path: String, atOrBelow top: String) -> Bool {
+        path == top || path.hasPrefix(top.hasSuffix("/") ? top : top + "/")
+    }
 }
 
 /// The mount-related part of a plan: what the planner decided before any operation is chosen.

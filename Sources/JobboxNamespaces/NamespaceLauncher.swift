@@ -153,8 +153,10 @@ package enum NamespaceLauncher {
                 if case .host = target, errno == .staleNFSFileHandle {
                     return .invalid("cannot bind over", show(target), "another file took its place")
                 }
-                if case .inRoot = target, errno == .tooManySymbolicLinkLevels {
-                    return .invalid("cannot bind over", show(target), "it is reached through a symbolic link in the chroot (name its real path)")
+                if errno == .tooManySymbolicLinkLevels || errno == .notDirectory {
+                    return .invalid(
+                        "cannot bind over", show(target),
+                        "it is reached through a symbolic link or a non-directory below an earlier mount of the job (name its real path)")
                 }
                 return .system("cannot open mount point", show(target), errno)
             }
@@ -215,9 +217,7 @@ final class CPlanStorage {
             }
             op.pinned_source = source
             op.pinned_target = target
-            // A bind onto a path in the chroot: that path may pass through a directory of the job's (its scratch
-            // dir's tmp, bound there before), where a symlink would be the user's.
-            if case .bind(_, .inRoot, _) = operation { op.target_no_symlinks = 1 }
+            op.target_no_symlinks = binds[index]?.targetWithoutSymlinks == true ? 1 : 0
             mounts.append(op)
         }
         result.mounts = array(mounts)

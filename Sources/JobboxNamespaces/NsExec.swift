@@ -32,9 +32,10 @@ package enum NsExec {
         var quota: String?
         do throws(JobboxError) {
             // Before the directories under scratch are made, so they carry the quota's project id too.
-            if let scratch = plan.layout.scratch, let limit = plan.scratchQuota {
-                try ScratchQuota.apply(limit, to: scratch, settings: plan.scratchQuotaSettings)
-                quota = scratch
+            if let scratchDirectory, let limit = plan.scratchQuota {
+                let pinned = scratchDirectory.pinned
+                try ScratchQuota.apply(limit, to: scratchDirectory.path, settings: plan.scratchQuotaSettings, expecting: (pinned.device, pinned.inode))
+                quota = scratchDirectory.path
             }
             if let scratchDirectory {
                 try JobDirectories.prepareScratch(
@@ -63,19 +64,38 @@ package enum NsExec {
 }
 
 extension NsExec {
-    /// The host paths the plan binds from and onto (`--bind`, a chroot's BINDS), checked by `GuardedPath`'s rule.
-    /// As root, a source where the job's user can write (`--bind /scratch/alice:/data`) may be a symlink the user
-    /// left to a directory only root can reach, which the bind would show to the job; a target there (the same
-    /// path, DST's default) a symlink to `/etc`, which the bind would cover with the user's files, for the job's
-    /// setuid programs to read. In a chroot the target is looked up without following any symlink instead
-    /// (`CPlanStorage`).
+    /// The host paths the plan binds from and onto (`--bind`, a chroot's BINDS, the scratch dir's), checked by
+    /// `GuardedPath`'s rule. As root, a source where the job's user can write (`--bind /scratch/alice:/data`) may
+    /// be a symlink the user left to a directory only root can reach, which the bind would show to the job; a
+    /// target there (the same path, DST's default) a symlink to `/etc`, which the bind would cover with the user's
+    /// files, for the job's setuid programs to read.
+    ///
+    /// A target at or below an earlier mount of the plan cannot be checked here (the job's namespace shows that
+    /// mount there, not what the host has): it is looked up without following any symlink instead, as is a
+    /// target in a chroot below an earlier bind (whose contents may be the user's). Any other target in a chroot
+    /// resolves its symlinks inside the image, which is root's and read-only.
     static func pinBinds(_ plan: NsExecPlan) throws(JobboxError) -> [Int: PinnedBind] {
         var pinned: [Int: PinnedBind] = [:]
         for (index, operation) in plan.mounts.enumerated() {
             guard case .bind(let source, let target, _) = operation else { continue }
             var bind = PinnedBind()
             if case .host(let path) = source { bind.source = try PinnedPath.open(path, for: "cannot bind") }
-            if case .host(let path) = target { bind.target = try PinnedPath.open(path, for: "cannot bind over") }
+            let earlier = plan.mounts.prefix(index)
+            switch target {
+            case .host(let path):
+                if earlier.contains(where: { $0.mounts(over: target) }) {
+                    bind.targetWithoutSymlinks = true
+                } else {
+                    bind.target = try PinnedPath.open(path, for: "cannot bind over")
+                }
+            case .inRoot:
+                bind.targetWithoutSymlinks = earlier.contains { operation in
+                    guard case .bind = operation else { return false }
+                    return operation.mounts(over: target)
+                }
+            case .underScratch:
+                break
+            }
             pinned[index] = bind
         }
         return pinned

@@ -58,12 +58,15 @@ package struct PinnedPath: Sendable, Equatable {
     }
 }
 
-/// The host paths of one bind as ns-exec checked them (nil: not a host path).
+/// The host paths of one bind as ns-exec checked them (nil: not a host path, or not checkable), and how its target
+/// is looked up in the job's namespace (`NsExec.pinBinds`).
 package struct PinnedBind: Sendable, Equatable {
     /// The source.
     package var source: PinnedPath?
     /// The target (the mount point, when the job has no chroot).
     package var target: PinnedPath?
+    /// Whether the target is looked up without following any symlink (it lies below an earlier mount).
+    package var targetWithoutSymlinks = false
 
     /// Neither.
     package init() {}

@@ -93,10 +93,16 @@ package struct ScratchQuotaSettings: Sendable {
 package enum ScratchQuota {
     /// Limits `path` to `limit`. Nothing is left half-made: a step that fails undoes the ones before it.
     @discardableResult
-    package static func apply(_ limit: ScratchQuotaLimit, to path: String, settings: ScratchQuotaSettings) throws(JobboxError) -> ScratchQuotaBackend {
+    package static func apply(
+        _ limit: ScratchQuotaLimit, to path: String, settings: ScratchQuotaSettings, expecting identity: (device: UInt64, inode: UInt64)? = nil
+    ) throws(JobboxError) -> ScratchQuotaBackend {
         let operation = "cannot set a scratch quota on"
         let (directory, backend) = try open(path, for: operation)
         defer { directory.close() }
+        // The directory the caller opened before (ns-exec's JobScratch), not one renamed to its path since.
+        if let identity, identity.device != directory.device || identity.inode != directory.inode {
+            throw JobboxError.invalid(operation, path, "another directory took its place")
+        }
         switch backend {
         case .btrfsQgroup(let subvolume):
             guard limit.inodes == nil else {

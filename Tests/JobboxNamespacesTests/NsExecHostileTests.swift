@@ -468,9 +468,27 @@ struct NsExecHostileTests {
         ])
         #expect(run.status == 125, "\(run)")
         #expect(
-            run.stderr == "ns-exec: cannot bind over \(chroot.root)/tmp/data: it is reached through a symbolic link in the chroot (name its real path)\n",
+            run.stderr
+                == "ns-exec: cannot bind over \(chroot.root)/tmp/data: it is reached through a symbolic link or a non-directory below an earlier mount of the job (name its real path)\n",
             "\(run)")
         #expect(!run.stdout.contains("the user's"), "\(run)")
+        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
+    }
+
+    @Test("in a chroot, a bind target through the image's own symlink (root's, read-only) still lands where it points")
+    func bindTargetThroughImageSymlink() throws {
+        let before = try Support.hostMounts()
+        let chroot = try NamedChroot()
+        defer { chroot.dir.remove() }
+        // As a usr-merged image has /lib -> usr/lib: the mount point is made through the link at build time.
+        try FileManager.default.createDirectory(atPath: chroot.root + "/elsewhere/data", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: chroot.root + "/opt", withDestinationPath: "/elsewhere")
+        let source = try chroot.dir.make("source", mode: 0o755)
+        try chroot.dir.write("source/marker", "bound\n")
+        let run = try TestSupport.run([
+            "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--bind", "\(source):/opt/data", "--", "/bin/cat", "/elsewhere/data/marker",
+        ])
+        #expect(run.status == 0 && run.stdout == "bound\n", "\(run)")
         try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
     }
 

@@ -166,6 +166,30 @@ struct NsExecMountTests {
         try Support.expectMountsUnchanged(since: before, paths: [dir])
     }
 
+    @Test("binds onto earlier mounts still land: a bind inside another bind, /dev/shm both private and under scratch")
+    func bindsBelowEarlierMounts() throws {
+        let before = try Support.hostMounts()
+        let dir = try ExecuteDirectory("jbtest-nested")
+        defer { dir.remove() }
+        let outer = try dir.make("outer/inner")
+        try dir.write("outer/inner/host", "host's\n")
+        try dir.make("first/inner")
+        let second = try dir.make("second")
+        try dir.write("second/marker", "second\n")
+        let nested = try TestSupport.run([
+            "ns-exec", "--bind", "\(dir.path)/first:\(dir.path)/outer", "--bind", "\(second):\(outer)", "--", "/bin/cat", outer + "/marker",
+        ])
+        #expect(nested.status == 0 && nested.stdout == "second\n", "\(nested)")
+
+        let scratch = try dir.make("scratch")
+        let shm = try TestSupport.run([
+            "ns-exec", "--pid", "--private-dev-shm", "--scratch", scratch, "--mount-under-scratch", "/dev/shm", "--", "/bin/touch", "/dev/shm/jbtest",
+        ])
+        #expect(shm.status == 0, "\(shm)")
+        #expect(FileManager.default.fileExists(atPath: scratch + "/dev/shm/jbtest"), "\(shm)")
+        try Support.expectMountsUnchanged(since: before, paths: [dir.path])
+    }
+
     @Test("--private-dev-shm gives the job its own /dev/shm; --no-private-dev-shm shares the host's")
     func privateDevShm() throws {
         let before = try Support.hostMounts()

@@ -31,4 +31,18 @@ struct ScratchQuotaHostileTests {
             #expect(try ScratchQuota.usage(of: victim, settings: image.settings).byteLimit == 32 << 20, "the victim's limit changed")
         }
     }
+
+    @Test("A quota is set only on the directory ns-exec opened: another one renamed to its path meanwhile is refused")
+    func swappedScratchRefused() throws {
+        try BtrfsImage.withUserAndImage { _, image in
+            let scratch = try image.subvolume("scratch")
+            var info = stat()
+            #expect(stat(scratch, &info) == 0)
+            let opened = (device: UInt64(info.st_dev), inode: UInt64(info.st_ino) + 1)
+            #expect(throws: JobboxError.invalid("cannot set a scratch quota on", scratch, "another directory took its place")) {
+                try ScratchQuota.apply(ScratchQuotaLimit(bytes: 8 << 20), to: scratch, settings: image.settings, expecting: opened)
+            }
+            #expect(try ScratchQuota.usage(of: scratch, settings: image.settings).byteLimit == nil, "a limit was set")
+        }
+    }
 }

@@ -35,7 +35,7 @@ enum jb_mount_kind {
 
 /* How a path of a mount operation is found, at the moment the operation runs (inside the new mount namespace). */
 enum jb_path_base {
-    JB_PATH_HOST = 0,    /* an absolute path; symlinks are followed, unless the op pins it (jb_pinned_path) */
+    JB_PATH_HOST = 0,    /* an absolute path; symlinks are followed unless the op pins it or says target_no_symlinks */
     JB_PATH_SCRATCH = 1, /* relative to the plan's scratch dir; no component may be a symlink */
     JB_PATH_IN_ROOT = 2, /* relative to the plan's new_root; symlinks resolve inside it, never out of it */
 };
@@ -61,7 +61,7 @@ struct jb_mount_op {
     int target_base;   /* enum jb_path_base */
     const char *target;
     struct jb_pinned_path pinned_target; /* JB_PATH_HOST: the target as the caller checked it (path NULL: none) */
-    int target_no_symlinks; /* JB_PATH_IN_ROOT: follow no symlink (the path may pass through the job's directories) */
+    int target_no_symlinks; /* follow no symlink: the target lies below an earlier mount (perhaps the job's files) */
     const char *data;  /* JB_MOUNT_TMPFS: mount options */
 };
 

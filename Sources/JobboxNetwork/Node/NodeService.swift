@@ -153,13 +153,29 @@ package final class NodeService {
                 close(fd)
                 continue
             }
-            if let refusal = Self.refusal(uid: uid, open: clients.values.map(\.uid), options: options) {
+            var refusal = Self.refusal(uid: uid, open: clients.values.map(\.uid), options: options)
+            if refusal != nil {
+                // A client that closed since the last poll round still holds its slot: free those first.
+                dropHungUp()
+                refusal = Self.refusal(uid: uid, open: clients.values.map(\.uid), options: options)
+            }
+            if let refusal {
                 let line = Array(refusal.line.utf8)
                 _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
                 close(fd)
                 continue
             }
             clients[fd] = Client(uid: uid, deadline: MonotonicClock.milliseconds() + options.clientTimeoutMilliseconds)
+        }
+    }
+
+    /// Closes the clients whose peer has gone (POLLHUP): there is no one left to answer.
+    private func dropHungUp() {
+        var entries = clients.keys.map { pollfd(fd: $0, events: 0, revents: 0) }
+        guard poll(&entries, nfds_t(entries.count), 0) > 0 else { return }
+        for entry in entries where entry.revents & Int16(POLLHUP | POLLERR) != 0 {
+            clients[entry.fd] = nil
+            close(entry.fd)
         }
     }
 

@@ -189,36 +189,30 @@ struct NsExecHostileTests {
 
     @Test("a job cannot change a named chroot: world-writable directories, new directories, files all stay out")
     func chrootVersionUnchanged() throws {
-        let before = try Support.hostMounts()
-        let chroot = try NamedChroot()
-        let user = try TestUser()
-        defer {
-            user.remove()
-            chroot.dir.remove()
+        try Self.withChrootAndUser { chroot, user in
+            let snapshot = try chroot.snapshot()
+            let scratch = try chroot.scratch(owner: user)
+            let name = TestSupport.uniqueName("planted")
+            // What a job would leave for the next job (or user) of the same version.
+            let attack = """
+                echo evil > /srv/drop/\(name) 2>/dev/null && echo wrote-drop; mkdir /\(name) 2>/dev/null && echo made-dir; \
+                echo x > /etc/\(name) 2>/dev/null && echo wrote-etc; echo mine > /tmp/\(name) && echo wrote-tmp; \
+                echo run > /run/\(name) && echo wrote-run; echo out > \(scratch)/\(name) && echo wrote-scratch; pwd
+                """
+            let result = try TestSupport.run([
+                "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--pid", "--scratch", scratch, "--mount-under-scratch", "",
+                "--user", user.name, "--", "/bin/sh", "-c", attack,
+            ])
+            #expect(result.status == 0, "\(result)")
+            #expect(result.stdout == "wrote-tmp\nwrote-run\nwrote-scratch\n\(scratch)\n", "\(result)")
+            #expect(try String(contentsOfFile: scratch + "/" + name, encoding: .utf8) == "out\n")
+            // Even root in the chroot, when asked for explicitly, cannot write the version.
+            let asRoot = try TestSupport.run([
+                "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--user", "root", "--", "/bin/sh", "-c", "echo x > /srv/\(name) || echo refused",
+            ])
+            #expect(asRoot.stdout == "refused\n", "\(asRoot)")
+            #expect(try chroot.snapshot() == snapshot)
         }
-        let snapshot = try chroot.snapshot()
-        let scratch = try chroot.scratch(owner: user)
-        let name = TestSupport.uniqueName("planted")
-        // What a job would leave for the next job (or user) of the same version.
-        let attack = """
-            echo evil > /srv/drop/\(name) 2>/dev/null && echo wrote-drop; mkdir /\(name) 2>/dev/null && echo made-dir; \
-            echo x > /etc/\(name) 2>/dev/null && echo wrote-etc; echo mine > /tmp/\(name) && echo wrote-tmp; \
-            echo run > /run/\(name) && echo wrote-run; echo out > \(scratch)/\(name) && echo wrote-scratch; pwd
-            """
-        let result = try TestSupport.run([
-            "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--pid", "--scratch", scratch, "--mount-under-scratch", "",
-            "--user", user.name, "--", "/bin/sh", "-c", attack,
-        ])
-        #expect(result.status == 0, "\(result)")
-        #expect(result.stdout == "wrote-tmp\nwrote-run\nwrote-scratch\n\(scratch)\n", "\(result)")
-        #expect(try String(contentsOfFile: scratch + "/" + name, encoding: .utf8) == "out\n")
-        // Even root in the chroot, when asked for explicitly, cannot write the version.
-        let asRoot = try TestSupport.run([
-            "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--user", "root", "--", "/bin/sh", "-c", "echo x > /srv/\(name) || echo refused",
-        ])
-        #expect(asRoot.stdout == "refused\n", "\(asRoot)")
-        #expect(try chroot.snapshot() == snapshot)
-        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
     }
 
     @Test("a chroot without the scratch dir's parent is refused with one line: ns-exec makes no directory in it")
@@ -304,29 +298,23 @@ struct NsExecHostileTests {
 
     @Test("an ordinary user with --userns cannot change a named chroot either")
     func chrootUnchangedUnderUserns() throws {
-        let before = try Support.hostMounts()
-        let chroot = try NamedChroot()
-        let user = try TestUser()
-        defer {
-            user.remove()
-            chroot.dir.remove()
+        try Self.withChrootAndUser { chroot, user in
+            chmod(chroot.config, 0o644)
+            let scratch = try chroot.scratch(owner: user)
+            // The admin made the scratch dir's own mount point in the chroot: the chroot has all the job needs.
+            try FileManager.default.createDirectory(atPath: chroot.root + scratch, withIntermediateDirectories: true)
+            let snapshot = try chroot.snapshot()
+            let name = TestSupport.uniqueName("planted")
+            let attack = "echo evil > /srv/drop/\(name) 2>/dev/null && echo wrote-drop; echo mine > /tmp/\(name) && echo wrote-tmp; pwd"
+            let result = try TestSupport.run(
+                user.command([
+                    try chroot.dir.nsExecCopy(), "--config", chroot.config, "--userns", "--pid", "--chroot", chroot.name, "--scratch", scratch,
+                    "--", "/bin/sh", "-c", attack,
+                ]))
+            #expect(result.status == 0, "\(result)")
+            #expect(result.stdout == "wrote-tmp\n\(scratch)\n", "\(result)")
+            #expect(try chroot.snapshot() == snapshot)
         }
-        chmod(chroot.config, 0o644)
-        let scratch = try chroot.scratch(owner: user)
-        // The admin made the scratch dir's own mount point in the chroot: the chroot has all the job needs.
-        try FileManager.default.createDirectory(atPath: chroot.root + scratch, withIntermediateDirectories: true)
-        let snapshot = try chroot.snapshot()
-        let name = TestSupport.uniqueName("planted")
-        let attack = "echo evil > /srv/drop/\(name) 2>/dev/null && echo wrote-drop; echo mine > /tmp/\(name) && echo wrote-tmp; pwd"
-        let result = try TestSupport.run(
-            user.command([
-                try chroot.dir.nsExecCopy(), "--config", chroot.config, "--userns", "--pid", "--chroot", chroot.name, "--scratch", scratch,
-                "--", "/bin/sh", "-c", attack,
-            ]))
-        #expect(result.status == 0, "\(result)")
-        #expect(result.stdout == "wrote-tmp\n\(scratch)\n", "\(result)")
-        #expect(try chroot.snapshot() == snapshot)
-        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
     }
 
     // MARK: also seen: the scratch dir below a directory mounted under scratch
@@ -446,33 +434,27 @@ struct NsExecHostileTests {
 
     @Test("in a chroot, a bind target reached through a symlink the job's user left in its /tmp is refused: the chroot's /etc stays")
     func plantedBindTargetSymlinkInChroot() throws {
-        let before = try Support.hostMounts()
-        let chroot = try NamedChroot()
-        let user = try TestUser()
-        defer {
-            user.remove()
-            chroot.dir.remove()
-        }
-        // The mount point the planner checks in the version, and the symlink the user leaves where the job's /tmp
-        // (its scratch dir's tmp) will be bound over it.
-        try FileManager.default.createDirectory(atPath: chroot.root + "/tmp/data", withIntermediateDirectories: true)
-        let source = try chroot.dir.make("source", mode: 0o755)
-        try chroot.dir.write("source/os-release", "the user's\n")
-        let scratch = try chroot.scratch(owner: user)
-        let plant = try TestSupport.run(user.command(["/bin/sh", "-c", "mkdir -p \(scratch)/tmp && ln -s /etc \(scratch)/tmp/data"]))
-        #expect(plant.status == 0, "\(plant)")
+        try Self.withChrootAndUser { chroot, user in
+            // The mount point the planner checks in the version, and the symlink the user leaves where the job's /tmp
+            // (its scratch dir's tmp) will be bound over it.
+            try FileManager.default.createDirectory(atPath: chroot.root + "/tmp/data", withIntermediateDirectories: true)
+            let source = try chroot.dir.make("source", mode: 0o755)
+            try chroot.dir.write("source/os-release", "the user's\n")
+            let scratch = try chroot.scratch(owner: user)
+            let plant = try TestSupport.run(user.command(["/bin/sh", "-c", "mkdir -p \(scratch)/tmp && ln -s /etc \(scratch)/tmp/data"]))
+            #expect(plant.status == 0, "\(plant)")
 
-        let run = try TestSupport.run([
-            "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--pid", "--scratch", scratch, "--mount-under-scratch", "/tmp",
-            "--bind", "\(source):/tmp/data", "--user", user.name, "--", "/bin/cat", "/etc/os-release",
-        ])
-        #expect(run.status == 125, "\(run)")
-        #expect(
-            run.stderr
-                == "ns-exec: cannot bind over \(chroot.root)/tmp/data: it is reached through a symbolic link or a non-directory below an earlier mount of the job (name its real path)\n",
-            "\(run)")
-        #expect(!run.stdout.contains("the user's"), "\(run)")
-        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
+            let run = try TestSupport.run([
+                "ns-exec", "--config", chroot.config, "--chroot", chroot.name, "--pid", "--scratch", scratch, "--mount-under-scratch", "/tmp",
+                "--bind", "\(source):/tmp/data", "--user", user.name, "--", "/bin/cat", "/etc/os-release",
+            ])
+            #expect(run.status == 125, "\(run)")
+            #expect(
+                run.stderr
+                    == "ns-exec: cannot bind over \(chroot.root)/tmp/data: it is reached through a symbolic link or a non-directory below an earlier mount of the job (name its real path)\n",
+                "\(run)")
+            #expect(!run.stdout.contains("the user's"), "\(run)")
+        }
     }
 
     @Test("in a chroot, a bind target through the image's own symlink (root's, read-only) still lands where it points")
@@ -534,6 +516,20 @@ struct NsExecHostileTests {
     }
 
     // MARK: helpers
+
+    /// Runs `body` with a named chroot (`NamedChroot`) and a throwaway user, both removed after, and requires that no
+    /// mount it made is left on the host.
+    static func withChrootAndUser(_ body: (NamedChroot, TestUser) throws -> Void) throws {
+        let before = try Support.hostMounts()
+        let chroot = try NamedChroot()
+        let user = try TestUser()
+        defer {
+            user.remove()
+            chroot.dir.remove()
+        }
+        try body(chroot, user)
+        try Support.expectMountsUnchanged(since: before, paths: [chroot.dir.path])
+    }
 
     /// Runs `body` with a root-owned directory (`ExecuteDirectory`) and a throwaway user, both removed after, and
     /// requires that no mount it made is left on the host.

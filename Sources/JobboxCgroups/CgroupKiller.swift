@@ -23,10 +23,10 @@ package struct JobCgroupLocation: Sendable, Equatable {
     /// Whether this is where a v1 freezer can stop the job.
     var isV1Freezer: Bool { hierarchy.version == .v1 && hierarchy.has("freezer") }
 
-    /// Whether the process whose cgroups `membership` lists is in this job cgroup or below it.
-    package func contains(_ membership: CgroupMembership) -> Bool {
-        guard let path = membership.path(in: hierarchy), let directory = hierarchy.directory(forCgroupPath: path) else { return false }
-        return directory == jobDirectory || directory.hasPrefix(jobDirectory + "/")
+    /// The directory of the process whose cgroups `membership` lists, when it is this job cgroup or below it.
+    package func directory(holding membership: CgroupMembership) -> String? {
+        guard let path = membership.path(in: hierarchy), let directory = hierarchy.directory(forCgroupPath: path) else { return nil }
+        return directory == jobDirectory || directory.hasPrefix(jobDirectory + "/") ? directory : nil
     }
 }
 
@@ -150,7 +150,9 @@ package struct CgroupKiller {
         let pidfd = jb_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
         if pidfd < 0 && errno != ENOSYS { return }  // gone already (ESRCH)
-        guard let membership = try? CgroupMembership.read(pid: String(pid)), locations.contains(where: { $0.contains(membership) }) else { return }
+        guard let membership = try? CgroupMembership.read(pid: String(pid)), locations.contains(where: { $0.directory(holding: membership) != nil }) else {
+            return
+        }
         if pidfd >= 0 {
             _ = jb_pidfd_signal(pidfd, SIGKILL)
         } else {

@@ -50,8 +50,8 @@ package struct JobCgroupRegistry {
     package func remove(_ job: JobID, timeout: Duration) throws(JobboxError) {
         let locations = locations(of: job)
         if locations.isEmpty { return }
-        for location in locations where location.contains(locator.membership) {
-            let own = locator.layout.directory(of: locator.membership, in: location.hierarchy) ?? location.jobDirectory
+        for location in locations {
+            guard let own = location.directory(holding: locator.membership) else { continue }
             throw JobboxError.invalid("cannot remove job", "'\(job)'", "this process runs inside it (\(own))")
         }
         let survivors = CgroupKiller(filesystem: filesystem).killAll(locations, timeout: timeout)

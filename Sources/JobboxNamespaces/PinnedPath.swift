@@ -1,4 +1,3 @@
-import CLinux
 import JobboxCore
 
 #if canImport(Glibc)
@@ -28,33 +27,14 @@ package struct PinnedPath: Sendable, Equatable {
         inode = UInt64(info.st_ino)
     }
 
-    /// Pins the file or directory at `path`, reached by `GuardedPath`'s rule: as root, a symbolic link is followed
-    /// only where root made it (a bind source in `/scratch/$USER` is the user's to replace); unprivileged, as the
-    /// kernel resolves it. `operation` phrases errors ("cannot bind").
+    /// Pins the file or directory at `path`, reached by `GuardedPath`'s rule (`openNode`): as root, a symbolic link
+    /// is followed only where root made it (a bind source in `/scratch/$USER` is the user's to replace);
+    /// unprivileged, as the kernel resolves it. `operation` phrases errors ("cannot bind").
     package static func open(_ path: String, for operation: String) throws(JobboxError) -> PinnedPath {
-        let fd = try openDescriptor(path, for: operation)
+        let fd = try GuardedPath.openNode(path, for: operation)
         defer { close(fd) }
         guard let pinned = PinnedPath(descriptor: fd) else { throw JobboxError.lastErrno(operation, path) }
         return pinned
-    }
-
-    private static func openDescriptor(_ path: String, for operation: String) throws(JobboxError) -> Int32 {
-        if !GuardedPath.isPrivileged || path == "/" {
-            let fd = Glibc.open(path, JB_O_PATH | O_CLOEXEC)
-            guard fd >= 0 else { throw JobboxError.lastErrno(operation, path) }
-            return fd
-        }
-        let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
-        defer { parent.close() }
-        // With O_PATH, O_NOFOLLOW opens a symlink itself: one left here is the job's, not root's.
-        let fd = openat(parent.fd, name, JB_O_PATH | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw JobboxError.lastErrno(operation, path) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else {
-            close(fd)
-            throw JobboxError.invalid(operation, path, "it is a symbolic link in a directory the job can write (refused as root)")
-        }
-        return fd
     }
 }
 

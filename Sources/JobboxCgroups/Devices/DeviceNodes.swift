@@ -44,16 +44,10 @@ package enum DeviceNodes {
     /// The number of the device node at `path`; `option` phrases errors.
     package static func number(at path: String, for option: String) throws(JobboxError) -> DeviceNumber {
         let operation = "cannot use device \(option)"
-        let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
-        defer { parent.close() }
+        let fd = try GuardedPath.openNode(path, for: operation)
+        defer { close(fd) }
         var info = stat()
-        // As root a final symlink in a trusted directory was followed by openParent; one still here lies where the
-        // job could have made it.
-        let flags = GuardedPath.isPrivileged ? AT_SYMLINK_NOFOLLOW : 0
-        guard fstatat(parent.fd, name, &info, flags) == 0 else { throw JobboxError.lastErrno(operation, path) }
-        if info.st_mode & S_IFMT == S_IFLNK {
-            throw JobboxError.invalid(operation, path, "it is a symbolic link in a directory the job can write (refused as root)")
-        }
+        guard fstat(fd, &info) == 0 else { throw JobboxError.lastErrno(operation, path) }
         guard let number = DeviceNumber(info) else {
             throw JobboxError.invalid(operation, path, "it is not a character or block device")
         }

@@ -40,6 +40,24 @@ package enum GuardedPath {
         return try resolveDirectory(absolute(path), links: &links, operation: operation, shown: path, strict: strict)
     }
 
+    /// Opens the file or directory at `path` as an `O_PATH` descriptor (the caller closes it): as root, a final
+    /// symbolic link is followed only where root made it and refused anywhere else; unprivileged, as the kernel
+    /// resolves it. For what is looked at, never read, by descriptor (a device node, a bind's source).
+    package static func openNode(_ path: String, for operation: String) throws(JobboxError) -> Int32 {
+        if absolute(path) == "/" { return try openDirectory("/", for: operation).fd }
+        let (parent, name) = try openParent(of: path, for: operation)
+        defer { parent.close() }
+        // With O_PATH, O_NOFOLLOW opens a symlink itself: one still here lies where the job could have made it.
+        let fd = openat(parent.fd, name, JB_O_PATH | O_CLOEXEC | (isPrivileged ? O_NOFOLLOW : 0))
+        guard fd >= 0 else { throw JobboxError.lastErrno(operation, path) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else {
+            close(fd)
+            throw JobboxError.invalid(operation, path, "it is a symbolic link in a directory the job can write (refused as root)")
+        }
+        return fd
+    }
+
     /// Opens the directory that holds `path` and returns it with the last component's name, resolving a final
     /// symbolic link only where root made it.
     package static func openParent(of path: String, for operation: String) throws(JobboxError) -> (GuardedDirectory, String) {

@@ -143,7 +143,7 @@ package final class NodeService {
         }
     }
 
-    /// Takes every pending connection; one over the limits (`refusal(uid:)`) is told so and closed.
+    /// Takes every pending connection; one over the limits (`refusal(uid:open:options:)`) is told so and closed.
     private func accept(_ listener: Int32) {
         while true {
             let fd = jb_accept_nonblocking(listener)

@@ -28,7 +28,17 @@ package struct NftablesBackend: AccountingBackend {
 
     package func install(_ plan: AccountingPlan) throws(JobboxError) {
         let socket = try Self.open()
-        let batch = NftablesBatch(sequence: socket.nextSequence())
+        do {
+            try Self.installBatch(plan, sequence: socket.nextSequence()).send(on: socket)
+        } catch {
+            throw JobboxError.system("cannot add nftables accounting", "inet \(Self.table) \(plan.chain)", error)
+        }
+    }
+
+    /// The batch that adds a job's objects: the table (unless it is there), the counters, the job's chain and its
+    /// rules, then each base chain with its rules.
+    static func installBatch(_ plan: AccountingPlan, sequence: UInt32) -> NftablesBatch {
+        let batch = NftablesBatch(sequence: sequence)
         let create = NLM_F_CREATE | NLM_F_EXCL
         batch.add(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { NftMessage.putTable($0) }
         for rule in plan.rules {
@@ -47,11 +57,7 @@ package struct NftablesBackend: AccountingBackend {
                 batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { NftMessage.putRule($0, rule) }
             }
         }
-        do {
-            try batch.send(on: socket)
-        } catch {
-            throw JobboxError.system("cannot add nftables accounting", "inet \(Self.table) \(plan.chain)", error)
-        }
+        return batch
     }
 
     package func remove(chain: String) throws(JobboxError) {
@@ -67,21 +73,26 @@ package struct NftablesBackend: AccountingBackend {
             throw JobboxError.system("cannot look up nftables accounting", "inet \(Self.table) \(chain)", error)
         }
         if !chains.isEmpty || !counters.isEmpty {
-            let batch = NftablesBatch(sequence: socket.nextSequence())
-            // Base chains first: their jumps hold the job's chain, whose rules hold the counters.
-            for name in chains.sorted(by: { ($0 == chain ? 1 : 0) < ($1 == chain ? 1 : 0) }) {
-                batch.add(NFT_MSG_DELCHAIN, flags: 0) { NftMessage.putChain($0, name) }
-            }
-            for name in counters {
-                batch.add(NFT_MSG_DELOBJ, flags: 0) { NftMessage.putCounter($0, name) }
-            }
             do {
-                try batch.send(on: socket)
+                try Self.removalBatch(chain: chain, chains: chains, counters: counters, sequence: socket.nextSequence()).send(on: socket)
             } catch {
                 throw JobboxError.system("cannot delete nftables accounting", "inet \(Self.table) \(chain)", error)
             }
         }
         try Self.deleteTableIfEmpty(socket)
+    }
+
+    /// The batch that deletes the job's `chains` and `counters`: base chains first, since their jumps hold the job's
+    /// chain `chain`, whose rules hold the counters.
+    static func removalBatch(chain: String, chains: [String], counters: [String], sequence: UInt32) -> NftablesBatch {
+        let batch = NftablesBatch(sequence: sequence)
+        for name in chains.sorted(by: { ($0 == chain ? 1 : 0) < ($1 == chain ? 1 : 0) }) {
+            batch.add(NFT_MSG_DELCHAIN, flags: 0) { NftMessage.putChain($0, name) }
+        }
+        for name in counters {
+            batch.add(NFT_MSG_DELOBJ, flags: 0) { NftMessage.putCounter($0, name) }
+        }
+        return batch
     }
 
     /// Deletes the table unless something is left in it; the kernel checks emptiness inside the transaction, so a
@@ -94,15 +105,20 @@ package struct NftablesBackend: AccountingBackend {
         } catch {
             throw JobboxError.system("cannot look up nftables table", "inet \(table)", error)
         }
-        let batch = NftablesBatch(sequence: socket.nextSequence())
-        batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { NftMessage.putTable($0) }
         do {
-            try batch.send(on: socket)
+            try deleteTableBatch(sequence: socket.nextSequence()).send(on: socket)
         } catch .resourceBusy, .noSuchFileOrDirectory {
             return
         } catch {
             throw JobboxError.system("cannot delete nftables table", "inet \(table)", error)
         }
+    }
+
+    /// The batch that deletes the table unless something is in it (`NLM_F_NONREC`).
+    static func deleteTableBatch(sequence: UInt32) -> NftablesBatch {
+        let batch = NftablesBatch(sequence: sequence)
+        batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { NftMessage.putTable($0) }
+        return batch
     }
 
     package func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
@@ -161,8 +177,7 @@ package struct NftablesBackend: AccountingBackend {
     /// Asks the kernel for one object by name (a request without `NLM_F_DUMP`: a hash lookup in the kernel) whose
     /// attributes `payload` writes; the answer's messages, or nil when there is no such object (or no table).
     static func lookUp(_ socket: NetlinkSocket, _ type: nf_tables_msg_types, _ payload: (NetlinkMessage) -> Void) throws(Errno) -> [NetlinkReply]? {
-        let request = NftMessage.request(type, flags: NLM_F_ACK, sequence: socket.nextSequence())
-        payload(request)
+        let request = lookUpRequest(type, sequence: socket.nextSequence(), payload)
         var replies: [NetlinkReply] = []
         do throws(Errno) {
             try socket.dump(request) { replies.append($0) }
@@ -170,6 +185,13 @@ package struct NftablesBackend: AccountingBackend {
             return nil
         }
         return replies
+    }
+
+    /// The request of `lookUp`: `type` with `NLM_F_ACK` and no `NLM_F_DUMP`.
+    static func lookUpRequest(_ type: nf_tables_msg_types, sequence: UInt32, _ payload: (NetlinkMessage) -> Void) -> NetlinkMessage {
+        let request = NftMessage.request(type, flags: NLM_F_ACK, sequence: sequence)
+        payload(request)
+        return request
     }
 
     /// Whether the table has the chain `name`.
@@ -202,10 +224,17 @@ package struct NftablesBackend: AccountingBackend {
         try lookUp(socket, NFT_MSG_GETTABLE, NftMessage.putTable)?.last.map(NftMessage.tableUse)
     }
 
+    /// A dump of the objects of `type` that `filter`'s attributes select; each answer is still checked for the table
+    /// (`NftMessage.chainName`, `NftMessage.counter`), whatever the kernel filtered.
+    static func dumpRequest(_ type: nf_tables_msg_types, sequence: UInt32, _ filter: (NetlinkMessage) -> Void) -> NetlinkMessage {
+        let request = NftMessage.request(type, flags: NLM_F_DUMP, sequence: sequence)
+        filter(request)
+        return request
+    }
+
     /// The names of the table's chains (none when the table does not exist).
     static func chainNames(_ socket: NetlinkSocket) throws(Errno) -> [String] {
-        let request = NftMessage.request(NFT_MSG_GETCHAIN, flags: NLM_F_DUMP, sequence: socket.nextSequence())
-        NftMessage.putChain(request, nil)
+        let request = dumpRequest(NFT_MSG_GETCHAIN, sequence: socket.nextSequence()) { NftMessage.putChain($0, nil) }
         var names: [String] = []
         do throws(Errno) {
             try socket.dump(request) { reply in
@@ -219,8 +248,7 @@ package struct NftablesBackend: AccountingBackend {
 
     /// The table's named counters and their byte counts (none when the table does not exist).
     static func counterValues(_ socket: NetlinkSocket) throws(Errno) -> [String: UInt64] {
-        let request = NftMessage.request(NFT_MSG_GETOBJ, flags: NLM_F_DUMP, sequence: socket.nextSequence())
-        NftMessage.putCounter(request, nil)
+        let request = dumpRequest(NFT_MSG_GETOBJ, sequence: socket.nextSequence()) { NftMessage.putCounter($0, nil) }
         var values: [String: UInt64] = [:]
         do throws(Errno) {
             try socket.dump(request) { reply in

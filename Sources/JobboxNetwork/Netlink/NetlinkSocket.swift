@@ -13,9 +13,10 @@ import SystemPackage
 /// The kernel handles a request inside `sendmsg`, so every acknowledgement is queued by the time the send
 /// returns; a receive timeout turns a reply that never comes (a bug) into an error instead of a hang.
 ///
-/// Any process may send a datagram to a netlink socket's port id, whatever its privileges; what root acts on
-/// (acknowledgements, errors, counters, the table's use count) must be the kernel's, so a datagram whose sender is
-/// not the kernel (port id 0 in its source address, which the kernel fills in) is dropped unread.
+/// Other processes can send datagrams to a netlink socket's port id too (one with `CAP_NET_ADMIN` over the
+/// namespace, or any on a bus the kernel opens to unprivileged senders), and they write the message headers,
+/// `nlmsg_pid` included. What netacct acts on (acknowledgements, errors, counters, the table's use count) must be
+/// the kernel's, so a datagram whose source address, which the kernel fills in, is not port id 0 is dropped unread.
 package final class NetlinkSocket {
     private let descriptor: Int32
     /// The port id the kernel gave the socket.

@@ -22,6 +22,8 @@ package final class NetlinkSocket {
     /// The port id the kernel gave the socket.
     package let portID: UInt32
     private var lastSequence: UInt32
+    /// Where datagrams are received, one allocation per socket: the kernel fills a dump's datagrams up to 32 KiB.
+    private var receiveBuffer = [UInt8](repeating: 0, count: 65536)
 
     /// Opens and binds a socket on `bus` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`).
     package init(bus: Int32) throws(Errno) {
@@ -158,12 +160,11 @@ package final class NetlinkSocket {
     /// The next datagram whose sender is the kernel; one cut short by the buffer is an error (`ENOSPC`, as libmnl
     /// reported it), not half an answer.
     private func receiveFromKernel() throws(Errno) -> [UInt8] {
-        let capacity = 65536
         while true {
             var sender = sockaddr_nl()
             var flags: Int32 = 0
-            var datagram = [UInt8](repeating: 0, count: capacity)
-            let received = datagram.withUnsafeMutableBytes { buffer in
+            var failure: Errno?
+            let received = receiveBuffer.withUnsafeMutableBytes { buffer in
                 withUnsafeMutablePointer(to: &sender) { senderPointer in
                     var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
                     return withUnsafeMutablePointer(to: &vector) { vectorPointer in
@@ -173,16 +174,16 @@ package final class NetlinkSocket {
                         message.msg_iov = vectorPointer
                         message.msg_iovlen = 1
                         let count = retryingOnInterrupt { recvmsg(descriptor, &message, 0) }
+                        if count < 0 { failure = Errno.last }
                         flags = message.msg_flags
                         return count
                     }
                 }
             }
-            if received < 0 { throw Errno.last }
+            if let failure { throw failure }
             if flags & Int32(MSG_TRUNC) != 0 { throw Errno.noSpace }
             guard sender.nl_family == sa_family_t(AF_NETLINK), sender.nl_pid == 0 else { continue }
-            datagram.removeSubrange(received...)
-            return datagram
+            return Array(receiveBuffer[0..<received])
         }
     }
 

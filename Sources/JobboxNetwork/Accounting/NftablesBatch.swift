@@ -2,7 +2,7 @@ import CNetfilter
 import JobboxCore
 import SystemPackage
 
-/// An nfnetlink batch: begin, the messages, end, sent in one `sendmsg` and applied by the kernel all or nothing.
+/// An nfnetlink batch: begin, the messages, end, sent in one datagram and applied by the kernel all or nothing.
 final class NftablesBatch {
     private var bytes: [UInt8]
     private var sequence: UInt32

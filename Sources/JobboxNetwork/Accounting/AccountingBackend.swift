@@ -10,7 +10,7 @@ import JobboxCore
 package enum BackendKind: String, Sendable, CaseIterable {
     /// Legacy iptables (x_tables), through libiptc.
     case iptables
-    /// nftables, through netlink (libmnl and libnftnl).
+    /// nftables, through nfnetlink (jobbox's own netlink messages).
     case nftables
 }
 

@@ -8,7 +8,7 @@ import SystemPackage
 @preconcurrency import Musl
 #endif
 
-/// nftables through netlink (libmnl + libnftnl), in one `inet jobbox` table.
+/// nftables through nfnetlink (`NftMessage` on jobbox's own netlink layer), in one `inet jobbox` table.
 ///
 /// Per job, all named after its chain `JOB_<id>`: the regular chain `JOB_<id>` with the counting rules, a named
 /// counter per rule (`JOB_<id>.<class>.<n>`), base chains `JOB_<id>.input`, `.forward`, `.output` that jump to
@@ -28,40 +28,36 @@ package struct NftablesBackend: AccountingBackend {
 
     package func install(_ plan: AccountingPlan) throws(JobboxError) {
         let socket = try Self.open()
-        let batch = NftablesBatch(sequence: socket.nextSequence())
+        do {
+            try Self.installBatch(plan, sequence: socket.nextSequence()).send(on: socket)
+        } catch {
+            throw JobboxError.system("cannot add nftables accounting", "inet \(Self.table) \(plan.chain)", error)
+        }
+    }
+
+    /// The batch that adds a job's objects: the table (unless it is there), the counters, the job's chain and its
+    /// rules, then each base chain with its rules.
+    static func installBatch(_ plan: AccountingPlan, sequence: UInt32) -> NftablesBatch {
+        let batch = NftablesBatch(sequence: sequence)
         let create = NLM_F_CREATE | NLM_F_EXCL
-        batch.add(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { header in
-            NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
-        }
+        batch.add(NFT_MSG_NEWTABLE, flags: NLM_F_CREATE) { NftMessage.putTable($0) }
         for rule in plan.rules {
-            batch.add(NFT_MSG_NEWOBJ, flags: create) { header in
-                NftObject.counter(rule.counterName).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
-            }
+            batch.add(NFT_MSG_NEWOBJ, flags: create) { NftMessage.putCounter($0, rule.counterName) }
         }
-        batch.add(NFT_MSG_NEWCHAIN, flags: create) { header in
-            NftObject.chain(plan.chain).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
-        }
+        batch.add(NFT_MSG_NEWCHAIN, flags: create) { NftMessage.putChain($0, plan.chain) }
         for rule in plan.rules {
-            batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
-                NftRules.accounting(rule, chain: plan.chain, interface: plan.interface).withPointer { nftnl_rule_nlmsg_build_payload(header, $0) }
+            batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) {
+                NftMessage.putRule($0, NftRules.accounting(rule, chain: plan.chain, interface: plan.interface))
             }
         }
         for hook in NftHook.allCases {
             let name = hook.chainName(plan.chain)
-            batch.add(NFT_MSG_NEWCHAIN, flags: create) { header in
-                NftObject.baseChain(name, hook: hook).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
-            }
+            batch.add(NFT_MSG_NEWCHAIN, flags: create) { NftMessage.putBaseChain($0, name, hook: hook) }
             for rule in NftRules.hookRules(hook, chain: plan.chain, baseChain: name, interface: plan.interface, jobAddress: plan.jobAddress) {
-                batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { header in
-                    rule.withPointer { nftnl_rule_nlmsg_build_payload(header, $0) }
-                }
+                batch.add(NFT_MSG_NEWRULE, flags: NLM_F_CREATE | NLM_F_APPEND) { NftMessage.putRule($0, rule) }
             }
         }
-        do {
-            try batch.send(on: socket)
-        } catch {
-            throw JobboxError.system("cannot add nftables accounting", "inet \(Self.table) \(plan.chain)", error)
-        }
+        return batch
     }
 
     package func remove(chain: String) throws(JobboxError) {
@@ -77,25 +73,26 @@ package struct NftablesBackend: AccountingBackend {
             throw JobboxError.system("cannot look up nftables accounting", "inet \(Self.table) \(chain)", error)
         }
         if !chains.isEmpty || !counters.isEmpty {
-            let batch = NftablesBatch(sequence: socket.nextSequence())
-            // Base chains first: their jumps hold the job's chain, whose rules hold the counters.
-            for name in chains.sorted(by: { ($0 == chain ? 1 : 0) < ($1 == chain ? 1 : 0) }) {
-                batch.add(NFT_MSG_DELCHAIN, flags: 0) { header in
-                    NftObject.chain(name).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
-                }
-            }
-            for name in counters {
-                batch.add(NFT_MSG_DELOBJ, flags: 0) { header in
-                    NftObject.counter(name).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
-                }
-            }
             do {
-                try batch.send(on: socket)
+                try Self.removalBatch(chain: chain, chains: chains, counters: counters, sequence: socket.nextSequence()).send(on: socket)
             } catch {
                 throw JobboxError.system("cannot delete nftables accounting", "inet \(Self.table) \(chain)", error)
             }
         }
         try Self.deleteTableIfEmpty(socket)
+    }
+
+    /// The batch that deletes the job's `chains` and `counters`: base chains first, since their jumps hold the job's
+    /// chain `chain`, whose rules hold the counters.
+    static func removalBatch(chain: String, chains: [String], counters: [String], sequence: UInt32) -> NftablesBatch {
+        let batch = NftablesBatch(sequence: sequence)
+        for name in chains.sorted(by: { ($0 == chain ? 1 : 0) < ($1 == chain ? 1 : 0) }) {
+            batch.add(NFT_MSG_DELCHAIN, flags: 0) { NftMessage.putChain($0, name) }
+        }
+        for name in counters {
+            batch.add(NFT_MSG_DELOBJ, flags: 0) { NftMessage.putCounter($0, name) }
+        }
+        return batch
     }
 
     /// Deletes the table unless something is left in it; the kernel checks emptiness inside the transaction, so a
@@ -108,17 +105,20 @@ package struct NftablesBackend: AccountingBackend {
         } catch {
             throw JobboxError.system("cannot look up nftables table", "inet \(table)", error)
         }
-        let batch = NftablesBatch(sequence: socket.nextSequence())
-        batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { header in
-            NftObject.table().withPointer { nftnl_table_nlmsg_build_payload(header, $0) }
-        }
         do {
-            try batch.send(on: socket)
+            try deleteTableBatch(sequence: socket.nextSequence()).send(on: socket)
         } catch .resourceBusy, .noSuchFileOrDirectory {
             return
         } catch {
             throw JobboxError.system("cannot delete nftables table", "inet \(table)", error)
         }
+    }
+
+    /// The batch that deletes the table unless something is in it (`NLM_F_NONREC`).
+    static func deleteTableBatch(sequence: UInt32) -> NftablesBatch {
+        let batch = NftablesBatch(sequence: sequence)
+        batch.add(NFT_MSG_DELTABLE, flags: NLM_F_NONREC) { NftMessage.putTable($0) }
+        return batch
     }
 
     package func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
@@ -174,41 +174,34 @@ package struct NftablesBackend: AccountingBackend {
         }
     }
 
-    /// Asks the kernel for one object by name (a request without `NLM_F_DUMP`: a hash lookup in the kernel) and
-    /// hands the answer to `each`; false when there is no such object (or no table).
-    static func lookUp(
-        _ socket: NetlinkSocket, _ type: nf_tables_msg_types, _ object: NftObject,
-        payload: @escaping (UnsafeMutablePointer<nlmsghdr>?, OpaquePointer?) -> Void, _ each: (UnsafePointer<nlmsghdr>) -> Void
-    ) throws(Errno) -> Bool {
-        let request = NetlinkMessage { buffer in
-            let header = nftnl_nlmsg_build_hdr(
-                buffer.assumingMemoryBound(to: CChar.self), UInt16(type.rawValue), family, UInt16(NLM_F_ACK), socket.nextSequence())
-            guard let header else { fatalError("libnftnl: cannot build a message header") }
-            object.withPointer { payload(header, $0) }
-            return header
-        }
+    /// Asks the kernel for one object by name (a request without `NLM_F_DUMP`: a hash lookup in the kernel) whose
+    /// attributes `payload` writes; the answer's messages, or nil when there is no such object (or no table).
+    static func lookUp(_ socket: NetlinkSocket, _ type: nf_tables_msg_types, _ payload: (NetlinkMessage) -> Void) throws(Errno) -> [NetlinkReply]? {
+        let request = lookUpRequest(type, sequence: socket.nextSequence(), payload)
+        var replies: [NetlinkReply] = []
         do throws(Errno) {
-            try socket.dump(request, each)
+            try socket.dump(request) { replies.append($0) }
         } catch .noSuchFileOrDirectory {
-            return false
+            return nil
         }
-        return true
+        return replies
+    }
+
+    /// The request of `lookUp`: `type` with `NLM_F_ACK` and no `NLM_F_DUMP`.
+    static func lookUpRequest(_ type: nf_tables_msg_types, sequence: UInt32, _ payload: (NetlinkMessage) -> Void) -> NetlinkMessage {
+        let request = NftMessage.request(type, flags: NLM_F_ACK, sequence: sequence)
+        payload(request)
+        return request
     }
 
     /// Whether the table has the chain `name`.
     static func chainExists(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> Bool {
-        try lookUp(socket, NFT_MSG_GETCHAIN, .chain(name), payload: nftnl_chain_nlmsg_build_payload) { _ in }
+        try lookUp(socket, NFT_MSG_GETCHAIN) { NftMessage.putChain($0, name) } != nil
     }
 
     /// The bytes of the named counter `name`, nil when there is none.
     static func counterValue(_ socket: NetlinkSocket, _ name: String) throws(Errno) -> UInt64? {
-        var bytes: UInt64?
-        let found = try lookUp(socket, NFT_MSG_GETOBJ, .counter(name), payload: nftnl_obj_nlmsg_build_payload) { header in
-            NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
-                if nftnl_obj_nlmsg_parse(header, object) >= 0 { bytes = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES)) }
-            }
-        }
-        return found ? bytes : nil
+        try lookUp(socket, NFT_MSG_GETOBJ) { NftMessage.putCounter($0, name) }?.compactMap(NftMessage.counter).last?.bytes
     }
 
     /// The counters of the job whose chain is `chain`, by name: `AccountingPlan` numbers each class's counters from
@@ -228,34 +221,24 @@ package struct NftablesBackend: AccountingBackend {
     /// How many objects (chains, counters, sets) the table holds, from the kernel's own count; nil when there is
     /// no table.
     static func tableUse(_ socket: NetlinkSocket) throws(Errno) -> UInt32? {
-        var use: UInt32?
-        let found = try lookUp(socket, NFT_MSG_GETTABLE, .table(), payload: nftnl_table_nlmsg_build_payload) { header in
-            NftObject(nftnl_table_alloc(), free: nftnl_table_free).withPointer { table in
-                if nftnl_table_nlmsg_parse(header, table) >= 0 { use = nftnl_table_get_u32(table, attr(NFTNL_TABLE_USE)) }
-            }
-        }
-        return found ? use : nil
+        try lookUp(socket, NFT_MSG_GETTABLE, NftMessage.putTable)?.last.map(NftMessage.tableUse)
+    }
+
+    /// A dump of the objects of `type` that `filter`'s attributes select; each answer is still checked for the table
+    /// (`NftMessage.chainName`, `NftMessage.counter`), whatever the kernel filtered.
+    static func dumpRequest(_ type: nf_tables_msg_types, sequence: UInt32, _ filter: (NetlinkMessage) -> Void) -> NetlinkMessage {
+        let request = NftMessage.request(type, flags: NLM_F_DUMP, sequence: sequence)
+        filter(request)
+        return request
     }
 
     /// The names of the table's chains (none when the table does not exist).
     static func chainNames(_ socket: NetlinkSocket) throws(Errno) -> [String] {
-        let request = NetlinkMessage { buffer in
-            let header = nftnl_nlmsg_build_hdr(
-                buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETCHAIN.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
-            guard let header else { fatalError("libnftnl: cannot build a message header") }
-            NftObject.chain(nil).withPointer { nftnl_chain_nlmsg_build_payload(header, $0) }
-            return header
-        }
+        let request = dumpRequest(NFT_MSG_GETCHAIN, sequence: socket.nextSequence()) { NftMessage.putChain($0, nil) }
         var names: [String] = []
         do throws(Errno) {
-            try socket.dump(request) { header in
-                NftObject(nftnl_chain_alloc(), free: nftnl_chain_free).withPointer { chain in
-                    guard nftnl_chain_nlmsg_parse(header, chain) >= 0,
-                        let tableName = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_TABLE)), String(cString: tableName) == table,
-                        let name = nftnl_chain_get_str(chain, attr(NFTNL_CHAIN_NAME))
-                    else { return }
-                    names.append(String(cString: name))
-                }
+            try socket.dump(request) { reply in
+                if let name = NftMessage.chainName(reply) { names.append(name) }
             }
         } catch .noSuchFileOrDirectory {
             return []
@@ -265,24 +248,11 @@ package struct NftablesBackend: AccountingBackend {
 
     /// The table's named counters and their byte counts (none when the table does not exist).
     static func counterValues(_ socket: NetlinkSocket) throws(Errno) -> [String: UInt64] {
-        let request = NetlinkMessage { buffer in
-            let header = nftnl_nlmsg_build_hdr(
-                buffer.assumingMemoryBound(to: CChar.self), UInt16(NFT_MSG_GETOBJ.rawValue), family, UInt16(NLM_F_DUMP), socket.nextSequence())
-            guard let header else { fatalError("libnftnl: cannot build a message header") }
-            NftObject.counter(nil).withPointer { nftnl_obj_nlmsg_build_payload(header, $0) }
-            return header
-        }
+        let request = dumpRequest(NFT_MSG_GETOBJ, sequence: socket.nextSequence()) { NftMessage.putCounter($0, nil) }
         var values: [String: UInt64] = [:]
         do throws(Errno) {
-            try socket.dump(request) { header in
-                NftObject(nftnl_obj_alloc(), free: nftnl_obj_free).withPointer { object in
-                    guard nftnl_obj_nlmsg_parse(header, object) >= 0,
-                        let tableName = nftnl_obj_get_str(object, attr(NFTNL_OBJ_TABLE)), String(cString: tableName) == table,
-                        nftnl_obj_get_u32(object, attr(NFTNL_OBJ_TYPE)) == UInt32(NFT_OBJECT_COUNTER),
-                        let name = nftnl_obj_get_str(object, attr(NFTNL_OBJ_NAME))
-                    else { return }
-                    values[String(cString: name)] = nftnl_obj_get_u64(object, attr(NFTNL_OBJ_CTR_BYTES))
-                }
+            try socket.dump(request) { reply in
+                if let counter = NftMessage.counter(reply) { values[counter.name] = counter.bytes }
             }
         } catch .noSuchFileOrDirectory {
             return [:]

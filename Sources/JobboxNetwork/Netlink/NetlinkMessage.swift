@@ -1,71 +1,61 @@
 import CNetfilter
 import JobboxCore
 
-/// One netlink request, built with libmnl in a buffer this object owns.
+/// One netlink request, built as the bytes that go on the socket.
 ///
-/// The bytes are what goes on the socket, so requests can be compared with byte fixtures in tests without a
-/// kernel. Attribute writes are checked against the buffer's size; the requests jobbox builds are small and
-/// fixed, so running out of room is a programming error.
+/// The bytes can be compared with byte fixtures in tests without a kernel. Every length field is in host byte
+/// order and every attribute is padded to 4 bytes with zeros, as the kernel (and libmnl, which built these
+/// before) lay them out; nests carry `NLA_F_NESTED`.
 package final class NetlinkMessage {
-    /// The buffer's size: a page, as libmnl suggests for requests.
-    package static let capacity = 4096
+    /// The message so far; the header's `nlmsg_len` always says how long it is.
+    package private(set) var bytes: [UInt8]
 
-    private let buffer: UnsafeMutableRawPointer
-    /// The message header inside the buffer.
-    let header: UnsafeMutablePointer<nlmsghdr>
+    /// The size of `nlmsghdr` and of an attribute's header.
+    static let headerSize = MemoryLayout<nlmsghdr>.size
+    static let attributeHeaderSize = MemoryLayout<nlattr>.size
 
-    /// Starts a message of `type` with `flags` (`NLM_F_REQUEST` is always added) and sequence number `sequence`.
-    package convenience init(type: UInt16, flags: Int32, sequence: UInt32) {
-        self.init { buffer in
-            guard let header = mnl_nlmsg_put_header(buffer) else { fatalError("libmnl: no room for a header") }
-            header.pointee.nlmsg_type = type
-            header.pointee.nlmsg_flags = UInt16(truncatingIfNeeded: flags | NLM_F_REQUEST)
-            header.pointee.nlmsg_seq = sequence
-            return header
-        }
-    }
-
-    /// A message whose header another library writes (libnftnl's `nftnl_nlmsg_build_hdr`) into the zeroed buffer.
-    package init(building build: (UnsafeMutableRawPointer) -> UnsafeMutablePointer<nlmsghdr>) {
-        buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.capacity, alignment: 16)
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: Self.capacity)
-        header = build(buffer)
-    }
-
-    deinit { buffer.deallocate() }
-
-    /// The message as sent.
-    package var bytes: [UInt8] {
-        Array(UnsafeRawBufferPointer(start: buffer, count: length))
+    /// Starts a message of `type` with `flags` (`NLM_F_REQUEST` is always added) and sequence number `sequence`,
+    /// addressed to the kernel (port id 0).
+    package init(type: UInt16, flags: Int32, sequence: UInt32) {
+        bytes = []
+        bytes.reserveCapacity(256)
+        var header = nlmsghdr()
+        header.nlmsg_len = UInt32(Self.headerSize)
+        header.nlmsg_type = type
+        header.nlmsg_flags = UInt16(truncatingIfNeeded: flags | NLM_F_REQUEST)
+        header.nlmsg_seq = sequence
+        withUnsafeBytes(of: header) { bytes.append(contentsOf: $0) }
     }
 
     /// The message's length in bytes.
-    package var length: Int { Int(header.pointee.nlmsg_len) }
+    package var length: Int { bytes.count }
 
     /// The sequence number.
-    package var sequence: UInt32 { header.pointee.nlmsg_seq }
+    package var sequence: UInt32 { load(UInt32.self, at: 8) }
 
-    /// Appends the family-specific header (`ifinfomsg`, `ifaddrmsg`, `rtmsg`) and returns it for filling in.
-    @discardableResult
-    package func putExtraHeader<Header>(_ value: Header) -> UnsafeMutablePointer<Header> {
-        let raw = mnl_nlmsg_put_extra_header(header, MemoryLayout<Header>.size)
-        guard let raw else { preconditionFailure("netlink extra header does not fit") }
-        let typed = raw.bindMemory(to: Header.self, capacity: 1)
-        typed.pointee = value
-        return typed
+    /// Appends the family-specific header (`ifinfomsg`, `ifaddrmsg`, `rtmsg`, `nfgenmsg`), zero-padded to 4 bytes.
+    package func putExtraHeader<Header>(_ value: Header) {
+        putRaw(value)
     }
 
-    /// Appends attribute `type` with `bytes` as payload.
-    package func put(_ type: Int32, bytes: [UInt8]) {
-        let fits = bytes.withUnsafeBytes { raw in
-            mnl_attr_put_check(header, Self.capacity, UInt16(type), raw.count, raw.baseAddress)
-        }
-        precondition(fits, "netlink attribute \(type) does not fit")
+    /// Appends attribute `type` with `payload`, zero-padded to 4 bytes.
+    package func put(_ type: Int32, bytes payload: [UInt8]) {
+        let attributeLength = Self.attributeHeaderSize + payload.count
+        precondition(attributeLength <= Int(UInt16.max), "netlink attribute \(type) is too long")
+        append(UInt16(attributeLength))
+        append(UInt16(truncatingIfNeeded: type))
+        bytes.append(contentsOf: payload)
+        pad()
     }
 
     /// Appends a 32-bit attribute in host byte order.
     package func put(_ type: Int32, u32 value: UInt32) {
         put(type, bytes: withUnsafeBytes(of: value) { Array($0) })
+    }
+
+    /// Appends a 32-bit attribute in network byte order (nfnetlink's numbers).
+    package func put(_ type: Int32, bigEndianU32 value: UInt32) {
+        put(type, bytes: withUnsafeBytes(of: value.bigEndian) { Array($0) })
     }
 
     /// Appends an 8-bit attribute.
@@ -83,24 +73,47 @@ package final class NetlinkMessage {
         put(type, bytes: address.octets)
     }
 
-    /// Appends a nested attribute `type` whose contents `body` writes.
+    /// Appends a nested attribute `type` (flagged `NLA_F_NESTED`) whose contents `body` writes.
     package func nest(_ type: Int32, _ body: () -> Void) {
-        guard let start = mnl_attr_nest_start_check(header, Self.capacity, UInt16(type)) else {
-            preconditionFailure("netlink nest \(type) does not fit")
-        }
+        let start = bytes.count
+        append(UInt16(0))
+        append(UInt16(truncatingIfNeeded: type) | UInt16(NLA_F_NESTED))
+        setLength()
         body()
-        mnl_attr_nest_end(header, start)
+        let nestLength = bytes.count - start
+        precondition(nestLength <= Int(UInt16.max), "netlink nest \(type) is too long")
+        store(UInt16(nestLength), at: start)
     }
 
-    /// Appends raw bytes inside the current nest (a struct that precedes attributes, like the veth peer's
-    /// `ifinfomsg`), keeping the netlink alignment.
+    /// Appends raw bytes (a struct that precedes attributes, like the veth peer's `ifinfomsg`), keeping the
+    /// netlink alignment. Only for C structs without padding between fields, whose every byte is a field's.
     package func putRaw<Value>(_ value: Value) {
-        let size = MemoryLayout<Value>.size
-        let aligned = (size + 3) & ~3
-        precondition(length + aligned <= Self.capacity, "netlink payload does not fit")
-        let tail = UnsafeMutableRawPointer(header) + length
-        tail.initializeMemory(as: UInt8.self, repeating: 0, count: aligned)
-        withUnsafeBytes(of: value) { UnsafeMutableRawBufferPointer(start: tail, count: size).copyMemory(from: $0) }
-        header.pointee.nlmsg_len += UInt32(aligned)
+        withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+        pad()
+    }
+
+    /// Appends `value` in host byte order, without padding.
+    private func append<Value: FixedWidthInteger>(_ value: Value) {
+        withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Pads the message to the netlink alignment (4) and updates `nlmsg_len`.
+    private func pad() {
+        while bytes.count % 4 != 0 { bytes.append(0) }
+        setLength()
+    }
+
+    private func setLength() {
+        store(UInt32(bytes.count), at: 0)
+    }
+
+    private func store<Value: FixedWidthInteger>(_ value: Value, at offset: Int) {
+        withUnsafeBytes(of: value) { raw in
+            for (index, byte) in raw.enumerated() { bytes[offset + index] = byte }
+        }
+    }
+
+    private func load<Value: FixedWidthInteger>(_: Value.Type, at offset: Int) -> Value {
+        bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: Value.self) }
     }
 }

@@ -115,16 +115,8 @@ package struct RouteNetlink {
     /// brought up last gets its queue at once.
     package func operationalState(_ name: String) throws(Errno) -> UInt8? {
         var state: UInt8?
-        try socket.query(RouteRequest.getLink(name: name, sequence: socket.nextSequence())) { header in
-            // libmnl's mnl_attr_for_each, which Swift cannot import (a macro).
-            guard let end = mnl_nlmsg_get_payload_tail(header).map(UnsafeRawPointer.init) else { return }
-            var attribute = UnsafePointer(mnl_nlmsg_get_payload_offset(header, MemoryLayout<ifinfomsg>.size).assumingMemoryBound(to: nlattr.self))
-            while mnl_attr_ok(attribute, Int32(UnsafeRawPointer(attribute).distance(to: end))) {
-                if mnl_attr_get_type(attribute) == UInt16(IFLA_OPERSTATE), mnl_attr_get_payload_len(attribute) >= 1 {
-                    state = mnl_attr_get_u8(attribute)
-                }
-                attribute = UnsafePointer(mnl_attr_next(attribute))
-            }
+        try socket.query(RouteRequest.getLink(name: name, sequence: socket.nextSequence())) { reply in
+            state = reply.attributes(after: MemoryLayout<ifinfomsg>.size).u8(Int32(IFLA_OPERSTATE))
         }
         return state
     }

@@ -274,9 +274,10 @@ int jb_bpf_object_read(struct jb_bpf_object *object, const void *bytes, size_t s
                        const char **problem) {
     memset(object, 0, sizeof *object);
     object->bytes = bytes;
-    struct reader reader = {.bytes = bytes, .size = size, .problem = problem};
+    /* No bytes (an empty Swift array has no address) are an empty object. */
+    struct reader reader = {.bytes = bytes, .size = bytes ? size : 0, .problem = problem};
     *problem = "read the BPF object";
-    int result = map_count > MAX_MAPS || !bytes ? refuse(&reader, "read the BPF object (the loader names too many maps)") : 0;
+    int result = map_count > MAX_MAPS ? refuse(&reader, "read the BPF object (the loader names too many maps)") : 0;
     if (result == 0) result = read_sections(&reader);
     if (result == 0) result = find_sections(&reader, object);
     if (result == 0) result = find_symbols(&reader, object, maps, map_count);

@@ -115,11 +115,9 @@ static int make_maps(struct jb_netacct_bpf *bpf, const char *pin_path, int *reus
 /* What the verifier said last about a program it refused (its log ends with a summary, "processed ... insns"). */
 static void last_complaint(char *log, char *out, size_t out_size) {
     out[0] = '\0';
-    char *line = strtok(log, "\n");
-    while (line) {
-        if (*line && strncmp(line, "processed ", 10) != 0 && strncmp(line, "verification time", 17) != 0) snprintf(out, out_size, "%s", line);
-        line = strtok(NULL, "\n");
-    }
+    char *rest = NULL;
+    for (char *line = strtok_r(log, "\n", &rest); line; line = strtok_r(NULL, "\n", &rest))
+        if (strncmp(line, "processed ", 10) != 0 && strncmp(line, "verification time", 17) != 0) snprintf(out, out_size, "%s", line);
 }
 
 /* Loads program NAME of OBJECT with the maps of BPF. On failure *STAGE names it and, when the verifier said why,

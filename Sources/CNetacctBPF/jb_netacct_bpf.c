@@ -121,9 +121,9 @@ static void last_complaint(char *log, char *out, size_t out_size) {
 }
 
 /* Loads program NAME of OBJECT with the maps of BPF. On failure *STAGE names it and, when the verifier said why,
- * its last complaint (in a static buffer: netacct is single-threaded and reports one failure). */
+ * its last complaint (in a buffer of the thread's: netacct has one, the tests load in several at once). */
 static int load_program(const struct jb_bpf_object *object, const struct jb_netacct_bpf *bpf, const char *name, const char **stage) {
-    static char failure[256];
+    static _Thread_local char failure[256];
     int index = jb_bpf_object_find_program(object, name);
     if (index < 0) {
         *stage = "find the BPF programs";

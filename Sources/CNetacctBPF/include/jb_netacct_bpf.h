@@ -69,9 +69,8 @@ struct jb_netacct_bpf;
 
 /*
  * Opens and loads the BPF object OBJECT (SIZE bytes, ELF) with DENY_EXTERNAL. NULL with errno on failure and
- * *STAGE naming the step (a static string; for a program the verifier refused, the thread's until its next load, with the
- * verifier's last complaint).
- * Nothing is attached yet, nothing is printed.
+ * *STAGE naming the step: a static string, or for a program the verifier refused one with the verifier's last
+ * complaint, the thread's until its next load. Nothing is attached yet, nothing is printed.
  */
 struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int deny_external, const char **stage);
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jb_bpf.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t pointer(const void *p) { return (uint64_t)(uintptr_t)p; }
@@ -29,7 +30,8 @@ int jb_bpf_map_create(uint32_t type, const char *name, uint32_t key_size, uint32
 }
 
 int jb_bpf_prog_load(uint32_t type, uint32_t expected_attach_type, const char *name, const struct bpf_insn *insns, size_t count,
-                     const char *license, char *log, size_t log_size) {
+                     const char *license, char **log) {
+    *log = NULL;
     if (count > UINT32_MAX) {
         errno = E2BIG;
         return -1;
@@ -42,16 +44,25 @@ int jb_bpf_prog_load(uint32_t type, uint32_t expected_attach_type, const char *n
     attr.insn_cnt = (uint32_t)count;
     attr.license = pointer(license);
     copy_name(attr.prog_name, name);
-    if (log && log_size > 0) log[0] = '\0';
     int fd = jb_bpf(BPF_PROG_LOAD, &attr);
-    if (fd >= 0 || !log || log_size < 2 || log_size > UINT32_MAX) return fd;
+    if (fd >= 0) return fd;
     int saved = errno;
-    attr.log_buf = pointer(log);
-    attr.log_size = (uint32_t)log_size;
+    /* Only now: a megabyte allocated for every load would be touched by nobody, but still be asked for. */
+    char *buffer = calloc(1, JB_BPF_LOG_SIZE);
+    if (!buffer) {
+        errno = saved;
+        return -1;
+    }
+    attr.log_buf = pointer(buffer);
+    attr.log_size = JB_BPF_LOG_SIZE;
     attr.log_level = 1;
     fd = jb_bpf(BPF_PROG_LOAD, &attr);
-    if (fd >= 0) return fd; /* what failed did not fail again (EAGAIN, or memory) */
-    log[log_size - 1] = '\0';
+    if (fd >= 0) { /* what failed did not fail again (EAGAIN, or memory) */
+        free(buffer);
+        return fd;
+    }
+    buffer[JB_BPF_LOG_SIZE - 1] = '\0';
+    *log = buffer;
     errno = saved;
     return -1;
 }

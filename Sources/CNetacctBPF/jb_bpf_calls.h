@@ -15,12 +15,14 @@ int jb_bpf_map_create(uint32_t type, const char *name, uint32_t key_size, uint32
 
 /*
  * BPF_PROG_LOAD of COUNT instructions, named NAME (shortened as for a map), licensed LICENSE. Loaded without a
- * verifier log first (the log costs time at every job's start); on failure loaded again with LOG (LOG_SIZE
- * bytes; kernels from 6.4 keep the log's end, older ones its start) so the caller can say why, and errno is the
- * first attempt's.
+ * verifier log first (the log costs time at every job's start); on failure loaded again with one, which *LOG then
+ * holds (allocated, the caller frees it; NULL when there is none), and errno is the first attempt's. The log at
+ * level 1 holds only the refused path; one beyond JB_BPF_LOG_SIZE keeps its end on kernels from 6.4, its start
+ * on older ones.
  */
+#define JB_BPF_LOG_SIZE (1024 * 1024)
 int jb_bpf_prog_load(uint32_t type, uint32_t expected_attach_type, const char *name, const struct bpf_insn *insns, size_t count,
-                     const char *license, char *log, size_t log_size);
+                     const char *license, char **log);
 
 /* BPF_LINK_CREATE: PROGRAM attached to the cgroup TARGET as ATTACH_TYPE, through a link (multi: the cgroup's other
  * programs keep running). */

@@ -25,7 +25,6 @@ static const struct jb_netacct_map_spec map_specs[MAP_COUNT] = {
     [COUNTERS] = {"jb_counters", BPF_MAP_TYPE_HASH, sizeof(__u64), sizeof(struct jb_netacct_counters), JB_NETACCT_MAX_CGROUPS, 0},
     [SETTINGS] = {"jb_settings", BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct jb_netacct_settings), 1, 0},
 };
-static const char *const map_names[MAP_COUNT] = {"jb_networks", "jb_counters", "jb_settings"};
 
 const struct jb_netacct_map_spec *jb_netacct_bpf_map_spec(size_t index) { return index < MAP_COUNT ? &map_specs[index] : NULL; }
 
@@ -41,6 +40,13 @@ static const char *const job_programs[2] = {"jb_job_egress", "jb_job_ingress"};
 static const char *const node_programs[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
 static const uint32_t attach_types[2] = {BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS};
 
+/* Reads OBJECT as the loader does: its maps must be the table's. */
+static int read_object(struct jb_bpf_object *parsed, const void *object, size_t size, const char **problem) {
+    const char *names[MAP_COUNT];
+    for (int i = 0; i < MAP_COUNT; i++) names[i] = map_specs[i].name;
+    return jb_bpf_object_read(parsed, object, size, names, MAP_COUNT, problem);
+}
+
 /* Closes FD if open, keeping errno. */
 static void close_kept(int fd) {
     if (fd < 0) return;
@@ -51,7 +57,7 @@ static void close_kept(int fd) {
 
 int jb_netacct_bpf_check_object(const void *object, size_t size, const char **problem) {
     struct jb_bpf_object parsed;
-    if (jb_bpf_object_read(&parsed, object, size, map_names, MAP_COUNT, problem) != 0) return -1;
+    if (read_object(&parsed, object, size, problem) != 0) return -1;
     int result = 0;
     for (int i = 0; result == 0 && i < 2; i++) {
         if (jb_bpf_object_find_program(&parsed, job_programs[i]) < 0 || jb_bpf_object_find_program(&parsed, node_programs[i]) < 0) {
@@ -135,11 +141,9 @@ static int load_program(const struct jb_bpf_object *object, const struct jb_neta
         *stage = "load the BPF programs";
         return -1;
     }
-    enum { LOG_SIZE = 64 * 1024 };
-    char *log = malloc(LOG_SIZE);
     const struct jb_bpf_object_program *program = &object->programs[index];
-    int fd = jb_bpf_prog_load(program->type, program->expected_attach_type, name, instructions, program->count, object->license, log,
-                              log ? LOG_SIZE : 0);
+    char *log = NULL;
+    int fd = jb_bpf_prog_load(program->type, program->expected_attach_type, name, instructions, program->count, object->license, &log);
     int saved = errno;
     free(instructions);
     if (fd < 0) {
@@ -168,7 +172,7 @@ static struct jb_netacct_bpf *load(const void *object, size_t size, const char *
     for (int i = 0; i < MAP_COUNT; i++) bpf->maps[i] = -1;
     bpf->programs[0] = bpf->programs[1] = bpf->links[0] = bpf->links[1] = -1;
     struct jb_bpf_object parsed;
-    if (jb_bpf_object_read(&parsed, object, size, map_names, MAP_COUNT, stage) != 0) {
+    if (read_object(&parsed, object, size, stage) != 0) {
         int saved = errno;
         free(bpf);
         errno = saved;

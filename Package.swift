@@ -13,7 +13,7 @@ let staticReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"], .when(configuration: .release))
 ]
 
-/// How netacct, which links libip4tc and libbpf, is linked: glibc and libip4tc dynamic,
+/// How netacct, which links libip4tc, is linked: glibc and libip4tc dynamic,
 /// everything else that costs at start-up gone (bench/README.md has the measurements behind each flag):
 /// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
 ///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
@@ -22,11 +22,10 @@ let staticReleaseLinking: [LinkerSetting] = [
 ///   (glibc 2.35), which EL9 lacks;
 /// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
 ///   the dynamic symbol table (and every lookup the loader does in it) larger;
-/// - libstdc++, libbpf and libelf linked in: resolving libstdc++'s symbols was four fifths of the
-///   loader's work, and each further shared library costs mappings, relocations and page faults (netacct's
-///   `--version` 1.5 ms with them shared, 1.2 ms linked in). They are named as `-lstdc++`, `-lbpf`, ..., so
-///   scripts/release-build.sh puts their archives where the linker looks first; libip4tc has none
-///   in Debian, and zlib stays shared for the node's security updates.
+/// - libstdc++ linked in: resolving libstdc++'s symbols was four fifths of the loader's work, and each further
+///   shared library costs mappings, relocations and page faults (netacct's `--version` 1.5 ms with them shared,
+///   1.2 ms linked in). It is named as `-lstdc++`, so scripts/release-build.sh puts its archive where the linker
+///   looks first; libip4tc has none in Debian. netacct's BPF loader and netlink code link no library.
 /// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
 ///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
 ///   (scripts/check-glibc-symbols.sh checks every release build).
@@ -107,10 +106,10 @@ let package = Package(
         // cgroups through the cgroup layout.
         .target(
             name: "JobboxNamespaces", dependencies: ["JobboxChroot", "JobboxCgroups", "JobboxCore", "JobboxQuota", "CNsExec", "CLinux", systemPackage]),
-        // netacct's cgroup BPF back end: the libbpf loader (C), and the program compiled from source by the plugin
-        // (clang -target bpf, scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
-        // libbpf's own libelf and zlib are named too, for the release build, which links libbpf's archive.
-        .target(name: "CNetacctBPF", linkerSettings: [.linkedLibrary("bpf"), .linkedLibrary("elf"), .linkedLibrary("z")]),
+        // netacct's cgroup BPF back end: its own loader (C, the ELF object read with <elf.h>, the bpf() system call of
+        // CLinux; no libbpf, libelf or zlib), and the program compiled from source by the plugin (clang -target bpf,
+        // scripts/bpf/embed-object.sh) and embedded as a generated Swift source.
+        .target(name: "CNetacctBPF", dependencies: ["CLinux"]),
         .plugin(name: "NetacctBPFObjectPlugin", capability: .buildTool()),
         .target(name: "NetacctBPFObject", exclude: ["bpf"], plugins: ["NetacctBPFObjectPlugin"]),
         // Per-job network namespace, veth pair, and accounting chains in iptables or nftables, or cgroup BPF on the

@@ -5,15 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=${RELEASE_DIR:-.build-release}
-# The Swift toolchain links libstdc++ as -lstdc++, and Package.swift names netacct's libraries as -lbpf and -lelf,
-# which find the shared libraries; the build directory is the first place the linker searches, so the
-# archives put there are linked in instead (bench/README.md: the loader's symbol lookups in libstdc++ were most of
-# a tool's start-up, and each shared library netacct loads costs it mappings, relocations and page faults).
-# libip4tc has no archive in Debian, and zlib stays shared too: a copy of it in a binary misses the
-# node's security updates (lintian refuses it as embedded-library).
+# The Swift toolchain links libstdc++ as -lstdc++, which finds the shared library; the build directory is the
+# first place the linker searches, so the archive put there is linked in instead (bench/README.md: the loader's
+# symbol lookups in libstdc++ were most of a tool's start-up). libip4tc has no archive in Debian. netacct speaks
+# netlink and loads its BPF programs itself, so neither libnftnl, libmnl, libbpf nor its libelf and zlib are linked.
 libdir=$scratch/$(uname -m)-unknown-linux-gnu/release
 mkdir -p "$libdir"
-for library in stdc++ bpf elf; do
+for library in stdc++; do
     archive=$(${CC:-cc} -print-file-name=lib$library.a)
     [ -f "$archive" ] || { echo "release-build: no lib$library.a (make deps installs it)" >&2; exit 1; }
     ln -sf "$archive" "$libdir/lib$library.a"

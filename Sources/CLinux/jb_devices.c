@@ -4,19 +4,14 @@
  * per rule, then the default verdict.
  */
 #include "jb_devices.h"
+#include "jb_bpf.h"
 
 #include <errno.h>
 #include <linux/bpf.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-
-static int sys_bpf(int command, union bpf_attr *attr)
-{
-    return (int)syscall(__NR_bpf, command, attr, sizeof(*attr));
-}
 
 static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
@@ -113,13 +108,13 @@ int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, si
         load.log_level = 1;
     }
     memcpy(load.prog_name, "jobbox_devices", sizeof("jobbox_devices"));
-    int program_fd = sys_bpf(BPF_PROG_LOAD, &load);
+    int program_fd = jb_bpf(BPF_PROG_LOAD, &load);
     if (program_fd < 0 && errno == ENOSPC && log != NULL) {
         /* The log was too small for the verifier's trace; load again without it so the real error shows. */
         load.log_buf = 0;
         load.log_size = 0;
         load.log_level = 0;
-        program_fd = sys_bpf(BPF_PROG_LOAD, &load);
+        program_fd = jb_bpf(BPF_PROG_LOAD, &load);
     }
     int load_error = errno;
     free(program);
@@ -134,7 +129,7 @@ int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, si
     attach.attach_bpf_fd = (uint32_t)program_fd;
     attach.attach_type = BPF_CGROUP_DEVICE;
     attach.attach_flags = BPF_F_ALLOW_MULTI;
-    int result = sys_bpf(BPF_PROG_ATTACH, &attach);
+    int result = jb_bpf(BPF_PROG_ATTACH, &attach);
     int saved = errno;
     close(program_fd);
     errno = saved;
@@ -150,7 +145,7 @@ int jb_device_fence_count(int cgroup_fd)
     query.query.attach_type = BPF_CGROUP_DEVICE;
     query.query.prog_ids = (uint64_t)(uintptr_t)ids;
     query.query.prog_cnt = 64;
-    if (sys_bpf(BPF_PROG_QUERY, &query) < 0) return -1;
+    if (jb_bpf(BPF_PROG_QUERY, &query) < 0) return -1;
     return (int)query.query.prog_cnt;
 }
 

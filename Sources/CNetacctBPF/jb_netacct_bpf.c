@@ -1,145 +1,228 @@
 /*
- * jb_netacct_bpf.c: loads netacct's cgroup_skb programs with libbpf, fills their networks map, attaches them to
- * a job's cgroup through bpf_links and reads their counters. Swift never touches libbpf's structures.
+ * jb_netacct_bpf.c: loads netacct's cgroup_skb programs from the embedded object (jb_bpf_object.c reads it), makes
+ * their maps, fills the networks map, attaches the programs to a job's cgroup through bpf_links and reads their
+ * counters; and the node service's pinned map and links. Only the bpf() system call (jb_bpf_calls.c), no libbpf:
+ * netacct links statically, and libbpf would bring libelf and zlib. Swift sees only the opaque instance.
  */
 #include "jb_netacct_bpf.h"
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
+#include "jb_bpf_calls.h"
+#include "jb_bpf_object.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-struct jb_netacct_bpf {
-    struct bpf_object *object;
-    struct bpf_link *links[2];
-    int counters_fd;
-    int networks_fd;
-    uint32_t counters_id;
+/* The maps of netacct.bpf.c, which defines them in BTF (its ".maps" section): the loader reads no BTF, so they are
+ * made from this table, which must stay the object's. The reader refuses an object whose maps are not these names,
+ * and a test compares each row with the object's BTF. The counters map's size is the job's or the node's. */
+enum { NETWORKS, COUNTERS, SETTINGS, MAP_COUNT };
+static const struct jb_netacct_map_spec map_specs[MAP_COUNT] = {
+    [NETWORKS] = {"jb_networks", BPF_MAP_TYPE_LPM_TRIE, sizeof(struct jb_netacct_key), sizeof(__u32), JB_NETACCT_MAX_NETWORKS, BPF_F_NO_PREALLOC},
+    [COUNTERS] = {"jb_counters", BPF_MAP_TYPE_HASH, sizeof(__u64), sizeof(struct jb_netacct_counters), JB_NETACCT_MAX_CGROUPS, 0},
+    [SETTINGS] = {"jb_settings", BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(struct jb_netacct_settings), 1, 0},
 };
 
-/* libbpf's messages would go to stderr in the middle of the job's; netacct reports failures itself. */
-static int quiet(enum libbpf_print_level level, const char *format, va_list args) {
-    (void)level;
-    (void)format;
-    (void)args;
-    return 0;
-}
+const struct jb_netacct_map_spec *jb_netacct_bpf_map_spec(size_t index) { return index < MAP_COUNT ? &map_specs[index] : NULL; }
 
-/* libbpf returns negative errnos and, since 1.0, also sets errno; make sure errno is the one returned. */
-static int fail_with(int result) {
-    errno = result < 0 ? -result : (errno ? errno : EINVAL);
-    return -1;
-}
+struct jb_netacct_bpf {
+    int maps[MAP_COUNT];
+    int programs[2]; /* the pair loaded, egress then ingress */
+    int links[2];
+    uint32_t counters_id;
+};
 
 /* The programs of a job (netacct --backend bpf) and of the node service (netacct --node), egress then ingress. */
 static const char *const job_programs[2] = {"jb_job_egress", "jb_job_ingress"};
 static const char *const node_programs[2] = {"jb_netacct_egress", "jb_netacct_ingress"};
+static const uint32_t attach_types[2] = {BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS};
 
-/* Opens OBJECT and loads the programs named in LOADED (the other pair is not loaded: the kernel verifies only
- * what runs) with SETTINGS; with PIN_DIR, the counters map is the node's: bigger, and pinned there. */
-static struct jb_netacct_bpf *load(const void *object, size_t size, const char *const loaded[2], struct jb_netacct_settings settings_value, const char *pin_dir, const char **stage) {
-    libbpf_set_print(quiet);
+/* Reads OBJECT as the loader does: its maps must be the table's. */
+static int read_object(struct jb_bpf_object *parsed, const void *object, size_t size, const char **problem) {
+    const char *names[MAP_COUNT];
+    for (int i = 0; i < MAP_COUNT; i++) names[i] = map_specs[i].name;
+    return jb_bpf_object_read(parsed, object, size, names, MAP_COUNT, problem);
+}
+
+/* Closes FD if open, keeping errno. */
+static void close_kept(int fd) {
+    if (fd < 0) return;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
+int jb_netacct_bpf_check_object(const void *object, size_t size, const char **problem) {
+    struct jb_bpf_object parsed;
+    if (read_object(&parsed, object, size, problem) != 0) return -1;
+    int result = 0;
+    for (int i = 0; result == 0 && i < 2; i++) {
+        if (jb_bpf_object_find_program(&parsed, job_programs[i]) < 0 || jb_bpf_object_find_program(&parsed, node_programs[i]) < 0) {
+            *problem = "find the BPF programs";
+            errno = ENOENT;
+            result = -1;
+        }
+    }
+    jb_bpf_object_free(&parsed);
+    return result;
+}
+
+/* The pinned counters map at PATH, when it is there and shaped as SPEC says with MAX_ENTRIES (as libbpf's reuse of
+ * a pin checked): its descriptor; -1 with errno ENOENT when nothing is pinned there, another errno (EINVAL: a map
+ * of another shape, or not a map) on failure. */
+static int reuse_pinned(const char *path, const struct jb_netacct_map_spec *spec, uint32_t max_entries) {
+    int fd = jb_bpf_obj_get(path);
+    if (fd < 0) return -1;
+    struct bpf_map_info info;
+    if (jb_bpf_obj_get_info(fd, &info, sizeof info) != 0) {
+        close_kept(fd);
+        return -1;
+    }
+    if (info.type != spec->type || info.key_size != spec->key_size || info.value_size != spec->value_size || info.max_entries != max_entries ||
+        info.map_flags != spec->flags) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
+/* Makes the maps of BPF; with PIN_PATH, the counters map is the one pinned there if there is one (*REUSED 1). */
+static int make_maps(struct jb_netacct_bpf *bpf, const char *pin_path, int *reused, const char **stage) {
+    *reused = 0;
+    for (int i = 0; i < MAP_COUNT; i++) {
+        const struct jb_netacct_map_spec *spec = &map_specs[i];
+        uint32_t max_entries = spec->max_entries;
+        if (i == COUNTERS) max_entries = pin_path ? JB_NETACCT_NODE_MAX_CGROUPS : JB_NETACCT_JOB_MAX_CGROUPS;
+        if (i == COUNTERS && pin_path) {
+            /* The counts of a previous service live on in its pinned map. */
+            bpf->maps[i] = reuse_pinned(pin_path, spec, max_entries);
+            if (bpf->maps[i] >= 0) {
+                *reused = 1;
+                continue;
+            }
+            if (errno != ENOENT) {
+                *stage = "reuse the pinned counters map";
+                return -1;
+            }
+        }
+        bpf->maps[i] = jb_bpf_map_create(spec->type, spec->name, spec->key_size, spec->value_size, max_entries, spec->flags);
+        if (bpf->maps[i] < 0) {
+            *stage = "create the BPF maps";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* What the verifier said last about a program it refused (its log ends with a summary, "processed ... insns"). */
+static void last_complaint(char *log, char *out, size_t out_size) {
+    out[0] = '\0';
+    char *rest = NULL;
+    for (char *line = strtok_r(log, "\n", &rest); line; line = strtok_r(NULL, "\n", &rest))
+        if (strncmp(line, "processed ", 10) != 0 && strncmp(line, "verification time", 17) != 0) snprintf(out, out_size, "%s", line);
+}
+
+/* Loads program NAME of OBJECT with the maps of BPF. On failure *STAGE names it and, when the verifier said why,
+ * its last complaint (in a buffer of the thread's: netacct has one, the tests load in several at once). */
+static int load_program(const struct jb_bpf_object *object, const struct jb_netacct_bpf *bpf, const char *name, const char **stage) {
+    static _Thread_local char failure[256];
+    int index = jb_bpf_object_find_program(object, name);
+    if (index < 0) {
+        *stage = "find the BPF programs";
+        errno = ENOENT;
+        return -1;
+    }
+    struct bpf_insn *instructions = jb_bpf_object_instructions(object, (size_t)index, bpf->maps);
+    if (!instructions) {
+        *stage = "load the BPF programs";
+        return -1;
+    }
+    const struct jb_bpf_object_program *program = &object->programs[index];
+    char *log = NULL;
+    int fd = jb_bpf_prog_load(program->type, program->expected_attach_type, name, instructions, program->count, object->license, &log);
+    int saved = errno;
+    free(instructions);
+    if (fd < 0) {
+        char complaint[160] = "";
+        if (log) last_complaint(log, complaint, sizeof complaint);
+        if (complaint[0])
+            snprintf(failure, sizeof failure, "load the BPF program %s (verifier: %s)", name, complaint);
+        else
+            snprintf(failure, sizeof failure, "load the BPF program %s", name);
+        *stage = failure;
+    }
+    free(log);
+    errno = saved;
+    return fd;
+}
+
+/* Loads the programs named in LOADED from OBJECT (the other pair is not loaded: the kernel verifies only what runs)
+ * with SETTINGS; with PIN_DIR, the counters map is the node's: bigger, reused from its pin there or pinned there. */
+static struct jb_netacct_bpf *load(const void *object, size_t size, const char *const loaded[2], struct jb_netacct_settings settings_value,
+                                   const char *pin_dir, const char **stage) {
     struct jb_netacct_bpf *bpf = calloc(1, sizeof *bpf);
     if (!bpf) {
         *stage = "allocate";
         return NULL;
     }
-    bpf->counters_fd = bpf->networks_fd = -1;
-    LIBBPF_OPTS(bpf_object_open_opts, options, .object_name = "jb_netacct");
-    bpf->object = bpf_object__open_mem(object, size, &options);
-    if (!bpf->object) {
+    for (int i = 0; i < MAP_COUNT; i++) bpf->maps[i] = -1;
+    bpf->programs[0] = bpf->programs[1] = bpf->links[0] = bpf->links[1] = -1;
+    struct jb_bpf_object parsed;
+    if (read_object(&parsed, object, size, stage) != 0) {
         int saved = errno;
         free(bpf);
-        *stage = "open the BPF object";
         errno = saved;
         return NULL;
     }
-    int result = 0;
-    struct bpf_program *program;
-    bpf_object__for_each_program(program, bpf->object) {
-        const char *name = bpf_program__name(program);
-        int wanted = strcmp(name, loaded[0]) == 0 || strcmp(name, loaded[1]) == 0;
-        result = bpf_program__set_autoload(program, wanted);
-        if (result != 0) {
-            *stage = "choose the BPF programs";
-            goto fail;
-        }
-    }
-    /* The maps are the object's from its opening on; sized (and pinned) here, created by the load. */
-    struct bpf_map *counters = bpf_object__find_map_by_name(bpf->object, "jb_counters");
-    struct bpf_map *networks = bpf_object__find_map_by_name(bpf->object, "jb_networks");
-    struct bpf_map *settings = bpf_object__find_map_by_name(bpf->object, "jb_settings");
-    if (!counters || !networks || !settings) {
+    char path[PATH_MAX];
+    int reused = 0; /* whether the counters map is the pinned one */
+    if (pin_dir && snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {
         *stage = "find the BPF maps";
-        result = -ENOENT;
+        errno = ENAMETOOLONG;
         goto fail;
     }
-    if (!pin_dir) {
-        result = bpf_map__set_max_entries(counters, JB_NETACCT_JOB_MAX_CGROUPS);
-        if (result != 0) {
-            *stage = "size the counters map";
-            goto fail;
-        }
-    } else {
-        char path[PATH_MAX];
-        if (snprintf(path, sizeof path, "%s/counters", pin_dir) >= (int)sizeof path) {
-            *stage = "find the BPF maps";
-            result = -ENAMETOOLONG;
-            goto fail;
-        }
-        /* libbpf reuses a compatible map pinned there (the counts of a previous service) or pins the new one. */
-        result = bpf_map__set_max_entries(counters, JB_NETACCT_NODE_MAX_CGROUPS);
-        if (result == 0) result = bpf_map__set_pin_path(counters, path);
-        if (result != 0) {
-            *stage = "set up the pinned counters map";
-            goto fail;
-        }
+    if (make_maps(bpf, pin_dir ? path : NULL, &reused, stage) != 0) goto fail;
+    for (int i = 0; i < 2; i++) {
+        bpf->programs[i] = load_program(&parsed, bpf, loaded[i], stage);
+        if (bpf->programs[i] < 0) goto fail;
     }
-    result = bpf_object__load(bpf->object);
-    if (result != 0) {
-        *stage = "load the BPF programs";
-        goto fail;
-    }
-    bpf->counters_fd = bpf_map__fd(counters);
-    bpf->networks_fd = bpf_map__fd(networks);
+    jb_bpf_object_free(&parsed);
     struct bpf_map_info info;
-    uint32_t info_size = sizeof info;
-    memset(&info, 0, sizeof info);
-    result = bpf_obj_get_info_by_fd(bpf->counters_fd, &info, &info_size);
-    if (result != 0) {
+    if (jb_bpf_obj_get_info(bpf->maps[COUNTERS], &info, sizeof info) != 0) {
         *stage = "read the counters map's id";
-        goto fail;
+        goto fail_loaded;
     }
     bpf->counters_id = info.id;
     /* Cgroup id 0 collects the packets of cgroups that no longer fit in the map. */
     uint64_t overflow = 0;
     struct jb_netacct_counters zero;
     memset(&zero, 0, sizeof zero);
-    result = bpf_map_update_elem(bpf->counters_fd, &overflow, &zero, BPF_NOEXIST);
-    if (result != 0 && errno == EEXIST) result = 0; /* a reused map has it */
-    if (result != 0) {
+    if (jb_bpf_map_update(bpf->maps[COUNTERS], &overflow, &zero, BPF_NOEXIST) != 0 && errno != EEXIST) { /* a reused map has it */
         *stage = "set up the counters map";
-        goto fail;
+        goto fail_loaded;
     }
     uint32_t key = 0;
-    result = bpf_map_update_elem(bpf_map__fd(settings), &key, &settings_value, BPF_ANY);
-    if (result != 0) {
+    if (jb_bpf_map_update(bpf->maps[SETTINGS], &key, &settings_value, BPF_ANY) != 0) {
         *stage = "write the settings map";
-        goto fail;
+        goto fail_loaded;
+    }
+    /* Pinned last, when everything else worked: a failed start leaves no new pin behind. */
+    if (pin_dir && !reused && jb_bpf_obj_pin(bpf->maps[COUNTERS], path) != 0) {
+        *stage = "set up the pinned counters map";
+        goto fail_loaded;
     }
     return bpf;
 fail:
-    fail_with(result);
-    {
-        int saved = errno;
-        jb_netacct_bpf_close(bpf);
-        errno = saved;
-    }
+    jb_bpf_object_free(&parsed);
+fail_loaded: {
+    int saved = errno;
+    jb_netacct_bpf_close(bpf);
+    errno = saved;
+}
     return NULL;
 }
 
@@ -165,24 +248,17 @@ int jb_netacct_bpf_add_network(struct jb_netacct_bpf *bpf, int family, const uin
     key.data[0] = (uint8_t)family;
     memcpy(&key.data[1], address, (size_t)width);
     uint32_t value = (uint32_t)kind;
-    int result = bpf_map_update_elem(bpf->networks_fd, &key, &value, BPF_ANY);
-    return result == 0 ? 0 : fail_with(result);
+    return jb_bpf_map_update(bpf->maps[NETWORKS], &key, &value, BPF_ANY) == 0 ? 0 : -1;
 }
 
 int jb_netacct_bpf_attach(struct jb_netacct_bpf *bpf, int cgroup_fd, const char **stage) {
     for (int i = 0; i < 2; i++) {
-        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, job_programs[i]);
-        if (!program) {
-            *stage = "find the BPF programs";
-            errno = ENOENT;
+        /* A link, as libbpf's bpf_program__attach_cgroup made: multi, and gone with the last descriptor. */
+        bpf->links[i] = jb_bpf_link_create(bpf->programs[i], cgroup_fd, attach_types[i]);
+        if (bpf->links[i] < 0) {
+            *stage = i == 0 ? "attach the egress program" : "attach the ingress program";
             return -1;
         }
-        struct bpf_link *link = bpf_program__attach_cgroup(program, cgroup_fd);
-        if (!link) {
-            *stage = i == 0 ? "attach the egress program" : "attach the ingress program";
-            return fail_with(-errno);
-        }
-        bpf->links[i] = link;
     }
     return 0;
 }
@@ -196,13 +272,9 @@ static int sum_counters(int fd, struct jb_netacct_counters *total) {
     uint64_t key = 0, next;
     const void *previous = NULL;
     for (;;) {
-        int result = bpf_map_get_next_key(fd, previous, &next);
-        if (result != 0) {
-            if (errno == ENOENT) return 0;
-            return fail_with(result);
-        }
+        if (jb_bpf_map_next_key(fd, previous, &next) != 0) return errno == ENOENT ? 0 : -1;
         struct jb_netacct_counters value;
-        if (bpf_map_lookup_elem(fd, &next, &value) == 0) {
+        if (jb_bpf_map_lookup(fd, &next, &value) == 0) {
             for (int i = 0; i < JB_NETACCT_CLASSES; i++) {
                 total->bytes[i] += value.bytes[i];
                 total->packets[i] += value.packets[i];
@@ -215,15 +287,16 @@ static int sum_counters(int fd, struct jb_netacct_counters *total) {
     }
 }
 
-int jb_netacct_bpf_read(const struct jb_netacct_bpf *bpf, struct jb_netacct_counters *total) {
-    return sum_counters(bpf->counters_fd, total);
-}
+int jb_netacct_bpf_read(const struct jb_netacct_bpf *bpf, struct jb_netacct_counters *total) { return sum_counters(bpf->maps[COUNTERS], total); }
 
 void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf) {
     if (!bpf) return;
-    for (int i = 0; i < 2; i++)
-        if (bpf->links[i]) bpf_link__destroy(bpf->links[i]);
-    bpf_object__close(bpf->object);
+    /* A job's links detach with their last descriptor; the node's stay attached through their pins. */
+    for (int i = 0; i < 2; i++) {
+        close_kept(bpf->links[i]);
+        close_kept(bpf->programs[i]);
+    }
+    for (int i = 0; i < MAP_COUNT; i++) close_kept(bpf->maps[i]);
     free(bpf);
 }
 
@@ -231,9 +304,7 @@ void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf) {
  * another map). An id or a pin is only a name: believe it only for such a map. */
 static int check_counters_map(int fd) {
     struct bpf_map_info info;
-    uint32_t info_size = sizeof info;
-    memset(&info, 0, sizeof info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &info_size) != 0) return -1;
+    if (jb_bpf_obj_get_info(fd, &info, sizeof info) != 0) return -1;
     if (strcmp(info.name, "jb_counters") != 0 || info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(uint64_t) ||
         info.value_size != sizeof(struct jb_netacct_counters)) {
         errno = EINVAL;
@@ -243,29 +314,55 @@ static int check_counters_map(int fd) {
 }
 
 int jb_netacct_bpf_read_map_id(uint32_t id, struct jb_netacct_counters *total) {
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) return fail_with(fd);
+    int fd = jb_bpf_map_get_fd_by_id(id);
+    if (fd < 0) return -1;
     int result = check_counters_map(fd);
     if (result == 0) result = sum_counters(fd, total);
-    int saved = errno;
-    close(fd);
-    errno = saved;
+    close_kept(fd);
     return result;
 }
 
-int jb_netacct_bpf_counters_fd(const struct jb_netacct_bpf *bpf) { return bpf->counters_fd; }
+int jb_netacct_bpf_counters_fd(const struct jb_netacct_bpf *bpf) { return bpf->maps[COUNTERS]; }
 
 static const char *const node_links[2] = {"egress", "ingress"};
 
 /* Detaches the link open at FD (it may be pinned elsewhere: detached, it holds nothing) and unlinks PATH. */
 static int detach_pinned(int fd, const char *path) {
-    int result = bpf_link_detach(fd);
-    if (result != 0 && errno != ENOLINK) return fail_with(result);
+    if (jb_bpf_link_detach(fd) != 0 && errno != ENOLINK) return -1;
     return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
+/* Takes over the link pinned at PATH for program I of BPF when it is the previous service's on this cgroup (*TAKEN
+ * 1); detaches and unpins a pinned link on another cgroup or of another kind; nothing pinned is no error. */
+static int take_over_pinned(struct jb_netacct_bpf *bpf, int i, uint64_t cgroup_id, const char *path, int *taken, const char **stage) {
+    *taken = 0;
+    int fd = jb_bpf_obj_get(path);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        *stage = "open the pinned link";
+        return -1;
+    }
+    struct bpf_link_info info;
+    if (jb_bpf_obj_get_info(fd, &info, sizeof info) == 0 && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id &&
+        info.cgroup.attach_type == attach_types[i]) {
+        /* The previous service's link: the new program takes over in one step. */
+        if (jb_bpf_link_update(fd, bpf->programs[i]) != 0) {
+            close_kept(fd);
+            *stage = "replace the program of the pinned link";
+            return -1;
+        }
+        bpf->links[i] = fd;
+        *taken = 1;
+        return 0;
+    }
+    /* A link on another cgroup (NETWORK_ACCOUNTING_CGROUP changed), or not ours: detached and replaced. */
+    int result = detach_pinned(fd, path);
+    close_kept(fd);
+    if (result != 0) *stage = "detach the pinned link";
+    return result;
+}
+
 int jb_netacct_bpf_attach_node(struct jb_netacct_bpf *bpf, int cgroup_fd, uint64_t cgroup_id, const char *pin_dir, const char **stage) {
-    static const enum bpf_attach_type types[2] = {BPF_CGROUP_INET_EGRESS, BPF_CGROUP_INET_INGRESS};
     for (int i = 0; i < 2; i++) {
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", pin_dir, node_links[i]) >= (int)sizeof path) {
@@ -273,63 +370,20 @@ int jb_netacct_bpf_attach_node(struct jb_netacct_bpf *bpf, int cgroup_fd, uint64
             errno = ENAMETOOLONG;
             return -1;
         }
-        struct bpf_program *program = bpf_object__find_program_by_name(bpf->object, node_programs[i]);
-        if (!program) {
-            *stage = "find the BPF programs";
-            errno = ENOENT;
-            return -1;
-        }
-        struct bpf_link *link = bpf_link__open(path);
-        if (link) {
-            struct bpf_link_info info;
-            uint32_t info_size = sizeof info;
-            memset(&info, 0, sizeof info);
-            int result = bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &info_size);
-            if (result == 0 && info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == cgroup_id &&
-                info.cgroup.attach_type == (uint32_t)types[i]) {
-                /* The previous service's link: the new program takes over in one step. */
-                result = bpf_link__update_program(link, program);
-                if (result != 0) {
-                    int saved = -result;
-                    bpf_link__disconnect(link);
-                    bpf_link__destroy(link);
-                    *stage = "replace the program of the pinned link";
-                    errno = saved;
-                    return -1;
-                }
-                bpf_link__disconnect(link);
-                bpf->links[i] = link;
-                continue;
-            }
-            /* A link on another cgroup (NETWORK_ACCOUNTING_CGROUP changed), or not ours: detached and replaced. */
-            result = detach_pinned(bpf_link__fd(link), path);
-            int saved = errno;
-            bpf_link__disconnect(link);
-            bpf_link__destroy(link);
-            if (result != 0) {
-                *stage = "detach the pinned link";
-                errno = saved;
-                return -1;
-            }
-        } else if (errno != ENOENT) {
-            *stage = "open the pinned link";
-            return -1;
-        }
-        link = bpf_program__attach_cgroup(program, cgroup_fd);
-        if (!link) {
+        int taken;
+        if (take_over_pinned(bpf, i, cgroup_id, path, &taken, stage) != 0) return -1;
+        if (taken) continue;
+        int link = jb_bpf_link_create(bpf->programs[i], cgroup_fd, attach_types[i]);
+        if (link < 0) {
             *stage = i == 0 ? "attach the egress program" : "attach the ingress program";
-            return fail_with(-errno);
-        }
-        int result = bpf_link__pin(link, path);
-        if (result != 0) {
-            int saved = -result;
-            bpf_link__destroy(link);
-            *stage = "pin the link";
-            errno = saved;
             return -1;
         }
-        /* Closing the descriptor leaves the pinned link attached. */
-        bpf_link__disconnect(link);
+        if (jb_bpf_obj_pin(link, path) != 0) {
+            close_kept(link); /* its last descriptor: detached */
+            *stage = "pin the link";
+            return -1;
+        }
+        /* Closing the descriptor (jb_netacct_bpf_close) leaves the pinned link attached. */
         bpf->links[i] = link;
     }
     return 0;
@@ -341,34 +395,22 @@ int jb_netacct_node_open_counters(const char *pin_dir) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = bpf_obj_get(path);
-    if (fd < 0) return fail_with(fd);
+    int fd = jb_bpf_obj_get(path);
+    if (fd < 0) return -1;
     if (check_counters_map(fd) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        close_kept(fd);
         return -1;
     }
     return fd;
 }
 
-int jb_netacct_node_lookup(int fd, uint64_t id, struct jb_netacct_counters *value) {
-    int result = bpf_map_lookup_elem(fd, &id, value);
-    return result == 0 ? 0 : fail_with(result);
-}
+int jb_netacct_node_lookup(int fd, uint64_t id, struct jb_netacct_counters *value) { return jb_bpf_map_lookup(fd, &id, value) == 0 ? 0 : -1; }
 
-int jb_netacct_node_next_key(int fd, const uint64_t *previous, uint64_t *next) {
-    int result = bpf_map_get_next_key(fd, previous, next);
-    return result == 0 ? 0 : fail_with(result);
-}
+int jb_netacct_node_next_key(int fd, const uint64_t *previous, uint64_t *next) { return jb_bpf_map_next_key(fd, previous, next) == 0 ? 0 : -1; }
 
-int jb_netacct_node_delete(int fd, uint64_t id) {
-    int result = bpf_map_delete_elem(fd, &id);
-    return result == 0 ? 0 : fail_with(result);
-}
+int jb_netacct_node_delete(int fd, uint64_t id) { return jb_bpf_map_delete(fd, &id) == 0 ? 0 : -1; }
 
 int jb_netacct_node_remove_pins(const char *pin_dir, int *removed, const char **stage) {
-    libbpf_set_print(quiet);
     *removed = 0;
     for (int i = 0; i < 3; i++) {
         const char *name = i < 2 ? node_links[i] : "counters";
@@ -378,7 +420,7 @@ int jb_netacct_node_remove_pins(const char *pin_dir, int *removed, const char **
             errno = ENAMETOOLONG;
             return -1;
         }
-        int fd = bpf_obj_get(path);
+        int fd = jb_bpf_obj_get(path);
         if (fd < 0) {
             if (errno == ENOENT) continue;
             *stage = "open a pin";
@@ -387,10 +429,8 @@ int jb_netacct_node_remove_pins(const char *pin_dir, int *removed, const char **
         int result = 0;
         if (i < 2) {
             struct bpf_link_info info;
-            uint32_t info_size = sizeof info;
-            memset(&info, 0, sizeof info);
             /* Only a cgroup link is detached: a pin of another kind here is only unpinned. */
-            if (bpf_obj_get_info_by_fd(fd, &info, &info_size) == 0 && info.type == BPF_LINK_TYPE_CGROUP)
+            if (jb_bpf_obj_get_info(fd, &info, sizeof info) == 0 && info.type == BPF_LINK_TYPE_CGROUP)
                 result = detach_pinned(fd, path);
             else
                 result = unlink(path);

@@ -1,6 +1,6 @@
 /*
  * jb_netacct_bpf.h: netacct's cgroup BPF accounting, shared by the BPF program (netacct.bpf.c, compiled for the
- * bpf target at build time) and its libbpf loader (jb_netacct_bpf.c). The map layout is meant to outlive the
+ * bpf target at build time) and its loader (jb_netacct_bpf.c, over the bpf() system call). The map layout is meant to outlive the
  * per-job use: counters are keyed by the cgroup id of the packet's socket, so a program attached higher up (a
  * node service) counts every cgroup below it in one map and a reader sums a job's subtree.
  */
@@ -69,7 +69,8 @@ struct jb_netacct_bpf;
 
 /*
  * Opens and loads the BPF object OBJECT (SIZE bytes, ELF) with DENY_EXTERNAL. NULL with errno on failure and
- * *STAGE naming the step (a static string). Nothing is attached yet; libbpf prints nothing.
+ * *STAGE naming the step: a static string, or for a program the verifier refused one with the verifier's last
+ * complaint, the thread's until its next load. Nothing is attached yet, nothing is printed.
  */
 struct jb_netacct_bpf *jb_netacct_bpf_load(const void *object, size_t size, int deny_external, const char **stage);
 
@@ -87,10 +88,32 @@ int jb_netacct_bpf_attach(struct jb_netacct_bpf *bpf, int cgroup_fd, const char 
 /* The counters map's kernel id (recorded so --show can find the map of a running job). */
 uint32_t jb_netacct_bpf_counters_id(const struct jb_netacct_bpf *bpf);
 
+/* A map of the BPF object as the loader makes it: the loader reads no BTF, so the maps netacct.bpf.c defines
+ * are mirrored in a table (a test compares it with the object's BTF). MAX_ENTRIES is the program's; the counters
+ * map of a job and of the node service are made with JB_NETACCT_JOB_MAX_CGROUPS and JB_NETACCT_NODE_MAX_CGROUPS. */
+struct jb_netacct_map_spec {
+    const char *name;
+    uint32_t type;
+    uint32_t key_size;
+    uint32_t value_size;
+    uint32_t max_entries;
+    uint32_t flags;
+};
+
+/* Row INDEX of the table, NULL past its end. */
+const struct jb_netacct_map_spec *jb_netacct_bpf_map_spec(size_t index);
+
+/*
+ * Reads the BPF object OBJECT (SIZE bytes) as the loader would, without the kernel: 0 when it would be loaded
+ * (its maps are the table's, its programs are there, every relocation is a map's), else -1 with errno (EINVAL) and
+ * *PROBLEM saying why, as *STAGE of jb_netacct_bpf_load would.
+ */
+int jb_netacct_bpf_check_object(const void *object, size_t size, const char **problem);
+
 /* Sums the counters of every cgroup of this instance into *TOTAL. 0 or -1 with errno. */
 int jb_netacct_bpf_read(const struct jb_netacct_bpf *bpf, struct jb_netacct_counters *total);
 
-/* Detaches (destroys the links) and frees everything. */
+/* Detaches (closes the links) and frees everything. */
 void jb_netacct_bpf_close(struct jb_netacct_bpf *bpf);
 
 /*

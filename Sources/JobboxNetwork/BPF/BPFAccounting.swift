@@ -9,16 +9,20 @@ import SystemPackage
 @preconcurrency import Musl
 #endif
 
-/// One job's instance of netacct's cgroup BPF programs (`netacct.bpf.c`) with its own maps, loaded through libbpf
-/// (`jb_netacct_bpf.c`). Attached through bpf_links held by this process only: when netacct dies, even by kill -9,
+/// One job's instance of netacct's cgroup BPF programs (`netacct.bpf.c`) with its own maps, loaded by netacct's own
+/// loader (`jb_netacct_bpf.c`, the bpf() system call). Attached through bpf_links held by this process only: when netacct dies, even by kill -9,
 /// the kernel detaches them, so there is nothing pinned and nothing to find in bpffs afterwards.
 package final class BPFAccounting {
     private var handle: OpaquePointer?
 
     /// Loads the programs with `internal` networks and loopback (127.0.0.0/8, ::1: not counted) in their networks
     /// map; `denyExternal` makes them drop external packets after counting them.
-    package init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
-        let object = try Self.embeddedObject()
+    package convenience init(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
+        try self.init(object: Self.embeddedObject(), internalIPv4: internalIPv4, internalIPv6: internalIPv6, denyExternal: denyExternal)
+    }
+
+    /// Loads the programs of `object`: the embedded one, or a test's altered copy.
+    init(object: [UInt8], internalIPv4: [IPv4Network], internalIPv6: [IPv6Network], denyExternal: Bool) throws(JobboxError) {
         var stage: UnsafePointer<CChar>? = nil
         let loaded = object.withUnsafeBytes { jb_netacct_bpf_load($0.baseAddress, $0.count, denyExternal ? 1 : 0, &stage) }
         guard let loaded else {

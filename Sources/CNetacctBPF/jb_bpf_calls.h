@@ -1,0 +1,53 @@
+/*
+ * jb_bpf_calls.h: the bpf() commands netacct's loader uses, one function each over CLinux's jb_bpf (the calls
+ * libbpf made for it, without libbpf). Every function returns what the kernel returned (a descriptor or 0), or -1
+ * with errno. Private to CNetacctBPF.
+ */
+#ifndef JOBBOX_JB_BPF_CALLS_H
+#define JOBBOX_JB_BPF_CALLS_H
+
+#include <linux/bpf.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* BPF_MAP_CREATE: a map named NAME (at most BPF_OBJ_NAME_LEN - 1 characters kept), no BTF. */
+int jb_bpf_map_create(uint32_t type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, uint32_t flags);
+
+/*
+ * BPF_PROG_LOAD of COUNT instructions, named NAME (shortened as for a map), licensed LICENSE. Loaded without a
+ * verifier log first (the log costs time at every job's start); on failure loaded again with one, which *LOG then
+ * holds (allocated, the caller frees it; NULL when there is none), and errno is the first attempt's. The log at
+ * level 1 holds only the refused path; one beyond JB_BPF_LOG_SIZE keeps its end on kernels from 6.4, its start
+ * on older ones.
+ */
+#define JB_BPF_LOG_SIZE (1024 * 1024)
+int jb_bpf_prog_load(uint32_t type, uint32_t expected_attach_type, const char *name, const struct bpf_insn *insns, size_t count,
+                     const char *license, char **log);
+
+/* BPF_LINK_CREATE: PROGRAM attached to the cgroup TARGET as ATTACH_TYPE, through a link (multi: the cgroup's other
+ * programs keep running). */
+int jb_bpf_link_create(int program, int target, uint32_t attach_type);
+
+/* BPF_LINK_UPDATE: the link runs PROGRAM from now on (no moment without a program). */
+int jb_bpf_link_update(int link, int program);
+
+/* BPF_LINK_DETACH: the link lets go of its program and cgroup, though it stays open and pinned. */
+int jb_bpf_link_detach(int link);
+
+/* BPF_OBJ_PIN and BPF_OBJ_GET: a map or link at PATH in bpffs. */
+int jb_bpf_obj_pin(int fd, const char *path);
+int jb_bpf_obj_get(const char *path);
+
+/* BPF_OBJ_GET_INFO_BY_FD: INFO (a struct bpf_map_info, bpf_prog_info or bpf_link_info, zeroed here) of FD. */
+int jb_bpf_obj_get_info(int fd, void *info, uint32_t size);
+
+/* BPF_MAP_GET_FD_BY_ID. */
+int jb_bpf_map_get_fd_by_id(uint32_t id);
+
+/* BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY (KEY NULL: the first). */
+int jb_bpf_map_lookup(int map, const void *key, void *value);
+int jb_bpf_map_update(int map, const void *key, const void *value, uint64_t flags);
+int jb_bpf_map_delete(int map, const void *key);
+int jb_bpf_map_next_key(int map, const void *key, void *next);
+
+#endif

@@ -13,7 +13,7 @@ let staticReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"], .when(configuration: .release))
 ]
 
-/// How netacct, which links libip4tc, libmnl, libnftnl and libbpf, is linked: glibc, libip4tc and libmnl dynamic,
+/// How netacct, which links libmnl, libnftnl and libbpf, is linked: glibc and libmnl dynamic,
 /// everything else that costs at start-up gone (bench/README.md has the measurements behind each flag):
 /// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
 ///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
@@ -25,7 +25,7 @@ let staticReleaseLinking: [LinkerSetting] = [
 /// - libstdc++, libnftnl, libbpf and libelf linked in: resolving libstdc++'s symbols was four fifths of the
 ///   loader's work, and each further shared library costs mappings, relocations and page faults (netacct's
 ///   `--version` 1.5 ms with them shared, 1.2 ms linked in). They are named as `-lstdc++`, `-lnftnl`, ..., so
-///   scripts/release-build.sh puts their archives where the linker looks first; libip4tc and libmnl have none
+///   scripts/release-build.sh puts their archives where the linker looks first; libmnl has none
 ///   in Debian, and zlib stays shared for the node's security updates.
 /// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
 ///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
@@ -82,7 +82,7 @@ let package = Package(
         .target(name: "CLinux"),
         // ns-exec's fork/exec side: the flat namespace plan carried out in the child, and the job's init.
         .target(name: "CNsExec", dependencies: ["CLinux"]),
-        // The headers of libiptc (legacy iptables), libmnl and libnftnl: netacct only. JobboxNetwork names the
+        // The kernel's legacy iptables header, and those of libmnl and libnftnl: netacct only. JobboxNetwork names the
         // libraries themselves as linker settings, not pkg-config, whose -L of the system's directory would come
         // first on the link line and keep the release build from linking libnftnl's archive.
         .systemLibrary(name: "CNetfilter"),
@@ -120,7 +120,7 @@ let package = Package(
             dependencies: [
                 "JobboxCore", "JobboxCgroups", "JobboxNetacctClient", "CLinux", "CNetfilter", "CNetacctBPF", "NetacctBPFObject", systemPackage,
             ],
-            linkerSettings: [.linkedLibrary("ip4tc"), .linkedLibrary("nftnl"), .linkedLibrary("mnl")]
+            linkerSettings: [.linkedLibrary("nftnl"), .linkedLibrary("mnl")]
         ),
 
         // Helpers the test targets share: sandboxes, fixtures, spawning the built tools.

@@ -9,7 +9,8 @@ scratch=${RELEASE_DIR:-.build-release}
 # and -lelf, which find the shared libraries; the build directory is the first place the linker searches, so the
 # archives put there are linked in instead (bench/README.md: the loader's symbol lookups in libstdc++ were most of
 # a tool's start-up, and each shared library netacct loads costs it mappings, relocations and page faults).
-# libip4tc and libmnl have no archive in Debian, and zlib stays shared too: a copy of it in a binary misses the
+# libmnl has no archive in Debian (legacy iptables needs no library: netacct uses the kernel's socket options
+# itself), and zlib stays shared too: a copy of it in a binary misses the
 # node's security updates (lintian refuses it as embedded-library).
 libdir=$scratch/$(uname -m)-unknown-linux-gnu/release
 mkdir -p "$libdir"

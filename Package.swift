@@ -13,7 +13,7 @@ let staticReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"], .when(configuration: .release))
 ]
 
-/// How netacct, which links libip4tc, is linked: glibc and libip4tc dynamic,
+/// How netacct is linked: glibc dynamic,
 /// everything else that costs at start-up gone (bench/README.md has the measurements behind each flag):
 /// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
 ///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
@@ -23,9 +23,9 @@ let staticReleaseLinking: [LinkerSetting] = [
 /// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
 ///   the dynamic symbol table (and every lookup the loader does in it) larger;
 /// - libstdc++ linked in: resolving libstdc++'s symbols was four fifths of the loader's work, and each further
-///   shared library costs mappings, relocations and page faults (netacct's `--version` 1.5 ms with them shared,
-///   1.2 ms linked in). It is named as `-lstdc++`, so scripts/release-build.sh puts its archive where the linker
-///   looks first; libip4tc has none in Debian. netacct's BPF loader and netlink code link no library.
+///   shared library costs mappings, relocations and page faults. It is named as `-lstdc++`, so
+///   scripts/release-build.sh puts its archive where the linker looks first. netacct links no other library: its
+///   netlink, x_tables and BPF code speak to the kernel directly.
 /// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
 ///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
 ///   (scripts/check-glibc-symbols.sh checks every release build).
@@ -81,9 +81,8 @@ let package = Package(
         .target(name: "CLinux"),
         // ns-exec's fork/exec side: the flat namespace plan carried out in the child, and the job's init.
         .target(name: "CNsExec", dependencies: ["CLinux"]),
-        // The headers of libiptc (legacy iptables), and the kernel's netlink, rtnetlink and nf_tables headers (nftables
-        // is spoken over jobbox's own netlink layer): netacct only. JobboxNetwork names libip4tc as a linker setting,
-        // not pkg-config, whose -L of the system's directory would come first on the link line.
+        // The kernel's netlink, rtnetlink, nf_tables and legacy iptables (x_tables) headers: netacct speaks them
+        // itself, with no library.
         .systemLibrary(name: "CNetfilter"),
         // jobbox's version as a constant, written at build time by the plugin (scripts/version.sh).
         .plugin(name: "JobboxVersionPlugin", capability: .buildTool()),
@@ -118,8 +117,7 @@ let package = Package(
             name: "JobboxNetwork",
             dependencies: [
                 "JobboxCore", "JobboxCgroups", "JobboxNetacctClient", "CLinux", "CNetfilter", "CNetacctBPF", "NetacctBPFObject", systemPackage,
-            ],
-            linkerSettings: [.linkedLibrary("ip4tc")]
+            ]
         ),
 
         // Helpers the test targets share: sandboxes, fixtures, spawning the built tools.

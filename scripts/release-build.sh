@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 scratch=${RELEASE_DIR:-.build-release}
 # The Swift toolchain links libstdc++ as -lstdc++, which finds the shared library; the build directory is the
 # first place the linker searches, so the archive put there is linked in instead (bench/README.md: the loader's
-# symbol lookups in libstdc++ were most of a tool's start-up). libip4tc has no archive in Debian. netacct speaks
-# netlink and loads its BPF programs itself, so neither libnftnl, libmnl, libbpf nor its libelf and zlib are linked.
+# symbol lookups in libstdc++ were most of a tool's start-up). netacct speaks netlink, x_tables and bpf() itself,
+# so it links no other C library.
 libdir=$scratch/$(uname -m)-unknown-linux-gnu/release
 mkdir -p "$libdir"
 for library in stdc++; do

@@ -58,7 +58,7 @@ struct Netacct: JobboxTool {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Where to count: auto, iptables (legacy, libiptc), nftables, or bpf (cgroup BPF, no namespace) (default: NETWORK_BACKEND).", valueName: "backend"))
+            "Where to count: auto, iptables (legacy), nftables, or bpf (cgroup BPF, no namespace) (default: NETWORK_BACKEND).", valueName: "backend"))
     var backend: String?
 
     @Option(name: .long, help: ArgumentHelp("Seconds between ad writes to --ad-file while the job runs.", valueName: "seconds"))

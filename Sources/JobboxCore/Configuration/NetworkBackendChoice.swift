@@ -2,7 +2,7 @@
 package enum NetworkBackendChoice: String, Sendable, CaseIterable {
     /// nftables when the host's `iptables` is the nft flavour or legacy tables are absent, else legacy.
     case auto
-    /// Legacy iptables through libiptc.
+    /// Legacy iptables, through the kernel's socket options.
     case iptables
     /// nftables through netlink.
     case nftables

@@ -8,7 +8,7 @@ import JobboxCore
 
 /// The firewall a job's accounting lives in.
 package enum BackendKind: String, Sendable, CaseIterable {
-    /// Legacy iptables (x_tables), through libiptc.
+    /// Legacy iptables (x_tables), through the kernel's socket options.
     case iptables
     /// nftables, through nfnetlink (jobbox's own netlink messages).
     case nftables

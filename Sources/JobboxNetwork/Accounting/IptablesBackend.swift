@@ -7,12 +7,13 @@ import JobboxCore
 @preconcurrency import Musl
 #endif
 
-/// Legacy iptables through libiptc: one `JOB_<id>` chain in `filter` with the counting rules, four jumps to it
-/// at the top of `INPUT`, `FORWARD` (twice) and `OUTPUT`, and a `MASQUERADE` rule at the top of the `nat`
-/// table's `POSTROUTING` tagged with the chain's name as comment.
+/// Legacy iptables through the kernel's own interface (`IptablesTable`): one `JOB_<id>` chain in `filter` with
+/// the counting rules, four jumps to it at the top of `INPUT`, `FORWARD` (twice) and `OUTPUT`, and a
+/// `MASQUERADE` rule at the top of the `nat` table's `POSTROUTING` tagged with the chain's name as comment.
 ///
-/// Counting uses rules in the job's own chain: a commit resets the built-in chains' policy counters, while rule
-/// counters survive every commit (libiptc adds the old counts back right after replacing the table).
+/// Counting uses rules in the job's own chain, whose counters survive every commit of any job: the kernel starts a
+/// replaced table at zero, and `IptablesTable.commit` adds every kept entry's old counts back right after (as
+/// libiptc does for iptables).
 package struct IptablesBackend: AccountingBackend {
     /// The lock taken around every read-modify-commit.
     package let lock: XtablesLock
@@ -28,7 +29,7 @@ package struct IptablesBackend: AccountingBackend {
     package func install(_ plan: AccountingPlan) throws(JobboxError) {
         try lock.withLock { () throws(JobboxError) in
             do throws(JobboxError) {
-                try IptcTable.modify("filter") { table throws(JobboxError) in
+                try IptablesTable.modify("filter") { table throws(JobboxError) in
                     try table.createChain(plan.chain)
                     for rule in plan.rules {
                         try table.append(plan.chain, Self.entry(for: rule, interface: plan.interface))
@@ -40,7 +41,7 @@ package struct IptablesBackend: AccountingBackend {
                     try table.insert("OUTPUT", IptablesEntry.make(.init(output: plan.interface), target: jump))
                     return true
                 }
-                try IptcTable.modify("nat") { table throws(JobboxError) in
+                try IptablesTable.modify("nat") { table throws(JobboxError) in
                     let source = IPv4Network(address: plan.jobAddress, prefixLength: 32)
                     try table.insert("POSTROUTING", IptablesEntry.make(.init(source: source), comment: plan.chain, target: .masquerade))
                     return true
@@ -73,7 +74,7 @@ package struct IptablesBackend: AccountingBackend {
     private func removeLocked(chain: String) throws(JobboxError) {
         let tables = loadedTables()
         if tables.contains("filter") {
-            try IptcTable.modify("filter") { table throws(JobboxError) in
+            try IptablesTable.modify("filter") { table throws(JobboxError) in
                 var changed = false
                 for builtin in ["INPUT", "FORWARD", "OUTPUT"] {
                     changed = try table.deleteRules(in: builtin) { entry, target in target == chain } || changed
@@ -86,7 +87,7 @@ package struct IptablesBackend: AccountingBackend {
             }
         }
         if tables.contains("nat") {
-            try IptcTable.modify("nat") { table throws(JobboxError) in
+            try IptablesTable.modify("nat") { table throws(JobboxError) in
                 try table.deleteRules(in: "POSTROUTING") { entry, target in
                     target == "MASQUERADE" && IptablesEntry.comment(of: entry) == chain
                 }
@@ -98,7 +99,7 @@ package struct IptablesBackend: AccountingBackend {
     /// counts are added back), and a read between them would see a job's counters near zero.
     package func counters(chains: [String]) throws(JobboxError) -> [String: TrafficCounters] {
         guard loadedTables().contains("filter") else { return [:] }
-        let table = try lock.withLock { () throws(JobboxError) in try IptcTable(name: "filter") }
+        let table = try lock.withLock { () throws(JobboxError) in try IptablesTable(name: "filter") }
         var result: [String: TrafficCounters] = [:]
         for chain in chains where table.isChain(chain) {
             var counters = TrafficCounters()

@@ -1,8 +1,8 @@
 import CNetfilter
 import JobboxCore
 
-/// Builds the `ipt_entry` blobs libiptc takes: the fixed entry, then matches, then the target, each padded to
-/// the kernel's 8-byte `XT_ALIGN`.
+/// Builds `ipt_entry` blobs as the kernel takes them: the fixed entry, then matches, then the target, each padded
+/// to the kernel's 8-byte `XT_ALIGN`.
 ///
 /// The layouts of the extension payloads are the kernel's ABI: `xt_comment_info` is `char comment[256]`,
 /// `ipt_reject_info` one enum, `nf_nat_ipv4_multi_range_compat` a count and one 16-byte range.
@@ -16,6 +16,8 @@ package enum IptablesEntry {
     static let maxExtensionName = 28
     /// `ipt_reject_with`'s `IPT_ICMP_PORT_UNREACHABLE`.
     static let icmpPortUnreachable: Int32 = 3
+    /// `xt_error_target`'s name size (`XT_FUNCTION_MAXNAMELEN`).
+    static let errorNameSize = 30
     /// The comment match's text size.
     static let commentSize = 256
 
@@ -41,8 +43,10 @@ package enum IptablesEntry {
 
     /// What a rule does with a packet it matches.
     package enum Target: Sendable, Equatable {
-        /// A standard verdict or a jump, by name: `RETURN`, `ACCEPT`, a chain (libiptc resolves the name).
+        /// A standard verdict or a jump, by name: `RETURN`, `ACCEPT`, a chain (`IptablesTable` resolves the name).
         case standard(String)
+        /// The `ERROR` target that heads a user chain and carries its name (`xt_error_target`).
+        case error(String)
         /// `REJECT --reject-with icmp-port-unreachable`.
         case rejectPortUnreachable
         /// `MASQUERADE`.
@@ -104,6 +108,10 @@ package enum IptablesEntry {
         case .rejectPortUnreachable:
             name = "REJECT"
             payload = withUnsafeBytes(of: icmpPortUnreachable) { Array($0) }
+        case .error(let chain):
+            name = "ERROR"
+            // errorname: char[XT_FUNCTION_MAXNAMELEN], NUL-terminated.
+            payload = Array(chain.utf8.prefix(errorNameSize - 1)) + [UInt8](repeating: 0, count: errorNameSize - min(chain.utf8.count, errorNameSize - 1))
         case .masquerade:
             name = "MASQUERADE"
             // rangesize = 1, then one range with no flags: masquerade to the outgoing interface's address.

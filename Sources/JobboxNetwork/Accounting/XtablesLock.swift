@@ -10,9 +10,9 @@ import SystemPackage
 /// The lock every legacy iptables writer takes (`iptables -w`): an exclusive `flock` on `/run/xtables.lock`
 /// (or `$XTABLES_LOCKFILE`, as iptables honours it, unless netacct runs with more privilege than its caller).
 ///
-/// libiptc replaces a whole table on commit, so two writers that read the same snapshot would lose each other's
-/// changes; holding this lock from the read to the commit keeps netacct, other netacct runs and the admin's
-/// own iptables from doing that.
+/// A legacy iptables commit replaces a whole table (iptables' own and `IptablesTable`'s), so two writers that
+/// read the same snapshot would lose each other's changes; holding this lock from the read to the commit keeps
+/// netacct, other netacct runs and the admin's own iptables from doing that.
 package struct XtablesLock: Sendable {
     /// The lock file.
     package let path: String

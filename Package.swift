@@ -2,52 +2,26 @@
 import Foundation
 import PackageDescription
 
-/// How a release tool without shared-only libraries is linked: one static executable, glibc included
-/// (bench/README.md: a static Swift program starts in 1.1-1.4 times /bin/true's time, the same program with a
-/// dynamic glibc in 2-3 times: the loader's relocations and symbol lookups, and the page faults of both). What a
+/// How every release tool is linked: one static executable, glibc included (bench/README.md: a static Swift
+/// program starts in 1.1-1.4 times /bin/true's time, the same program with a dynamic glibc in 2-3 times: the
+/// loader's relocations and symbol lookups, and the page faults of both). No tool links a C library that Debian
+/// ships as a shared object only: netacct speaks netlink, the x_tables socket options and bpf() itself. What a
 /// static glibc cannot do is load NSS modules (sss, ldap, systemd), so no tool calls getpwnam and its kin: users
 /// and groups are asked of the node's own glibc through getent (Sources/JobboxCore/OS/UserDatabase.swift), and
 /// Sources/CLinux/jb_nss.c keeps any other lookup to the built-in files and DNS services. A static executable
-/// needs no symbol version of the node's glibc at all, so it runs on EL9's 2.34 as on anything newer.
+/// needs no symbol version of the node's glibc at all, so it runs on EL9's 2.34 as on anything newer
+/// (scripts/check-glibc-symbols.sh checks every release build).
 let staticReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"], .when(configuration: .release))
 ]
 
-/// How netacct is linked: glibc dynamic,
-/// everything else that costs at start-up gone (bench/README.md has the measurements behind each flag):
-/// - `-no-pie`: the Swift runtime's metadata holds about 40,000 absolute pointers, which the loader of a
-///   position-independent executable relocates at every start, dirtying half a megabyte of pages per process;
-///   linked at a fixed address they are resolved once, by the linker;
-/// - libgcc_s stays shared: libgcc's archive unwinder, built against Debian's glibc 2.36, calls `_dl_find_object`
-///   (glibc 2.35), which EL9 lacks;
-/// - `--no-export-dynamic`: `--static-swift-stdlib` exports every symbol of the executable, which only makes
-///   the dynamic symbol table (and every lookup the loader does in it) larger;
-/// - libstdc++ linked in: resolving libstdc++'s symbols was four fifths of the loader's work, and each further
-///   shared library costs mappings, relocations and page faults. It is named as `-lstdc++`, so
-///   scripts/release-build.sh puts its archive where the linker looks first. netacct links no other library: its
-///   netlink, x_tables and BPF code speak to the kernel directly.
-/// - `--wrap`: what the Swift runtime and libstdc++ reference from glibc 2.35 and 2.36 is answered by
-///   Sources/CLinux/jb_glibc_compat.c, so the binary loads on EL9's glibc 2.34
-///   (scripts/check-glibc-symbols.sh checks every release build).
-let dynamicReleaseLinking: [LinkerSetting] = [
-    .unsafeFlags(
-        [
-            "-Xclang-linker", "-no-pie",
-            "-Xlinker", "--no-export-dynamic",
-            "-Xlinker", "--wrap=hypotf",
-            "-Xlinker", "--wrap=arc4random",
-        ], .when(configuration: .release))
-]
-
 /// The five per-job tools, each a thin executable over the modules it needs (docs/ARCHITECTURE.md).
-/// Only netacct links the netfilter libraries, which Debian ships as shared objects only, so it alone is linked
-/// dynamically in a release build; the other four are static executables.
-let tools: [(name: String, modules: [Target.Dependency], linking: [LinkerSetting])] = [
-    ("cg-exec", ["JobboxCgroups", "JobboxNetacctClient"], staticReleaseLinking),
-    ("ns-exec", ["JobboxNamespaces"], staticReleaseLinking),
-    ("netacct", ["JobboxNetwork", "JobboxNetacctClient"], dynamicReleaseLinking),
-    ("chroot-tool", ["JobboxChroot"], staticReleaseLinking),
-    ("jobstat", ["JobboxStats", "JobboxCgroups", "JobboxQuota"], staticReleaseLinking),
+let tools: [(name: String, modules: [Target.Dependency])] = [
+    ("cg-exec", ["JobboxCgroups", "JobboxNetacctClient"]),
+    ("ns-exec", ["JobboxNamespaces"]),
+    ("netacct", ["JobboxNetwork", "JobboxNetacctClient"]),
+    ("chroot-tool", ["JobboxChroot"]),
+    ("jobstat", ["JobboxStats", "JobboxCgroups", "JobboxQuota"]),
 ]
 
 /// libFuzzer targets for the parsers of untrusted text, built only when `JOBBOX_FUZZ=1` (`make fuzz`): they
@@ -144,7 +118,7 @@ let package = Package(
             .executableTarget(
                 name: tool.name,
                 dependencies: ["JobboxCLI", "JobboxCore", argumentParser] + tool.modules,
-                linkerSettings: tool.linking
+                linkerSettings: staticReleaseLinking
             )
         }
         + (fuzzing

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The release build of make release, make install, bench/run and make check-v2: Swift's standard library static
-# (--static-swift-stdlib), linked as Package.swift says (four static executables, netacct dynamic), then
+# (--static-swift-stdlib), linked as Package.swift says (five static executables), then
 # checked by check-glibc-symbols.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."

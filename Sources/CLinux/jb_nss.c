@@ -1,7 +1,7 @@
 /*
  * jb_nss.c: keeps a statically linked tool from loading NSS modules.
  *
- * cg-exec, ns-exec, jobstat and chroot-tool are released as static executables (bench/README.md: half their
+ * All five tools are released as static executables (bench/README.md: half their
  * start-up was the dynamic loader). A static glibc answers files and DNS lookups itself, but for any other
  * service named in /etc/nsswitch.conf (sss, ldap, systemd) it dlopens the module, which brings the node's shared
  * libc in beside the static one: measured here, a lookup of an unknown user crashes in libnss_systemd. jobbox
@@ -15,7 +15,7 @@
 
 __attribute__((constructor)) static void jb_nss_built_in_only(void) {
     /* AT_BASE is the program interpreter's address: 0 when there is none, i.e. the executable is static. A
-     * dynamically linked tool (netacct, debug builds) loads modules with the node's own libc, as it should. */
+     * dynamically linked tool (a debug build) loads modules with the node's own libc, as it should. */
     if (getauxval(AT_BASE) != 0) return;
     static const char *const files_only[] = {
         "aliases", "ethers", "group", "gshadow", "initgroups", "netgroup", "networks",

@@ -98,10 +98,11 @@ apt_mirror() {
 read -r mirror suite < <(apt_mirror | head -1) || true
 [ -n "${suite:-}" ] || { echo "check-packages: no Debian mirror configured for apt" >&2; exit 1; }
 
-# The Debian chroot: minbase, man-db, and the .deb's own dependencies (names from its Depends field).
-deb_packages=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\(.*\)//; s/[[:space:]]//g' | grep -v '^$' |
+# The Debian chroot: minbase, man-db, and the .deb's own dependencies (names from its Depends field, which the
+# static tools leave empty today).
+deb_packages=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\(.*\)//; s/[[:space:]]//g' | { grep -v '^$' || true; } |
     sort -u | paste -sd,)
-deb_packages="man-db,$deb_packages"
+deb_packages="man-db${deb_packages:+,$deb_packages}"
 cache=$repo/.cache/packages
 tree=$cache/debian-$suite-$(echo "$mirror $deb_packages" | sha256sum | cut -c1-12).tar
 debroot=$work/debian

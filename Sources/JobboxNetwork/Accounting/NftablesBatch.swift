@@ -7,9 +7,12 @@ final class NftablesBatch {
     private var bytes: [UInt8]
     private var sequence: UInt32
     private var acknowledged = 0
+    /// The batch-begin message's sequence number, which the kernel answers only when it refuses the whole batch.
+    private let beginSequence: UInt32
 
     init(sequence: UInt32) {
         self.sequence = sequence
+        beginSequence = sequence &+ 1
         bytes = []
         bytes += NftMessage.batchBegin(sequence: nextSequence()).bytes
     }
@@ -35,6 +38,6 @@ final class NftablesBatch {
 
     /// Ends the batch, sends it and waits for every message's answer.
     func send(on socket: NetlinkSocket) throws(Errno) {
-        try socket.transact(message, replies: acknowledged)
+        try socket.transact(message, replies: acknowledged, refusedAllAs: beginSequence)
     }
 }

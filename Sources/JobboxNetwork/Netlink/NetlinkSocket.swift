@@ -65,10 +65,12 @@ package final class NetlinkSocket {
     }
 
     /// Sends `bytes` holding `replies` messages that ask for an ack (an nfnetlink batch), and waits for all the
-    /// answers; the first error is thrown after every answer has been read.
-    package func transact(_ bytes: [UInt8], replies: Int) throws(Errno) {
+    /// answers; the first error is thrown after every answer has been read. An error answering `batchSequence`,
+    /// the batch's begin message, is the kernel refusing the batch as a whole (no `CAP_NET_ADMIN` in the
+    /// namespace, no nf_tables): no other answer follows, so it is thrown at once.
+    package func transact(_ bytes: [UInt8], replies: Int, refusedAllAs batchSequence: UInt32) throws(Errno) {
         try send(bytes)
-        try awaitAcknowledgements(count: replies)
+        try awaitAcknowledgements(count: replies, refusedAllAs: batchSequence)
     }
 
     /// Sends a dump request and calls `each` with every message of the answer until the kernel's done.
@@ -125,15 +127,22 @@ package final class NetlinkSocket {
         if sent != bytes.count { throw Errno.ioError }
     }
 
-    private func awaitAcknowledgements(count: Int) throws(Errno) {
+    private func awaitAcknowledgements(count: Int, refusedAllAs batchSequence: UInt32? = nil) throws(Errno) {
         var answered = 0
         var firstError: Errno?
-        while answered < count {
-            try receive { header, reply in
-                guard Int32(header.nlmsg_type) == NLMSG_ERROR else { return }
-                answered += 1
-                let code = Self.errorCode(reply)
-                if code != 0 && firstError == nil { firstError = Errno(rawValue: code) }
+        var refusedAll = false
+        while answered < count && !refusedAll {
+            do {
+                try receive { header, reply in
+                    guard Int32(header.nlmsg_type) == NLMSG_ERROR else { return }
+                    answered += 1
+                    let code = Self.errorCode(reply)
+                    if code != 0 && firstError == nil { firstError = Errno(rawValue: code) }
+                    if code != 0 && header.nlmsg_seq == batchSequence { refusedAll = true }
+                }
+            } catch {
+                // A receive timeout after an error: that error is the news, not the silence after it.
+                throw firstError ?? error
             }
         }
         if let firstError { throw firstError }
@@ -181,8 +190,8 @@ package final class NetlinkSocket {
                 }
             }
             if let failure { throw failure }
-            if flags & Int32(MSG_TRUNC) != 0 { throw Errno.noSpace }
             guard sender.nl_family == sa_family_t(AF_NETLINK), sender.nl_pid == 0 else { continue }
+            if flags & Int32(MSG_TRUNC) != 0 { throw Errno.noSpace }
             return Array(receiveBuffer[0..<received])
         }
     }

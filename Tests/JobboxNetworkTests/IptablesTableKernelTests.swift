@@ -50,16 +50,6 @@ struct IptablesTableKernelTests {
 
         """
 
-    /// Runs `body` with the pid of a sleeper alone in a new network namespace; the namespace goes with the sleeper.
-    static func withNamespace(_ body: (pid_t) throws -> Void) throws {
-        let sleeper = try JobLinksKernelTests.sleeperInNewNetwork()
-        defer {
-            kill(sleeper.pid, SIGKILL)
-            _ = sleeper.wait()
-        }
-        try body(sleeper.pid)
-    }
-
     /// Runs `arguments` in the network namespace of `pid`; its stdout.
     @discardableResult
     static func run(_ pid: pid_t, _ arguments: [String], stdin: String? = nil) throws -> String {
@@ -91,7 +81,7 @@ struct IptablesTableKernelTests {
 
     @Test("another firewall's rules, policies and counters come back exactly after a job's rules are installed and removed")
     func foreignRulesSurvive() throws {
-        try Self.withNamespace { pid in
+        try JobLinksKernelTests.withSleeperNetwork { pid in
             try Self.run(pid, ["iptables-legacy-restore", "-c"], stdin: Self.foreignRules)
             let before = try Self.save(pid)
             #expect(before.contains("[35:3500] -A FORWARD -o docker0 -g DOCKER"), "\(before)")
@@ -114,9 +104,31 @@ struct IptablesTableKernelTests {
         }
     }
 
+    @Test("a job chain another rule jumps to stays, reported, while its jumps and its masquerade rule go")
+    func referencedChainStays() throws {
+        try JobLinksKernelTests.withSleeperNetwork { pid in
+            let chain = Self.chainName()
+            let backend = Self.backend()
+            try JobLinksKernelTests.inNamespace(of: pid) {
+                try backend.install(Self.plan(chain, interface: "jbt2"))
+            }
+            try Self.run(pid, ["iptables-legacy", "-N", "ADMIN"])
+            try Self.run(pid, ["iptables-legacy", "-A", "ADMIN", "-j", chain])
+            try JobLinksKernelTests.inNamespace(of: pid) {
+                let refusal = #expect(throws: JobboxError.self) { try backend.remove(chain: chain) }
+                #expect(refusal?.errno == .resourceBusy, "\(String(describing: refusal))")
+            }
+            let after = try Self.save(pid)
+            #expect(after.contains(":\(chain) - [0:0]"), "\(after)")
+            #expect(after.contains("[0:0] -A ADMIN -j \(chain)"), "\(after)")
+            #expect(!after.contains { $0.contains("-j \(chain)") && !$0.contains("-A ADMIN") }, "\(after)")
+            #expect(!after.contains { $0.contains("MASQUERADE") }, "\(after)")
+        }
+    }
+
     @Test("a job's rule counters survive other jobs' commits and keep counting")
     func countersSurviveCommits() throws {
-        try Self.withNamespace { pid in
+        try JobLinksKernelTests.withSleeperNetwork { pid in
             try Self.run(pid, ["ip", "link", "set", "lo", "up"])
             let first = Self.chainName()
             let second = Self.chainName()
@@ -153,7 +165,7 @@ struct IptablesTableKernelTests {
 
     @Test("a table read from the kernel serialises to the same bytes, hooks and entry count; an unchanged commit keeps every counter")
     func roundTrip() throws {
-        try Self.withNamespace { pid in
+        try JobLinksKernelTests.withSleeperNetwork { pid in
             try Self.run(pid, ["iptables-legacy-restore", "-c"], stdin: Self.foreignRules)
             let chain = Self.chainName()
             try JobLinksKernelTests.inNamespace(of: pid) {
@@ -182,7 +194,7 @@ struct IptablesTableKernelTests {
 
     @Test("a table laid out in a way iptables does not write is refused, never edited")
     func malformedTables() throws {
-        try Self.withNamespace { pid in
+        try JobLinksKernelTests.withSleeperNetwork { pid in
             try Self.run(pid, ["iptables-legacy-restore", "-c"], stdin: Self.foreignRules)
             try JobLinksKernelTests.inNamespace(of: pid) {
                 let snapshot = try IptablesSocket(table: "filter").read("filter")

@@ -71,8 +71,11 @@ package struct IptablesBackend: AccountingBackend {
         try lock.withLock { () throws(JobboxError) in try removeLocked(chain: chain) }
     }
 
+    /// Removes what `install` made. A job chain something else now jumps to (an admin's rule) stays, reported
+    /// once the rest is gone: its jumps and its masquerade rule are removed all the same.
     private func removeLocked(chain: String) throws(JobboxError) {
         let tables = loadedTables()
+        var chainLeft: JobboxError?
         if tables.contains("filter") {
             try IptablesTable.modify("filter") { table throws(JobboxError) in
                 var changed = false
@@ -80,8 +83,12 @@ package struct IptablesBackend: AccountingBackend {
                     changed = try table.deleteRules(in: builtin) { entry, target in target == chain } || changed
                 }
                 if table.isChain(chain) {
-                    try table.deleteChain(chain)
-                    changed = true
+                    do throws(JobboxError) {
+                        try table.deleteChain(chain)
+                        changed = true
+                    } catch {
+                        chainLeft = error
+                    }
                 }
                 return changed
             }
@@ -93,6 +100,7 @@ package struct IptablesBackend: AccountingBackend {
                 }
             }
         }
+        if let chainLeft { throw chainLeft }
     }
 
     /// Reading takes the lock too: a commit is two steps (the table is replaced with zeroed counters, then the old

@@ -95,7 +95,8 @@ final class IptablesSocket {
         header.num_counters = UInt32(counters.count)
         let buffer = withUnsafeBytes(of: header) { Array($0) } + counters.withUnsafeBytes { Array($0) }
         let status = buffer.withUnsafeBytes { setsockopt(fd, SOL_IP, IPT_SO_SET_ADD_COUNTERS, $0.baseAddress, socklen_t($0.count)) }
-        if status != 0 { throw JobboxError.lastErrno("cannot restore the counters of iptables table", table) }
+        // The table is already replaced by now, with every counter at zero, and there is no going back: say so.
+        if status != 0 { throw JobboxError.lastErrno("cannot restore the counters (all now zero) of iptables table", table) }
     }
 
     /// Writes `name` NUL-terminated into a fixed `char[32]` (table names are jobbox's own constants).

@@ -25,9 +25,8 @@ package struct UserAccount: Sendable, Equatable {
 
 /// The node's user and group databases, asked through `getent`.
 ///
-/// Why a child and not `getpwnam_r`: cg-exec, ns-exec, jobstat and chroot-tool are static executables, and a
-/// static glibc cannot load the NSS modules batch nodes take their users from (sss, ldap; systemd on Debian): it
-/// brings the node's shared libc in beside its own, and a lookup of an unknown user crashed so here. getent runs
+/// Why a child and not `getpwnam_r`: all five tools are static executables, and a static glibc cannot load the
+/// NSS modules batch nodes take their users from (sss, ldap; systemd on Debian): it brings the node's shared libc in beside its own, and a lookup of an unknown user crashed so here. getent runs
 /// the node's own glibc with the node's nsswitch.conf, so every module answers as it does for `id`. One exec
 /// (about 1 ms) per lookup, and lookups happen only when a tool is given a user or group.
 ///

@@ -10,7 +10,7 @@ import PackageDescription
 /// and groups are asked of the node's own glibc through getent (Sources/JobboxCore/OS/UserDatabase.swift), and
 /// Sources/CLinux/jb_nss.c keeps any other lookup to the built-in files and DNS services. A static executable
 /// needs no symbol version of the node's glibc at all, so it runs on EL9's 2.34 as on anything newer
-/// (scripts/check-glibc-symbols.sh checks every release build).
+/// (scripts/check-static-binaries.sh checks every release build).
 let staticReleaseLinking: [LinkerSetting] = [
     .unsafeFlags(["-static-executable"], .when(configuration: .release))
 ]

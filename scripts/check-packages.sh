@@ -2,7 +2,7 @@
 # make check-packages (part of make check): the .deb and the .rpm of make deb / make rpm, checked as a site would
 # use them. Prints PASS/FAIL lines; fails when any check fails.
 #   - every release binary a static executable that needs nothing of the node's glibc, so it runs on EL9's 2.34
-#     (scripts/check-glibc-symbols.sh), in the build and in both packages;
+#     (scripts/check-static-binaries.sh), in the build and in both packages;
 #   - each package's file list equals what `make install` installs with the same directories;
 #   - the .deb installed with dpkg into a Debian chroot (debootstrap through chroot-tool, from the mirror apt
 #     uses, downloads kept in .cache/chroot-tool/debootstrap as chroot-tool's tests keep theirs, the finished tree
@@ -46,13 +46,13 @@ check() {
 }
 
 # --- static executables ---------------------------------------------------------------------------------------
-check "release binaries: static executables" bash scripts/check-glibc-symbols.sh "$release"
+check "release binaries: static executables" bash scripts/check-static-binaries.sh "$release"
 mkdir -p "$work/deb-x"
 dpkg-deb -x "$deb" "$work/deb-x"
-check ".deb binaries: static executables" bash scripts/check-glibc-symbols.sh "$work/deb-x/usr/bin"
+check ".deb binaries: static executables" bash scripts/check-static-binaries.sh "$work/deb-x/usr/bin"
 mkdir -p "$work/rpm-x"
 (cd "$work/rpm-x" && rpm2cpio "$rpm" | cpio -idm --quiet)
-check ".rpm binaries: static executables" bash scripts/check-glibc-symbols.sh "$work/rpm-x/usr/bin"
+check ".rpm binaries: static executables" bash scripts/check-static-binaries.sh "$work/rpm-x/usr/bin"
 
 # --- file lists against make install --------------------------------------------------------------------------
 installed_files() { (cd "$1" && find . ! -type d -printf '/%P\n' | sort); }

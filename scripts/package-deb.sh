@@ -2,7 +2,7 @@
 # make deb: dist/jobbox_<version>_amd64.deb from `make install DESTDIR=<tree> PREFIX=/usr` (so the package holds
 # exactly what make install installs), the configuration as a conffile, and lintian run on the result: clean but
 # for the tags packaging/deb/lintian-suppress lists, each with its reason. Needs the release build (make release)
-# first. No Depends: every tool is a static executable (scripts/check-glibc-symbols.sh), and the one program they
+# first. No Depends: every tool is a static executable (scripts/check-static-binaries.sh), and the one program they
 # run, getent, is in libc-bin, which every Debian system has.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -70,8 +70,8 @@ int jb_netacct_bpf_check_object(const void *object, size_t size, const char **pr
     return result;
 }
 
-/* The pinned counters map at PATH, when it is there and shaped as SPEC says with MAX_ENTRIES (as libbpf's reuse of
- * a pin checked): its descriptor; -1 with errno ENOENT when nothing is pinned there, another errno (EINVAL: a map
+/* The pinned counters map at PATH, when it is there, named and shaped as SPEC says with MAX_ENTRIES (libbpf's
+ * reuse of a pin checked the shape; the name as the readers check it, check_counters_map): its descriptor; -1 with errno ENOENT when nothing is pinned there, another errno (EINVAL: a map
  * of another shape, or not a map) on failure. */
 static int reuse_pinned(const char *path, const struct jb_netacct_map_spec *spec, uint32_t max_entries) {
     int fd = jb_bpf_obj_get(path);
@@ -81,8 +81,8 @@ static int reuse_pinned(const char *path, const struct jb_netacct_map_spec *spec
         close_kept(fd);
         return -1;
     }
-    if (info.type != spec->type || info.key_size != spec->key_size || info.value_size != spec->value_size || info.max_entries != max_entries ||
-        info.map_flags != spec->flags) {
+    if (strcmp(info.name, spec->name) != 0 || info.type != spec->type || info.key_size != spec->key_size || info.value_size != spec->value_size ||
+        info.max_entries != max_entries || info.map_flags != spec->flags) {
         close(fd);
         errno = EINVAL;
         return -1;

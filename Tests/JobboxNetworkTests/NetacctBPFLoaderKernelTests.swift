@@ -9,7 +9,7 @@ import Testing
 
 /// netacct's own BPF loader on the kernel, below the tools: the maps it makes, what it says when the verifier
 /// refuses a program, and the node service's pinned counters map (made, reused with its counts, refused when
-/// pinned with another shape). Each test removes its pins, also on failure; its maps and programs go with their
+/// pinned with another shape or name). Each test removes its pins, also on failure; its maps and programs go with their
 /// descriptors.
 @Suite("netacct bpf: the loader on the kernel", .enabled(if: TestSupport.isRoot && BPFTestSupport.unifiedMount != nil, TestSupport.needsRoot))
 struct NetacctBPFLoaderKernelTests {
@@ -63,7 +63,7 @@ struct NetacctBPFLoaderKernelTests {
         }
     }
 
-    @Test("the node's counters map is pinned, reused with its counts by the next load, and refused when pinned with another shape")
+    @Test("the node's counters map is pinned, reused with its counts by the next load, and refused when pinned with another shape or name")
     func nodePinnedMap() throws {
         let pinDirectory = "/sys/fs/bpf/" + TestSupport.uniqueName("jbpin")
         let counters = pinDirectory + "/counters"
@@ -108,5 +108,18 @@ struct NetacctBPFLoaderKernelTests {
         }
         #expect(Self.number(try Self.map(["pinned", counters]), "id") == foreign)
         #expect(try FileManager.default.contentsOfDirectory(atPath: pinDirectory) == ["counters"])
+
+        // Nor a map of the same shape under another name: it is not netacct's counters map.
+        #expect(unlink(counters) == 0)
+        let renamed = try TestSupport.run([
+            "bpftool", "map", "create", counters, "type", "hash", "key", "8", "value", "\(MemoryLayout<jb_netacct_counters>.size)", "entries",
+            "\(JB_NETACCT_NODE_MAX_CGROUPS)", "name", "jb_other",
+        ])
+        try #require(renamed.status == 0, "\(renamed)")
+        let impostor = Self.number(try Self.map(["pinned", counters]), "id")
+        #expect(throws: JobboxError.self) {
+            try NodeAccounting(internalIPv4: [], internalIPv6: [], pinDirectory: pinDirectory, firstLevel: 0).close()
+        }
+        #expect(Self.number(try Self.map(["pinned", counters]), "id") == impostor)
     }
 }

@@ -99,24 +99,23 @@ final class IptablesTable {
     /// none, else the target extension's name).
     func forEachRule(in chain: String, _ each: (UnsafePointer<ipt_entry>, String) -> Void) {
         guard let found = image.chains.first(where: { $0.name == chain }) else { return }
-        for rule in found.rules {
-            let label = Self.label(of: rule)
-            rule.bytes.withUnsafeBytes { raw in
-                // Array storage is 16-byte aligned, enough for the entry's 8-byte counters.
-                if let base = raw.baseAddress { each(base.assumingMemoryBound(to: ipt_entry.self), label) }
-            }
-        }
+        for rule in found.rules { _ = Self.withEntry(rule) { entry, label in each(entry, label) } }
     }
 
     /// Deletes every rule of `chain` that `matches`; whether any was deleted.
     func deleteRules(in chain: String, where matches: (UnsafePointer<ipt_entry>, String) -> Bool) throws(JobboxError) -> Bool {
         guard let index = image.chains.firstIndex(where: { $0.name == chain }) else { return false }
         let before = image.chains[index].rules.count
-        image.chains[index].rules.removeAll { rule in
-            let label = Self.label(of: rule)
-            return rule.bytes.withUnsafeBytes { raw in raw.baseAddress.map { matches($0.assumingMemoryBound(to: ipt_entry.self), label) } ?? false }
-        }
+        image.chains[index].rules.removeAll { rule in Self.withEntry(rule, matches) ?? false }
         return image.chains[index].rules.count != before
+    }
+
+    /// Calls `body` with `rule` as an `ipt_entry` and its target's name (nil for an entry without bytes, which
+    /// `IptablesImage` never makes).
+    private static func withEntry<Result>(_ rule: IptablesImage.Entry, _ body: (UnsafePointer<ipt_entry>, String) -> Result) -> Result? {
+        let label = label(of: rule)
+        // Array storage is 16-byte aligned, enough for the entry's 8-byte counters.
+        return rule.bytes.withUnsafeBytes { raw in raw.baseAddress.map { body($0.assumingMemoryBound(to: ipt_entry.self), label) } }
     }
 
     /// Replaces the kernel's table with this one, then gives every entry that was kept the counters it had at

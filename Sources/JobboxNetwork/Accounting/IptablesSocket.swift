@@ -14,11 +14,13 @@ import SystemPackage
 /// It moves bytes only: what the kernel returns is checked by `IptablesImage` before anything relies on it.
 final class IptablesSocket {
     private let fd: Int32
+    /// What a failed read of a table says (opening the socket is part of reading it).
+    private static let readFailure = "cannot read iptables table"
 
     /// A raw IPv4 socket of the calling thread's network namespace (needs `CAP_NET_ADMIN` there for every option).
     init(table: String) throws(JobboxError) {
         fd = socket(AF_INET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_RAW))
-        if fd < 0 { throw JobboxError.lastErrno("cannot read iptables table", table) }
+        if fd < 0 { throw JobboxError.lastErrno(Self.readFailure, table) }
     }
 
     deinit { close(fd) }
@@ -27,13 +29,17 @@ final class IptablesSocket {
     struct Snapshot {
         var info: ipt_getinfo
         var entries: [UInt8]
+
+        /// The offset of each hook's first entry.
+        var hookEntry: [UInt32] { IptablesSocket.hooks(info.hook_entry) }
+        /// The offset of each hook's policy.
+        var underflow: [UInt32] { IptablesSocket.hooks(info.underflow) }
     }
 
     /// Reads `table`: its info, then its entries. The kernel answers `EAGAIN` when the table's size changed
     /// between the two reads, and a change that kept the size shows in a second info that differs from the first:
     /// both are read again.
     func read(_ table: String) throws(JobboxError) -> Snapshot {
-        let operation = "cannot read iptables table"
         var attempts = 0
         while true {
             attempts += 1
@@ -50,7 +56,7 @@ final class IptablesSocket {
                 return Snapshot(info: info, entries: Array(buffer[header...]))
             }
             if status == 0 || code == EAGAIN, attempts < 10 { continue }
-            throw JobboxError.system(operation, table, Errno(rawValue: status == 0 ? EAGAIN : code))
+            throw JobboxError.system(Self.readFailure, table, Errno(rawValue: status == 0 ? EAGAIN : code))
         }
     }
 
@@ -58,7 +64,7 @@ final class IptablesSocket {
         var info = ipt_getinfo()
         Self.setName(&info.name, table)
         var length = socklen_t(MemoryLayout<ipt_getinfo>.size)
-        if getsockopt(fd, SOL_IP, IPT_SO_GET_INFO, &info, &length) != 0 { throw JobboxError.lastErrno("cannot read iptables table", table) }
+        if getsockopt(fd, SOL_IP, IPT_SO_GET_INFO, &info, &length) != 0 { throw JobboxError.lastErrno(Self.readFailure, table) }
         return info
     }
 
@@ -105,6 +111,11 @@ final class IptablesSocket {
             for index in buffer.indices { buffer[index] = 0 }
             for (index, byte) in name.utf8.prefix(buffer.count - 1).enumerated() { buffer[index] = byte }
         }
+    }
+
+    /// The five hook offsets of an `unsigned int[NF_INET_NUMHOOKS]`.
+    private static func hooks<Field>(_ field: Field) -> [UInt32] {
+        withUnsafeBytes(of: field) { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) } }
     }
 
     /// Writes the five hook offsets into an `unsigned int[NF_INET_NUMHOOKS]`.

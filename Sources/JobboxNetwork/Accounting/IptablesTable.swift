@@ -24,19 +24,14 @@ final class IptablesTable {
         socket = try IptablesSocket(table: name)
         let snapshot = try socket.read(name)
         image = try IptablesImage(
-            table: name, blob: snapshot.entries, validHooks: snapshot.info.valid_hooks, hookEntry: Self.hooks(snapshot.info.hook_entry),
-            underflow: Self.hooks(snapshot.info.underflow), count: Int(snapshot.info.num_entries))
+            table: name, blob: snapshot.entries, validHooks: snapshot.info.valid_hooks, hookEntry: snapshot.hookEntry, underflow: snapshot.underflow,
+            count: Int(snapshot.info.num_entries))
     }
 
     /// Reads table `name`, lets `body` change it, and commits when `body` says it changed something.
     static func modify(_ name: String, _ body: (IptablesTable) throws(JobboxError) -> Bool) throws(JobboxError) {
         let table = try IptablesTable(name: name)
         if try body(table) { try table.commit() }
-    }
-
-    /// The five offsets of an `unsigned int[NF_INET_NUMHOOKS]`.
-    private static func hooks<Field>(_ field: Field) -> [UInt32] {
-        withUnsafeBytes(of: field) { raw in (0..<raw.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self) } }
     }
 
     /// The table as it is now in memory, as `IPT_SO_SET_REPLACE` would take it.

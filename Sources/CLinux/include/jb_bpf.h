@@ -1,7 +1,7 @@
 /*
- * jb_bpf.h: the bpf() system call, the one way jobbox talks to the kernel's BPF: the device fence (jb_devices.c)
- * and netacct's cgroup_skb loader (CNetacctBPF) both call it, neither links libbpf; and BPF_PROG_LOAD over it,
- * which netacct's loader loads its programs with.
+ * jb_bpf.h: the bpf() system call, the one way jobbox talks to the kernel's BPF, and BPF_PROG_LOAD over it, the
+ * one program loader: the device fence (jb_devices.c) and netacct's cgroup_skb loader (CNetacctBPF) both load
+ * their programs through it, neither links libbpf.
  */
 #ifndef JOBBOX_JB_BPF_H
 #define JOBBOX_JB_BPF_H

@@ -73,9 +73,10 @@ static size_t assemble_rule(const struct jb_device_rule *rule, struct bpf_insn *
     return n;
 }
 
-int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, size_t count, uint32_t default_verdict, char *log,
-                           size_t log_size)
+int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, size_t count, uint32_t default_verdict, char *complaint,
+                           size_t complaint_size)
 {
+    complaint[0] = '\0'; /* until the verifier says otherwise */
     if (count > JB_DEVICE_MAX_RULES) {
         errno = E2BIG;
         return -1;
@@ -94,28 +95,8 @@ int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, si
     program[n++] = MOV_IMM(R0, default_verdict ? 1 : 0);
     program[n++] = EXIT();
 
-    if (log != NULL && log_size > 0) log[0] = '\0';
-    union bpf_attr load;
-    memset(&load, 0, sizeof(load));
-    load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-    load.expected_attach_type = BPF_CGROUP_DEVICE;
-    load.insns = (uint64_t)(uintptr_t)program;
-    load.insn_cnt = (uint32_t)n;
-    load.license = (uint64_t)(uintptr_t) "GPL";
-    if (log != NULL && log_size > 0) {
-        load.log_buf = (uint64_t)(uintptr_t)log;
-        load.log_size = (uint32_t)log_size;
-        load.log_level = 1;
-    }
-    memcpy(load.prog_name, "jobbox_devices", sizeof("jobbox_devices"));
-    int program_fd = jb_bpf(BPF_PROG_LOAD, &load);
-    if (program_fd < 0 && errno == ENOSPC && log != NULL) {
-        /* The log was too small for the verifier's trace; load again without it so the real error shows. */
-        load.log_buf = 0;
-        load.log_size = 0;
-        load.log_level = 0;
-        program_fd = jb_bpf(BPF_PROG_LOAD, &load);
-    }
+    int program_fd = jb_bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, BPF_CGROUP_DEVICE, "jobbox_devices", program, n, "GPL", complaint,
+                                      complaint_size);
     int load_error = errno;
     free(program);
     if (program_fd < 0) {

@@ -3,19 +3,10 @@
  */
 #include "jb_bpf_calls.h"
 
-#include <errno.h>
 #include <jb_bpf.h>
-#include <stdlib.h>
 #include <string.h>
 
 static uint64_t pointer(const void *p) { return (uint64_t)(uintptr_t)p; }
-
-/* NAME into a kernel object name: shortened to what fits with its NUL, as libbpf did. */
-static void copy_name(char destination[BPF_OBJ_NAME_LEN], const char *name) {
-    size_t length = strnlen(name, BPF_OBJ_NAME_LEN - 1);
-    memcpy(destination, name, length);
-    destination[length] = '\0';
-}
 
 int jb_bpf_map_create(uint32_t type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, uint32_t flags) {
     union bpf_attr attr;
@@ -25,46 +16,8 @@ int jb_bpf_map_create(uint32_t type, const char *name, uint32_t key_size, uint32
     attr.value_size = value_size;
     attr.max_entries = max_entries;
     attr.map_flags = flags;
-    copy_name(attr.map_name, name);
+    jb_bpf_name(attr.map_name, name);
     return jb_bpf(BPF_MAP_CREATE, &attr);
-}
-
-int jb_bpf_prog_load(uint32_t type, uint32_t expected_attach_type, const char *name, const struct bpf_insn *insns, size_t count,
-                     const char *license, char **log) {
-    *log = NULL;
-    if (count > UINT32_MAX) {
-        errno = E2BIG;
-        return -1;
-    }
-    union bpf_attr attr;
-    memset(&attr, 0, sizeof attr);
-    attr.prog_type = type;
-    attr.expected_attach_type = expected_attach_type;
-    attr.insns = pointer(insns);
-    attr.insn_cnt = (uint32_t)count;
-    attr.license = pointer(license);
-    copy_name(attr.prog_name, name);
-    int fd = jb_bpf(BPF_PROG_LOAD, &attr);
-    if (fd >= 0) return fd;
-    int saved = errno;
-    /* Only now: a megabyte allocated for every load would be touched by nobody, but still be asked for. */
-    char *buffer = calloc(1, JB_BPF_LOG_SIZE);
-    if (!buffer) {
-        errno = saved;
-        return -1;
-    }
-    attr.log_buf = pointer(buffer);
-    attr.log_size = JB_BPF_LOG_SIZE;
-    attr.log_level = 1;
-    fd = jb_bpf(BPF_PROG_LOAD, &attr);
-    if (fd >= 0) { /* what failed did not fail again (EAGAIN, or memory) */
-        free(buffer);
-        return fd;
-    }
-    buffer[JB_BPF_LOG_SIZE - 1] = '\0';
-    *log = buffer;
-    errno = saved;
-    return -1;
 }
 
 int jb_bpf_link_create(int program, int target, uint32_t attach_type) {

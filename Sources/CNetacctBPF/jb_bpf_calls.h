@@ -1,7 +1,8 @@
 /*
  * jb_bpf_calls.h: the bpf() commands netacct's loader uses, one function each over CLinux's jb_bpf (the calls
- * libbpf made for it, without libbpf). Every function returns what the kernel returned (a descriptor or 0), or -1
- * with errno. Private to CNetacctBPF.
+ * libbpf made for it, without libbpf); programs it loads with CLinux's jb_bpf_prog_load, which the device fence
+ * loads with too. Every function returns what the kernel returned (a descriptor or 0), or -1 with errno. Private
+ * to CNetacctBPF.
  */
 #ifndef JOBBOX_JB_BPF_CALLS_H
 #define JOBBOX_JB_BPF_CALLS_H
@@ -10,19 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* BPF_MAP_CREATE: a map named NAME (at most BPF_OBJ_NAME_LEN - 1 characters kept), no BTF. */
+/* BPF_MAP_CREATE: a map named NAME (shortened as jb_bpf_name does), no BTF. */
 int jb_bpf_map_create(uint32_t type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, uint32_t flags);
-
-/*
- * BPF_PROG_LOAD of COUNT instructions, named NAME (shortened as for a map), licensed LICENSE. Loaded without a
- * verifier log first (the log costs time at every job's start); on failure loaded again with one, which *LOG then
- * holds (allocated, the caller frees it; NULL when there is none), and errno is the first attempt's. The log at
- * level 1 holds only the refused path; one beyond JB_BPF_LOG_SIZE keeps its end on kernels from 6.4, its start
- * on older ones.
- */
-#define JB_BPF_LOG_SIZE (1024 * 1024)
-int jb_bpf_prog_load(uint32_t type, uint32_t expected_attach_type, const char *name, const struct bpf_insn *insns, size_t count,
-                     const char *license, char **log);
 
 /* BPF_LINK_CREATE: PROGRAM attached to the cgroup TARGET as ATTACH_TYPE, through a link (multi: the cgroup's other
  * programs keep running). */

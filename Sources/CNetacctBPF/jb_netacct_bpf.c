@@ -1,8 +1,9 @@
 /*
  * jb_netacct_bpf.c: loads netacct's cgroup_skb programs from the embedded object (jb_bpf_object.c reads it), makes
  * their maps, fills the networks map, attaches the programs to a job's cgroup through bpf_links and reads their
- * counters; and the node service's pinned map and links. Only the bpf() system call (jb_bpf_calls.c), no libbpf:
- * netacct links statically, and libbpf would bring libelf and zlib. Swift sees only the opaque instance.
+ * counters; and the node service's pinned map and links. Only the bpf() system call (jb_bpf_calls.c, and CLinux's
+ * jb_bpf_prog_load for the programs), no libbpf: netacct links statically, and libbpf would bring libelf and zlib.
+ * Swift sees only the opaque instance.
  */
 #include "jb_netacct_bpf.h"
 
@@ -10,6 +11,7 @@
 #include "jb_bpf_object.h"
 
 #include <errno.h>
+#include <jb_bpf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,14 +120,6 @@ static int make_maps(struct jb_netacct_bpf *bpf, const char *pin_path, int *reus
     return 0;
 }
 
-/* What the verifier said last about a program it refused (its log ends with a summary, "processed ... insns"). */
-static void last_complaint(char *log, char *out, size_t out_size) {
-    out[0] = '\0';
-    char *rest = NULL;
-    for (char *line = strtok_r(log, "\n", &rest); line; line = strtok_r(NULL, "\n", &rest))
-        if (strncmp(line, "processed ", 10) != 0 && strncmp(line, "verification time", 17) != 0) snprintf(out, out_size, "%s", line);
-}
-
 /* Loads program NAME of OBJECT with the maps of BPF. On failure *STAGE names it and, when the verifier said why,
  * its last complaint (in a buffer of the thread's: netacct has one, the tests load in several at once). */
 static int load_program(const struct jb_bpf_object *object, const struct jb_netacct_bpf *bpf, const char *name, const char **stage) {
@@ -142,20 +136,18 @@ static int load_program(const struct jb_bpf_object *object, const struct jb_neta
         return -1;
     }
     const struct jb_bpf_object_program *program = &object->programs[index];
-    char *log = NULL;
-    int fd = jb_bpf_prog_load(program->type, program->expected_attach_type, name, instructions, program->count, object->license, &log);
+    char complaint[JB_BPF_COMPLAINT_SIZE];
+    int fd = jb_bpf_prog_load(program->type, program->expected_attach_type, name, instructions, program->count, object->license, complaint,
+                              sizeof complaint);
     int saved = errno;
     free(instructions);
     if (fd < 0) {
-        char complaint[160] = "";
-        if (log) last_complaint(log, complaint, sizeof complaint);
         if (complaint[0])
             snprintf(failure, sizeof failure, "load the BPF program %s (verifier: %s)", name, complaint);
         else
             snprintf(failure, sizeof failure, "load the BPF program %s", name);
         *stage = failure;
     }
-    free(log);
     errno = saved;
     return fd;
 }

@@ -1,5 +1,7 @@
+import CLinux
 import Foundation
 import JobboxTestSupport
+import SystemPackage
 import Testing
 
 @testable import JobboxCgroups
@@ -102,6 +104,26 @@ struct CgExecDeviceTests {
     @Test("bad device options are one line and 125, and leave no cgroup behind")
     func badInput() throws {
         try Self.withFence("auto") { bed, sandbox in try Self.refuses(bed, sandbox) }
+    }
+
+    @Test("a device program the verifier refuses is reported with the verifier's last complaint, which the fence's loader gives")
+    func verifierComplaint() throws {
+        // r0 = r2; exit: r2 is never written, so the verifier refuses reading it. Written as the bytes of two
+        // struct bpf_insn (code, dst_reg | src_reg << 4, off, imm), which Swift does not see.
+        let program: [UInt8] = [0xbf, 0x20, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]
+        var complaint = [CChar](repeating: 0, count: Int(JB_BPF_COMPLAINT_SIZE))
+        let fd = program.withUnsafeBytes { bytes in
+            // BPF_PROG_TYPE_CGROUP_DEVICE and BPF_CGROUP_DEVICE, as the fence loads.
+            jb_bpf_prog_load(15, 6, "jbd_refused", OpaquePointer(bytes.baseAddress), 2, "GPL", &complaint, complaint.count)
+        }
+        let error = Errno.last
+        if fd >= 0 { close(fd) }
+        #expect(fd == -1, "the verifier accepted reading a register never written")
+        let verifier = String(decoding: complaint.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        #expect(verifier == "R2 !read_ok")
+        // The verifier refuses with EACCES, which without its complaint would read as a lack of privilege.
+        #expect(error == .permissionDenied, "\(error)")
+        #expect(DeviceProgram.reason(error, verifier: verifier) == "Permission denied (verifier: R2 !read_ok)")
     }
 
     static func refuses(_ bed: DeviceTestBed, _ sandbox: CgExecSandbox) throws {

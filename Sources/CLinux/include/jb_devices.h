@@ -1,7 +1,7 @@
 /*
  * jb_devices.h: cg-exec's device fence on the unified hierarchy, a BPF_PROG_TYPE_CGROUP_DEVICE program assembled
- * here from a flat rule list and loaded with the raw bpf() system call (no libbpf: cg-exec stays lean, and a
- * program of a few compares needs no compiler or ELF loader).
+ * here from a flat rule list and loaded with jb_bpf_prog_load, the bpf() system call's loader netacct's programs
+ * share (no libbpf: cg-exec stays lean, and a program of a few compares needs no compiler or ELF loader).
  */
 #ifndef JOBBOX_JB_DEVICES_H
 #define JOBBOX_JB_DEVICES_H
@@ -35,11 +35,12 @@ struct jb_device_rule {
  * Assembles the program for RULES (COUNT of them, then DEFAULT_VERDICT for every device no rule matches), loads
  * it and attaches it to the cgroup directory CGROUP_FD with BPF_F_ALLOW_MULTI, so that programs above still run
  * and a job that may attach its own below can only narrow the fence. The program's descriptor is closed: the
- * attachment keeps it, and it goes when the cgroup is freed. On failure returns -1 with errno; when the verifier
- * refused the program its log is in LOG (LOG_SIZE bytes, may be 0).
+ * attachment keeps it, and it goes when the cgroup is freed. On failure returns -1 with errno, and COMPLAINT
+ * (COMPLAINT_SIZE bytes, more than 0; JB_BPF_COMPLAINT_SIZE holds any) has the verifier's last complaint when it
+ * refused the program, else "".
  */
-int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, size_t count, uint32_t default_verdict, char *log,
-                           size_t log_size);
+int jb_device_fence_attach(int cgroup_fd, const struct jb_device_rule *rules, size_t count, uint32_t default_verdict, char *complaint,
+                           size_t complaint_size);
 
 /* major(3) and minor(3), macros Swift cannot call. */
 uint32_t jb_dev_major(uint64_t dev);

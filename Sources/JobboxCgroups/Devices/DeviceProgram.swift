@@ -8,9 +8,10 @@ import SystemPackage
 @preconcurrency import Musl
 #endif
 
-/// A device fence on the unified hierarchy: a `BPF_PROG_TYPE_CGROUP_DEVICE` program assembled and loaded by the C
-/// shim (`jb_devices.c`, the raw bpf() call; no libbpf) and attached to the job's cgroup with
-/// `BPF_F_ALLOW_MULTI`. The attachment holds the program; it goes when the cgroup is removed.
+/// A device fence on the unified hierarchy: a `BPF_PROG_TYPE_CGROUP_DEVICE` program assembled by the C shim
+/// (`jb_devices.c`), loaded through the loader netacct's programs share (`jb_bpf_prog_load`; no libbpf) and
+/// attached to the job's cgroup with `BPF_F_ALLOW_MULTI`. The attachment holds the program; it goes when the
+/// cgroup is removed.
 package enum DeviceProgram {
     /// Attaches `fence` to the cgroup directory `directory`.
     package static func attach(_ fence: DeviceFence, to directory: String) throws(JobboxError) {
@@ -33,22 +34,26 @@ package enum DeviceProgram {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw JobboxError.lastErrno(operation, directory) }
         defer { close(fd) }
-        var log = [CChar](repeating: 0, count: 4096)
+        var complaint = [CChar](repeating: 0, count: Int(JB_BPF_COMPLAINT_SIZE))
         let result = flat.withUnsafeBufferPointer { buffer in
-            jb_device_fence_attach(fd, buffer.baseAddress, buffer.count, verdict, &log, log.count)
+            jb_device_fence_attach(fd, buffer.baseAddress, buffer.count, verdict, &complaint, complaint.count)
         }
         guard result == 0 else {
             let error = Errno.last
-            let verifier = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            var reason = error.description
-            if error == .permissionDenied || error == .notPermitted {
-                reason += " (loading a device program needs root, and a program attached above without BPF_F_ALLOW_MULTI forbids one here)"
-            } else if !verifier.isEmpty {
-                // The verifier's last line says why it refused.
-                reason += ": " + (verifier.split(separator: "\n").last.map(String.init) ?? "")
-            }
-            throw JobboxError(operation, directory, reason: reason, errno: error)
+            let verifier = String(decoding: complaint.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw JobboxError(operation, directory, reason: reason(error, verifier: verifier), errno: error)
         }
+    }
+
+    /// Why the kernel took no fence: `error` with the verifier's last complaint when it refused the program
+    /// (`verifier`, empty when it said nothing), else with what EPERM and EACCES mean here. The complaint goes first
+    /// because the verifier refuses most programs with EACCES too.
+    package static func reason(_ error: Errno, verifier: String) -> String {
+        if !verifier.isEmpty { return "\(error.description) (verifier: \(verifier))" }
+        if error == .permissionDenied || error == .notPermitted {
+            return error.description + " (loading a device program needs root, and a program attached above without BPF_F_ALLOW_MULTI forbids one here)"
+        }
+        return error.description
     }
 
     /// How many device programs are attached directly to `directory` (nil when it cannot be asked).

@@ -105,7 +105,7 @@ struct GuardedPathHostileTests {
                 """,
             ]))
         defer {
-            FileManager.default.createFile(atPath: job.scratch + "/stop", contents: nil)
+            _ = FileManager.default.createFile(atPath: job.scratch + "/stop", contents: nil)
             _ = swapper.wait()
         }
         var written = 0

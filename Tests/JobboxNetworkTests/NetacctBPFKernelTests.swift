@@ -316,6 +316,23 @@ extension NetacctBPFKernelTests {
 }
 
 extension NetacctBPFKernelTests {
+    @Test("Hostile: a leases directory (STATE_DIR/netacct/bpf) another user owns is refused before anything is made: 125, one line")
+    func foreignLeaseDirectoryRefused() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfstate")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
+        let directory = net.state.path + "/netacct/bpf"
+        #expect(mkdir(net.state.path + "/netacct", 0o755) == 0 && mkdir(directory, 0o755) == 0)
+        guard chown(directory, 65534, 65534) == 0 else { throw TestFailure("cannot chown \(directory)") }
+        let result = try net.netacct(Self.options(job) + ["--", "true"])
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr == "netacct: cannot use state directory \(directory): \(directory) is owned by uid 65534, not root\n", "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: job)))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+    }
+}
+
+extension NetacctBPFKernelTests {
     @Test("inside cg-exec's job (its unified job_<id>/main) the programs sit on job_<id>, which netacct neither makes nor removes")
     func insideCgExec() throws {
         let (net, job) = try BPFTestSupport.topology(job: "bpfcg")

@@ -28,12 +28,15 @@ extension NetacctRun {
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
         let leases = BPFJobLeases(network, layout: layout)
         let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
-        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID) { cleanup.dismantle($0) }
+        // Opened once for the lock, the lease's two writes and its removal.
+        let directory = try BPFLeaseDirectory.open(network)
+        defer { directory.close() }
+        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID, in: directory) { cleanup.dismantle($0) }
         let cgroupFD: Int32
         do {
             (cgroupFD, lease.cgroupID) = try place.create()
         } catch {
-            leases.release(lease)
+            leases.release(lease, in: directory.leases)
             throw error
         }
         defer { close(cgroupFD) }
@@ -41,11 +44,11 @@ extension NetacctRun {
         let job: HeldJob
         let movedIn: Bool
         do {
-            try leases.write(lease)
+            try leases.write(lease, in: directory.leases)
             try accounting.attach(cgroupFD: cgroupFD, path: place.path)
             (job, movedIn) = try Self.spawnInto(place, cgroupFD: cgroupFD, command: options.command)
         } catch {
-            takeDownBPF(lease, accounting: accounting, leases: leases)
+            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory)
             throw error
         }
         do throws(JobboxError) {
@@ -54,7 +57,7 @@ extension NetacctRun {
             try job.release()
         } catch {
             job.abandon()
-            takeDownBPF(lease, accounting: accounting, leases: leases)
+            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory)
             throw error
         }
         let read = { () throws(JobboxError) -> TrafficCounters in try accounting.counters() }
@@ -72,7 +75,7 @@ extension NetacctRun {
                 diagnostics.warning(error.description)
             }
         }
-        takeDownBPF(lease, accounting: accounting, leases: leases)
+        takeDownBPF(lease, accounting: accounting, leases: leases, in: directory)
         return status
     }
 
@@ -89,13 +92,13 @@ extension NetacctRun {
         }
     }
 
-    /// Detaches, removes the cgroup netacct made, and releases the lease when all went; failures are reported
-    /// and the lease stays for `--cleanup --stale`.
-    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases) {
+    /// Detaches, removes the cgroup netacct made, and releases the lease (in `directory`, the run's) when all went;
+    /// failures are reported and the lease stays for `--cleanup --stale`.
+    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases, in directory: BPFLeaseDirectory) {
         accounting.close()
         do {
             try lease.cgroup.remove(id: lease.cgroupID)
-            leases.release(lease)
+            leases.release(lease, in: directory.leases)
         } catch {
             diagnostics.warning(error.description)
         }

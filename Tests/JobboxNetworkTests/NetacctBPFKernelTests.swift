@@ -333,6 +333,33 @@ extension NetacctBPFKernelTests {
 }
 
 extension NetacctBPFKernelTests {
+    @Test("netacct in a cgroup namespace whose root is below the unified mount's refuses: 125, one line, no cgroup made at the mount's root")
+    func cgroupNamespaceRefused() throws {
+        let net = try NetacctTopology()
+        let parent = BPFTestSupport.ownCgroup() + "/" + TestSupport.uniqueName("bpfcgns")
+        let job = TestSupport.uniqueName("bpfcgns")
+        let mount = try #require(BPFTestSupport.unifiedMount)
+        let name = BPFJobCgroup.madeName(for: try JobID(job))
+        defer {
+            _ = rmdir(mount + "/" + name)
+            _ = rmdir(parent + "/" + name)
+            _ = rmdir(parent)
+            net.remove()
+        }
+        guard mkdir(parent, 0o755) == 0 else { throw TestFailure("cannot make \(parent)") }
+        // In its own cgroup namespace /proc/self/cgroup says "0::/", which read against the whole tree's mount
+        // would be its root: the mount table says the mount shows more than the namespace, so nothing is there.
+        let command = "echo $$ > \(parent)/cgroup.procs && exec unshare --cgroup \"$@\""
+        let result = try TestSupport.run(["sh", "-c", command, "sh"] + net.netacctArguments(Self.options(job) + ["--", "true"]))
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr == "netacct: cannot count job \(job): netacct's own cgroup2 cgroup is outside what \(mount) shows\n", "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: mount + "/" + name))
+        #expect(!FileManager.default.fileExists(atPath: parent + "/" + name))
+        #expect(net.leaseFiles().isEmpty)
+    }
+}
+
+extension NetacctBPFKernelTests {
     @Test("inside cg-exec's job (its unified job_<id>/main) the programs sit on job_<id>, which netacct neither makes nor removes")
     func insideCgExec() throws {
         let (net, job) = try BPFTestSupport.topology(job: "bpfcg")

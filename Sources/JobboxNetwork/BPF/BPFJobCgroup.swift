@@ -26,14 +26,14 @@ package struct BPFJobCgroup: Sendable, Equatable {
     /// The name of the cgroup netacct makes for `job`.
     package static func madeName(for job: JobID) -> String { job.shortName(prefix: "netacct_", maxLength: 200) }
 
-    /// The cgroup for `job` run by this process, decided from the hierarchies it sees (`layout`, from
-    /// `/proc/self/mountinfo`) and `/proc/self/cgroup`.
-    package static func place(for job: JobID, layout: CgroupLayout) throws(JobboxError) -> BPFJobCgroup {
-        guard let unified = layout.unified else {
+    /// The cgroup for `job` run by this process, decided from the unified hierarchy it sees (`unified`, from
+    /// `CgroupLayout.currentUnified`; nil: none) and `/proc/self/cgroup`.
+    package static func place(for job: JobID, unified: CgroupHierarchy?) throws(JobboxError) -> BPFJobCgroup {
+        guard let unified else {
             throw JobboxError.invalid(
                 "cannot count job", job.rawValue, "no cgroup2 hierarchy is mounted; the bpf back end attaches there (use --backend iptables or nftables)")
         }
-        guard let own = layout.directory(of: try CgroupMembership.read(), in: unified) else {
+        guard let path = try CgroupMembership.read().path(in: unified), let own = unified.directory(forCgroupPath: path) else {
             throw JobboxError.invalid("cannot count job", job.rawValue, "netacct's own cgroup2 cgroup is outside what \(unified.mountPoint) shows")
         }
         let (parent, leaf) = GuardedPath.split(own)

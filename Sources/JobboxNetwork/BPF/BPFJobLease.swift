@@ -67,24 +67,29 @@ package struct BPFJobLease: Sendable, Equatable {
 package struct BPFJobLeases: Sendable {
     /// `STATE_DIR/netacct`, whose lock is shared.
     package let network: JobNetworkLeases
-    /// The cgroup hierarchies this process sees (nil when they cannot be read), read once: a run reads them for
-    /// its own cgroup too, and each read parses the whole mount table.
-    let layout: CgroupLayout?
+    /// The unified hierarchy this process sees (nil when there is none or it cannot be found), found once: a run
+    /// needs it for its own cgroup too.
+    let unified: CgroupHierarchy?
     /// The name of the leases' directory in `STATE_DIR/netacct`.
     static let subdirectory = "bpf"
     /// `STATE_DIR/netacct/bpf`.
     package var directory: String { network.directory + "/" + Self.subdirectory }
 
-    /// The bpf leases beside `network`'s, judged against `layout` (by default, this process's).
-    package init(_ network: JobNetworkLeases, layout: CgroupLayout? = try? CgroupLayout.current()) {
+    /// The bpf leases beside `network`'s, judged against `unified`.
+    package init(_ network: JobNetworkLeases, unified: CgroupHierarchy?) {
         self.network = network
-        self.layout = layout
+        self.unified = unified
+    }
+
+    /// The bpf leases beside `network`'s, judged against the unified hierarchy this process sees.
+    package init(_ network: JobNetworkLeases) {
+        self.init(network, unified: (try? CgroupLayout.currentUnified()) ?? nil)
     }
 
     func fileName(_ lease: BPFJobLease) -> String { GuardedPath.split(lease.cgroup.path).1 + ".lease" }
 
     /// Whether this process sees a cgroup2 mount, below which every bpf job's cgroup lies.
-    package var isVisible: Bool { layout?.unified != nil }
+    package var isVisible: Bool { unified != nil }
 
     /// Why `lease`, read from `fileName`, is not one netacct wrote; nil when it is.
     package func validate(_ lease: BPFJobLease, fileName: String) -> String? {
@@ -97,7 +102,7 @@ package struct BPFJobLeases: Sendable {
         let expected = lease.cgroup.made ? BPFJobCgroup.madeName(for: job) : job.cgroupName
         if name != expected { return "its Cgroup does not end in \(expected), the name of job \(lease.job)" }
         if fileName != name + ".lease" { return "its file is not named \(name).lease" }
-        guard let unified = layout?.unified, path.hasPrefix(unified.mountPoint + "/") else {
+        guard let unified, path.hasPrefix(unified.mountPoint + "/") else {
             return "its Cgroup is not below the cgroup2 mount"
         }
         if lease.owner.pid <= 0 { return "its OwnerPid is not a process id" }

@@ -19,14 +19,14 @@ extension NetacctRun {
     /// release the lease.
     func runBPF() throws(JobboxError) -> Int32 {
         SetUpSignals.hold()
-        let layout = try CgroupLayout.current()
-        let place = try BPFJobCgroup.place(for: options.job, layout: layout)
+        let unified = try CgroupLayout.currentUnified()
+        let place = try BPFJobCgroup.place(for: options.job, unified: unified)
         if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }
         let accounting = try BPFAccounting(
             internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
         defer { accounting.close() }
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
-        let leases = BPFJobLeases(network, layout: layout)
+        let leases = BPFJobLeases(network, unified: unified)
         let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
         // Opened once for the lock, the lease's two writes and its removal.
         let directory = try BPFLeaseDirectory.open(network)

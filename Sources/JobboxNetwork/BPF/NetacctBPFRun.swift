@@ -28,13 +28,16 @@ extension NetacctRun {
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
         let leases = BPFJobLeases(network, unified: unified)
         let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
-        // Opened once for the lock, the lease's two writes and its removal.
+        // Opened once, each by its rule: the cgroup's parent for its making and removal, the state directories for
+        // the lock, the lease's two writes and its removal.
+        let parent = try place.openParent()
+        defer { parent.close() }
         let directory = try BPFLeaseDirectory.open(network)
         defer { directory.close() }
         var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID, in: directory) { cleanup.dismantle($0) }
         let cgroupFD: Int32
         do {
-            (cgroupFD, lease.cgroupID) = try place.create()
+            (cgroupFD, lease.cgroupID) = try place.create(in: parent)
         } catch {
             leases.release(lease, in: directory.leases)
             throw error
@@ -48,7 +51,7 @@ extension NetacctRun {
             try accounting.attach(cgroupFD: cgroupFD, path: place.path)
             (job, movedIn) = try Self.spawnInto(place, cgroupFD: cgroupFD, command: options.command)
         } catch {
-            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory)
+            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
             throw error
         }
         do throws(JobboxError) {
@@ -57,7 +60,7 @@ extension NetacctRun {
             try job.release()
         } catch {
             job.abandon()
-            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory)
+            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
             throw error
         }
         let read = { () throws(JobboxError) -> TrafficCounters in try accounting.counters() }
@@ -75,7 +78,7 @@ extension NetacctRun {
                 diagnostics.warning(error.description)
             }
         }
-        takeDownBPF(lease, accounting: accounting, leases: leases, in: directory)
+        takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
         return status
     }
 
@@ -92,12 +95,12 @@ extension NetacctRun {
         }
     }
 
-    /// Detaches, removes the cgroup netacct made, and releases the lease (in `directory`, the run's) when all went;
-    /// failures are reported and the lease stays for `--cleanup --stale`.
-    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases, in directory: BPFLeaseDirectory) {
+    /// Detaches, removes the cgroup netacct made (in `parent`), and releases the lease (in `directory`) when all
+    /// went; failures are reported and the lease stays for `--cleanup --stale`.
+    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases, in directory: BPFLeaseDirectory, parent: GuardedDirectory) {
         accounting.close()
         do {
-            try lease.cgroup.remove(id: lease.cgroupID)
+            try lease.cgroup.remove(id: lease.cgroupID, in: parent)
             leases.release(lease, in: directory.leases)
         } catch {
             diagnostics.warning(error.description)

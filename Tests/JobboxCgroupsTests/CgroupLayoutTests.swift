@@ -120,6 +120,22 @@ struct CgroupLayoutTests {
             #expect(procs.split(separator: "\n").contains(Substring(String(getpid()))), "this process is listed in \(dir)")
         }
     }
+
+    @Test("on this machine, the unified hierarchy found without the mount table is the one the mount table names")
+    func unifiedWithoutMountTable() throws {
+        let fromTable = try CgroupLayout.current().unified
+        let found = try CgroupLayout.currentUnified()
+        #expect(found?.mountPoint == fromTable?.mountPoint && found?.mountRoot == fromTable?.mountRoot && found?.version == fromTable?.version)
+        guard let fromTable, fromTable.mountRoot == "/", CgroupLayout.usualUnifiedMounts.contains(fromTable.mountPoint) else { return }
+        #expect(CgroupLayout.unifiedAtUsualPlace([fromTable.mountPoint])?.mountPoint == fromTable.mountPoint)
+        // Not cgroup2, not there, or a cgroup below the root (a subtree bound in its place would look so): no.
+        #expect(CgroupLayout.unifiedAtUsualPlace(["/tmp", "/nonexistent"]) == nil)
+        guard TestSupport.isRoot else { return }
+        let child = fromTable.mountPoint + "/" + TestSupport.uniqueName("jbunified")
+        guard mkdir(child, 0o755) == 0 else { throw TestFailure("cannot make \(child)") }
+        defer { rmdir(child) }
+        #expect(CgroupLayout.unifiedAtUsualPlace([child]) == nil)
+    }
 }
 
 private func jbKind(_ path: String) -> Int32 { jb_cgroup_fs_kind(path) }

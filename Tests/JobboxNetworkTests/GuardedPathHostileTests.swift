@@ -137,6 +137,50 @@ struct GuardedPathHostileTests {
     }
 }
 
+extension GuardedPathHostileTests {
+    @Test("a trusted directory's subdirectory opened from it: made 0755 when missing, refused unless root's alone, a link root made followed")
+    func trustedSubdirectory() throws {
+        let base = "/run/" + TestSupport.uniqueName("jbsubdir")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let parent = try GuardedPath.openTrustedDirectory(base, creating: true, for: "cannot use")
+        defer { parent.close() }
+        #expect(throws: JobboxError.self) { try GuardedPath.openTrustedDirectory("made", in: parent, creating: false, for: "cannot use").close() }
+        let made = try GuardedPath.openTrustedDirectory("made", in: parent, creating: true, for: "cannot use")
+        made.close()
+        #expect(made.isTrusted && made.path == base + "/made")
+        var info = stat()
+        #expect(stat(base + "/made", &info) == 0 && info.st_uid == 0 && info.st_mode & 0o7777 == 0o755)
+        let again = try GuardedPath.openTrustedDirectory("made", in: parent, creating: true, for: "cannot use")
+        again.close()
+        #expect(again.path == base + "/made")
+        // Not root's alone: refused with the message a walk from / gives.
+        for (name, owner, mode, reason) in [
+            ("theirs", UInt32(65534), mode_t(0o755), "is owned by uid 65534, not root"), ("open", 0, 0o775, "is writable by others than root (mode 775)"),
+        ] {
+            #expect(mkdir(base + "/" + name, 0o700) == 0 && chown(base + "/" + name, owner, owner) == 0 && chmod(base + "/" + name, mode) == 0)
+            do {
+                try GuardedPath.openTrustedDirectory(name, in: parent, creating: true, for: "cannot use").close()
+                Issue.record("\(name) was opened")
+            } catch {
+                #expect(error.description == "cannot use \(base)/\(name): \(base)/\(name) \(reason)")
+            }
+        }
+        // A link root made in the trusted directory is followed, as the walk follows it.
+        #expect(symlink("made", base + "/link") == 0)
+        let linked = try GuardedPath.openTrustedDirectory("link", in: parent, creating: true, for: "cannot use")
+        linked.close()
+        #expect(linked.isTrusted && linked.path == base + "/made")
+        // A parent others can write gives nothing, however it was opened.
+        #expect(chmod(base, 0o777) == 0)
+        let open = try GuardedPath.openDirectory(base, for: "cannot use")
+        defer { open.close() }
+        #expect(!open.isTrusted)
+        #expect(throws: JobboxError.self) { try GuardedPath.openTrustedDirectory("made", in: open, creating: true, for: "cannot use").close() }
+        #expect(throws: JobboxError.self) { try GuardedPath.openTrustedDirectory("new", in: open, creating: true, for: "cannot use").close() }
+        #expect(!FileManager.default.fileExists(atPath: base + "/new"))
+    }
+}
+
 /// The audit's findings 1 and 4, end to end: a job's user plants symlinks where root netacct writes its ad and
 /// where root tools append their errors (HTCondor's `$_CONDOR_WRAPPER_ERROR_FILE` lies in the scratch dir).
 @Suite("Hostile: netacct's ad file and the wrapper error file", .enabled(if: TestSupport.isRoot, TestSupport.needsRoot))

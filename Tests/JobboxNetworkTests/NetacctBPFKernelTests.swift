@@ -316,6 +316,50 @@ extension NetacctBPFKernelTests {
 }
 
 extension NetacctBPFKernelTests {
+    @Test("Hostile: a leases directory (STATE_DIR/netacct/bpf) another user owns is refused before anything is made: 125, one line")
+    func foreignLeaseDirectoryRefused() throws {
+        let net = try NetacctTopology()
+        let job = TestSupport.uniqueName("bpfstate")
+        defer { BPFTestSupport.remove(net, jobs: [job]) }
+        let directory = net.state.path + "/netacct/bpf"
+        #expect(mkdir(net.state.path + "/netacct", 0o755) == 0 && mkdir(directory, 0o755) == 0)
+        guard chown(directory, 65534, 65534) == 0 else { throw TestFailure("cannot chown \(directory)") }
+        let result = try net.netacct(Self.options(job) + ["--", "true"])
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr == "netacct: cannot use state directory \(directory): \(directory) is owned by uid 65534, not root\n", "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: BPFTestSupport.cgroupPath(job: job)))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+    }
+}
+
+extension NetacctBPFKernelTests {
+    @Test("netacct in a cgroup namespace whose root is below the unified mount's refuses: 125, one line, no cgroup made at the mount's root")
+    func cgroupNamespaceRefused() throws {
+        let net = try NetacctTopology()
+        let parent = BPFTestSupport.ownCgroup() + "/" + TestSupport.uniqueName("bpfcgns")
+        let job = TestSupport.uniqueName("bpfcgns")
+        let mount = try #require(BPFTestSupport.unifiedMount)
+        let name = BPFJobCgroup.madeName(for: try JobID(job))
+        defer {
+            _ = rmdir(mount + "/" + name)
+            _ = rmdir(parent + "/" + name)
+            _ = rmdir(parent)
+            net.remove()
+        }
+        guard mkdir(parent, 0o755) == 0 else { throw TestFailure("cannot make \(parent)") }
+        // In its own cgroup namespace /proc/self/cgroup says "0::/", which read against the whole tree's mount
+        // would be its root: the mount table says the mount shows more than the namespace, so nothing is there.
+        let command = "echo $$ > \(parent)/cgroup.procs && exec unshare --cgroup \"$@\""
+        let result = try TestSupport.run(["sh", "-c", command, "sh"] + net.netacctArguments(Self.options(job) + ["--", "true"]))
+        #expect(result.status == 125, "\(result)")
+        #expect(result.stderr == "netacct: cannot count job \(job): netacct's own cgroup2 cgroup is outside what \(mount) shows\n", "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: mount + "/" + name))
+        #expect(!FileManager.default.fileExists(atPath: parent + "/" + name))
+        #expect(net.leaseFiles().isEmpty)
+    }
+}
+
+extension NetacctBPFKernelTests {
     @Test("inside cg-exec's job (its unified job_<id>/main) the programs sit on job_<id>, which netacct neither makes nor removes")
     func insideCgExec() throws {
         let (net, job) = try BPFTestSupport.topology(job: "bpfcg")

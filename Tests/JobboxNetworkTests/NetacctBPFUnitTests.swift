@@ -86,6 +86,8 @@ struct NetacctBPFUnitTests {
         #expect(decode("aG k") == nil)
         #expect(decode("aGk=aGk=") == nil)  // padding before the last group
         #expect(decode("A===") == nil)  // three '='
+        #expect(decode("aG?5aGk=") == nil)  // a stray character before the last group
+        #expect(decode("aGV5aA==") == Array("heyh".utf8))
         #expect(decode("") == [])
         let all = (0...255).map { UInt8($0) }
         #expect(decode(Self.base64(all)) == all)

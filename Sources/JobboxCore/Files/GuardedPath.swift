@@ -243,6 +243,15 @@ package enum GuardedFile {
     ) throws(JobboxError) {
         let (parent, name) = try GuardedPath.openParent(of: path, for: operation)
         defer { parent.close() }
+        try replace(in: parent, name: name, path: path, with: text, permissions: permissions, for: operation)
+    }
+
+    /// Creates or replaces the file `name` in `parent` (opened earlier and kept: a lease a run writes twice) as
+    /// `replace(_:with:permissions:for:)` does; `path` names the file in errors.
+    package static func replace(
+        in parent: GuardedDirectory, name: String, path: String, with text: String,
+        permissions: FilePermissions = [.ownerReadWrite, .groupRead, .otherRead], for operation: String
+    ) throws(JobboxError) {
         var temporary = ""
         var fd: Int32 = -1
         for _ in 0..<8 {

@@ -1,3 +1,6 @@
+import CLinux
+import SystemPackage
+
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Musl)
@@ -18,8 +21,52 @@ extension GuardedPath {
     package static func openTrustedDirectory(_ path: String, creating: Bool, for operation: String) throws(JobboxError) -> GuardedDirectory {
         let full = absolute(path)
         guard isPrivileged else { return try openDirectory(full, for: operation) }
-        if creating { try makeMissing(full, shown: path, operation: operation) }
+        // One walk when the directory exists (every run after the first): making what is missing walks from `/`
+        // once for each component, and a missing one is the only thing the first walk can fail on that it fixes.
+        do {
+            return try openRootOnlyDirectory(path, for: operation)
+        } catch {
+            guard creating, error.errno == .noSuchFileOrDirectory else { throw error }
+        }
+        try makeMissing(full, shown: path, operation: operation)
         return try openRootOnlyDirectory(path, for: operation)
+    }
+
+    /// Opens the directory `name` (one component) in `parent`, a directory opened by `openTrustedDirectory`, by the
+    /// same rule without walking from `/` again: as root it must be root's alone (so all the way up, as `parent`
+    /// is), and with `creating` it is made (0755, root's) when missing. For a state directory's subdirectory that
+    /// a run uses several times (netacct's `bpf` leases).
+    ///
+    /// A symbolic link there (in a trusted directory only root can have made one) is resolved as
+    /// `openTrustedDirectory` resolves it, by a walk of the whole path.
+    package static func openTrustedDirectory(_ name: String, in parent: GuardedDirectory, creating: Bool, for operation: String) throws(JobboxError)
+        -> GuardedDirectory
+    {
+        let path = parent.path == "/" ? "/" + name : parent.path + "/" + name
+        guard isPrivileged else { return try openTrustedDirectory(path, creating: creating, for: operation) }
+        guard parent.isTrusted else { throw JobboxError.invalid(operation, path, untrustedReason(parent.path, operation: operation)) }
+        var fd = openat(parent.fd, name, JB_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT && creating {
+            if mkdirat(parent.fd, name, 0o755) != 0 && errno != EEXIST { throw JobboxError.lastErrno(operation, path) }
+            fd = openat(parent.fd, name, JB_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        }
+        guard fd >= 0 else {
+            let failure = Errno.last
+            // ENOTDIR or ELOOP: a symbolic link (or no directory at all, which the walk reports as the kernel would).
+            if failure == .notDirectory || failure == .tooManySymbolicLinkLevels { return try openTrustedDirectory(path, creating: creating, for: operation) }
+            throw JobboxError.system(operation, path, failure)
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = JobboxError.lastErrno(operation, path)
+            Glibc.close(fd)
+            throw error
+        }
+        guard isRootOnly(info) else {
+            Glibc.close(fd)
+            throw JobboxError.invalid(operation, path, untrustedReason(path, operation: operation))
+        }
+        return GuardedDirectory(fd: fd, path: path, isTrusted: true, owner: info.st_uid)
     }
 
     /// Opens the directory at `path` and requires it to be root's alone all the way up, whoever runs this (a

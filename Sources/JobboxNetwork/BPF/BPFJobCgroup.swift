@@ -26,14 +26,14 @@ package struct BPFJobCgroup: Sendable, Equatable {
     /// The name of the cgroup netacct makes for `job`.
     package static func madeName(for job: JobID) -> String { job.shortName(prefix: "netacct_", maxLength: 200) }
 
-    /// The cgroup for `job` run by this process, decided from the hierarchies it sees (`layout`, from
-    /// `/proc/self/mountinfo`) and `/proc/self/cgroup`.
-    package static func place(for job: JobID, layout: CgroupLayout) throws(JobboxError) -> BPFJobCgroup {
-        guard let unified = layout.unified else {
+    /// The cgroup for `job` run by this process, decided from the unified hierarchy it sees (`unified`, from
+    /// `CgroupLayout.currentUnified`; nil: none) and `/proc/self/cgroup`.
+    package static func place(for job: JobID, unified: CgroupHierarchy?) throws(JobboxError) -> BPFJobCgroup {
+        guard let unified else {
             throw JobboxError.invalid(
                 "cannot count job", job.rawValue, "no cgroup2 hierarchy is mounted; the bpf back end attaches there (use --backend iptables or nftables)")
         }
-        guard let own = layout.directory(of: try CgroupMembership.read(), in: unified) else {
+        guard let path = try CgroupMembership.read().path(in: unified), let own = unified.directory(forCgroupPath: path) else {
             throw JobboxError.invalid("cannot count job", job.rawValue, "netacct's own cgroup2 cgroup is outside what \(unified.mountPoint) shows")
         }
         let (parent, leaf) = GuardedPath.split(own)
@@ -43,19 +43,21 @@ package struct BPFJobCgroup: Sendable, Equatable {
         return BPFJobCgroup(path: own + "/" + madeName(for: job), made: true)
     }
 
+    /// The cgroup's name in its parent.
+    var name: String { GuardedPath.split(path).1 }
+
     /// The directory above the cgroup, opened by `GuardedPath`'s rule: root's alone all the way up, or refused
-    /// (a cgroup delegated to the job's user is one the job could rearrange under netacct).
-    func openParent(for operation: String) throws(JobboxError) -> (GuardedDirectory, String) {
-        let (parent, name) = GuardedPath.split(path)
-        return (try GuardedPath.openTrustedDirectory(parent, creating: false, for: operation), name)
+    /// (a cgroup delegated to the job's user is one the job could rearrange under netacct). A run opens it once
+    /// and keeps it from the cgroup's making to its removal; only root can change a directory root alone controls.
+    package func openParent(for operation: String = "cannot make the job's cgroup") throws(JobboxError) -> GuardedDirectory {
+        try GuardedPath.openTrustedDirectory(GuardedPath.split(path).0, creating: false, for: operation)
     }
 
-    /// Makes the cgroup (when `made`) and opens it for the BPF attach; returns the descriptor and the cgroup's id
-    /// (its inode). An existing `netacct_<id>` is an error: it belongs to another run of the job, or to a dead
-    /// one that `--cleanup --stale` removes.
-    package func create() throws(JobboxError) -> (fd: Int32, id: UInt64) {
-        let (parent, name) = try openParent(for: "cannot make the job's cgroup")
-        defer { parent.close() }
+    /// Makes the cgroup (when `made`) in `parent` (`openParent`'s) and opens it for the BPF attach; returns the
+    /// descriptor and the cgroup's id (its inode). An existing `netacct_<id>` is an error: it belongs to another
+    /// run of the job, or to a dead one that `--cleanup --stale` removes.
+    package func create(in parent: GuardedDirectory) throws(JobboxError) -> (fd: Int32, id: UInt64) {
+        let name = name
         if made, mkdirat(parent.fd, name, 0o755) != 0 {
             if errno == EEXIST {
                 throw JobboxError.invalid(
@@ -84,8 +86,15 @@ package struct BPFJobCgroup: Sendable, Equatable {
     /// cgroup's inode, so a cgroup of the same name made since is never touched. A missing cgroup is no error.
     package func remove(id: UInt64) throws(JobboxError) {
         guard made else { return }
-        let (parent, name) = try openParent(for: "cannot remove the job's cgroup")
+        let parent = try openParent(for: "cannot remove the job's cgroup")
         defer { parent.close() }
+        try remove(id: id, in: parent)
+    }
+
+    /// Removes the cgroup as `remove(id:)` does, in `parent` (`openParent`'s, kept by the run that made it).
+    package func remove(id: UInt64, in parent: GuardedDirectory) throws(JobboxError) {
+        guard made else { return }
+        let name = name
         let fd = openat(parent.fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return }

@@ -67,22 +67,29 @@ package struct BPFJobLease: Sendable, Equatable {
 package struct BPFJobLeases: Sendable {
     /// `STATE_DIR/netacct`, whose lock is shared.
     package let network: JobNetworkLeases
-    /// The cgroup hierarchies this process sees (nil when they cannot be read), read once: a run reads them for
-    /// its own cgroup too, and each read parses the whole mount table.
-    let layout: CgroupLayout?
+    /// The unified hierarchy this process sees (nil when there is none or it cannot be found), found once: a run
+    /// needs it for its own cgroup too.
+    let unified: CgroupHierarchy?
+    /// The name of the leases' directory in `STATE_DIR/netacct`.
+    static let subdirectory = "bpf"
     /// `STATE_DIR/netacct/bpf`.
-    package var directory: String { network.directory + "/bpf" }
+    package var directory: String { network.directory + "/" + Self.subdirectory }
 
-    /// The bpf leases beside `network`'s, judged against `layout` (by default, this process's).
-    package init(_ network: JobNetworkLeases, layout: CgroupLayout? = try? CgroupLayout.current()) {
+    /// The bpf leases beside `network`'s, judged against `unified`.
+    package init(_ network: JobNetworkLeases, unified: CgroupHierarchy?) {
         self.network = network
-        self.layout = layout
+        self.unified = unified
+    }
+
+    /// The bpf leases beside `network`'s, judged against the unified hierarchy this process sees.
+    package init(_ network: JobNetworkLeases) {
+        self.init(network, unified: (try? CgroupLayout.currentUnified()) ?? nil)
     }
 
     func fileName(_ lease: BPFJobLease) -> String { GuardedPath.split(lease.cgroup.path).1 + ".lease" }
 
     /// Whether this process sees a cgroup2 mount, below which every bpf job's cgroup lies.
-    package var isVisible: Bool { layout?.unified != nil }
+    package var isVisible: Bool { unified != nil }
 
     /// Why `lease`, read from `fileName`, is not one netacct wrote; nil when it is.
     package func validate(_ lease: BPFJobLease, fileName: String) -> String? {
@@ -95,7 +102,7 @@ package struct BPFJobLeases: Sendable {
         let expected = lease.cgroup.made ? BPFJobCgroup.madeName(for: job) : job.cgroupName
         if name != expected { return "its Cgroup does not end in \(expected), the name of job \(lease.job)" }
         if fileName != name + ".lease" { return "its file is not named \(name).lease" }
-        guard let unified = layout?.unified, path.hasPrefix(unified.mountPoint + "/") else {
+        guard let unified, path.hasPrefix(unified.mountPoint + "/") else {
             return "its Cgroup is not below the cgroup2 mount"
         }
         if lease.owner.pid <= 0 { return "its OwnerPid is not a process id" }
@@ -117,11 +124,9 @@ package struct BPFJobLeases: Sendable {
         return lease
     }
 
-    /// The lease in the file `name`, nil when there is none; one netacct could not have written is reported and
-    /// ignored, as `all` does.
-    func read(_ name: String) throws(JobboxError) -> BPFJobLease? {
-        guard let parent = try LeaseFiles.openDirectory(directory) else { return nil }
-        defer { parent.close() }
+    /// The lease in the file `name` of `parent` (the leases' directory), nil when there is none; one netacct could
+    /// not have written is reported and ignored, as `all` does.
+    func read(_ name: String, in parent: GuardedDirectory) -> BPFJobLease? {
         do throws(JobboxError) {
             return try lease(fileName: name, ad: try LeaseFiles.readAd(name, in: parent, path: directory + "/" + name))
         } catch {
@@ -136,16 +141,26 @@ package struct BPFJobLeases: Sendable {
         !lease.owner.isAlive && LeaseFiles.stillNames(lease.owner, file: fileName(lease), in: directory)
     }
 
-    /// Takes the lease of `cgroup` for `job`: a stale one in its file (named after the cgroup) is handed to
-    /// `reclaim` first (which removes its leftovers and says whether it could); a live one is an error. One file
-    /// is read, whatever the number of running jobs.
+    /// Takes the lease of `cgroup` for `job`, as `acquire(job:cgroup:countersMapID:in:reclaim:)` does, in
+    /// directories opened for this call.
     package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
-        try network.withLock { () throws(JobboxError) -> BPFJobLease in
+        let opened = try BPFLeaseDirectory.open(network)
+        defer { opened.close() }
+        return try acquire(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened, reclaim: reclaim)
+    }
+
+    /// Takes the lease of `cgroup` for `job` in `opened` (this state directory's, kept open by the run): a stale
+    /// one in its file (named after the cgroup) is handed to `reclaim` first (which removes its leftovers and says
+    /// whether it could); a live one is an error. One file is read, whatever the number of running jobs.
+    package func acquire(
+        job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, in opened: BPFLeaseDirectory, reclaim: (BPFJobLease) -> Bool
+    ) throws(JobboxError) -> BPFJobLease {
+        try network.withLock(in: opened.state) { () throws(JobboxError) -> BPFJobLease in
             let name = GuardedPath.split(cgroup.path).1 + ".lease"
-            if isVisible, let lease = try read(name) {
+            if isVisible, let lease = read(name, in: opened.leases) {
                 if isStale(lease) && reclaim(lease) {
-                    release(lease)
-                    return try take(job: job, cgroup: cgroup, countersMapID: countersMapID)
+                    release(lease, in: opened.leases)
+                    return try take(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened.leases)
                 }
                 let state =
                     lease.owner.isAlive
@@ -153,33 +168,45 @@ package struct BPFJobLeases: Sendable {
                 throw JobboxError.invalid(
                     "cannot start network accounting for job", job.rawValue, "its cgroup \(lease.cgroup.path) is in use by job \(lease.job), \(state)")
             }
-            return try take(job: job, cgroup: cgroup, countersMapID: countersMapID)
+            return try take(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened.leases)
         }
     }
 
-    /// Records this process's lease of `cgroup` (under the lock).
-    private func take(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32) throws(JobboxError) -> BPFJobLease {
+    /// Records this process's lease of `cgroup` in `parent` (under the lock).
+    private func take(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, in parent: GuardedDirectory) throws(JobboxError) -> BPFJobLease {
         let lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
-        try write(lease)
+        try write(lease, in: parent)
         return lease
     }
 
     /// Writes `lease` (atomically), making the directory when missing.
     package func write(_ lease: BPFJobLease) throws(JobboxError) {
+        let opened = try BPFLeaseDirectory.open(network)
+        defer { opened.close() }
+        try write(lease, in: opened.leases)
+    }
+
+    /// Writes `lease` (atomically) in `parent`, the leases' directory.
+    package func write(_ lease: BPFJobLease, in parent: GuardedDirectory) throws(JobboxError) {
         let text: String
         do {
             text = try ClassAdWriter.render(lease.classAd)
         } catch {
             throw JobboxError.invalid("cannot record lease of job", lease.job, error.description)
         }
-        try GuardedPath.openTrustedDirectory(directory, creating: true, for: "cannot use state directory").close()
-        try GuardedFile.replace(directory + "/" + fileName(lease), with: text, for: "cannot record lease")
+        let name = fileName(lease)
+        try GuardedFile.replace(in: parent, name: name, path: directory + "/" + name, with: text, for: "cannot record lease")
     }
 
     /// Removes `lease`'s file.
     package func release(_ lease: BPFJobLease) {
         guard let parent = try? LeaseFiles.openDirectory(directory) else { return }
         defer { parent.close() }
+        release(lease, in: parent)
+    }
+
+    /// Removes `lease`'s file from `parent`, the leases' directory.
+    package func release(_ lease: BPFJobLease, in parent: GuardedDirectory) {
         _ = unlinkat(parent.fd, fileName(lease), 0)
     }
 }

@@ -19,21 +19,27 @@ extension NetacctRun {
     /// release the lease.
     func runBPF() throws(JobboxError) -> Int32 {
         SetUpSignals.hold()
-        let layout = try CgroupLayout.current()
-        let place = try BPFJobCgroup.place(for: options.job, layout: layout)
+        let unified = try CgroupLayout.currentUnified()
+        let place = try BPFJobCgroup.place(for: options.job, unified: unified)
         if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }
         let accounting = try BPFAccounting(
             internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
         defer { accounting.close() }
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
-        let leases = BPFJobLeases(network, layout: layout)
+        let leases = BPFJobLeases(network, unified: unified)
         let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
-        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID) { cleanup.dismantle($0) }
+        // Opened once, each by its rule: the cgroup's parent for its making and removal, the state directories for
+        // the lock, the lease's two writes and its removal.
+        let parent = try place.openParent()
+        defer { parent.close() }
+        let directory = try BPFLeaseDirectory.open(network)
+        defer { directory.close() }
+        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID, in: directory) { cleanup.dismantle($0) }
         let cgroupFD: Int32
         do {
-            (cgroupFD, lease.cgroupID) = try place.create()
+            (cgroupFD, lease.cgroupID) = try place.create(in: parent)
         } catch {
-            leases.release(lease)
+            leases.release(lease, in: directory.leases)
             throw error
         }
         defer { close(cgroupFD) }
@@ -41,11 +47,11 @@ extension NetacctRun {
         let job: HeldJob
         let movedIn: Bool
         do {
-            try leases.write(lease)
+            try leases.write(lease, in: directory.leases)
             try accounting.attach(cgroupFD: cgroupFD, path: place.path)
             (job, movedIn) = try Self.spawnInto(place, cgroupFD: cgroupFD, command: options.command)
         } catch {
-            takeDownBPF(lease, accounting: accounting, leases: leases)
+            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
             throw error
         }
         do throws(JobboxError) {
@@ -54,7 +60,7 @@ extension NetacctRun {
             try job.release()
         } catch {
             job.abandon()
-            takeDownBPF(lease, accounting: accounting, leases: leases)
+            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
             throw error
         }
         let read = { () throws(JobboxError) -> TrafficCounters in try accounting.counters() }
@@ -72,7 +78,7 @@ extension NetacctRun {
                 diagnostics.warning(error.description)
             }
         }
-        takeDownBPF(lease, accounting: accounting, leases: leases)
+        takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
         return status
     }
 
@@ -89,13 +95,13 @@ extension NetacctRun {
         }
     }
 
-    /// Detaches, removes the cgroup netacct made, and releases the lease when all went; failures are reported
-    /// and the lease stays for `--cleanup --stale`.
-    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases) {
+    /// Detaches, removes the cgroup netacct made (in `parent`), and releases the lease (in `directory`) when all
+    /// went; failures are reported and the lease stays for `--cleanup --stale`.
+    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases, in directory: BPFLeaseDirectory, parent: GuardedDirectory) {
         accounting.close()
         do {
-            try lease.cgroup.remove(id: lease.cgroupID)
-            leases.release(lease)
+            try lease.cgroup.remove(id: lease.cgroupID, in: parent)
+            leases.release(lease, in: directory.leases)
         } catch {
             diagnostics.warning(error.description)
         }

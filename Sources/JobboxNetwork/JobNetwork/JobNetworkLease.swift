@@ -143,7 +143,7 @@ package struct JobNetworkLeases: Sendable {
 
     /// The state directory, made (0755, root's) when `creating` and missing; an error when the job could write
     /// it or any directory above it.
-    func openDirectory(creating: Bool) throws(JobboxError) -> GuardedDirectory {
+    package func openDirectory(creating: Bool) throws(JobboxError) -> GuardedDirectory {
         try GuardedPath.openTrustedDirectory(directory, creating: creating, for: "cannot use state directory")
     }
 
@@ -151,6 +151,12 @@ package struct JobNetworkLeases: Sendable {
     package func withLock<Result>(_ body: () throws(JobboxError) -> Result) throws(JobboxError) -> Result {
         let parent = try openDirectory(creating: true)
         defer { parent.close() }
+        return try withLock(in: parent, body)
+    }
+
+    /// Runs `body` holding the lock of the state directory `parent`, opened by the caller (`openDirectory`), who
+    /// uses it for more than the lock.
+    package func withLock<Result>(in parent: GuardedDirectory, _ body: () throws(JobboxError) -> Result) throws(JobboxError) -> Result {
         let lockPath = directory + "/lock"
         // Relative to the checked directory and without following a symlink: root never creates or opens a
         // file some other name points at. O_NONBLOCK: a FIFO planted there cannot hang the open.

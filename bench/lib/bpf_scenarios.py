@@ -101,8 +101,7 @@ def bpf_setup(b, sh, tag):
         variants.append(Variant("/bin/true alone", [innode + ["/bin/true"]]))
         result = compare("7. set-up + teardown per job, bpf against the veth back ends, %d jobs running (target: bpf at least 20x faster than nftables-veth, flat in N)" % n,
                          variants, max(10, b.runs // 10), 2)
-        result["notes"] = [net_of_job(result["rows"])]
-        b.add(result)
+        b.add(result, notes=[net_of_job(result["rows"])])
 
 
 def net_of_job(rows):

@@ -284,13 +284,20 @@ struct HTCondorContractTests {
             return "NETWORK_ACCOUNTING_CGROUP = \(accountingPath)\nNETACCT_PIN_DIR = \(pinDirectory)\nNETACCT_SOCKET = \(socket)\nSTATE_DIR = \(state)\n"
         }
 
+        /// Starts the campus host's echo and the node service, and waits until both are ready: the job's first
+        /// datagram would be lost to an echo not yet bound (a slow Python start on a busy machine), and its
+        /// reply awaited in vain.
         mutating func start(config: String) throws {
+            let ready = String(socket.dropLast("/netacct.sock".count)) + "/echo-ready"
             let script =
-                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',7))\nwhile True:\n    d,a=s.recvfrom(65535); s.sendto(d,a)\n"
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',7))\nopen('\(ready)','w').close()\nwhile True:\n    d,a=s.recvfrom(65535); s.sendto(d,a)\n"
             echo = try Spawn.start(["ip", "netns", "exec", tag + "c", "python3", "-c", script])
             service = try Spawn.start([TestSupport.tool("netacct"), "--config", config, "--node"])
-            for _ in 0..<300 where !FileManager.default.fileExists(atPath: socket) { usleep(100_000) }
+            for _ in 0..<300 where !FileManager.default.fileExists(atPath: socket) || !FileManager.default.fileExists(atPath: ready) {
+                usleep(100_000)
+            }
             try #require(FileManager.default.fileExists(atPath: socket), "the node service made no socket")
+            try #require(FileManager.default.fileExists(atPath: ready), "the campus host's echo did not start")
         }
 
         func remove(config: String? = nil) {

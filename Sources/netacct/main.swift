@@ -227,6 +227,7 @@ struct Netacct: JobboxTool {
             stateDirectory: config.stateDir, backend: backendChoice, interval: request.interval, adFile: request.adFile,
             denyExternal: request.denyExternal, verbose: request.verbose)
         options.internalNetworksIPv6 = internalNetworksIPv6
+        options.nodePinDirectory = config.netacctPinDir
         options.chirp = try ChirpOptions.update(
             immediate: request.chirp.immediate, delayed: request.chirp.delayed, automatic: request.chirp.automatic, environment: environment)
         return try NetacctRun(options, diagnostics: diagnostics, environment: environment).run()

@@ -28,13 +28,24 @@ struct NetacctNodeJobKernelTests {
         return (run, pids[1], bed.directory + "/jobs/" + BPFJobCgroup.madeName(for: try JobID(job)))
     }
 
+    /// A bed with cgroup `jobs` below its accounting cgroup and its service running (removed again on failure).
+    static func servedBed() throws -> NodeBed {
+        let bed = try NodeBed()
+        do {
+            try bed.makeCgroups(["jobs"])
+            try bed.startService()
+        } catch {
+            bed.remove()
+            throw error
+        }
+        return bed
+    }
+
     @Test(
         "below the node's cgroup with its networks: exact over IPv4 and IPv6, no program on the job's cgroup, --show reads the node's entry, which goes after")
     func countedByTheNode() throws {
-        let bed = try NodeBed()
+        let bed = try Self.servedBed()
         defer { bed.remove() }
-        try bed.makeCgroups(["jobs"])
-        try bed.startService()
         let job = TestSupport.uniqueName("bpfnode")
         let go = bed.net.directory.path + "/go"
         let (run, _, cgroup) = try Self.start(bed, job: job, go: go)
@@ -58,10 +69,8 @@ struct NetacctNodeJobKernelTests {
 
     @Test("--deny-external, or other --internal networks than the node's: the job's own programs, on its cgroup, still exact", arguments: [true, false])
     func ownProgramsWhenAsked(denyExternal: Bool) throws {
-        let bed = try NodeBed()
+        let bed = try Self.servedBed()
         defer { bed.remove() }
-        try bed.makeCgroups(["jobs"])
-        try bed.startService()
         let job = TestSupport.uniqueName("bpfown")
         let go = bed.net.directory.path + "/go"
         // The node's networks less fd00::/8: the IPv6 campus is external to this job.
@@ -96,10 +105,8 @@ struct NetacctNodeJobKernelTests {
 
     @Test("netacct counted by the node killed with KILL: --cleanup --stale removes its cgroup and lease and leaves the node's pins and links")
     func killedThenCleanup() throws {
-        let bed = try NodeBed()
+        let bed = try Self.servedBed()
         defer { bed.remove() }
-        try bed.makeCgroups(["jobs"])
-        try bed.startService()
         let job = TestSupport.uniqueName("bpfnodekill")
         let go = bed.net.directory.path + "/go"
         let (run, netacct, cgroup) = try Self.start(bed, job: job, go: go)

@@ -76,6 +76,25 @@ int jb_bpf_map_get_fd_by_id(uint32_t id) {
     return jb_bpf(BPF_MAP_GET_FD_BY_ID, &attr);
 }
 
+int jb_bpf_prog_get_fd_by_id(uint32_t id) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.prog_id = id;
+    return jb_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+}
+
+int jb_bpf_prog_get_info_maps(int fd, struct bpf_prog_info *info, uint32_t *map_ids, uint32_t capacity) {
+    memset(info, 0, sizeof *info);
+    info->nr_map_ids = capacity;
+    info->map_ids = pointer(map_ids);
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.info.bpf_fd = (uint32_t)fd;
+    attr.info.info_len = sizeof *info;
+    attr.info.info = pointer(info);
+    return jb_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr);
+}
+
 /* The four element commands share one layout: map, key, value or next key, flags. */
 static int element(int command, int map, const void *key, const void *value, uint64_t flags) {
     union bpf_attr attr;

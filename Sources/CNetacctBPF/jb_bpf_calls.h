@@ -31,8 +31,13 @@ int jb_bpf_obj_get(const char *path);
 /* BPF_OBJ_GET_INFO_BY_FD: INFO (a struct bpf_map_info, bpf_prog_info or bpf_link_info, zeroed here) of FD. */
 int jb_bpf_obj_get_info(int fd, void *info, uint32_t size);
 
-/* BPF_MAP_GET_FD_BY_ID. */
+/* BPF_MAP_GET_FD_BY_ID and BPF_PROG_GET_FD_BY_ID. */
 int jb_bpf_map_get_fd_by_id(uint32_t id);
+int jb_bpf_prog_get_fd_by_id(uint32_t id);
+
+/* BPF_OBJ_GET_INFO_BY_FD of the program FD with the ids of its maps: *INFO (zeroed here) and up to CAPACITY ids in
+ * MAP_IDS; INFO->nr_map_ids says how many it has (more than CAPACITY: only CAPACITY were written). */
+int jb_bpf_prog_get_info_maps(int fd, struct bpf_prog_info *info, uint32_t *map_ids, uint32_t capacity);
 
 /* BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY (KEY NULL: the first). */
 int jb_bpf_map_lookup(int map, const void *key, void *value);

@@ -402,6 +402,177 @@ int jb_netacct_node_next_key(int fd, const uint64_t *previous, uint64_t *next) {
 
 int jb_netacct_node_delete(int fd, uint64_t id) { return jb_bpf_map_delete(fd, &id) == 0 ? 0 : -1; }
 
+int jb_netacct_node_read_map_id(uint32_t map_id, uint64_t id, struct jb_netacct_counters *value) {
+    memset(value, 0, sizeof *value);
+    int fd = jb_bpf_map_get_fd_by_id(map_id);
+    if (fd < 0) return -1;
+    int result = check_counters_map(fd);
+    if (result == 0 && jb_bpf_map_lookup(fd, &id, value) != 0) {
+        /* No entry: no traffic yet. */
+        if (errno == ENOENT)
+            memset(value, 0, sizeof *value);
+        else
+            result = -1;
+    }
+    close_kept(fd);
+    return result;
+}
+
+/* Whether the map INFO describes is row ROW of the table (name, type, key and value sizes; the counters map's size
+ * is the node's or a job's, the readers do not depend on it). */
+static int is_table_map(const struct bpf_map_info *info, int row) {
+    const struct jb_netacct_map_spec *spec = &map_specs[row];
+    return strcmp(info->name, spec->name) == 0 && info->type == spec->type && info->key_size == spec->key_size &&
+           info->value_size == spec->value_size;
+}
+
+/* Checks the link pinned at PATH as the node's link for direction I of PROGRAMS (its cgroup, when it is the first,
+ * else the same); on success the networks and settings maps of its program are open in PROGRAMS (the first link's;
+ * the second's must be the same maps) and *SETTINGS read. -1 with *REASON otherwise. */
+static int check_node_link(const char *path, int i, struct jb_netacct_node_programs *programs, uint32_t map_ids[3], const char **reason) {
+    int link = jb_bpf_obj_get(path);
+    if (link < 0) {
+        *reason = errno == ENOENT ? "the node service's links are not pinned" : "cannot open the node service's pinned link";
+        return -1;
+    }
+    struct bpf_link_info info;
+    int result = jb_bpf_obj_get_info(link, &info, sizeof info);
+    close_kept(link);
+    if (result != 0 || info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.attach_type != attach_types[i]) {
+        *reason = "a pinned link of the node service is not its cgroup link";
+        errno = EINVAL;
+        return -1;
+    }
+    /* BPF_LINK_DETACH (netacct --cleanup --stale) leaves the pin with no cgroup. */
+    if (info.cgroup.cgroup_id == 0 || (i > 0 && info.cgroup.cgroup_id != programs->cgroup_id)) {
+        *reason = info.cgroup.cgroup_id == 0 ? "the node service's pinned links are detached" : "the node service's links are on two cgroups";
+        errno = ENOLINK;
+        return -1;
+    }
+    programs->cgroup_id = info.cgroup.cgroup_id;
+    int program = jb_bpf_prog_get_fd_by_id(info.prog_id);
+    if (program < 0) {
+        *reason = "cannot open the node service's program";
+        return -1;
+    }
+    struct bpf_prog_info prog;
+    uint32_t ids[4];
+    char expected[BPF_OBJ_NAME_LEN];
+    jb_bpf_name(expected, node_programs[i]);
+    result = jb_bpf_prog_get_info_maps(program, &prog, ids, 4);
+    close_kept(program);
+    if (result != 0 || prog.type != BPF_PROG_TYPE_CGROUP_SKB || strcmp(prog.name, expected) != 0 || prog.nr_map_ids != 3) {
+        *reason = "a pinned link of the node service runs another program than the node's";
+        errno = EINVAL;
+        return -1;
+    }
+    for (int m = 0; m < 3; m++) {
+        if (i > 0) {
+            /* The second program's maps are the first's (one load of the node's object): three ids a program holds
+             * are distinct, so each being one of the first's three is the same set. */
+            if (ids[m] != map_ids[0] && ids[m] != map_ids[1] && ids[m] != map_ids[2]) {
+                *reason = "the node service's two programs count in different maps";
+                errno = EINVAL;
+                return -1;
+            }
+            continue;
+        }
+        /* Each of the three maps takes a role not taken yet, or the program is refused: so all three are found. */
+        int fd = jb_bpf_map_get_fd_by_id(ids[m]);
+        struct bpf_map_info map;
+        if (fd < 0 || jb_bpf_obj_get_info(fd, &map, sizeof map) != 0) {
+            close_kept(fd);
+            *reason = "cannot open a map of the node service's program";
+            return -1;
+        }
+        if (is_table_map(&map, COUNTERS) && map.id == programs->counters_id) {
+            map_ids[COUNTERS] = map.id;
+            close(fd);
+        } else if (is_table_map(&map, NETWORKS) && programs->networks_fd < 0) {
+            map_ids[NETWORKS] = map.id;
+            programs->networks_fd = fd;
+        } else if (is_table_map(&map, SETTINGS) && map_ids[SETTINGS] == 0) {
+            map_ids[SETTINGS] = map.id;
+            uint32_t key = 0;
+            struct jb_netacct_settings settings;
+            result = jb_bpf_map_lookup(fd, &key, &settings);
+            close_kept(fd);
+            if (result != 0) {
+                *reason = "cannot read the node service's settings";
+                return -1;
+            }
+            programs->first_level = settings.first_level;
+            programs->deny_external = settings.deny_external;
+        } else {
+            close(fd);
+            *reason = "the node service's program counts in another map than the pinned one";
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int jb_netacct_node_programs_open(const char *pin_dir, struct jb_netacct_node_programs *programs, const char **reason) {
+    memset(programs, 0, sizeof *programs);
+    programs->networks_fd = -1;
+    programs->counters_fd = jb_netacct_node_open_counters(pin_dir);
+    if (programs->counters_fd < 0) {
+        *reason = errno == ENOENT ? "no node service's counters map is pinned" : "the pinned counters map is not the node service's";
+        return -1;
+    }
+    struct bpf_map_info counters;
+    if (jb_bpf_obj_get_info(programs->counters_fd, &counters, sizeof counters) != 0) {
+        *reason = "cannot read the pinned counters map";
+        goto fail;
+    }
+    programs->counters_id = counters.id;
+    uint32_t map_ids[3] = {0, 0, 0};
+    for (int i = 0; i < 2; i++) {
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", pin_dir, node_links[i]) >= (int)sizeof path) {
+            *reason = "the pinned link's name is too long";
+            errno = ENAMETOOLONG;
+            goto fail;
+        }
+        if (check_node_link(path, i, programs, map_ids, reason) != 0) goto fail;
+    }
+    return 0;
+fail: {
+    int saved = errno;
+    jb_netacct_node_programs_close(programs);
+    errno = saved;
+}
+    return -1;
+}
+
+void jb_netacct_node_programs_close(struct jb_netacct_node_programs *programs) {
+    close_kept(programs->counters_fd);
+    close_kept(programs->networks_fd);
+    programs->counters_fd = programs->networks_fd = -1;
+}
+
+int jb_netacct_node_networks(int fd, struct jb_netacct_key *keys, uint32_t *kinds, int capacity) {
+    int count = 0;
+    struct jb_netacct_key key, next;
+    const void *previous = NULL;
+    for (;;) {
+        if (jb_bpf_map_next_key(fd, previous, &next) != 0) return errno == ENOENT ? count : -1;
+        uint32_t kind;
+        if (jb_bpf_map_lookup(fd, &next, &kind) == 0) {
+            if (count < capacity) {
+                keys[count] = next;
+                kinds[count] = kind;
+            }
+            count++;
+        } else if (errno != ENOENT) {
+            return -1;
+        }
+        key = next;
+        previous = &key;
+    }
+}
+
 int jb_netacct_node_remove_pins(const char *pin_dir, int *removed, const char **stage) {
     *removed = 0;
     for (int i = 0; i < 3; i++) {

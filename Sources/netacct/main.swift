@@ -32,7 +32,9 @@ struct Netacct: JobboxTool {
             --deny-external drops external packets (still counted). Processes the job leaves in its cgroup are \
             killed when it ends. Limits: the kernel must have cgroup BPF (else use iptables or nftables, \
             IPv4 only); on hybrid nodes only the job's own unified cgroup is counted; traffic the node makes on \
-            the job's behalf (NFS, CVMFS) is not the job's.
+            the job's behalf (NFS, CVMFS) is not the job's. When the node service (below) already counts the \
+            job's cgroup with the job's networks and no --deny-external is asked for, no program is loaded: the \
+            figures are that cgroup's entry in the service's map (-v says which is used and why).
 
             netacct --node is the node service (root, long-running, e.g. examples/systemd/netacct-node.service): \
             it attaches the programs once to NETWORK_ACCOUNTING_CGROUP (default: the unified root), counts every \
@@ -227,6 +229,7 @@ struct Netacct: JobboxTool {
             stateDirectory: config.stateDir, backend: backendChoice, interval: request.interval, adFile: request.adFile,
             denyExternal: request.denyExternal, verbose: request.verbose)
         options.internalNetworksIPv6 = internalNetworksIPv6
+        options.nodePinDirectory = config.netacctPinDir
         options.chirp = try ChirpOptions.update(
             immediate: request.chirp.immediate, delayed: request.chirp.delayed, automatic: request.chirp.automatic, environment: environment)
         return try NetacctRun(options, diagnostics: diagnostics, environment: environment).run()

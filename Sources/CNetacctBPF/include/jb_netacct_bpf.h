@@ -156,6 +156,39 @@ int jb_netacct_node_next_key(int fd, const uint64_t *previous, uint64_t *next);
 /* Removes cgroup ID's entry from the map FD: 0, or -1 with errno. */
 int jb_netacct_node_delete(int fd, uint64_t id);
 
+/* --show of a job counted by the node's programs: cgroup ID's counters in the counters map with kernel id MAP_ID
+ * (checked to be netacct's, as jb_netacct_bpf_read_map_id does); zero when it has no entry. 0 or -1 with errno. */
+int jb_netacct_node_read_map_id(uint32_t map_id, uint64_t id, struct jb_netacct_counters *value);
+
+/* The node service's programs as the kernel runs them through the links pinned in a pin directory: what a job's run
+ * (netacct --backend bpf below the node's cgroup) needs to know before it counts in their map instead of loading
+ * programs of its own. */
+struct jb_netacct_node_programs {
+    uint64_t cgroup_id;     /* the cgroup both links are attached to */
+    uint32_t first_level;   /* the programs' settings */
+    uint32_t deny_external;
+    uint32_t counters_id;   /* the pinned counters map's kernel id: the map the programs count into */
+    int counters_fd;        /* that map */
+    int networks_fd;        /* the programs' networks map */
+};
+
+/*
+ * Opens the node service's programs through what is pinned in PIN_DIR ("counters", "egress", "ingress": the
+ * counters map opened by jb_netacct_node_open_counters, with its checks) and checks that they count: each link a
+ * cgroup link of its direction, attached (a detached one has no cgroup), both on one cgroup, each running the node's
+ * program of that direction (its name and type), whose maps are exactly the pinned counters map and a networks and a
+ * settings map of netacct's table. 0 and *PROGRAMS (closed by jb_netacct_node_programs_close), or -1 with errno and
+ * *REASON saying why they are not usable (a static string).
+ */
+int jb_netacct_node_programs_open(const char *pin_dir, struct jb_netacct_node_programs *programs, const char **reason);
+
+/* Closes what jb_netacct_node_programs_open opened. */
+void jb_netacct_node_programs_close(struct jb_netacct_node_programs *programs);
+
+/* Reads the networks map FD (jb_netacct_node_programs's): up to CAPACITY keys and their kinds into KEYS and KINDS.
+ * How many entries it has (more than CAPACITY: only CAPACITY were read), or -1 with errno. */
+int jb_netacct_node_networks(int fd, struct jb_netacct_key *keys, uint32_t *kinds, int capacity);
+
 /*
  * Removes what the node service left in PIN_DIR: detaches the pinned links (BPF_LINK_DETACH), unpins them and the
  * counters map, and removes PIN_DIR. *REMOVED counts the pins removed. 0 or -1 with errno and *STAGE; a missing

@@ -40,23 +40,54 @@ package final class BPFAccounting {
         return object
     }
 
-    /// Fills the networks map of the programs `loaded`: the internal networks first, loopback (127.0.0.0/8, ::1:
-    /// not counted) last, so a loopback entry wins over an equal internal one. A network's text is made only for
-    /// an error: its description builds generic collections whose metadata the runtime makes at first use, about
-    /// 0.2 M instructions of every bpf run of netacct (bench/README.md).
-    static func addNetworks(to loaded: OpaquePointer, internalIPv4: [IPv4Network], internalIPv6: [IPv6Network]) throws(JobboxError) {
-        func add(_ family: Int32, _ octets: [UInt8], _ length: Int, _ kind: Int32, _ shown: () -> String) throws(JobboxError) {
-            let result = octets.withUnsafeBufferPointer { jb_netacct_bpf_add_network(loaded, family, $0.baseAddress, Int32(length), kind) }
-            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", shown()) }
-        }
+    /// One entry of the networks map: a network's family (`JB_NETACCT_FAMILY_*`), address bytes, prefix length
+    /// and kind (`JB_NETACCT_REMOTE_*`); `shown` makes its text, for an error only.
+    struct NetworkEntry {
+        let family: Int32
+        let octets: [UInt8]
+        let length: Int
+        let kind: Int32
+        let shown: () -> String
+    }
+
+    /// What the networks map of programs counting with `internal` networks holds, in the order it is written: the
+    /// internal networks first, loopback (127.0.0.0/8, ::1: not counted) last, so a loopback entry wins over an
+    /// equal internal one. A network's text is made only for an error: its description builds generic collections
+    /// whose metadata the runtime makes at first use, about 0.2 M instructions of every bpf run of netacct
+    /// (bench/README.md).
+    static func networkEntries(internalIPv4: [IPv4Network], internalIPv6: [IPv6Network]) -> [NetworkEntry] {
+        var entries: [NetworkEntry] = []
         for network in internalIPv4 where !Self.ipv4Loopback.contains(network) {
-            try add(JB_NETACCT_FAMILY_IPV4, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL) { network.description }
+            entries.append(
+                NetworkEntry(family: JB_NETACCT_FAMILY_IPV4, octets: network.address.octets, length: network.prefixLength, kind: JB_NETACCT_REMOTE_INTERNAL) {
+                    network.description
+                })
         }
         for network in internalIPv6 {
-            try add(JB_NETACCT_FAMILY_IPV6, network.address.octets, network.prefixLength, JB_NETACCT_REMOTE_INTERNAL) { network.description }
+            entries.append(
+                NetworkEntry(family: JB_NETACCT_FAMILY_IPV6, octets: network.address.octets, length: network.prefixLength, kind: JB_NETACCT_REMOTE_INTERNAL) {
+                    network.description
+                })
         }
-        try add(JB_NETACCT_FAMILY_IPV4, Self.ipv4Loopback.address.octets, 8, JB_NETACCT_REMOTE_LOOPBACK) { "127.0.0.0/8" }
-        try add(JB_NETACCT_FAMILY_IPV6, [UInt8](repeating: 0, count: 15) + [1], 128, JB_NETACCT_REMOTE_LOOPBACK) { "::1/128" }
+        entries.append(
+            NetworkEntry(family: JB_NETACCT_FAMILY_IPV4, octets: Self.ipv4Loopback.address.octets, length: 8, kind: JB_NETACCT_REMOTE_LOOPBACK) {
+                "127.0.0.0/8"
+            })
+        entries.append(
+            NetworkEntry(family: JB_NETACCT_FAMILY_IPV6, octets: [UInt8](repeating: 0, count: 15) + [1], length: 128, kind: JB_NETACCT_REMOTE_LOOPBACK) {
+                "::1/128"
+            })
+        return entries
+    }
+
+    /// Fills the networks map of the programs `loaded` with `networkEntries`.
+    static func addNetworks(to loaded: OpaquePointer, internalIPv4: [IPv4Network], internalIPv6: [IPv6Network]) throws(JobboxError) {
+        for entry in networkEntries(internalIPv4: internalIPv4, internalIPv6: internalIPv6) {
+            let result = entry.octets.withUnsafeBufferPointer {
+                jb_netacct_bpf_add_network(loaded, entry.family, $0.baseAddress, Int32(entry.length), entry.kind)
+            }
+            if result != 0 { throw JobboxError.lastErrno("cannot add network to the BPF map", entry.shown()) }
+        }
     }
 
     deinit { close() }

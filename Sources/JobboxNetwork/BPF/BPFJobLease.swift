@@ -21,8 +21,16 @@ package struct BPFJobLease: Sendable, Equatable {
     package var cgroup: BPFJobCgroup
     /// The cgroup's id (inode), 0 until it is made.
     package var cgroupID: UInt64
-    /// The kernel id of the counters map (`--show`).
+    /// The kernel id of the job's own counters map, whose entries are summed (`--show`); 0 when the node service's
+    /// programs count the job.
     package var countersMapID: UInt32
+    /// The kernel id of the node service's counters map when its programs count the job (`BPFNodeCounting`): the
+    /// job's figures are the entry of `cgroupID` there less `nodeBase`. 0 otherwise. Recorded as
+    /// `NodeCountersMapId` (with `CountersMapId = 0`, so that a netacct that knows only its own maps fails to read
+    /// the lease's counts rather than summing every cgroup of the node).
+    package var nodeCountersMapID: UInt32 = 0
+    /// What the node's entry held when the job started (`NodeBase<class>`, with `nodeCountersMapID`).
+    package var nodeBase = TrafficCounters()
 
     /// The lease as a ClassAd, the state directory's format.
     package var classAd: ClassAd {
@@ -35,6 +43,13 @@ package struct BPFJobLease: Sendable, Equatable {
         ad.set("CgroupMade", cgroup.made)
         ad.set("CgroupId", Int64(clamping: cgroupID))
         ad.set("CountersMapId", Int64(countersMapID))
+        if nodeCountersMapID != 0 {
+            ad.set("NodeCountersMapId", Int64(nodeCountersMapID))
+            ad.set("NodeBaseOutgoingInternal", nodeBase.outgoingInternal)
+            ad.set("NodeBaseOutgoingExternal", nodeBase.outgoingExternal)
+            ad.set("NodeBaseIncomingInternal", nodeBase.incomingInternal)
+            ad.set("NodeBaseIncomingExternal", nodeBase.incomingExternal)
+        }
         return ad
     }
 
@@ -56,6 +71,18 @@ package struct BPFJobLease: Sendable, Equatable {
         self.init(
             job: job, owner: ProcessIdentity(pid: Int32(truncatingIfNeeded: pid), startTime: UInt64(clamping: start)),
             cgroup: BPFJobCgroup(path: path, made: made), cgroupID: UInt64(clamping: id), countersMapID: mapID)
+        // A lease of an older netacct has no node attributes: its counts are its own map's.
+        if let node = ad.integer("NodeCountersMapId") {
+            guard let nodeID = UInt32(exactly: node), nodeID != 0, let outgoingInternal = ad.integer("NodeBaseOutgoingInternal"),
+                let outgoingExternal = ad.integer("NodeBaseOutgoingExternal"), let incomingInternal = ad.integer("NodeBaseIncomingInternal"),
+                let incomingExternal = ad.integer("NodeBaseIncomingExternal")
+            else { return nil }
+            nodeCountersMapID = nodeID
+            nodeBase.outgoingInternal = UInt64(clamping: outgoingInternal)
+            nodeBase.outgoingExternal = UInt64(clamping: outgoingExternal)
+            nodeBase.incomingInternal = UInt64(clamping: incomingInternal)
+            nodeBase.incomingExternal = UInt64(clamping: incomingExternal)
+        }
     }
 }
 
@@ -141,8 +168,8 @@ package struct BPFJobLeases: Sendable {
         !lease.owner.isAlive && LeaseFiles.stillNames(lease.owner, file: fileName(lease), in: directory)
     }
 
-    /// Takes the lease of `cgroup` for `job`, as `acquire(job:cgroup:countersMapID:in:reclaim:)` does, in
-    /// directories opened for this call.
+    /// Takes the lease of `cgroup` for `job`, as `acquire(job:cgroup:countersMapID:nodeCountersMapID:in:reclaim:)` does,
+    /// in directories opened for this call.
     package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
         let opened = try BPFLeaseDirectory.open(network)
         defer { opened.close() }
@@ -153,14 +180,15 @@ package struct BPFJobLeases: Sendable {
     /// one in its file (named after the cgroup) is handed to `reclaim` first (which removes its leftovers and says
     /// whether it could); a live one is an error. One file is read, whatever the number of running jobs.
     package func acquire(
-        job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, in opened: BPFLeaseDirectory, reclaim: (BPFJobLease) -> Bool
+        job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, nodeCountersMapID: UInt32 = 0, in opened: BPFLeaseDirectory,
+        reclaim: (BPFJobLease) -> Bool
     ) throws(JobboxError) -> BPFJobLease {
         try network.withLock(in: opened.state) { () throws(JobboxError) -> BPFJobLease in
             let name = GuardedPath.split(cgroup.path).1 + ".lease"
             if isVisible, let lease = read(name, in: opened.leases) {
                 if isStale(lease) && reclaim(lease) {
                     release(lease, in: opened.leases)
-                    return try take(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened.leases)
+                    return try take(job: job, cgroup: cgroup, countersMapID: countersMapID, nodeCountersMapID: nodeCountersMapID, in: opened.leases)
                 }
                 let state =
                     lease.owner.isAlive
@@ -168,13 +196,16 @@ package struct BPFJobLeases: Sendable {
                 throw JobboxError.invalid(
                     "cannot start network accounting for job", job.rawValue, "its cgroup \(lease.cgroup.path) is in use by job \(lease.job), \(state)")
             }
-            return try take(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened.leases)
+            return try take(job: job, cgroup: cgroup, countersMapID: countersMapID, nodeCountersMapID: nodeCountersMapID, in: opened.leases)
         }
     }
 
     /// Records this process's lease of `cgroup` in `parent` (under the lock).
-    private func take(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, in parent: GuardedDirectory) throws(JobboxError) -> BPFJobLease {
-        let lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
+    private func take(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, nodeCountersMapID: UInt32, in parent: GuardedDirectory) throws(JobboxError)
+        -> BPFJobLease
+    {
+        var lease = BPFJobLease(job: job.rawValue, owner: .current, cgroup: cgroup, cgroupID: 0, countersMapID: countersMapID)
+        lease.nodeCountersMapID = nodeCountersMapID
         try write(lease, in: parent)
         return lease
     }

@@ -9,22 +9,23 @@ import SystemPackage
 #endif
 
 extension NetacctRun {
-    /// `--backend bpf`: the job keeps its network; its own unified cgroup (`BPFJobCgroup`) gets netacct's
-    /// cgroup_skb programs, which count and classify every packet of its sockets. Nothing is made in any network
-    /// namespace: no link, no route, no firewall rule. Returns the job's status.
+    /// `--backend bpf`: the job keeps its network; its own unified cgroup (`BPFJobCgroup`) is counted by cgroup_skb
+    /// programs, which count and classify every packet of its sockets: the node service's when they count that
+    /// cgroup already with this job's networks (`BPFJobCounting.choose`), else netacct's own, loaded for the job.
+    /// Nothing is made in any network namespace: no link, no route, no firewall rule. Returns the job's status.
     ///
-    /// Order: load the programs (a kernel without cgroup BPF fails here, with nothing made), lease, cgroup,
-    /// attach, then the job is forked and held before exec until it is in the cgroup, so every socket it opens
-    /// belongs there. Tear-down: final read, detach, kill what the job left in its cgroup, remove the cgroup,
-    /// release the lease.
+    /// Order: the programs (a kernel without cgroup BPF fails here, with nothing made), lease, cgroup, attach (or
+    /// the node's entry's start), then the job is forked and held before exec until it is in the cgroup, so every
+    /// socket it opens belongs there. Tear-down: final read, detach, kill what the job left in its cgroup, remove
+    /// the cgroup (and drop the node's entry of it), release the lease.
     func runBPF() throws(JobboxError) -> Int32 {
         SetUpSignals.hold()
         let unified = try CgroupLayout.currentUnified()
         let place = try BPFJobCgroup.place(for: options.job, unified: unified)
         if options.verbose { diagnostics.note("backend bpf: cgroup \(place.path)\(place.made ? "" : " (cg-exec's)")") }
-        let accounting = try BPFAccounting(
-            internalIPv4: options.internalNetworks, internalIPv6: options.internalNetworksIPv6, denyExternal: options.denyExternal)
-        defer { accounting.close() }
+        guard let unified else { throw JobboxError.invalid("cannot count job", options.job.rawValue, "no cgroup2 hierarchy is mounted") }
+        let counting = try BPFJobCounting.choose(options, place: place, unified: unified, diagnostics: diagnostics)
+        defer { counting.stop() }
         let network = JobNetworkLeases(stateDirectory: options.stateDirectory, subnet: options.jobSubnet, diagnostics: diagnostics)
         let leases = BPFJobLeases(network, unified: unified)
         let cleanup = NetacctCleanup(leases: network, diagnostics: diagnostics, environment: environment)
@@ -34,12 +35,16 @@ extension NetacctRun {
         defer { parent.close() }
         let directory = try BPFLeaseDirectory.open(network)
         defer { directory.close() }
-        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: accounting.countersMapID, in: directory) { cleanup.dismantle($0) }
+        let mapIDs = counting.mapIDs
+        var lease = try leases.acquire(job: options.job, cgroup: place, countersMapID: mapIDs.own, nodeCountersMapID: mapIDs.node, in: directory) {
+            cleanup.dismantle($0)
+        }
         let cgroupFD: Int32
         do {
             (cgroupFD, lease.cgroupID) = try place.create(in: parent)
         } catch {
             leases.release(lease, in: directory.leases)
+            counting.finish(removed: false)
             throw error
         }
         defer { close(cgroupFD) }
@@ -47,11 +52,12 @@ extension NetacctRun {
         let job: HeldJob
         let movedIn: Bool
         do {
+            try counting.start(cgroupFD: cgroupFD, cgroupID: lease.cgroupID, path: place.path)
+            if case .node(let node) = counting { lease.nodeBase = node.base }
             try leases.write(lease, in: directory.leases)
-            try accounting.attach(cgroupFD: cgroupFD, path: place.path)
             (job, movedIn) = try Self.spawnInto(place, cgroupFD: cgroupFD, command: options.command)
         } catch {
-            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
+            takeDownBPF(lease, counting: counting, leases: leases, in: directory, parent: parent)
             throw error
         }
         do throws(JobboxError) {
@@ -60,16 +66,16 @@ extension NetacctRun {
             try job.release()
         } catch {
             job.abandon()
-            takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
+            takeDownBPF(lease, counting: counting, leases: leases, in: directory, parent: parent)
             throw error
         }
-        let read = { () throws(JobboxError) -> TrafficCounters in try accounting.counters() }
+        let read = { () throws(JobboxError) -> TrafficCounters in try counting.counters() }
         let status = job.wait(interval: options.adFile == nil ? nil : options.interval) {
             publish(final: false, what: place.path, read: read)
         }
         let final = publish(final: true, what: place.path, read: read)
         // Detached first: a chirp from here (netacct's own traffic, in the host's network) is not the job's.
-        accounting.close()
+        counting.stop()
         if let update = options.chirp, let final {
             do {
                 try ChirpClient.publish(final, update: update, environment: environment)
@@ -78,7 +84,7 @@ extension NetacctRun {
                 diagnostics.warning(error.description)
             }
         }
-        takeDownBPF(lease, accounting: accounting, leases: leases, in: directory, parent: parent)
+        takeDownBPF(lease, counting: counting, leases: leases, in: directory, parent: parent)
         return status
     }
 
@@ -97,14 +103,17 @@ extension NetacctRun {
 
     /// Detaches, removes the cgroup netacct made (in `parent`), and releases the lease (in `directory`) when all
     /// went; failures are reported and the lease stays for `--cleanup --stale`.
-    func takeDownBPF(_ lease: BPFJobLease, accounting: BPFAccounting, leases: BPFJobLeases, in directory: BPFLeaseDirectory, parent: GuardedDirectory) {
-        accounting.close()
+    func takeDownBPF(_ lease: BPFJobLease, counting: BPFJobCounting, leases: BPFJobLeases, in directory: BPFLeaseDirectory, parent: GuardedDirectory) {
+        counting.stop()
+        var removed = false
         do {
             try lease.cgroup.remove(id: lease.cgroupID, in: parent)
+            removed = lease.cgroup.made
             leases.release(lease, in: directory.leases)
         } catch {
             diagnostics.warning(error.description)
         }
+        counting.finish(removed: removed)
     }
 }
 
@@ -154,11 +163,18 @@ extension NetacctShow {
         for lease in try BPFJobLeases(leases).all() where lease.owner.isAlive && (job == nil || lease.job == job?.rawValue) {
             var ad = ClassAd()
             ad.set("JobboxJobId", lease.job)
-            for (name, value) in try BPFAccounting.counters(mapID: lease.countersMapID).classAd.attributes { ad.set(name, value) }
+            for (name, value) in try Self.counters(of: lease).classAd.attributes { ad.set(name, value) }
             ad.set("JobboxNetworkBackend", "bpf")
             ad.set("JobboxNetworkCgroup", lease.cgroup.path)
             ads.append(ad)
         }
         return ads
+    }
+
+    /// The counters of the running job of `lease`: the sum of its own map, or its cgroup's entry in the node
+    /// service's less what it held at the job's start.
+    static func counters(of lease: BPFJobLease) throws(JobboxError) -> TrafficCounters {
+        guard lease.nodeCountersMapID != 0 else { return try BPFAccounting.counters(mapID: lease.countersMapID) }
+        return try NodeCountersMap.counters(mapID: lease.nodeCountersMapID, of: lease.cgroupID).subtracting(lease.nodeBase)
     }
 }

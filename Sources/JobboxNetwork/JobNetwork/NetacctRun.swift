@@ -32,6 +32,9 @@ package struct NetacctRunOptions: Sendable {
     package var denyExternal: Bool
     /// Say what is being made.
     package var verbose: Bool
+    /// `NETACCT_PIN_DIR`: where the node service's pins are, whose programs may count a bpf job
+    /// (`BPFJobCounting.choose`); nil: the job's own programs always.
+    package var nodePinDirectory: String? = nil
 
     /// Options with every field given.
     package init(

@@ -76,6 +76,14 @@ package struct NodeCountersMap {
         return TrafficCounters(value)
     }
 
+    /// The counters of cgroup `id` in the map with kernel id `mapID` (a job's lease names it: `--show`), checked to
+    /// be netacct's; zero when it has no entry.
+    package static func counters(mapID: UInt32, of id: UInt64) throws(JobboxError) -> TrafficCounters {
+        var value = jb_netacct_counters()
+        if jb_netacct_node_read_map_id(mapID, id, &value) != 0 { throw JobboxError.lastErrno("cannot read the node's counters map", "\(mapID)") }
+        return TrafficCounters(value)
+    }
+
     /// Every cgroup id with an entry (0, the overflow entry, included).
     package func ids() throws(JobboxError) -> [UInt64] {
         var result: [UInt64] = []

@@ -75,6 +75,45 @@ enum NodePins {
     }
 }
 
+extension NodePins {
+    /// Opens `pinDirectory` for a job's run to read the service's pins from (an `O_PATH` descriptor the caller
+    /// closes; its pins are then named `/proc/self/fd/<fd>/<pin>`, so the directory checked is the one read), or nil
+    /// when it does not exist (no service ran). Believed only when root alone could have put what is there: each
+    /// component is reached without following a symbolic link and is root's, each directory above it is writable by
+    /// root alone or sticky (bpffs's root is 1777 unless mounted otherwise: a user may add entries beside root's
+    /// there but not replace them), and the directory itself is writable by root alone (`prepare` makes it 0700).
+    /// The service itself trusts the path (`prepare`): it made the directory.
+    static func openForReading(_ pinDirectory: String) throws(JobboxError) -> Int32? {
+        var fd = open("/", JB_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw JobboxError.lastErrno("cannot open", "/") }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            close(fd)
+            throw JobboxError.lastErrno("cannot open", "/")
+        }
+        for component in pinDirectory.split(separator: "/") {
+            let above = info
+            let next = openat(fd, String(component), JB_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let saved = errno
+            close(fd)
+            guard next >= 0 else {
+                if saved == ENOENT { return nil }
+                throw JobboxError.system("cannot open the pin directory", pinDirectory, Errno(rawValue: saved))
+            }
+            fd = next
+            guard fstat(fd, &info) == 0, info.st_uid == 0, GuardedPath.isRootOnly(above) || above.st_mode & S_ISVTX != 0 else {
+                close(fd)
+                throw JobboxError.invalid("cannot trust the pin directory", pinDirectory, "a directory of its path is not root's, or others may replace it")
+            }
+        }
+        guard GuardedPath.isRootOnly(info) else {
+            close(fd)
+            throw JobboxError.invalid("cannot trust the pin directory", pinDirectory, "others may write it")
+        }
+        return fd
+    }
+}
+
 /// The service's listening socket.
 enum NodeSocket {
     /// Binds and listens at `path`, in a directory root's alone (made 0755 when missing), mode 0666 so that

@@ -460,3 +460,18 @@ extension NetacctBPFKernelTests {
         try? FileManager.default.removeItem(atPath: net.state.path + "/netacct/bpf/" + GuardedPath.split(other.path).1 + ".lease")
     }
 }
+
+/// The lease operations of a run, each in its state directories opened for the call (a run opens them once).
+extension BPFJobLeases {
+    func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
+        let opened = try BPFLeaseDirectory.open(network)
+        defer { opened.close() }
+        return try acquire(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened, reclaim: reclaim)
+    }
+
+    func write(_ lease: BPFJobLease) throws(JobboxError) {
+        let opened = try BPFLeaseDirectory.open(network)
+        defer { opened.close() }
+        try write(lease, in: opened.leases)
+    }
+}

@@ -168,14 +168,6 @@ package struct BPFJobLeases: Sendable {
         !lease.owner.isAlive && LeaseFiles.stillNames(lease.owner, file: fileName(lease), in: directory)
     }
 
-    /// Takes the lease of `cgroup` for `job`, as `acquire(job:cgroup:countersMapID:nodeCountersMapID:in:reclaim:)` does,
-    /// in directories opened for this call.
-    package func acquire(job: JobID, cgroup: BPFJobCgroup, countersMapID: UInt32, reclaim: (BPFJobLease) -> Bool) throws(JobboxError) -> BPFJobLease {
-        let opened = try BPFLeaseDirectory.open(network)
-        defer { opened.close() }
-        return try acquire(job: job, cgroup: cgroup, countersMapID: countersMapID, in: opened, reclaim: reclaim)
-    }
-
     /// Takes the lease of `cgroup` for `job` in `opened` (this state directory's, kept open by the run): a stale
     /// one in its file (named after the cgroup) is handed to `reclaim` first (which removes its leftovers and says
     /// whether it could); a live one is an error. One file is read, whatever the number of running jobs.
@@ -208,13 +200,6 @@ package struct BPFJobLeases: Sendable {
         lease.nodeCountersMapID = nodeCountersMapID
         try write(lease, in: parent)
         return lease
-    }
-
-    /// Writes `lease` (atomically), making the directory when missing.
-    package func write(_ lease: BPFJobLease) throws(JobboxError) {
-        let opened = try BPFLeaseDirectory.open(network)
-        defer { opened.close() }
-        try write(lease, in: opened.leases)
     }
 
     /// Writes `lease` (atomically) in `parent`, the leases' directory.

@@ -4,6 +4,7 @@
 #include "jb_process.h"
 #include "clinux.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -23,6 +24,25 @@
 #endif
 
 int jb_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int jb_release_child(int fd) {
+    sigset_t pipe_signal, previous;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous) != 0) return -1;
+    ssize_t written;
+    do written = write(fd, "g", 1); while (written < 0 && errno == EINTR);
+    int saved = errno;
+    /* A SIGPIPE already pending before the call was blocked by the caller and is theirs: only one this write
+     * raised is taken (there is none when the byte went through). */
+    if (written < 0 && saved == EPIPE && !sigismember(&previous, SIGPIPE)) {
+        const struct timespec now = {0, 0};
+        while (sigtimedwait(&pipe_signal, NULL, &now) == SIGPIPE) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    errno = saved;
+    return written == 1 ? 1 : -1;
+}
 
 int jb_block_forwarded_signals(int block) {
     sigset_t set;

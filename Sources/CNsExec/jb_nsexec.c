@@ -9,6 +9,7 @@
 #include "jb_init.h"
 #include "clinux.h"
 #include "jb_open.h"
+#include "jb_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -518,8 +519,8 @@ pid_t jb_nsexec_spawn(const struct jb_nsexec_plan *plan, int *report_fd, struct 
         jb_wait_pid(child, NULL, 0);
         return fail(failure, JB_NSEXEC_SIGNALS, 0, forward_errno);
     }
-    ssize_t written;
-    do written = write(go[1], "g", 1); while (written < 0 && errno == EINTR);
+    /* A child killed meanwhile is reaped and reported by the caller's wait, not by ns-exec's death of SIGPIPE. */
+    (void)jb_release_child(go[1]);
     /* go[1] stays open as long as ns-exec lives: its closing is how the child notices ns-exec's death. */
     *report_fd = report[0];
     return child;

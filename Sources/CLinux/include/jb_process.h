@@ -11,6 +11,14 @@
 int jb_pidfd_open(pid_t pid);
 
 /*
+ * The one byte that lets a held child go on, written to its pipe FD (retried on EINTR): 1, or -1 with errno. A
+ * child that died before reading it (killed from outside) makes the write fail with EPIPE, and SIGPIPE, whose
+ * default action would end the tool half-way with its set-up still made, is blocked for the write and taken if
+ * it came; the caller then reaps the child and reports. Not SIG_IGN: an ignored SIGPIPE would pass to the job.
+ */
+int jb_release_child(int fd);
+
+/*
  * Blocks (BLOCK != 0) or unblocks the signals jb_forward_signals forwards (HUP, INT, QUIT, TERM, USR1, USR2),
  * so one that arrives while the job is being set up waits until it can be forwarded instead of killing the
  * tool half-way. 0 or -1 with errno.

@@ -79,8 +79,7 @@ package enum ChildProcess {
         }
         // The child waits for this byte before exec, so it is in its own group before it can start anyone.
         _ = setpgid(pid, pid)
-        var go: UInt8 = 1
-        _ = write(goPipe[1], &go, 1)
+        _ = jb_release_child(goPipe[1])
         close(goPipe[1])
         let execError = jb_exec_result(execErrorFD)
         if execError != 0 {

@@ -92,8 +92,7 @@ package final class HeldJob {
     /// Lets the child exec; throws the exec error (127 not found, 126 not executable) after reaping it. Once the
     /// job runs, HUP, INT, QUIT, TERM, USR1 and USR2 are forwarded to it, and unblocked (see `SetUpSignals.hold`).
     package func release() throws(JobboxError) {
-        var byte: UInt8 = 1
-        let count = retryingOnInterrupt { write(goFD, &byte, 1) }
+        let count = jb_release_child(goFD)
         close(goFD)
         goFD = -1
         let code = takeExecResult()

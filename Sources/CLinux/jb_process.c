@@ -25,24 +25,38 @@
 
 int jb_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
-int jb_release_child(int fd) {
+ssize_t jb_write_without_sigpipe(int fd, const void *buffer, size_t length) {
     sigset_t pipe_signal, previous;
     sigemptyset(&pipe_signal);
     sigaddset(&pipe_signal, SIGPIPE);
     if (pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous) != 0) return -1;
-    ssize_t written;
-    do written = write(fd, "g", 1); while (written < 0 && errno == EINTR);
-    int saved = errno;
+    const char *bytes = buffer;
+    size_t done = 0;
+    int saved = 0;
+    while (done < length) {
+        ssize_t written = write(fd, bytes + done, length - done);
+        if (written < 0 && errno == EINTR) continue;
+        if (written <= 0) {
+            saved = written < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)written;
+    }
     /* A SIGPIPE already pending before the call was blocked by the caller and is theirs: only one this write
-     * raised is taken (there is none when the byte went through). */
-    if (written < 0 && saved == EPIPE && !sigismember(&previous, SIGPIPE)) {
+     * raised is taken (there is none when every byte went through). */
+    if (saved == EPIPE && !sigismember(&previous, SIGPIPE)) {
         const struct timespec now = {0, 0};
         while (sigtimedwait(&pipe_signal, NULL, &now) == SIGPIPE) {}
     }
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    errno = saved;
-    return written == 1 ? 1 : -1;
+    if (saved != 0) {
+        errno = saved;
+        return -1;
+    }
+    return (ssize_t)length;
 }
+
+int jb_release_child(int fd) { return jb_write_without_sigpipe(fd, "g", 1) == 1 ? 1 : -1; }
 
 int jb_block_forwarded_signals(int block) {
     sigset_t set;

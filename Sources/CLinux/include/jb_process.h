@@ -11,10 +11,17 @@
 int jb_pidfd_open(pid_t pid);
 
 /*
- * The one byte that lets a held child go on, written to its pipe FD (retried on EINTR): 1, or -1 with errno. A
- * child that died before reading it (killed from outside) makes the write fail with EPIPE, and SIGPIPE, whose
- * default action would end the tool half-way with its set-up still made, is blocked for the write and taken if
- * it came; the caller then reaps the child and reports. Not SIG_IGN: an ignored SIGPIPE would pass to the job.
+ * Writes LENGTH bytes of BUFFER to the pipe FD (retried on EINTR and after a short write): LENGTH, or -1 with
+ * errno. A reader that went away (a child that died before reading) makes the write fail with EPIPE, and SIGPIPE,
+ * whose default action would end the writer half-way, is blocked for the write and taken if it came. Not SIG_IGN:
+ * an ignored SIGPIPE would pass through exec to the job.
+ */
+ssize_t jb_write_without_sigpipe(int fd, const void *buffer, size_t length);
+
+/*
+ * The one byte that lets a held child go on, written to its pipe FD by jb_write_without_sigpipe: 1, or -1 with
+ * errno; a child killed from outside before it read the byte is then reaped and reported by the caller instead
+ * of ending the tool with its set-up still made.
  */
 int jb_release_child(int fd);
 

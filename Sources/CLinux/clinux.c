@@ -130,14 +130,17 @@ pid_t jb_spawn(const char *file, char *const argv[], char *const envp[], const s
                 child_fail(err_pipe[1], errno);
             if (opts->unshare_flags && unshare(opts->unshare_flags) != 0) child_fail(err_pipe[1], errno);
             if ((opts->flags & JB_SPAWN_SETNS) && setns(opts->netns_fd, CLONE_NEWNET) != 0) child_fail(err_pipe[1], errno);
-            if (opts->flags & (JB_SPAWN_STDIN | JB_SPAWN_STDOUT)) {
-                /* Copied above 2 first, so neither can be overwritten by the other's dup2. */
-                int in = (opts->flags & JB_SPAWN_STDIN) ? fcntl(opts->stdin_fd, F_DUPFD_CLOEXEC, 3) : -2;
-                int out = (opts->flags & JB_SPAWN_STDOUT) ? fcntl(opts->stdout_fd, F_DUPFD_CLOEXEC, 3) : -2;
-                if (in == -1 || out == -1) child_fail(err_pipe[1], errno);
-                if (in >= 0 && dup2(in, 0) != 0) child_fail(err_pipe[1], errno);
-                if (out >= 0 && dup2(out, 1) != 1) child_fail(err_pipe[1], errno);
-            }
+            /* In the child, never around the fork in the parent: the parent's own 0-2 are shared by its threads
+             * (the tests call the tools' code from many at once). Each is copied above 2 first, so no dup2
+             * overwrites another that is still to be placed. */
+            static const int stdio_flags[3] = {JB_SPAWN_STDIN, JB_SPAWN_STDOUT, JB_SPAWN_STDERR};
+            const int stdio_fds[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
+            int copies[3] = {-2, -2, -2};
+            for (int i = 0; i < 3; i++)
+                if ((opts->flags & stdio_flags[i]) && (copies[i] = fcntl(stdio_fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+                    child_fail(err_pipe[1], errno);
+            for (int i = 0; i < 3; i++)
+                if (copies[i] >= 0 && dup2(copies[i], i) != i) child_fail(err_pipe[1], errno);
             if (opts->flags & JB_SPAWN_SETIDS) {
                 /* Never root: the point is to act with the job's rights only. Groups first, while still root. */
                 if (opts->uid == 0 || opts->gid == 0) child_fail(err_pipe[1], EPERM);

@@ -18,41 +18,6 @@ int jb_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const c
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
 }
 
-pid_t jb_spawn_stdio(const char *file, char *const argv[], char *const envp[], const struct jb_spawn_options *opts,
-                     int in_fd, int out_fd, int err_fd, int *exec_error_fd) {
-    const int targets[3] = {in_fd, out_fd, err_fd};
-    int saved[3] = {-1, -1, -1};
-    int redirected[3] = {0, 0, 0};
-    int failed = 0;
-    for (int i = 0; i < 3 && !failed; i++) {
-        if (targets[i] < 0) continue;
-        /* A closed standard descriptor (EBADF) has nothing to save; it is closed again afterwards. */
-        saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 3);
-        if (saved[i] < 0 && errno != EBADF) {
-            failed = 1;
-        } else if (dup2(targets[i], i) < 0) {
-            failed = 1;
-        } else {
-            redirected[i] = 1;
-        }
-    }
-    pid_t pid = -1;
-    int spawn_errno = errno;
-    if (!failed) {
-        pid = jb_spawn(file, argv, envp, opts, exec_error_fd);
-        spawn_errno = errno;
-    }
-    for (int i = 0; i < 3; i++) {
-        if (redirected[i]) {
-            if (saved[i] >= 0) dup2(saved[i], i);
-            else close(i);
-        }
-        if (saved[i] >= 0) close(saved[i]);
-    }
-    errno = spawn_errno;
-    return pid;
-}
-
 int jb_syncfs(int fd) { return syncfs(fd); }
 
 static volatile sig_atomic_t interrupt_target;

@@ -63,6 +63,7 @@ struct jb_spawn_options {
     int flags;           /* JB_SPAWN_*: which of the fields below apply (0: none) */
     int stdin_fd;        /* JB_SPAWN_STDIN: made the child's stdin */
     int stdout_fd;       /* JB_SPAWN_STDOUT: made the child's stdout */
+    int stderr_fd;       /* JB_SPAWN_STDERR: made the child's stderr */
     int netns_fd;        /* JB_SPAWN_SETNS: the child enters this network namespace (before dropping root) */
     uid_t uid;           /* JB_SPAWN_SETIDS: the child drops every supplementary group and becomes GID and UID */
     gid_t gid;           /* (then no_new_privs; the death signal is armed again, as changing ids clears it) */
@@ -74,6 +75,7 @@ struct jb_spawn_options {
 #define JB_SPAWN_SETIDS 4
 #define JB_SPAWN_STDOUT 8
 #define JB_SPAWN_CGROUP 16
+#define JB_SPAWN_STDERR 32
 
 /*
  * Fork; the child resets signal dispositions and the signal mask, applies OPTS, then jb_exec(FILE, ARGV, ENVP).

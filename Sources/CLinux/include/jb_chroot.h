@@ -14,15 +14,6 @@
  * an empty directory). */
 int jb_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 
-/*
- * jb_spawn with the child's standard input, output and error on IN_FD, OUT_FD and ERR_FD (-1: inherit).
- * jb_spawn's child inherits descriptors 0-2, so this points them at the given descriptors around the fork and
- * restores them afterwards: only for single-threaded callers (chroot-tool), where nothing else writes to
- * them meanwhile.
- */
-pid_t jb_spawn_stdio(const char *file, char *const argv[], char *const envp[], const struct jb_spawn_options *opts,
-                     int in_fd, int out_fd, int err_fd, int *exec_error_fd);
-
 /* syncfs(2): flushes the filesystem holding FD. */
 int jb_syncfs(int fd);
 

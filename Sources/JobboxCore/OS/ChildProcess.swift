@@ -25,8 +25,11 @@ package struct ChildResult: Sendable {
     package let output: String
 }
 
-/// Runs a program (a backend, rpm, chroot) from a single-threaded tool: forked and exec'd by the C shim, so no
-/// Swift runs in the child.
+/// Runs a program (a backend, rpm, chroot, getent): forked and exec'd by the C shim, so no Swift runs in the
+/// child. The child's stdin, stdout and stderr are placed in the child, never by pointing this process's own
+/// 0-2 at them around the fork: a threaded caller (the tests run tools' code from many threads) would hand
+/// one child another's pipe and leave its own stdout on a pipe that closes (seen: a lookup got another test's
+/// user, and the test run died of SIGPIPE).
 ///
 /// The child leads its own process group, so an interruption reaches everything it started (debootstrap's
 /// dpkg runs) and stragglers are killed once it exits; it gets SIGKILL if chroot-tool itself dies, so a killed
@@ -61,14 +64,17 @@ package enum ChildProcess {
         options.go_fd = goPipe[0]
         options.death_signal = SIGKILL
         options.close_fds = (outputPipe[0], goPipe[1], -1, -1)
+        options.flags = (devNull >= 0 ? JB_SPAWN_STDIN : 0) | JB_SPAWN_STDOUT | (output == .capture ? 0 : JB_SPAWN_STDERR)
+        options.stdin_fd = devNull
+        options.stdout_fd = outputPipe[1]
+        options.stderr_fd = outputPipe[1]
 
         guard let argv = CStringArray(arguments), let envp = CStringArray(environment: environment) else {
             for fd in [outputPipe[0], outputPipe[1], goPipe[0], goPipe[1]] { close(fd) }
             throw JobboxError.system("cannot start", arguments[0], .noMemory)
         }
         var execErrorFD: Int32 = -1
-        let errorTarget: Int32 = output == .capture ? -1 : outputPipe[1]
-        let pid = jb_spawn_stdio(argv.pointers[0], argv.pointers, envp.pointers, &options, devNull, outputPipe[1], errorTarget, &execErrorFD)
+        let pid = jb_spawn(argv.pointers[0], argv.pointers, envp.pointers, &options, &execErrorFD)
         let spawnError = Errno.last
         close(outputPipe[1])
         close(goPipe[0])

@@ -402,7 +402,7 @@ int jb_nsexec_exec(const struct jb_nsexec_plan *plan, struct jb_nsexec_failure *
     return fail(failure, JB_NSEXEC_EXEC, 0, error);
 }
 
-static void report_and_exit(int report_fd, const struct jb_nsexec_failure *failure) {
+static void __attribute__((noreturn)) report_and_exit(int report_fd, const struct jb_nsexec_failure *failure) {
     ssize_t ignored = write(report_fd, failure, sizeof *failure);
     (void)ignored;
     _exit(failure->stage == JB_NSEXEC_EXEC ? exec_status(failure->error) : 125);
@@ -415,6 +415,36 @@ static int parent_gone(int go_fd) {
     do ready = poll(&watch, 1, 0); while (ready < 0 && errno == EINTR);
     return ready > 0 && (watch.revents & (POLLHUP | POLLERR)) != 0;
 }
+
+/* The job's last steps: descriptors sealed, no signal blocked, exec; a failure goes to REPORT_FD. */
+static void __attribute__((noreturn)) exec_job(const struct jb_nsexec_plan *plan, int report_fd) {
+    struct jb_nsexec_failure failure;
+    memset(&failure, 0, sizeof failure);
+    if (seal_descriptors(plan, &failure) != 0) report_and_exit(report_fd, &failure);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
+    report_and_exit(report_fd, &failure);
+}
+
+/* What the init's job process is started with. */
+struct job_start {
+    const struct jb_nsexec_plan *plan;
+    int report_fd;
+};
+
+/* The job's process runs here on a stack of its own, in the init's memory until its exec (CLONE_VM |
+ * CLONE_VFORK, as posix_spawn does): a fork would copy the page tables of a Swift process for a child that only
+ * execs (measured: most of what the init costs a job's start). The init is suspended meanwhile, and the child
+ * writes nothing of the init's but errno and its own frames on this stack; jb_exec allocates nothing. */
+static int start_job(void *argument) {
+    const struct job_start *start = argument;
+    exec_job(start->plan, start->report_fd);
+}
+
+/* The job process's stack: its deepest frames are jb_exec's and the descriptor walk's 4 KiB buffers. */
+static char job_stack[64 * 1024] __attribute__((aligned(16)));
 
 /* PID 1 of the new namespace: set up, become the job's user, then either exec the job (no init) or fork it and
  * supervise it. Every signal is blocked on entry; the init and the job end up with none blocked. */
@@ -443,21 +473,11 @@ static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *pla
     }
     if (parent_gone(go_fd)) _exit(125);
 
-    if (!plan->run_init) {
-        if (seal_descriptors(plan, &failure) != 0) report_and_exit(report_fd, &failure);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
-        report_and_exit(report_fd, &failure);
-    }
+    if (!plan->run_init) exec_job(plan, report_fd);
 
     prctl(PR_SET_NAME, "ns-exec-init", 0, 0, 0);
-    pid_t job = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-    if (job == 0) {
-        if (seal_descriptors(plan, &failure) != 0) report_and_exit(report_fd, &failure);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        fail(&failure, JB_NSEXEC_EXEC, 0, jb_exec(plan->file, plan->argv, plan->envp));
-        report_and_exit(report_fd, &failure);
-    }
+    struct job_start start = {.plan = plan, .report_fd = report_fd};
+    pid_t job = clone(start_job, job_stack + sizeof job_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
     if (job < 0) {
         fail(&failure, JB_NSEXEC_INIT_FORK, 0, errno);
         report_and_exit(report_fd, &failure);

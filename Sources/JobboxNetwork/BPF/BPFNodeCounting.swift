@@ -72,24 +72,34 @@ package final class BPFNodeCounting {
     /// level than their cgroup's. Levels are counted from the hierarchy's root, so the mount must show it (its
     /// root's inode is 1), as the kernel's `bpf_skb_ancestor_cgroup_id` counts them.
     static func levelRefusal(place: BPFJobCgroup, unified: CgroupHierarchy, programs: jb_netacct_node_programs) -> NodeCountingRefusal? {
-        let components = place.path.dropFirst(unified.mountPoint.count).split(separator: "/")
+        // Where each component below the mount ends in the path: level L's directory is the path up to the Lth.
+        // Offsets, not split-off pieces: an array of slices is a generic type the runtime would build per job.
+        let path = Array(place.path.utf8)
+        var ends: [Int] = []
+        var index = unified.mountPoint.utf8.count
+        while index < path.count {
+            while index < path.count, path[index] == UInt8(ascii: "/") { index += 1 }
+            guard index < path.count else { break }
+            while index < path.count, path[index] != UInt8(ascii: "/") { index += 1 }
+            ends.append(index)
+        }
+        let components = ends.count
         // A cgroup netacct makes does not exist yet: only its ancestors can be the service's.
-        let candidates = place.made ? components.count - 1 : components.count
-        var directory = unified.mountPoint
+        let candidates = place.made ? components - 1 : components
         var info = stat()
-        guard stat(directory, &info) == 0, info.st_ino == 1 else {
+        guard stat(unified.mountPoint, &info) == 0, info.st_ino == 1 else {
             return NodeCountingRefusal("the cgroup2 mount does not show the hierarchy's root")
         }
         for level in 0...max(candidates, 0) {
             if level > 0 {
-                directory += "/" + components[level - 1]
+                let directory = String(decoding: path[..<ends[level - 1]], as: UTF8.self)
                 guard stat(directory, &info) == 0 else { break }
             }
             guard UInt64(info.st_ino) == programs.cgroup_id else { continue }
             if programs.first_level != UInt32(level) {
                 return NodeCountingRefusal("the node service's programs count from level \(programs.first_level), their cgroup's is \(level)")
             }
-            if components.count - level >= Int(JB_NETACCT_MAX_LEVELS) {
+            if components - level >= Int(JB_NETACCT_MAX_LEVELS) {
                 return NodeCountingRefusal("the job's cgroup is more than \(JB_NETACCT_MAX_LEVELS - 1) levels below the node service's")
             }
             return nil
@@ -97,31 +107,43 @@ package final class BPFNodeCounting {
         return NodeCountingRefusal("the job's cgroup is not below the node service's (cgroup id \(programs.cgroup_id))")
     }
 
-    /// A networks map's contents as the programs see them: each key's family and prefix with the bits past the
-    /// prefix cleared (the trie matches only the prefix), and its kind; a later entry of the same key wins, as an
-    /// update does.
-    static func networks(_ entries: [BPFAccounting.NetworkEntry]) -> [[UInt8]: UInt32] {
-        var result: [[UInt8]: UInt32] = [:]
+    /// A networks map's contents as the programs see them, in one comparable form: each key's family and prefix
+    /// with the bits past the prefix cleared (the trie matches only the prefix), with its kind, in byte order; a
+    /// later entry of the same key wins, as an update does. Byte arrays, not a dictionary: a dictionary's storage is
+    /// a generic class the Swift runtime would build, checking its key's conformances, at every job's start.
+    static func networks(_ entries: [BPFAccounting.NetworkEntry]) -> [[UInt8]] {
+        var contents: [[UInt8]] = []
         for entry in entries {
-            result[Self.key(prefixLength: UInt32(8 + entry.length), family: UInt8(truncatingIfNeeded: entry.family), address: entry.octets)] = UInt32(
-                entry.kind)
+            let key = Self.key(prefixLength: UInt32(8 + entry.length), family: UInt8(truncatingIfNeeded: entry.family), address: entry.octets)
+            Self.add(key, kind: UInt32(entry.kind), to: &contents)
         }
-        return result
+        contents.sort { $0.lexicographicallyPrecedes($1) }
+        return contents
     }
 
     /// The networks map open at `fd`, as `networks` makes it; nil when it holds more than `capacity` entries (not
     /// the expected ones, then) or cannot be read.
-    static func readNetworks(_ fd: Int32, capacity: Int) -> [[UInt8]: UInt32]? {
+    static func readNetworks(_ fd: Int32, capacity: Int) -> [[UInt8]]? {
         var keys = [jb_netacct_key](repeating: jb_netacct_key(), count: capacity)
         var kinds = [UInt32](repeating: 0, count: capacity)
         let count = Int(jb_netacct_node_networks(fd, &keys, &kinds, Int32(capacity)))
         guard count >= 0, count <= capacity else { return nil }
-        var result: [[UInt8]: UInt32] = [:]
+        var contents: [[UInt8]] = []
         for index in 0..<count {
             let bytes = withUnsafeBytes(of: keys[index].data) { Array($0) }
-            result[Self.key(prefixLength: keys[index].prefixlen, family: bytes[0], address: Array(bytes.dropFirst()))] = kinds[index]
+            Self.add(Self.key(prefixLength: keys[index].prefixlen, family: bytes[0], address: Array(bytes.dropFirst())), kind: kinds[index], to: &contents)
         }
-        return result
+        contents.sort { $0.lexicographicallyPrecedes($1) }
+        return contents
+    }
+
+    /// Adds the entry of `key` and `kind` to `contents` (the key's length, the key, the kind's four bytes), in place
+    /// of one of the same key.
+    static func add(_ key: [UInt8], kind: UInt32, to contents: inout [[UInt8]]) {
+        let entry = [UInt8(truncatingIfNeeded: key.count)] + key + [0, 8, 16, 24].map { UInt8(truncatingIfNeeded: kind >> $0) }
+        let keyBytes = key.count + 1
+        contents.removeAll { $0.count == entry.count && $0[..<keyBytes] == entry[..<keyBytes] }
+        contents.append(entry)
     }
 
     /// A networks key compared by what the trie matches: its prefix length, family and the prefix's bits.

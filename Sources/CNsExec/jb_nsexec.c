@@ -443,9 +443,6 @@ static int start_job(void *argument) {
     exec_job(start->plan, start->report_fd);
 }
 
-/* The job process's stack: its deepest frames are jb_exec's and the descriptor walk's 4 KiB buffers. */
-static char job_stack[64 * 1024] __attribute__((aligned(16)));
-
 /* PID 1 of the new namespace: set up, become the job's user, then either exec the job (no init) or fork it and
  * supervise it. Every signal is blocked on entry; the init and the job end up with none blocked. */
 static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *plan, int report_fd, int go_fd) {
@@ -476,6 +473,9 @@ static void __attribute__((noreturn)) run_child(const struct jb_nsexec_plan *pla
     if (!plan->run_init) exec_job(plan, report_fd);
 
     prctl(PR_SET_NAME, "ns-exec-init", 0, 0, 0);
+    /* The job process's stack, in this frame, which lasts as long as the init: its deepest frames are jb_exec's
+     * and the descriptor walk's 4 KiB buffers. Not static: every ns-exec would map it, with or without --pid. */
+    char job_stack[64 * 1024] __attribute__((aligned(16)));
     struct job_start start = {.plan = plan, .report_fd = report_fd};
     pid_t job = clone(start_job, job_stack + sizeof job_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
     if (job < 0) {

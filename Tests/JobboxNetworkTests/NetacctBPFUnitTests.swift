@@ -1,3 +1,4 @@
+import CNetacctBPF
 import JobboxCgroups
 import JobboxTestSupport
 import Testing
@@ -111,5 +112,27 @@ struct NetacctBPFUnitTests {
         #expect(leases.validate(lease("/etc/netacct_12_0"), fileName: "netacct_12_0.lease") != nil)
         #expect(leases.validate(lease(mount + "/netacct_12_0", made: false), fileName: "netacct_12_0.lease") != nil)
         #expect(leases.validate(lease(mount + "/x/netacct_bad", job: "bad job"), fileName: "netacct_bad.lease") != nil)
+    }
+}
+
+extension NetacctBPFUnitTests {
+    static func entry(_ octets: [UInt8], _ length: Int, kind: Int32 = JB_NETACCT_REMOTE_INTERNAL) -> BPFAccounting.NetworkEntry {
+        BPFAccounting.NetworkEntry(family: JB_NETACCT_FAMILY_IPV4, octets: octets, length: length, kind: kind) { "test" }
+    }
+
+    @Test("the service's networks compare as the trie sees them: order, host bits and overwritten entries do not count; a kind or a prefix does")
+    func networksCompareAsTheTrieSeesThem() {
+        let campus = Self.entry([10, 0, 0, 0], 8)
+        let lab = Self.entry([192, 168, 0, 0], 16)
+        #expect(BPFNodeCounting.networks([campus, lab]) == BPFNodeCounting.networks([lab, campus]))
+        // Bits past the prefix are not matched by the trie.
+        #expect(BPFNodeCounting.networks([Self.entry([10, 1, 2, 3], 8)]) == BPFNodeCounting.networks([campus]))
+        // A later entry of the same key replaces the earlier one, as a map update does.
+        let loopbackLater = [Self.entry([10, 0, 0, 0], 8, kind: JB_NETACCT_REMOTE_LOOPBACK), campus]
+        #expect(BPFNodeCounting.networks(loopbackLater) == BPFNodeCounting.networks([campus]))
+        #expect(BPFNodeCounting.networks([campus, Self.entry([10, 0, 0, 0], 8, kind: JB_NETACCT_REMOTE_LOOPBACK)]) != BPFNodeCounting.networks([campus]))
+        #expect(BPFNodeCounting.networks([Self.entry([10, 0, 0, 0], 9)]) != BPFNodeCounting.networks([campus]))
+        #expect(BPFNodeCounting.networks([campus, lab]) != BPFNodeCounting.networks([campus]))
+        #expect(BPFNodeCounting.networks([campus, lab]).count == 2)
     }
 }

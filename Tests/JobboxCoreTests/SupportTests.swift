@@ -189,6 +189,48 @@ struct ValueTests {
         }
     }
 
+    /// The Character-wise parser ByteSize had before it parsed bytes, as the oracle for ASCII text.
+    static func characterWiseSize(_ text: String) -> ByteSize? {
+        let trimmed = text.trimmingASCIISpaces()
+        if trimmed.lowercased() == "max" || trimmed.lowercased() == "unlimited" { return .unlimited }
+        var digits = Substring(trimmed)
+        var multiplier: UInt64 = 1
+        for suffix in ["ib", "b"] where digits.lowercased().hasSuffix(suffix) && digits.count > suffix.count {
+            let candidate = digits.dropLast(suffix.count)
+            if let last = candidate.last, "kmgtKMGT".contains(last) || suffix == "b" {
+                digits = candidate
+                break
+            }
+        }
+        if let last = digits.last, let power = ["k": 1, "m": 2, "g": 3, "t": 4][last.lowercased()] {
+            multiplier = 1 << (10 * UInt64(power))
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = UInt64(digits) else { return nil }
+        let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : .bytes(product)
+    }
+
+    @Test("the byte-wise size parser agrees with the Character-wise one it replaced on every short ASCII text")
+    func sizesAsBefore() {
+        let alphabet = ["0", "7", "9", " ", "\t", "k", "K", "m", "G", "t", "i", "I", "b", "B", "x", "-", "."]
+        var texts = [
+            "max", "MAX", "Max", " max ", "unlimited", "UNLIMITED", "maxb", "18446744073709551615", "18446744073709551616",
+            "17179869183G", "17179869184G", "16777215T", "16777216T", "1KIB", "1kIb", "1ib", "kb", "kib", "b", "ib",
+        ]
+        var level = [""]
+        for _ in 0..<4 {
+            level = level.flatMap { prefix in alphabet.map { prefix + $0 } }
+            texts += level
+        }
+        var differences: [String] = []
+        for text in texts where ByteSize(parsing: text) != Self.characterWiseSize(text) {
+            differences.append("'\(text)': \(String(describing: ByteSize(parsing: text))) against \(String(describing: Self.characterWiseSize(text)))")
+        }
+        #expect(differences == [], "\(differences.prefix(10))")
+        #expect(texts.count > 80_000)
+    }
+
     @Test("sizes print in their shortest exact form and as cgroup values")
     func sizeText() {
         #expect(ByteSize.bytes(64 << 20).description == "64M")

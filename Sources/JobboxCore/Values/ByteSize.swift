@@ -9,27 +9,44 @@ package enum ByteSize: Sendable, Equatable, CustomStringConvertible {
     package static let acceptedForms = "a number of bytes, a number with K, M, G or T (powers of 1024), or max"
 
     /// Parses `text`; nil when it is not one of the accepted forms or overflows 64 bits.
+    ///
+    /// On the UTF-8 bytes, ASCII only: Character-wise parsing (lowercased text, a dictionary of suffixes) had the
+    /// Swift runtime build generic types on cg-exec's job line at every start.
     package init?(parsing text: String) {
-        let trimmed = text.trimmingASCIISpaces()
-        if trimmed.lowercased() == "max" || trimmed.lowercased() == "unlimited" {
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        let lowered: (UInt8) -> UInt8 = { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }
+        var bytes = Array(text.utf8)
+        while let last = bytes.last, isSpace(last) { bytes.removeLast() }
+        var lower = [UInt8]()
+        lower.reserveCapacity(bytes.count)
+        for byte in bytes.drop(while: isSpace) { lower.append(lowered(byte)) }
+        if lower == Array("max".utf8) || lower == Array("unlimited".utf8) {
             self = .unlimited
             return
         }
-        var digits = Substring(trimmed)
+        let isPowerLetter: (UInt8) -> Bool = { $0 == UInt8(ascii: "k") || $0 == UInt8(ascii: "m") || $0 == UInt8(ascii: "g") || $0 == UInt8(ascii: "t") }
+        // Accept K, KB, KiB (and the same for M, G, T) in any case, and B after a plain number.
+        let count = lower.count
+        if count > 2, lower[count - 2] == UInt8(ascii: "i"), lower[count - 1] == UInt8(ascii: "b"), isPowerLetter(lower[count - 3]) {
+            lower.removeLast(2)
+        } else if count > 1, lower[count - 1] == UInt8(ascii: "b") {
+            lower.removeLast()
+        }
         var multiplier: UInt64 = 1
-        // Accept K, KB, KiB (and the same for M, G, T) in any case.
-        for suffix in ["ib", "b"] where digits.lowercased().hasSuffix(suffix) && digits.count > suffix.count {
-            let candidate = digits.dropLast(suffix.count)
-            if let last = candidate.last, "kmgtKMGT".contains(last) || suffix == "b" {
-                digits = candidate
-                break
-            }
+        if let last = lower.last, isPowerLetter(last) {
+            let power: UInt64 = last == UInt8(ascii: "k") ? 1 : last == UInt8(ascii: "m") ? 2 : last == UInt8(ascii: "g") ? 3 : 4
+            multiplier = 1 << (10 * power)
+            lower.removeLast()
         }
-        if let last = digits.last, let power = ["k": 1, "m": 2, "g": 3, "t": 4][last.lowercased()] {
-            multiplier = 1 << (10 * UInt64(power))
-            digits = digits.dropLast()
+        guard !lower.isEmpty else { return nil }
+        var value: UInt64 = 0
+        for byte in lower {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !overflowed, !carried else { return nil }
+            value = sum
         }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = UInt64(digits) else { return nil }
         let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
         guard !overflow else { return nil }
         self = .bytes(product)

@@ -251,16 +251,7 @@ package enum CgroupStatFormat {
 
     /// A non-negative decimal that fits in 64 bits, or nil.
     static func number(_ digits: Slice<UnsafeRawBufferPointer>) -> UInt64? {
-        guard !digits.isEmpty else { return nil }
-        var value: UInt64 = 0
-        for byte in digits {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            if overflow1 || overflow2 { return nil }
-            value = sum
-        }
-        return value
+        ASCIIDecimal.value(UnsafeRawBufferPointer(rebasing: digits))
     }
 
     static func text(_ bytes: Slice<UnsafeRawBufferPointer>) -> String {

@@ -38,15 +38,7 @@ package enum ByteSize: Sendable, Equatable, CustomStringConvertible {
             multiplier = 1 << (10 * power)
             lower.removeLast()
         }
-        guard !lower.isEmpty else { return nil }
-        var value: UInt64 = 0
-        for byte in lower {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            let (times10, overflowed) = value.multipliedReportingOverflow(by: 10)
-            let (sum, carried) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
-            guard !overflowed, !carried else { return nil }
-            value = sum
-        }
+        guard let value = lower.withUnsafeBytes({ ASCIIDecimal.value($0) }) else { return nil }
         let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
         guard !overflow else { return nil }
         self = .bytes(product)

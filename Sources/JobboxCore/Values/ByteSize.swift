@@ -13,29 +13,32 @@ package enum ByteSize: Sendable, Equatable, CustomStringConvertible {
     /// On the UTF-8 bytes, ASCII only: Character-wise parsing (lowercased text, a dictionary of suffixes) had the
     /// Swift runtime build generic types on cg-exec's job line at every start.
     package init?(parsing text: String) {
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
         let lowered: (UInt8) -> UInt8 = { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }
-        var bytes = Array(text.utf8)
-        while let last = bytes.last, isSpace(last) { bytes.removeLast() }
-        var lower = [UInt8]()
-        lower.reserveCapacity(bytes.count)
-        for byte in bytes.drop(while: isSpace) { lower.append(lowered(byte)) }
+        var lower = Array(text.trimmingASCIISpaces().utf8).map(lowered)
         if lower == Array("max".utf8) || lower == Array("unlimited".utf8) {
             self = .unlimited
             return
         }
-        let isPowerLetter: (UInt8) -> Bool = { $0 == UInt8(ascii: "k") || $0 == UInt8(ascii: "m") || $0 == UInt8(ascii: "g") || $0 == UInt8(ascii: "t") }
+        // The power of 1024 a (lowercased) K, M, G or T stands for.
+        let power: (UInt8) -> UInt64? = {
+            switch $0 {
+            case UInt8(ascii: "k"): return 1
+            case UInt8(ascii: "m"): return 2
+            case UInt8(ascii: "g"): return 3
+            case UInt8(ascii: "t"): return 4
+            default: return nil
+            }
+        }
         // Accept K, KB, KiB (and the same for M, G, T) in any case, and B after a plain number.
         let count = lower.count
-        if count > 2, lower[count - 2] == UInt8(ascii: "i"), lower[count - 1] == UInt8(ascii: "b"), isPowerLetter(lower[count - 3]) {
+        if count > 2, lower[count - 2] == UInt8(ascii: "i"), lower[count - 1] == UInt8(ascii: "b"), power(lower[count - 3]) != nil {
             lower.removeLast(2)
         } else if count > 1, lower[count - 1] == UInt8(ascii: "b") {
             lower.removeLast()
         }
         var multiplier: UInt64 = 1
-        if let last = lower.last, isPowerLetter(last) {
-            let power: UInt64 = last == UInt8(ascii: "k") ? 1 : last == UInt8(ascii: "m") ? 2 : last == UInt8(ascii: "g") ? 3 : 4
-            multiplier = 1 << (10 * power)
+        if let last = lower.last, let exponent = power(last) {
+            multiplier = 1 << (10 * exponent)
             lower.removeLast()
         }
         guard let value = lower.withUnsafeBytes({ ASCIIDecimal.value($0) }) else { return nil }
